@@ -1,0 +1,41 @@
+# zoo's set-up. A newcomer on a fresh machine runs one of:
+#   make run    install everything, then show the models and the data
+#   make test   install everything, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PLUGINS := plugins/zoo-rnn plugins/zoo-lstm plugins/zoo-cnn
+FASHION := /usr/share/datasets/fashion-mnist
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data run test bench clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS))
+	touch $@
+
+# The real Fashion-MNIST from Debian's dataset-fashion-mnist, where apt exists;
+# elsewhere zoo downloads it on first use.
+data:
+	@if [ -f $(FASHION)/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST: $(FASHION)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "no apt-get here: zoo will download Fashion-MNIST on first use"; \
+	fi
+
+run: setup
+	$(BIN)/zoo list
+	$(BIN)/zoo datasets
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info plugins/*/*.egg-info

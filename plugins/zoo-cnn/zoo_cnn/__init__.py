@@ -1,0 +1,56 @@
+"""zoo-cnn: a convolutional network built from ``tf.compat.v1.layers.conv2d``.
+
+The zoo finds this module through the ``zoo`` entry point in pyproject.toml and
+calls :func:`zoo_register_models`. TensorFlow is imported inside :func:`build`, so
+listing models never pays for it.
+"""
+
+from zoo_core import HParam, hookimpl
+
+__version__ = "0.1.0"
+
+HPARAMS = {
+    "blocks": HParam(2, help="conv blocks; each is conv2d + max pool, filters double", min=1, max=6),
+    "filters": HParam(32, help="filters of the first conv block", min=1, max=1024),
+    "kernel": HParam(3, help="conv kernel size", min=1, max=11),
+    "dense": HParam(128, help="units of the dense layer before the logits (0: none)", min=0),
+    "dropout": HParam(0.0, help="dropout rate before the logits, training only", min=0.0, max=0.95),
+}
+
+
+def build(images, *, num_classes, hparams, training):
+    """Conv blocks, then a dense head.
+
+    Args:
+        images: float32 [batch, height, width, channels].
+        num_classes: the number of logits.
+        hparams: the values of :data:`HPARAMS`, merged by the core.
+        training: boolean scalar tensor; switches dropout on.
+
+    Returns:
+        float32 logits [batch, num_classes].
+    """
+    import tensorflow as tf
+
+    layers = tf.compat.v1.layers
+    x = images
+    for i in range(hparams["blocks"]):
+        x = layers.conv2d(x, hparams["filters"] * 2**i, hparams["kernel"], padding="same",
+                          activation=tf.nn.relu, name=f"conv{i + 1}")
+        x = layers.max_pooling2d(x, 2, 2, padding="same", name=f"pool{i + 1}")
+    x = layers.flatten(x)
+    if hparams["dense"]:
+        x = layers.dense(x, hparams["dense"], activation=tf.nn.relu, name="dense")
+    if hparams["dropout"]:
+        x = layers.dropout(x, rate=hparams["dropout"], training=training)
+    return layers.dense(x, num_classes, name="logits")
+
+
+@hookimpl
+def zoo_register_models(register):
+    register(
+        "cnn",
+        build,
+        summary="conv2d 32-64 blocks with max pooling and a dense head (tf.compat.v1.layers)",
+        hparams=HPARAMS,
+    )

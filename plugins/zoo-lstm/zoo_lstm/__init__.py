@@ -1,0 +1,56 @@
+"""zoo-lstm: ``BasicLSTMCell`` unrolled with ``static_rnn`` over the image rows.
+
+A [batch, H, W, C] image is read as H time steps of W*C features; the logits
+come from the last step's output.
+"""
+
+from zoo_core import HParam, hookimpl
+
+__version__ = "0.1.0"
+
+HPARAMS = {
+    "hidden": HParam(128, help="units per LSTM cell", min=1, max=4096),
+    "layers": HParam(1, help="stacked cells (MultiRNNCell when > 1)", min=1, max=8),
+    "forget_bias": HParam(1.0, help="added to the forget gate's bias"),
+    "dropout": HParam(0.0, help="dropout on cell outputs, training only", min=0.0, max=0.95),
+}
+
+
+def build(images, *, num_classes, hparams, training):
+    """Unroll BasicLSTMCell over the image rows.
+
+    Args:
+        images: float32 [batch, height, width, channels].
+        num_classes: the number of logits.
+        hparams: the values of :data:`HPARAMS`.
+        training: boolean scalar tensor; switches dropout on.
+
+    Returns:
+        float32 logits [batch, num_classes].
+    """
+    import tensorflow as tf
+
+    rnn = tf.compat.v1.nn.rnn_cell
+    _, height, width, channels = images.shape.as_list()
+    rows = tf.unstack(tf.reshape(images, [-1, height, width * channels]), axis=1)
+
+    def cell():
+        c = rnn.BasicLSTMCell(hparams["hidden"], forget_bias=hparams["forget_bias"])
+        if not hparams["dropout"]:
+            return c
+        rate = hparams["dropout"] * tf.cast(training, tf.float32)
+        return rnn.DropoutWrapper(c, output_keep_prob=1.0 - rate)
+
+    stack = rnn.MultiRNNCell([cell() for _ in range(hparams["layers"])]) if hparams["layers"] > 1 else cell()
+    outputs, _ = tf.compat.v1.nn.static_rnn(stack, rows, dtype=tf.float32)
+    return tf.compat.v1.layers.dense(outputs[-1], num_classes, name="logits")
+
+
+@hookimpl
+def zoo_register_models(register):
+    register(
+        "lstm",
+        build,
+        summary="BasicLSTMCell (128 units) unrolled with static_rnn over the image rows",
+        hparams=HPARAMS,
+    )

@@ -1,0 +1,54 @@
+"""zoo-rnn: a vanilla RNN, ``BasicRNNCell`` unrolled with ``static_rnn``.
+
+Each image row is one time step: a [batch, H, W, C] image is read as H steps of
+W*C features, and the logits come from the last step's output.
+"""
+
+from zoo_core import HParam, hookimpl
+
+__version__ = "0.1.0"
+
+HPARAMS = {
+    "hidden": HParam(128, help="units per RNN cell", min=1, max=4096),
+    "layers": HParam(1, help="stacked cells (MultiRNNCell when > 1)", min=1, max=8),
+    "dropout": HParam(0.0, help="dropout on cell outputs, training only", min=0.0, max=0.95),
+}
+
+
+def build(images, *, num_classes, hparams, training):
+    """Unroll BasicRNNCell over the image rows.
+
+    Args:
+        images: float32 [batch, height, width, channels].
+        num_classes: the number of logits.
+        hparams: the values of :data:`HPARAMS`.
+        training: boolean scalar tensor; switches dropout on.
+
+    Returns:
+        float32 logits [batch, num_classes].
+    """
+    import tensorflow as tf
+
+    rnn = tf.compat.v1.nn.rnn_cell
+    _, height, width, channels = images.shape.as_list()
+    steps = tf.unstack(tf.reshape(images, [-1, height, width * channels]), axis=1)
+    keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
+    cells = []
+    for _ in range(hparams["layers"]):
+        cell = rnn.BasicRNNCell(hparams["hidden"])
+        if hparams["dropout"]:
+            cell = rnn.DropoutWrapper(cell, output_keep_prob=keep)
+        cells.append(cell)
+    cell = cells[0] if len(cells) == 1 else rnn.MultiRNNCell(cells)
+    outputs, _ = tf.compat.v1.nn.static_rnn(cell, steps, dtype=tf.float32)
+    return tf.compat.v1.layers.dense(outputs[-1], num_classes, name="logits")
+
+
+@hookimpl
+def zoo_register_models(register):
+    register(
+        "rnn",
+        build,
+        summary="BasicRNNCell (128 units) unrolled with static_rnn over the image rows",
+        hparams=HPARAMS,
+    )

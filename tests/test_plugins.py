@@ -1,0 +1,135 @@
+"""Plugin loading: entry points, crash isolation, validation, ZOO_LOAD_PLUGINS."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from zoo_core import HParam, hookimpl
+from zoo_core.errors import HParamError
+from zoo_core.plugins import load
+from zoo_core.registry import open_zoo
+
+GOOD = """
+from zoo_core import hookimpl
+
+def build(images, *, num_classes, hparams, training):
+    raise NotImplementedError
+
+@hookimpl
+def zoo_register_models(register):
+    register("tiny", build, summary="a tiny test model", hparams={"width": 8})
+"""
+
+
+def plugin(**hooks):
+    """A plugin object with the given hook implementations."""
+    mod = types.SimpleNamespace()
+    for name, fn in hooks.items():
+        setattr(mod, name, hookimpl(fn))
+    return mod
+
+
+def registers(*args, **kwargs):
+    def zoo_register_models(register):
+        register(*args, **kwargs)
+    return zoo_register_models
+
+
+def builder(images, *, num_classes, hparams, training):
+    return images
+
+
+def test_the_three_builtin_plugins_load_through_entry_points():
+    result = load()
+    assert {"rnn", "lstm", "cnn"} <= set(result.models)
+    dists = {r.dist for r in result.reports if r.status == "ok"}
+    assert {"zoo-rnn", "zoo-lstm", "zoo-cnn"} <= dists
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_skipped(fake_dist):
+    fake_dist("zoo-broken", {"zoo_broken": "raise ImportError('no module named tensorflo')"})
+    fake_dist("zoo-tiny", {"zoo_tiny": GOOD})
+    result = load()
+    broken = next(r for r in result.reports if r.dist == "zoo-broken")
+    assert broken.status == "failed"
+    assert "import failed" in broken.error and "tensorflo" in broken.error
+    assert "tiny" in result.models and "cnn" in result.models
+
+
+def test_a_hook_that_raises_is_isolated(fake_dist):
+    fake_dist("zoo-raises", {"zoo_raises": """
+        from zoo_core import hookimpl
+        @hookimpl
+        def zoo_register_models(register):
+            raise RuntimeError("database of weights unreachable")
+    """})
+    result = load()
+    report = next(r for r in result.reports if r.dist == "zoo-raises")
+    assert report.status == "failed"
+    assert "RuntimeError: database of weights unreachable" in report.error
+    assert "cnn" in result.models
+
+
+def test_unknown_hook_names_fail_loudly():
+    bad = plugin(zoo_register_modles=lambda register: None)
+    result = load([bad], entry_points=False)
+    assert result.reports[0].status == "failed"
+    assert "zoo_register_modles" in result.reports[0].error
+
+
+def test_duplicate_model_names_name_both_plugins(fake_dist):
+    fake_dist("zoo-cnn2", {"zoo_cnn2": GOOD.replace('"tiny"', '"cnn"')})
+    result = load()
+    report = next(r for r in result.reports if r.dist == "zoo-cnn2")
+    assert report.status == "failed"
+    assert "'cnn' is registered by both zoo-cnn and zoo-cnn2" in report.error
+    assert result.models["cnn"].plugin == "zoo-cnn"
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    (("tiny", 42), {"summary": "s"}, "builder must be callable"),
+    (("Tiny!", builder), {"summary": "s"}, "model name 'Tiny!' is invalid"),
+    (("tiny", builder), {"summary": ""}, "give a one-line summary"),
+    (("tiny", builder), {"summary": "s", "hparams": {"width": [1, 2]}}, "must be bool, int, float or str"),
+    (("tiny", builder), {"summary": "s", "hparams": {"lr": 0.1}}, "'lr' is a trainer setting"),
+    (("tiny", builder), {"summary": "s", "hparams": {"bad name": 1}}, "not an identifier"),
+])
+def test_invalid_registrations_are_rejected_with_a_fix(args, kwargs, message):
+    result = load([plugin(zoo_register_models=registers(*args, **kwargs))], entry_points=False)
+    assert result.reports[0].status == "failed"
+    assert message in result.reports[0].error
+    assert result.models == {}
+
+
+def test_a_default_outside_its_own_bounds_is_refused_at_declaration():
+    with pytest.raises(HParamError, match="default must be int, >= 1, got 0"):
+        HParam(0, min=1)
+
+
+def test_a_plugin_with_one_bad_registration_registers_nothing():
+    def zoo_register_models(register):
+        register("ok", builder, summary="fine")
+        register("bad", None, summary="not callable")
+    result = load([plugin(zoo_register_models=zoo_register_models)], entry_points=False)
+    assert result.models == {}
+
+
+def test_zoo_load_plugins_limits_what_loads(monkeypatch):
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "cnn, zoo-lstm")
+    assert set(load().models) == {"cnn", "lstm"}
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
+    result = load()
+    assert result.models == {} and result.reports == []
+
+
+def test_datasets_register_through_their_hook():
+    def loader(data_dir):
+        raise AssertionError("not called while listing")
+
+    def zoo_register_datasets(register):
+        register("blobs", loader, summary="blobs", classes=["a", "b"], image_shape=(8, 8, 1))
+    zoo = open_zoo(plugins=[plugin(zoo_register_datasets=zoo_register_datasets)], entry_points=False)
+    assert zoo.dataset("blobs").load is loader
+    assert zoo.dataset("fashion").files  # the registry's own datasets are still there

@@ -1,0 +1,146 @@
+"""registry.toml: structure errors name the file, the entry and the fix; settings merge."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from zoo_core.errors import HParamError, RegistryError, UsageError
+from zoo_core.registry import default_registry_path, open_zoo, parse_set_options, read_catalogue
+
+SHIPPED = Path(__file__).resolve().parents[1] / "registry.toml"
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "registry.toml"
+    path.write_text(text)
+    return path
+
+
+def with_model(extra: str) -> str:
+    """The shipped registry's datasets with one extra model entry."""
+    text = SHIPPED.read_text()
+    return text[: text.index("# ------------------------------------------------------------------"
+                             "----- models")] + extra
+
+
+def test_the_packaged_registry_is_the_shipped_one():
+    assert default_registry_path().read_text() == SHIPPED.read_text()
+    cat = read_catalogue()
+    assert {"rnn", "lstm", "cnn"} <= set(cat.models)
+    assert {"fashion", "mnist"} <= set(cat.datasets)
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("schema = 1\n[models.cnn\n", r"registry.toml: invalid TOML"),
+    ("schema = 1\nmodel = {}\n", r"\[top level\] unknown key 'model'; allowed keys: datasets, models, schema"),
+    ("schema = 7\n", r"schema = 7, but this zoo-core reads schema 1; upgrade zoo-core"),
+    ('[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\nepochs = 3\n',
+     r"\[models.cnn\] unknown key 'epochs'; allowed keys: datasets, hparams, plugin, reference, summary"),
+    ('[models.cnn]\nplugin = 3\nsummary = "s"\n', r"\[models.cnn\] plugin must be a distribution name, got 3"),
+    ('[models.cnn]\nsummary = "s"\n', r"\[models.cnn\] is missing 'plugin'"),
+    ('[datasets.x]\nsummary = "s"\nclasses = ["a"]\nimage_shape = [2, 2, 1]\nfiles = {}\n',
+     r"\[datasets.x\] classes must be a list of at least two names"),
+    ('[datasets.x]\nsummary = "s"\nclasses = ["a", "b"]\nimage_shape = [2, 2]\nfiles = {}\n',
+     r"\[datasets.x\] image_shape must be \[height, width, channels\]"),
+])
+def test_malformed_registries_name_the_file_entry_and_fix(tmp_path, text, pattern):
+    path = write(tmp_path, text)
+    with pytest.raises(RegistryError) as err:
+        read_catalogue(path)
+    assert str(path) in str(err.value)
+    assert re.search(pattern, str(err.value)), str(err.value)
+
+
+def test_a_dataset_file_without_any_checksum_is_refused(tmp_path):
+    text = SHIPPED.read_text().replace(
+        ', sha256 = "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", '
+        'md5_gz = "8d4fb7e6c68d591d4c3dfef9ec88bf0d"', "")
+    with pytest.raises(RegistryError, match=r"\[datasets.fashion.files.train_images\] needs sha256"):
+        read_catalogue(write(tmp_path, text))
+
+
+def test_a_missing_registry_file_says_which(tmp_path):
+    with pytest.raises(RegistryError, match="does not exist: check --registry / ZOO_REGISTRY"):
+        read_catalogue(tmp_path / "nope.toml")
+
+
+def test_a_model_whose_plugin_is_missing_is_listed_with_how_to_install(tmp_path):
+    path = write(tmp_path, with_model('[models.gru]\nplugin = "zoo-gru"\nsummary = "a GRU"\n'))
+    zoo = open_zoo(path)
+    row = next(r for r in zoo.rows() if r.name == "gru")
+    assert row.status == "not installed"
+    assert "pip install zoo-gru" in row.hint
+    with pytest.raises(UsageError, match="provided by plugin zoo-gru, which is not installed: pip install zoo-gru"):
+        zoo.resolve("gru", "fashion")
+
+
+def test_unknown_model_suggests_the_closest_names():
+    with pytest.raises(UsageError, match=r"unknown model 'cnnn'; did you mean 'cnn'"):
+        open_zoo().resolve("cnnn", "fashion")
+    with pytest.raises(UsageError, match=r"unknown dataset 'fashon'; did you mean 'fashion'\?"):
+        open_zoo().resolve("cnn", "fashon")
+
+
+def test_settings_merge_plugin_then_registry_then_command_line(tmp_path):
+    path = write(tmp_path, with_model(
+        '[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\n'
+        "[models.cnn.hparams]\nepochs = 4\ndense = 64\n"
+        "[models.cnn.datasets.fashion]\nepochs = 6\n"
+    ))
+    zoo = open_zoo(path)
+    r = zoo.resolve("cnn", "fashion", overrides={"lr": 0.01}, raw_overrides={"dense": "32"})
+    assert r.trainer["epochs"] == 6 and "datasets.fashion" in r.sources["epochs"]
+    assert r.trainer["lr"] == 0.01 and r.sources["lr"] == "command line"
+    assert r.hparams["dense"] == 32 and r.sources["dense"] == "command line"
+    assert r.hparams["filters"] == 32 and r.sources["filters"] == "zoo-cnn default"
+    assert r.trainer["batch_size"] == 128 and r.sources["batch_size"] == "trainer default"
+    assert zoo.resolve("cnn", "mnist").trainer["epochs"] == 4
+
+
+def test_registry_hyperparameters_are_checked_against_the_plugin(tmp_path):
+    path = write(tmp_path, with_model(
+        '[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\n[models.cnn.hparams]\ndense = "wide"\n'))
+    with pytest.raises(RegistryError, match=r"\[models.cnn.hparams\] dense must be int"):
+        open_zoo(path).resolve("cnn", "fashion")
+    path = write(tmp_path, with_model(
+        '[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\n[models.cnn.hparams]\ndepth = 3\n'))
+    with pytest.raises(RegistryError, match=r"sets unknown hyperparameter 'depth'; cnn accepts: .*blocks"):
+        open_zoo(path).resolve("cnn", "fashion")
+
+
+def test_the_shipped_registry_agrees_with_the_shipped_plugins():
+    zoo = open_zoo()
+    for name, entry in zoo.catalogue.models.items():
+        assert name in zoo.models, f"{name} is in registry.toml but no plugin registers it"
+        assert zoo.models[name].plugin == entry.plugin
+        for dataset in entry.datasets:
+            zoo.resolve(name, dataset)  # raises when a value does not fit its declaration
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["dropout=0.3"], {"dropout": "0.3"}),
+    (["a=b=c", " x = 1"], {"a": "b=c", "x": " 1"}),
+])
+def test_set_options_parse(items, expected):
+    assert parse_set_options(items) == expected
+
+
+@pytest.mark.parametrize("item", ["dropout", "=3", ""])
+def test_set_options_without_key_and_value_are_usage_errors(item):
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        parse_set_options([item])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("dense", "wide", "dense must be int"),
+    ("dropout", "nan", "dropout must be a finite number"),
+    ("epochs", "0", "epochs must be int, >= 1"),
+    ("lr_schedule", "linear", "one of constant|cosine|step"),
+    ("depth", "3", "unknown hyperparameter 'depth' for cnn; valid: augment_flip (bool)"),
+])
+def test_bad_set_values_list_what_is_valid(key, value, message):
+    with pytest.raises(HParamError, match=re.escape(message)):
+        open_zoo().resolve("cnn", "fashion", raw_overrides={key: value})

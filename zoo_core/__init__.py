@@ -1,0 +1,17 @@
+"""zoo: a plugin-based model zoo for TensorFlow v1-style graphs.
+
+Plugins need only two names from here::
+
+    from zoo_core import hookimpl, HParam
+"""
+
+from zoo_core._tf import configure_environment
+
+configure_environment()  # before anyone imports TensorFlow (DESIGN.md, TensorFlow notes)
+
+from zoo_core.hookspecs import hookimpl  # noqa: E402
+from zoo_core.spec import HParam  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["hookimpl", "HParam", "__version__"]

@@ -1,0 +1,93 @@
+"""The ``zoo`` command line.
+
+Each command group lives in its own small module; this one holds the root group,
+the shared context and the error handling: library errors become one clear line
+with exit code 1 (2 for usage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from zoo_core import __version__
+from zoo_core.errors import UsageError, ZooError
+
+
+class ZooGroup(click.Group):
+    """A group that turns the library's errors into click's."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as e:
+            raise click.UsageError(str(e), ctx) from None
+        except ZooError as e:
+            raise click.ClickException(str(e)) from None
+
+
+class State:
+    """What commands share through ``ctx.obj``: the registry, loaded on first use."""
+
+    def __init__(self, registry: str | None):
+        self.registry = registry
+        self._zoo = None
+
+    def zoo(self, warn: bool = True):
+        if self._zoo is None:
+            from zoo_core.registry import open_zoo
+
+            self._zoo = open_zoo(self.registry)
+            if warn:
+                for report in self._zoo.plugins.failures:
+                    click.echo(
+                        f"warning: plugin {report.label} did not load: {report.error} "
+                        "(see `zoo plugins`)", err=True,
+                    )
+        return self._zoo
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+@click.option("--registry", type=click.Path(dir_okay=False), envvar="ZOO_REGISTRY",
+              help="Use this registry.toml instead of the packaged catalogue [env: ZOO_REGISTRY].")
+@click.pass_context
+def cli(ctx, registry):
+    """zoo: train, compare and publish small image classifiers built as TF1 graphs.
+
+    \b
+    Start here:
+      zoo list                          the models you can train
+      zoo run cnn --dataset fashion     train one, evaluate it, record the run
+      zoo leaderboard                   compare recorded runs by test accuracy
+
+    Models come from plugins (`zoo plugins`); datasets are found locally or
+    downloaded once (`zoo datasets`). Runs live in $ZOO_HOME.
+    """
+    ctx.obj = State(registry)
+
+
+def _register_commands() -> None:
+    from zoo_core.cli import catalogue
+
+    for command in catalogue.COMMANDS:
+        cli.add_command(command)
+    try:
+        from zoo_core.cli import runs
+    except ImportError:  # pragma: no cover - during partial installs
+        return
+    for command in runs.COMMANDS:
+        cli.add_command(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="zoo")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
