@@ -1,0 +1,216 @@
+"""The leaderboard: aggregation over runs, flagged data disagreements, and every output format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import tabulate
+
+from zoo_core import leaderboard
+from zoo_core.errors import UsageError
+from zoo_core.leaderboard import aggregate, render, runs_rows
+from zoo_core.store import RunRecord
+
+CHECKSUMS = {"train-images": "aa", "test-images": "bb"}
+SPLITS = {"train": 54000, "val": 6000, "test": 10000}
+
+
+def run(run_id, test_accuracy, *, seed=0, model="cnn", dataset="fashion", config=None,
+        status="completed", **overrides) -> RunRecord:
+    fields = dict(
+        run_id=run_id,
+        status=status,
+        model=model,
+        dataset=dataset,
+        plugin=f"zoo-{model}",
+        plugin_version="0.1.0",
+        zoo_version="0.1.0",
+        tf_version="2.16.1",
+        config=config if config is not None else {"epochs": 3, "lr": 0.001},
+        seed=seed,
+        data_checksums=dict(CHECKSUMS),
+        split_sizes=dict(SPLITS),
+        test_accuracy=test_accuracy,
+        params=1_234_567,
+        train_seconds=100.0 + seed,
+        examples_per_sec=5000.0 + seed,
+        started_at=f"2024-01-01T00:00:{seed:02d}+00:00",
+    )
+    fields.update(overrides)
+    return RunRecord(**fields)
+
+
+@pytest.fixture
+def runs():
+    cnn = [run(f"cnn-{s}", acc, seed=s) for s, acc in enumerate([0.91, 0.915, 0.905])]
+    rnn = [run(f"rnn-{s}", acc, seed=s, model="rnn") for s, acc in enumerate([0.85, 0.87])]
+    lstm = [run("lstm-0", 0.88, model="lstm", params=93_412)]
+    return cnn + rnn + lstm
+
+
+def test_aggregate_matches_numpy(runs):
+    rows = aggregate(runs)
+    assert [row["model"] for row in rows] == ["cnn", "lstm", "rnn"]
+    cnn = rows[0]
+    accs = np.array([0.91, 0.915, 0.905])
+    assert cnn["n"] == 3
+    assert cnn["seeds"] == [0, 1, 2]
+    assert cnn["test_acc_mean"] == pytest.approx(accs.mean())
+    assert cnn["test_acc_std"] == pytest.approx(accs.std(ddof=1))
+    assert cnn["best_run"] == "cnn-1"
+    assert cnn["best_test_acc"] == 0.915
+    assert cnn["train_seconds"] == pytest.approx(101.0)
+    assert cnn["examples_per_sec"] == pytest.approx(5001.0)
+    assert cnn["params"] == 1_234_567
+    assert cnn["config"] == {"epochs": 3, "lr": 0.001}
+    assert cnn["config_id"] == runs[0].config_id
+    assert cnn["flagged"] == ""
+    assert set(cnn) == set(leaderboard.AGGREGATE_KEYS)
+
+    lstm = rows[1]
+    assert (lstm["n"], lstm["test_acc_mean"], lstm["test_acc_std"]) == (1, 0.88, 0.0)
+
+
+def test_groups_split_by_config_and_dataset(runs):
+    runs.append(run("cnn-long", 0.93, config={"epochs": 12, "lr": 0.001}))
+    runs.append(run("cnn-mnist", 0.99, dataset="mnist"))
+    rows = aggregate(runs)
+    keys = [(row["model"], row["dataset"], row["config"].get("epochs"), row["n"]) for row in rows]
+    assert keys == [("cnn", "mnist", 3, 1), ("cnn", "fashion", 12, 1), ("cnn", "fashion", 3, 3),
+                    ("lstm", "fashion", 3, 1), ("rnn", "fashion", 3, 2)]
+
+
+def test_only_completed_runs_with_a_test_accuracy_count(runs):
+    runs += [
+        run("cnn-failed", 0.99, seed=7, status="failed"),
+        run("cnn-interrupted", 0.99, seed=8, status="interrupted"),
+        run("cnn-running", None, seed=9, status="running"),
+        run("cnn-no-test", None, seed=10),
+    ]
+    cnn = aggregate(runs)[0]
+    assert cnn["n"] == 3 and cnn["seeds"] == [0, 1, 2]
+    assert [row["run_id"] for row in runs_rows(runs)][:2] == ["cnn-1", "cnn-0"]
+    assert {row["run_id"] for row in runs_rows(runs)} == {r.run_id for r in runs
+                                                          if r.status == "completed"}
+    assert aggregate([run("x", 0.5, status="failed")]) == []
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"data_checksums": {"train-images": "zz", "test-images": "bb"}}, "checksums disagree"),
+        ({"split_sizes": {"train": 54000, "val": 6000, "test": 5000}}, "test split sizes"),
+    ],
+)
+def test_disagreeing_data_is_flagged_not_averaged(runs, change, reason):
+    runs.append(run("cnn-odd", 0.999, seed=5, **change))
+    rows = aggregate(runs)
+    flagged = rows[-1]
+    assert flagged["model"] == "cnn" and flagged["n"] == 4
+    assert flagged["flagged"].startswith("data differs: ") and reason in flagged["flagged"]
+    assert flagged["test_acc_mean"] is None and flagged["test_acc_std"] is None
+    assert [row["model"] for row in rows] == ["lstm", "rnn", "cnn"]
+    lines = render(rows).splitlines()
+    assert lines[-3].split()[:2] == ["-", "cnn"] and "flagged [1]" in lines[-3]
+    assert lines[-2] == ""
+    assert lines[-1].startswith("[1] cnn on fashion") and reason in lines[-1]
+    assert "not averaged" in lines[-1]
+
+
+def test_simple_table(runs):
+    text = render(aggregate(runs))
+    header, _, first, *_ = text.splitlines()
+    assert header.split()[:4] == ["rank", "model", "dataset", "config"]
+    assert first.split()[:3] == ["1", "cnn", "fashion"]
+    assert "91.00 ± 0.50 %" in first
+    assert "1.2M" in first and "1m41s" in first and "5,001" in first
+    assert "88.00 %" in text and "93.4k" in text
+    assert runs[0].config_id in first  # one config per model: the id labels it
+    assert max(len(line) for line in text.splitlines()) < 120
+
+
+def test_config_label_shows_what_varies(runs):
+    runs.append(run("cnn-long", 0.93, config={"epochs": 12, "lr": 0.001}))
+    text = render(aggregate(runs))
+    assert "epochs=12" in text and "epochs=3" in text
+    assert "lr=" not in text
+
+
+def test_github_format(runs):
+    lines = render(aggregate(runs), fmt="github").splitlines()
+    assert [cell.strip() for cell in lines[0].strip("|").split("|")][:2] == ["rank", "model"]
+    assert set(lines[1]) <= set("|-: ")
+    assert len(lines) == 2 + 3
+
+
+def test_csv_format_is_full_precision(runs):
+    rows = aggregate(runs)
+    parsed = list(csv.DictReader(io.StringIO(render(rows, fmt="csv"))))
+    assert len(parsed) == 3
+    assert list(parsed[0]) == list(leaderboard.AGGREGATE_KEYS)
+    assert float(parsed[0]["test_acc_mean"]) == rows[0]["test_acc_mean"]
+    assert json.loads(parsed[0]["config"]) == rows[0]["config"]
+    assert json.loads(parsed[0]["seeds"]) == [0, 1, 2]
+
+
+def test_json_format(runs):
+    rows = aggregate(runs)
+    assert json.loads(render(rows, fmt="json")) == rows
+
+
+def test_runs_view(runs):
+    rows = runs_rows(runs)
+    assert set(rows[0]) == set(leaderboard.RUN_KEYS)
+    text = render(rows, runs=True)
+    assert text.splitlines()[0].split()[:2] == ["run", "model"]
+    assert "91.50 %" in text.splitlines()[2]
+    assert json.loads(render(rows, fmt="json", runs=True))[0]["run_id"] == "cnn-1"
+    parsed = list(csv.DictReader(io.StringIO(render(rows, fmt="csv", runs=True))))
+    assert [row["run_id"] for row in parsed] == [row["run_id"] for row in rows]
+
+
+def test_empty_leaderboard():
+    assert "zoo run cnn --dataset fashion" in render([])
+    assert "no completed runs" in render([], fmt="github", runs=True)
+    assert json.loads(render([], fmt="json")) == []
+    assert next(csv.reader(io.StringIO(render([], fmt="csv")))) == list(leaderboard.AGGREGATE_KEYS)
+
+
+def test_unknown_format_lists_the_choices(runs):
+    with pytest.raises(UsageError, match="unknown format 'fancy'") as excinfo:
+        render(aggregate(runs), fmt="fancy")
+    for choice in ("csv", "json", "github", "simple"):
+        assert choice in str(excinfo.value)
+    with pytest.raises(UsageError):
+        render([], fmt="fancy")
+
+
+@pytest.mark.parametrize("fmt", sorted(tabulate.tabulate_formats))
+def test_every_tabulate_format_renders(runs, fmt):
+    assert "cnn" in render(aggregate(runs), fmt=fmt)
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(None, ""), (512, "512"), (93_412, "93.4k"), (1_234_567, "1.2M"), (999_960, "1.0M")],
+)
+def test_format_count(value, text):
+    assert leaderboard.format_count(value) == text
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(None, ""), (4.25, "4.2s"), (192, "3m12s"), (3725, "1h02m"), (59.99, "1m00s")],
+)
+def test_format_duration(value, text):
+    assert leaderboard.format_duration(value) == text
+
+
+def test_format_accuracy():
+    assert leaderboard.format_accuracy(0.91234, 0.0015, 3) == "91.23 ± 0.15 %"
+    assert leaderboard.format_accuracy(0.9, 0.0, 1) == "90.00 %"
+    assert leaderboard.format_accuracy(None) == ""

@@ -1,0 +1,276 @@
+"""The leaderboard: completed runs aggregated by (model, dataset, config), and rendered.
+
+Accuracies are fractions in [0, 1]; tables show them as percentages. Nothing here imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterable
+
+import numpy as np
+import tabulate
+
+from zoo_core.errors import UsageError
+from zoo_core.store import RunRecord
+
+AGGREGATE_KEYS = (
+    "model", "dataset", "config_id", "config", "n", "seeds", "test_acc_mean", "test_acc_std",
+    "best_run", "best_test_acc", "params", "train_seconds", "examples_per_sec", "flagged",
+)
+RUN_KEYS = (
+    "run_id", "model", "dataset", "config_id", "config", "seed", "test_accuracy", "test_loss",
+    "val_accuracy", "best_epoch", "epochs_run", "params", "train_seconds", "examples_per_sec",
+    "started_at",
+)
+MACHINE_FORMATS = ("csv", "json")
+EMPTY_MESSAGE = "no completed runs yet: try `zoo run cnn --dataset fashion`"
+_CONFIG_WIDTH = 28
+
+
+# -- aggregation -------------------------------------------------------------------------------
+
+
+def aggregate(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
+    """One row per (model, dataset, config_id) over the completed runs with a test accuracy.
+
+    A group whose runs disagree about the data (checksums, or the test split size) is not
+    averaged: its ``flagged`` says why, its mean and std are None, and it sorts last.
+
+    Returns:
+        rows with the keys of AGGREGATE_KEYS, best mean test accuracy first.
+    """
+    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for run in runs:
+        if run.status == "completed" and run.test_accuracy is not None:
+            groups.setdefault((run.model, run.dataset, run.config_id), []).append(run)
+    rows = [_aggregate_group(group) for group in groups.values()]
+    return sorted(rows, key=_rank_key)
+
+
+def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
+    accuracies = np.array([run.test_accuracy for run in group], dtype=float)
+    best = group[int(np.argmax(accuracies))]
+    flagged = _data_disagreement(group)
+    mean = std = None
+    if not flagged:
+        mean = float(accuracies.mean())
+        std = float(accuracies.std(ddof=1)) if len(group) > 1 else 0.0
+    return {
+        "model": best.model,
+        "dataset": best.dataset,
+        "config_id": best.config_id,
+        "config": best.config,
+        "n": len(group),
+        "seeds": sorted(run.seed for run in group),
+        "test_acc_mean": mean,
+        "test_acc_std": std,
+        "best_run": best.run_id,
+        "best_test_acc": best.test_accuracy,
+        "params": next((run.params for run in group if run.params is not None), None),
+        "train_seconds": _mean(run.train_seconds for run in group),
+        "examples_per_sec": _mean(run.examples_per_sec for run in group),
+        "flagged": flagged,
+    }
+
+
+def _data_disagreement(group: list[RunRecord]) -> str:
+    """Why the group's runs are not comparable ("" when they are)."""
+    problems = []
+    if len({json.dumps(run.data_checksums, sort_keys=True) for run in group}) > 1:
+        problems.append("checksums disagree across runs")
+    test_sizes = {run.split_sizes.get("test") for run in group}
+    if len(test_sizes) > 1:
+        sizes = ", ".join(sorted(map(str, test_sizes)))
+        problems.append(f"test split sizes disagree across runs ({sizes})")
+    return "data differs: " + "; ".join(problems) if problems else ""
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def _rank_key(row: dict[str, Any]) -> tuple:
+    mean = row["test_acc_mean"]
+    return (bool(row["flagged"]), -(mean if mean is not None else 0.0),
+            row["model"], row["dataset"], row["config_id"])
+
+
+def runs_rows(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
+    """One row per completed run (keys of RUN_KEYS), best test accuracy first."""
+    completed = [run for run in runs if run.status == "completed"]
+    completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
+    return [{key: getattr(run, key) for key in RUN_KEYS} for run in completed]
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False) -> str:
+    """Render aggregate rows (or, with ``runs=True``, the rows of runs_rows).
+
+    Args:
+        rows: from aggregate() or runs_rows().
+        fmt: any tabulate format name, or "csv" (full precision) or "json".
+        runs: the rows are per-run rows.
+
+    Returns:
+        the text, without a trailing newline. No rows gives a hint for humans, "[]" for json
+        and a header line for csv.
+
+    Raises:
+        UsageError: an unknown format.
+    """
+    if fmt not in MACHINE_FORMATS and fmt not in tabulate.tabulate_formats:
+        choices = ", ".join([*MACHINE_FORMATS, *sorted(tabulate.tabulate_formats)])
+        raise UsageError(f"unknown format {fmt!r}; choose one of: {choices}")
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        return _csv(rows, list(rows[0]) if rows else list(RUN_KEYS if runs else AGGREGATE_KEYS))
+    if not rows:
+        return EMPTY_MESSAGE
+    headers, aligns, table, notes = (_runs_table if runs else _aggregate_table)(rows)
+    text = tabulate.tabulate(
+        table, headers=headers, tablefmt=fmt, colalign=aligns, disable_numparse=True
+    )
+    return "\n\n".join([text, "\n".join(notes)]) if notes else text
+
+
+def _csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_cell(value) for key, value in row.items()})
+    return out.getvalue().rstrip("\n")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else value
+
+
+def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list, list]:
+    """Headers, column alignments, cells, and one footnote per flagged row."""
+    headers = ["rank", "model", "dataset", "config", "test acc", "n", "best run", "params",
+               "train time", "ex/s"]
+    aligns = ["right", "left", "left", "left", "right", "right", "left", "right", "right",
+              "right"]
+    table, notes, rank = [], [], 0
+    for row, label in zip(rows, _config_labels(rows)):
+        if row["flagged"]:
+            notes.append(f"[{len(notes) + 1}] {row['model']} on {row['dataset']} ({label}), "
+                         f"not averaged: {row['flagged']}")
+            position, accuracy = "-", f"flagged [{len(notes)}]"
+        else:
+            rank += 1
+            position = str(rank)
+            accuracy = format_accuracy(row["test_acc_mean"], row["test_acc_std"], row["n"])
+        table.append([
+            position,
+            row["model"],
+            row["dataset"],
+            label,
+            accuracy,
+            str(row["n"]),
+            row["best_run"],
+            format_count(row["params"]),
+            format_duration(row["train_seconds"]),
+            format_rate(row["examples_per_sec"]),
+        ])
+    return headers, aligns, table, notes
+
+
+def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list, list]:
+    """Headers, column alignments, cells, and (no) footnotes."""
+    headers = ["run", "model", "dataset", "config", "seed", "test acc", "val acc", "epochs",
+               "params", "train time", "ex/s", "started (UTC)"]
+    aligns = ["left", "left", "left", "left", "right", "right", "right", "right", "right",
+              "right", "right", "left"]
+    labels = _config_labels(rows)
+    table = [
+        [
+            row["run_id"],
+            row["model"],
+            row["dataset"],
+            label,
+            str(row["seed"]),
+            format_accuracy(row["test_accuracy"]),
+            format_accuracy(row["val_accuracy"]),
+            str(row["epochs_run"]),
+            format_count(row["params"]),
+            format_duration(row["train_seconds"]),
+            format_rate(row["examples_per_sec"]),
+            row["started_at"][:16].replace("T", " "),
+        ]
+        for row, label in zip(rows, labels)
+    ]
+    return headers, aligns, table, []
+
+
+def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
+    """A short label per row: the settings that vary within its (model, dataset), else the id."""
+    configs: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        configs.setdefault((row["model"], row["dataset"]), []).append(row["config"])
+    labels = []
+    for row in rows:
+        siblings = configs[(row["model"], row["dataset"])]
+        keys = sorted({key for config in siblings for key in config})
+        varying = [k for k in keys if len({_setting(c.get(k)) for c in siblings}) > 1]
+        label = " ".join(f"{k}={_setting(row['config'].get(k))}" for k in varying)
+        labels.append(_truncate(label) if label else row["config_id"])
+    return labels
+
+
+def _setting(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _truncate(text: str, width: int = _CONFIG_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- cell formats ------------------------------------------------------------------------------
+
+
+def format_accuracy(mean: float | None, std: float | None = None, n: int = 1) -> str:
+    """``0.9123, 0.0015, 3`` -> ``"91.23 ± 0.15 %"``; a single run shows no spread."""
+    if mean is None:
+        return ""
+    if n > 1 and std is not None:
+        return f"{mean * 100:.2f} ± {std * 100:.2f} %"
+    return f"{mean * 100:.2f} %"
+
+
+def format_count(count: int | None) -> str:
+    """``1234567`` -> ``"1.2M"``, ``93412`` -> ``"93.4k"``, ``512`` -> ``"512"``."""
+    if count is None:
+        return ""
+    for divisor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if round(count / divisor, 1) >= 1:
+            return f"{count / divisor:.1f}{suffix}"
+    return str(count)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``192`` -> ``"3m12s"``, ``4.25`` -> ``"4.2s"``, ``3725`` -> ``"1h02m"``."""
+    if seconds is None:
+        return ""
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_rate(per_second: float | None) -> str:
+    """``12345.6`` -> ``"12,346"``."""
+    return "" if per_second is None else f"{per_second:,.0f}"

@@ -1,0 +1,471 @@
+"""The results store: one SQLite file holding every run and its per-epoch curves.
+
+Several ``zoo run`` processes may write at once. The file is in WAL mode, every write is one
+short ``BEGIN IMMEDIATE`` transaction, and a writer waits up to 30 s for the lock rather than
+failing with "database is locked". A connection belongs to the process that opened it: after a
+fork the child opens its own. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fnmatch
+import functools
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from zoo_core import paths
+from zoo_core.errors import StoreError, UnknownNameError, UsageError
+
+STATUSES = ("running", "completed", "interrupted", "failed")
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+BUSY_TIMEOUT_S = 30.0
+
+# The schema, as an ordered list of migrations: entry i takes a file from
+# ``PRAGMA user_version`` i to i + 1. Never edit a released entry; append a new one.
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 1: the initial schema
+    (
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            model TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            plugin TEXT NOT NULL,
+            plugin_version TEXT NOT NULL,
+            zoo_version TEXT NOT NULL,
+            tf_version TEXT NOT NULL,
+            config TEXT NOT NULL,
+            config_id TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            data_checksums TEXT NOT NULL,
+            split_sizes TEXT NOT NULL,
+            params INTEGER,
+            epochs_run INTEGER NOT NULL DEFAULT 0,
+            best_epoch INTEGER,
+            train_seconds REAL,
+            examples_per_sec REAL,
+            val_accuracy REAL,
+            test_loss REAL,
+            test_accuracy REAL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            error TEXT,
+            run_dir TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX runs_by_started_at ON runs (started_at)",
+        "CREATE INDEX runs_by_model_dataset ON runs (model, dataset)",
+        """CREATE TABLE epochs (
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL,
+            train_loss REAL,
+            train_accuracy REAL,
+            val_loss REAL,
+            val_accuracy REAL,
+            lr REAL,
+            seconds REAL,
+            PRIMARY KEY (run_id, epoch)
+        )""",
+    ),
+]
+
+_JSON_FIELDS = ("config", "data_checksums", "split_sizes")
+# What identifies a run; everything else may be updated by finish_run.
+_IDENTITY_FIELDS = (
+    "run_id", "model", "dataset", "plugin", "plugin_version", "zoo_version", "tf_version",
+    "config", "config_id", "seed", "started_at",
+)
+
+# Connections inherited across a fork. SQLite forbids using (even closing) them in the child,
+# so they are kept referenced here and never garbage-collected.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 UTC, to the second (``2024-01-31T12:00:00+00:00``)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def config_id(config: dict) -> str:
+    """The first 10 hex digits of the SHA-256 of ``config`` as canonical JSON."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunRecord:
+    """One training run: what produced it and what it achieved.
+
+    Accuracies are fractions in [0, 1]. ``config`` holds the merged hyperparameters and the
+    trainer settings (epochs, lr, limit ...); ``config_id`` is filled in from it when empty.
+    """
+
+    run_id: str
+    status: str = "running"
+    model: str
+    dataset: str
+    plugin: str
+    plugin_version: str
+    zoo_version: str
+    tf_version: str
+    config: dict[str, Any]
+    config_id: str = ""
+    seed: int
+    data_checksums: dict[str, str]
+    split_sizes: dict[str, int]
+    params: int | None = None
+    epochs_run: int = 0
+    best_epoch: int | None = None
+    train_seconds: float | None = None
+    examples_per_sec: float | None = None
+    val_accuracy: float | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    started_at: str = dataclasses.field(default_factory=utc_now)
+    finished_at: str | None = None
+    error: str | None = None
+    run_dir: str = ""
+
+    def __post_init__(self):
+        if not self.config_id:
+            self.config_id = config_id(self.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a plain (JSON-able) dict."""
+        return dataclasses.asdict(self)
+
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord))
+_UPDATABLE_FIELDS = tuple(c for c in _COLUMNS if c not in _IDENTITY_FIELDS)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM runs"
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(STATUSES)}")
+
+
+def _encode(name: str, value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if name in _JSON_FIELDS else value
+
+
+def _from_row(row: sqlite3.Row) -> RunRecord:
+    values = {name: row[name] for name in _COLUMNS}
+    for name in _JSON_FIELDS:
+        values[name] = json.loads(values[name])
+    return RunRecord(**values)
+
+
+def _matches(value: str, pattern: str | None) -> bool:
+    return pattern is None or fnmatch.fnmatchcase(value, pattern)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode (a no-op once it is).
+
+    Switching needs a moment of exclusive access, and SQLite reports "locked" for it at once,
+    without waiting, while another process opens the same new file: so retry until the timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One short write transaction; the write lock is taken at the start (waiting if busy)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _translate_errors(method):
+    """Turn SQLite's errors about the file itself into a StoreError that says what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            error = self._store_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    return wrapper
+
+
+class Store:
+    """The SQLite results store. Opens lazily; use as a context manager or call close().
+
+    Args:
+        path: the database file; defaults to ``paths.store_path()`` (``$ZOO_HOME/zoo.db``).
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else paths.store_path()
+        self._conn: sqlite3.Connection | None = None
+        self._pid: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this process's connection (a later call reopens it)."""
+        if self._conn is not None:
+            if self._pid == os.getpid():
+                self._conn.close()
+            else:
+                _INHERITED.append(self._conn)
+            self._conn = None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    @_translate_errors
+    def create_run(self, record: RunRecord) -> None:
+        """Insert a new run (usually with status "running").
+
+        Raises:
+            StoreError: a run with this id already exists.
+        """
+        _check_status(record.status)
+        values = [_encode(name, getattr(record, name)) for name in _COLUMNS]
+        marks = ", ".join("?" * len(_COLUMNS))
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (record.run_id,)).fetchone():
+                raise StoreError(
+                    f"run {record.run_id!r} is already in the results store {self.path}"
+                )
+            conn.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", values)
+
+    @_translate_errors
+    def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
+        """Record (or replace) one epoch's metrics and update the run's ``epochs_run``.
+
+        Args:
+            run_id: the exact id of an existing run.
+            epoch: the epoch number.
+            **metrics: any of train_loss, train_accuracy, val_loss, val_accuracy, lr, seconds.
+        """
+        unknown = sorted(set(metrics) - set(EPOCH_METRICS))
+        if unknown:
+            raise ValueError(
+                f"unknown epoch metric(s) {', '.join(unknown)}; known: {', '.join(EPOCH_METRICS)}"
+            )
+        names = ["run_id", "epoch", *metrics]
+        marks = ", ".join("?" * len(names))
+        with self._write() as conn:
+            self._require(conn, run_id)
+            conn.execute(
+                f"INSERT OR REPLACE INTO epochs ({', '.join(names)}) VALUES ({marks})",
+                [run_id, epoch, *metrics.values()],
+            )
+            conn.execute(
+                "UPDATE runs SET epochs_run = (SELECT COUNT(*) FROM epochs WHERE run_id = ?)"
+                " WHERE run_id = ?",
+                (run_id, run_id),
+            )
+
+    @_translate_errors
+    def finish_run(self, run_id: str, **fields: Any) -> None:
+        """Update a run's result fields, e.g. ``status="completed", test_accuracy=0.91``.
+
+        Raises:
+            ValueError: no fields, or a field that does not exist or identifies the run.
+        """
+        if not fields:
+            raise ValueError("finish_run needs at least one field to update")
+        unknown = sorted(set(fields) - set(_UPDATABLE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"cannot update run field(s) {', '.join(unknown)}; "
+                f"updatable: {', '.join(_UPDATABLE_FIELDS)}"
+            )
+        if "status" in fields:
+            _check_status(fields["status"])
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = [_encode(name, value) for name, value in fields.items()]
+        with self._write() as conn:
+            self._require(conn, run_id)
+            conn.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @_translate_errors
+    def get(self, run_id: str) -> RunRecord:
+        """The run with this id, or the only run whose id starts with it.
+
+        Raises:
+            UnknownNameError: no run matches.
+            UsageError: the prefix matches several runs.
+        """
+        conn = self._connection()
+        rows = conn.execute(f"{_SELECT} WHERE run_id = ?", (run_id,)).fetchall()
+        if not rows and run_id:
+            rows = conn.execute(
+                f"{_SELECT} WHERE substr(run_id, 1, ?) = ? ORDER BY started_at, rowid",
+                (len(run_id), run_id),
+            ).fetchall()
+        if not rows:
+            raise UnknownNameError("run", run_id, self._ids(conn))
+        if len(rows) > 1:
+            shown = [row["run_id"] for row in rows[:10]]
+            more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+            raise UsageError(
+                f"run id prefix {run_id!r} is ambiguous: it matches {', '.join(shown)}{more}; "
+                "give more characters"
+            )
+        return _from_row(rows[0])
+
+    @_translate_errors
+    def runs(
+        self, model: str | None = None, dataset: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """The runs, oldest first, optionally filtered.
+
+        Args:
+            model: a model name or shell wildcard (``"*rnn"``).
+            dataset: a dataset name or shell wildcard.
+            status: one of STATUSES.
+        """
+        query, args = _SELECT, ()
+        if status is not None:
+            _check_status(status)
+            query, args = f"{query} WHERE status = ?", (status,)
+        rows = self._connection().execute(f"{query} ORDER BY started_at, rowid", args)
+        return [
+            _from_row(row)
+            for row in rows
+            if _matches(row["model"], model) and _matches(row["dataset"], dataset)
+        ]
+
+    @_translate_errors
+    def epochs(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's per-epoch metrics in epoch order (empty for an unknown run)."""
+        rows = self._connection().execute(
+            f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM epochs WHERE run_id = ? ORDER BY epoch",
+            (run_id,),
+        )
+        return [dict(row) for row in rows]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection, opened (and the schema migrated) on first use."""
+        if self._conn is not None and self._pid != os.getpid():
+            _INHERITED.append(self._conn)
+            self._conn = None
+        if self._conn is None:
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return _transaction(self._connection())
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder of the results store {self.path} "
+                f"({exc.strerror or exc}): set ZOO_HOME to a writable folder"
+            ) from exc
+        # timeout= is SQLite's busy_timeout: wait for a lock instead of failing.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            self._checked_version(conn)  # reads only: a file we refuse is left untouched
+            _enable_wal(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the file's schema up to date."""
+        latest = len(MIGRATIONS)
+        if self._checked_version(conn) == latest:
+            return
+        with _transaction(conn):
+            version = self._checked_version(conn)  # another process may have migrated it
+            for migration in MIGRATIONS[version:]:
+                for statement in migration:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {latest}")
+
+    def _checked_version(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version; refuses a newer zoo-core's file or someone else's."""
+        # One statement, so both come from the same snapshot of the file.
+        version, has_tables = conn.execute(
+            "SELECT user_version, EXISTS (SELECT 1 FROM sqlite_master) FROM pragma_user_version"
+        ).fetchone()
+        latest = len(MIGRATIONS)
+        if version > latest:
+            raise StoreError(
+                f"results store {self.path} has schema version {version}, but this zoo-core "
+                f"knows only up to {latest}: upgrade zoo-core (pip install -U zoo-core)"
+            )
+        if version == 0 and has_tables:
+            raise StoreError(
+                f"{self.path} is a SQLite database but not a zoo results store: "
+                "move it aside and zoo will start a new one"
+            )
+        return version
+
+    def _require(self, conn: sqlite3.Connection, run_id: str) -> None:
+        if not conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+            raise UnknownNameError("run", run_id, self._ids(conn))
+
+    @staticmethod
+    def _ids(conn: sqlite3.Connection) -> list[str]:
+        return [row[0] for row in conn.execute("SELECT run_id FROM runs")]
+
+    def _store_error(self, exc: sqlite3.DatabaseError) -> StoreError | None:
+        """The StoreError for an error about the file itself; None for any other error."""
+        message = str(exc)
+        if type(exc) is sqlite3.DatabaseError:  # SQLITE_NOTADB, SQLITE_CORRUPT
+            return StoreError(
+                f"results store {self.path} is not a readable SQLite database ({message}): "
+                "move it aside and zoo will start a new one"
+            )
+        if not isinstance(exc, sqlite3.OperationalError):
+            return None
+        if "locked" in message or "busy" in message:
+            return StoreError(
+                f"results store {self.path} stayed locked by another process for "
+                f"{BUSY_TIMEOUT_S:.0f} s ({message}): try again"
+            )
+        if any(text in message for text in ("readonly", "unable to open", "disk I/O")):
+            return StoreError(
+                f"cannot open or write the results store {self.path} ({message}): "
+                "make its folder writable or set ZOO_HOME to a writable folder"
+            )
+        return None
