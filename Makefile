@@ -1,5 +1,5 @@
 # zoo's set-up. A newcomer on a fresh machine runs one of:
-#   make run    install everything, then show the models and the data
+#   make run    install everything, then train the CNN on the real Fashion-MNIST
 #   make test   install everything, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -31,8 +31,7 @@ data:
 	fi
 
 run: setup
-	$(BIN)/zoo list
-	$(BIN)/zoo datasets
+	$(BIN)/zoo run cnn --dataset fashion
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -55,3 +55,12 @@ class TrainingError(ZooError):
 
 class StoreError(ZooError):
     """The results store cannot be opened, read or written."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run; the run is recorded as interrupted."""
+
+    def __init__(self, run_id: str, epochs: int):
+        super().__init__(f"run {run_id} interrupted after {epochs} epoch(s)")
+        self.run_id = run_id
+        self.epochs = epochs

@@ -53,6 +53,7 @@ class PluginSet:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     reports: list[PluginReport] = field(default_factory=list)
+    manager: pluggy.PluginManager | None = None  # for calling hooks such as zoo_run_finished
 
     @property
     def failures(self) -> list[PluginReport]:
@@ -88,7 +89,7 @@ def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    result = PluginSet()
+    result = PluginSet(manager=pm)
     allowed = _allowed()
 
     candidates: list[tuple[PluginReport, object]] = []

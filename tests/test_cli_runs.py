@@ -1,0 +1,177 @@
+"""`zoo run`, `zoo show`, `zoo evaluate`, `zoo leaderboard` through click's CliRunner,
+and process-level behaviour (Ctrl-C, several runs at once)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zoo_core.cli import cli
+from zoo_core.store import Store
+
+QUICK = ["--epochs", "1", "--limit", "1000"]
+
+
+def zoo(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture(scope="module")
+def filled_home(tmp_path_factory):
+    """A store filled by real runs: rnn with two seeds, cnn with one."""
+    home = tmp_path_factory.mktemp("home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ZOO_HOME", str(home))
+    results = []
+    for args in (["rnn", "--seeds", "2"], ["cnn"]):
+        r = CliRunner().invoke(cli, ["run", *args, *QUICK, "--json"])
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.stdout)
+        results += out if isinstance(out, list) else [out]
+    mp.undo()
+    return home, results
+
+
+@pytest.fixture
+def home(filled_home, monkeypatch):
+    monkeypatch.setenv("ZOO_HOME", str(filled_home[0]))
+    return filled_home
+
+
+def test_run_json_reports_a_completed_run_with_everything_recorded(home):
+    _, results = home
+    r = results[0]
+    assert r["status"] == "completed" and r["model"] == "rnn" and r["seed"] == 0
+    assert r["split_sizes"] == {"train": 1000, "val": 5000, "test": 10000}
+    assert r["config"]["limit"] == 1000 and r["config"]["epochs"] == 1
+    assert r["data_checksums"]["test_images"].startswith("5b4141f0")
+    assert r["tf_version"] and r["plugin"] == "zoo-rnn" and r["params"] > 0
+    assert 0.1 < r["test_accuracy"] <= 1 and r["best_epoch"] == 1
+    files = sorted(p.name for p in Path(r["run_dir"]).iterdir())
+    assert {"config.json", "metrics.json", "curves.png", "confusion.png", "checkpoint.json"} <= set(files)
+    assert Path(r["run_dir"], "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_leaderboard_aggregates_mean_std_and_n(home):
+    _, results = home
+    r = zoo("leaderboard", "--format", "json")
+    assert r.exit_code == 0
+    rows = {row["model"]: row for row in json.loads(r.output)}
+    accs = [x["test_accuracy"] for x in results if x["model"] == "rnn"]
+    assert rows["rnn"]["n"] == 2 and rows["rnn"]["seeds"] == [0, 1]
+    assert rows["rnn"]["test_acc_mean"] == pytest.approx(np.mean(accs))
+    assert rows["rnn"]["test_acc_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert rows["cnn"]["n"] == 1
+
+
+def test_leaderboard_formats_and_filters(home):
+    table = zoo("leaderboard").output
+    assert "rnn" in table and "cnn" in table and "±" in table
+    github = zoo("leaderboard", "--format", "github", "--model", "c*").output
+    assert github.startswith("|") and "rnn" not in github
+    rows = list(csv.DictReader(io.StringIO(zoo("leaderboard", "--runs", "--format", "csv").output)))
+    assert len(rows) == 3
+    bad = zoo("leaderboard", "--format", "excel")
+    assert bad.exit_code == 2 and "excel" in bad.output
+    assert "no completed runs" in zoo("leaderboard", "--dataset", "mnist").output
+
+
+def test_show_prints_the_summary_and_files(home):
+    _, results = home
+    r = zoo("show", results[-1]["run_id"][:12])
+    assert r.exit_code == 0
+    assert f"run {results[-1]['run_id']}" in r.output
+    assert "test accuracy" in r.output and "curves.png" in r.output
+    missing = zoo("show", "nope")
+    assert missing.exit_code == 2 and "unknown run 'nope'" in missing.output
+
+
+def test_evaluate_reproduces_the_recorded_test_accuracy(home):
+    _, results = home
+    r = zoo("evaluate", results[-1]["run_id"], "--json")
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["examples"] == 10000
+    assert m["accuracy"] == pytest.approx(results[-1]["test_accuracy"])
+    assert len(m["confusion"]) == 10
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["run", "cnnn"], 2, "unknown model 'cnnn'; did you mean 'cnn'"),
+    (["run", "cnn", "--dataset", "fashon"], 2, "unknown dataset 'fashon'; did you mean 'fashion'"),
+    (["run", "cnn", "--set", "dropout"], 2, "--set 'dropout': expected KEY=VALUE"),
+    (["run", "cnn", "--set", "depth=3"], 2, "unknown hyperparameter 'depth' for cnn; valid:"),
+    (["run", "cnn", "--set", "dropout=lots"], 2, "dropout must be float"),
+    (["run", "cnn", "--epochs", "0"], 2, "0 is not in the range x>=1"),
+    (["run", "cnn", "--batch-size", "-1"], 2, "-1 is not in the range x>=1"),
+    (["run", "cnn", "--lr", "nan"], 2, "--lr must be a positive finite number"),
+    (["run", "cnn", "--limit", "60000"], 2, "--limit 60000 is larger than the training split"),
+    (["run"], 2, "give a MODEL or --all"),
+])
+def test_run_errors_are_one_line_without_traceback(args, code, message):
+    r = zoo(*args)
+    assert r.exit_code == code, r.output
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def _wait_for(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _zoo_process(home, *args):
+    env = {**os.environ, "ZOO_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "zoo_core", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_is_recorded_and_keeps_its_checkpoint(tmp_path, sig):
+    proc = _zoo_process(tmp_path, "run", "rnn", "--epochs", "50", "--limit", "2000")
+    store = Store(tmp_path / "zoo.db")
+    try:
+        assert _wait_for(lambda: (tmp_path / "zoo.db").exists() and store.runs()
+                         and store.runs()[0].epochs_run >= 1)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    (record,) = store.runs()
+    assert f"interrupted: run {record.run_id} is recorded as interrupted after" in err
+    assert record.status == "interrupted" and record.best_epoch >= 1
+    index = json.loads(Path(record.run_dir, "checkpoint.json").read_text())
+    assert Path(record.run_dir, index["prefix"] + ".index").exists()
+    assert zoo_leaderboard_is_empty(tmp_path)  # only completed runs rank
+
+
+def zoo_leaderboard_is_empty(home) -> bool:
+    out = subprocess.run([sys.executable, "-m", "zoo_core", "leaderboard", "--format", "json"],
+                         env={**os.environ, "ZOO_HOME": str(home)}, capture_output=True, text=True)
+    return json.loads(out.stdout) == []
+
+
+def test_two_runs_at_once_both_land(tmp_path):
+    procs = [_zoo_process(tmp_path, "run", "rnn", "--seed", str(s), *QUICK) for s in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    runs = Store(tmp_path / "zoo.db").runs()
+    assert sorted(r.seed for r in runs) == [0, 1]
+    assert all(r.status == "completed" for r in runs)

@@ -1,0 +1,126 @@
+"""The shared trainer on real Fashion-MNIST subsets: it learns, it is deterministic,
+it selects on validation, and it fails clearly."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+from zoo_core import datasets, hookimpl, runner, trainer
+from zoo_core.errors import PluginError, TrainingError
+from zoo_core.registry import open_zoo
+from zoo_core.store import Store
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return open_zoo()
+
+
+@pytest.fixture(scope="module")
+def subset(zoo):
+    return datasets.load(zoo.dataset("fashion"), limit=3000)
+
+
+def fit(zoo, subset, tmp_path, model, seed=0, **overrides):
+    r = zoo.resolve(model, "fashion", overrides={"epochs": 2, **overrides})
+    return trainer.train(r.model, r.hparams, r.trainer, subset, seed, tmp_path)
+
+
+@pytest.mark.parametrize("model, floor", [("cnn", 0.65), ("lstm", 0.45), ("rnn", 0.40)])
+def test_each_builtin_model_learns_on_real_data(zoo, subset, tmp_path, model, floor):
+    result = fit(zoo, subset, tmp_path, model)
+    assert result.test.examples == 10_000  # the full test split, once
+    assert result.test.accuracy > floor, f"{model}: {result.test.accuracy:.3f} (chance is 0.10)"
+    assert result.epochs[-1]["train_loss"] < result.epochs[0]["train_loss"]
+    assert result.test.confusion.sum() == 10_000
+
+
+def test_the_same_seed_gives_the_same_result(zoo, subset, tmp_path):
+    a = fit(zoo, subset, tmp_path / "a", "cnn", seed=3, epochs=1)
+    b = fit(zoo, subset, tmp_path / "b", "cnn", seed=3, epochs=1)
+    c = fit(zoo, subset, tmp_path / "c", "cnn", seed=4, epochs=1)
+    assert a.test.accuracy == b.test.accuracy and a.test.loss == b.test.loss
+    assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
+    assert c.test.loss != a.test.loss
+
+
+def test_the_best_validation_epoch_is_restored_for_the_test(zoo, subset, tmp_path):
+    result = fit(zoo, subset, tmp_path, "rnn", epochs=3)
+    best = max(result.epochs, key=lambda e: e["val_accuracy"])
+    assert result.best_epoch == best["epoch"]
+    assert result.val_accuracy == best["val_accuracy"]
+    index = trainer.read_checkpoint_index(tmp_path)
+    assert index == {"prefix": f"ckpt/epoch-{best['epoch']}", "epoch": best["epoch"]}
+    assert len(list((tmp_path / "ckpt").glob("*.index"))) == 1  # older ones removed
+    r = zoo.resolve("rnn", "fashion")
+    val = trainer.evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_val,
+                                      subset.y_val, 10)
+    assert val.accuracy == pytest.approx(result.val_accuracy)
+
+
+def test_shared_features_train(zoo, subset, tmp_path):
+    result = fit(zoo, subset, tmp_path, "cnn", epochs=2, lr=0.002)
+    r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
+        "lr_schedule": "cosine", "clip_norm": "1.0", "weight_decay": "1e-4",
+        "label_smoothing": "0.1", "augment_shift": "2", "augment_flip": "true", "dropout": "0.2"})
+    featured = trainer.train(r.model, r.hparams, r.trainer, subset, 0, tmp_path / "f")
+    assert featured.test.accuracy > 0.6
+    assert featured.epochs[-1]["lr"] < featured.epochs[0]["lr"]  # cosine decays
+    assert result.epochs[0]["lr"] == pytest.approx(0.002)
+
+
+def test_patience_stops_early(zoo, subset, tmp_path):
+    # a learning rate far too high: validation accuracy stalls, patience ends the run
+    result = fit(zoo, subset, tmp_path, "rnn", epochs=8, lr=1.0, patience=1)
+    assert result.stopped_early and len(result.epochs) < 8
+    assert len(result.epochs) == result.best_epoch + 1
+
+
+def _plugin(build, name="bad"):
+    mod = types.SimpleNamespace()
+
+    def zoo_register_models(register):
+        register(name, build, summary="a broken test model")
+    mod.zoo_register_models = hookimpl(zoo_register_models)
+    return mod
+
+
+def test_a_nan_loss_stops_at_once_and_is_recorded_as_failed(subset, tmp_path):
+    def build(images, *, num_classes, hparams, training):
+        import tensorflow as tf
+        logits = tf.compat.v1.layers.dense(tf.compat.v1.layers.flatten(images), num_classes)
+        return logits * float("nan")
+    zoo = open_zoo(plugins=[_plugin(build)])
+    with Store() as store:
+        with pytest.raises(TrainingError, match=r"the loss became nan at epoch 1, step 1: try a lower"):
+            runner.execute(zoo, runner.RunRequest("bad", "fashion", limit=3000), store, data=subset)
+        (record,) = store.runs(model="bad")
+    assert record.status == "failed" and "loss became nan" in record.error
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda images, **kw: images, r"logits must have shape \[batch, 10\], got \[None, 28, 28, 1\]"),
+    (lambda images, **kw: 3, "must return a logits tensor, got int"),
+    (lambda images, **kw: __import__("tensorflow").zeros([1, 10]) + images[:1, 0, 0, :1] * 0,
+     "created no trainable variables"),
+    (lambda images, **kw: 1 / 0, "the builder raised ZeroDivisionError"),
+])
+def test_a_builder_that_breaks_the_contract_is_named(subset, tmp_path, build, message):
+    zoo = open_zoo(plugins=[_plugin(build)])
+    r = zoo.resolve("bad", "fashion", overrides={"epochs": 1})
+    with pytest.raises(PluginError, match=message) as err:
+        trainer.train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
+    assert "model 'bad'" in str(err.value)
+
+
+def test_evaluation_summary_matches_numpy():
+    from zoo_core.evaluator import summarize
+    labels = np.array([0, 0, 1, 1, 2])
+    preds = np.array([0, 1, 1, 1, 0])
+    m = summarize(labels, preds, 0.5, 3)
+    assert m.accuracy == pytest.approx(3 / 5)
+    assert m.per_class == [0.5, 1.0, 0.0]
+    assert m.confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]

@@ -1,0 +1,259 @@
+"""``zoo run``, ``zoo show``, ``zoo evaluate`` and ``zoo leaderboard``."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from zoo_core.cli.common import echo_json, json_option, table
+
+_LEADERBOARD_FORMATS = "any tabulate format (simple, github, grid, ...), csv or json"
+
+
+class ConsoleProgress:
+    """A progress bar per epoch with running loss and accuracy, then a line per epoch."""
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.bar = None
+
+    def epoch_start(self, epoch, epochs, steps):
+        self.epoch, self.epochs = epoch, epochs
+        self.loss = self.acc = 0.0
+        self.seen = 0
+        self.bar = click.progressbar(
+            length=steps, label=f"epoch {epoch}/{epochs}", file=sys.stderr,
+            hidden=not sys.stderr.isatty(), item_show_func=self._show, show_pos=True,
+        )
+        self.bar.__enter__()
+
+    def _show(self, _item):
+        if not self.seen:
+            return ""
+        return f"loss {self.loss / self.seen:.4f}  acc {100 * self.acc / self.seen:5.2f}%"
+
+    def step(self, loss, accuracy):
+        self.seen += 1
+        self.loss += loss
+        self.acc += accuracy
+        self.bar.update(1)
+
+    def epoch_end(self, r):
+        self.bar.__exit__(None, None, None)
+        mark = "  *best" if r.get("best") else ""
+        click.echo(
+            f"epoch {r['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
+            f"train loss {r['train_loss']:.4f} acc {100 * r['train_accuracy']:5.2f}%  "
+            f"val loss {r['val_loss']:.4f} acc {100 * r['val_accuracy']:5.2f}%  "
+            f"{r['seconds']:.1f}s{mark}", file=self.out)
+
+    def checkpoint(self, epoch, prefix):
+        pass
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.command("run")
+@click.argument("model", required=False)
+@click.option("--dataset", "-d", default="fashion", show_default=True, help="Dataset to train on.")
+@click.option("--all", "all_models", is_flag=True, help="Train every installed model in turn.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step.")
+@click.option("--lr", type=float, help="Adam learning rate.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Graph seed and batch order; the same seed gives the same result.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Repeat with seeds SEED, SEED+1, ... (for mean and spread on the leaderboard).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Set any declared hyperparameter (repeatable); see `zoo list MODEL --details`.")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
+              help="Look for the dataset's files here first [env: ZOO_DATA_DIR].")
+@click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training examples only.")
+@json_option
+@click.pass_obj
+def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, settings,
+        data_dir, limit, as_json):
+    """Train MODEL on a dataset, evaluate it once on the test split and record the run.
+
+    The best epoch on the validation split is kept; its test accuracy is reported.
+    Settings merge as: plugin defaults < registry.toml < these options.
+
+    \b
+    Examples:
+      zoo run cnn --dataset fashion
+      zoo run lstm --epochs 3 --limit 5000          a quick try
+      zoo run cnn --set dropout=0.3 --seeds 3
+      zoo run --all --epochs 1 --json
+    """
+    import math
+
+    from zoo_core import datasets, runner
+    from zoo_core.errors import RunInterrupted, UsageError
+    from zoo_core.registry import parse_set_options
+    from zoo_core.store import Store
+
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise UsageError(f"--lr must be a positive finite number, got {lr}")
+    zoo = state.zoo()
+    if all_models == bool(model):
+        raise UsageError("give a MODEL or --all (see `zoo list`)")
+    names = sorted(zoo.models) if all_models else [model]
+    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    raw = parse_set_options(settings)
+    for name in names:  # check every setting before any training starts
+        zoo.resolve(name, dataset, overrides, raw)
+    data = datasets.load(zoo.dataset(dataset), data_dir, limit)
+    out = sys.stderr if as_json else sys.stdout
+    results = []
+    with Store() as store:
+        for name in names:
+            for s in range(seed, seed + seeds):
+                if not as_json:
+                    click.echo(f"training {name} on {dataset} (seed {s}, {data.split_sizes['train']} "
+                               f"training examples) ...", file=out)
+                progress = ConsoleProgress(out)
+                request = runner.RunRequest(name, dataset, s, overrides, raw, data_dir, limit)
+                try:
+                    record = runner.execute(zoo, request, store, progress, data=data)
+                except KeyboardInterrupt as e:
+                    progress.close()
+                    if isinstance(e, RunInterrupted):
+                        click.echo(f"\ninterrupted: run {e.run_id} is recorded as interrupted after "
+                                   f"{e.epochs} epoch(s), its best checkpoint kept "
+                                   f"(zoo show {e.run_id})", err=True)
+                    else:
+                        click.echo("\ninterrupted before training started; nothing recorded", err=True)
+                    sys.exit(130)
+                except Exception:
+                    progress.close()
+                    raise
+                results.append(record)
+                if not as_json:
+                    _print_result(record)
+    if as_json:
+        echo_json([r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict())
+
+
+def _print_result(r) -> None:
+    click.echo(
+        f"{r.run_id}: test accuracy {100 * r.test_accuracy:.2f}% (loss {r.test_loss:.4f}) "
+        f"at best epoch {r.best_epoch} of {r.epochs_run} (validation {100 * r.val_accuracy:.2f}%), "
+        f"{r.params:,} parameters, {r.train_seconds:.0f}s training, "
+        f"{r.examples_per_sec:,.0f} examples/s")
+    click.echo(f"files: {r.run_dir}")
+
+
+@click.command("show")
+@click.argument("run_id")
+@json_option
+def show(run_id, as_json):
+    """Show a run's summary and where its files are (RUN_ID may be a unique prefix)."""
+    from zoo_core.runner import run_files
+    from zoo_core.store import Store
+
+    with Store() as store:
+        r = store.get(run_id)
+        epochs = store.epochs(r.run_id)
+    files = run_files(r)
+    if as_json:
+        echo_json({**r.to_dict(), "epochs": epochs, "files": {k: str(v) for k, v in files.items()}})
+        return
+    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    rows = [
+        ["status", r.status + (f" ({r.error})" if r.error else "")],
+        ["model", f"{r.model} ({r.plugin} {r.plugin_version})"],
+        ["dataset", f"{r.dataset} (train {r.split_sizes.get('train')}, val {r.split_sizes.get('val')}, "
+                    f"test {r.split_sizes.get('test')})"],
+        ["seed", r.seed],
+        ["settings", ", ".join(f"{k}={v}" for k, v in sorted(r.config.items()))],
+        ["epochs", f"{r.epochs_run} run, best {r.best_epoch or '-'}"],
+        ["validation accuracy", pct(r.val_accuracy)],
+        ["test accuracy", pct(r.test_accuracy) + ("" if r.test_loss is None else f" (loss {r.test_loss:.4f})")],
+        ["parameters", "-" if r.params is None else f"{r.params:,}"],
+        ["training time", "-" if r.train_seconds is None else f"{r.train_seconds:.1f}s "
+                          f"({r.examples_per_sec:,.0f} examples/s)"],
+        ["versions", f"zoo-core {r.zoo_version}, tensorflow {r.tf_version}"],
+        ["started / finished", f"{r.started_at} / {r.finished_at or '-'}"],
+        ["folder", r.run_dir],
+    ]
+    click.echo(f"run {r.run_id}")
+    click.echo(table(rows, [], "plain"))
+    if epochs:
+        click.echo("")
+        click.echo(table([[e["epoch"], f"{e['train_loss']:.4f}", pct(e["train_accuracy"]),
+                           f"{e['val_loss']:.4f}", pct(e["val_accuracy"]), f"{e['seconds']:.1f}s"]
+                          for e in epochs],
+                         ["epoch", "train loss", "train acc", "val loss", "val acc", "time"]))
+    if files:
+        click.echo("\nfiles:")
+        for name, path in files.items():
+            click.echo(f"  {name:<16} {path}")
+
+
+@click.command("evaluate")
+@click.argument("run_id")
+@click.option("--split", type=click.Choice(["val", "test", "train"]), default="test", show_default=True,
+              help="Which split to evaluate.")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
+              help="Look for the dataset's files here first [env: ZOO_DATA_DIR].")
+@json_option
+@click.pass_obj
+def evaluate(state, run_id, split, data_dir, as_json):
+    """Evaluate a run's best checkpoint on a split: loss, accuracy, per-class, confusion.
+
+    Nothing is recorded: the run's reported test accuracy stays the one measured
+    when it finished.
+    """
+    from pathlib import Path
+
+    from zoo_core import datasets, trainer
+    from zoo_core.spec import TRAINER_HPARAMS
+    from zoo_core.store import Store
+
+    with Store() as store:
+        r = store.get(run_id)
+    zoo = state.zoo()
+    spec = zoo.model(r.model)
+    hparams = {k: r.config[k] for k in spec.hparams if k in r.config}
+    cfg = {k: r.config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+    data = datasets.load(zoo.dataset(r.dataset), data_dir, r.config.get("limit"))
+    if data.checksums != r.data_checksums:
+        click.echo("warning: the dataset's files differ from the ones this run was trained on",
+                   err=True)
+    x, y = {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test),
+            "train": (data.x_train, data.y_train)}[split]
+    m = trainer.evaluate_checkpoint(spec, hparams, cfg, Path(r.run_dir), x, y, data.num_classes)
+    if as_json:
+        echo_json({"run_id": r.run_id, "split": split, **m.to_dict(data.classes)})
+        return
+    click.echo(f"run {r.run_id}, {split} split ({m.examples} examples): "
+               f"accuracy {100 * m.accuracy:.2f}%, loss {m.loss:.4f}\n")
+    click.echo(table([[c, f"{100 * a:.2f}%"] for c, a in zip(data.classes, m.per_class)],
+                     ["class", "accuracy"]))
+    click.echo("\nconfusion matrix (rows: true class, columns: predicted)")
+    click.echo(table([[c, *row] for c, row in zip(data.classes, m.confusion.tolist())],
+                     ["", *[str(i) for i in range(len(data.classes))]]))
+
+
+@click.command("leaderboard")
+@click.option("--dataset", "-d", metavar="PATTERN", help="Only these datasets (wildcards allowed).")
+@click.option("--model", "-m", metavar="PATTERN", help="Only these models (wildcards allowed).")
+@click.option("--runs", "per_run", is_flag=True, help="List every completed run instead of aggregates.")
+@click.option("--format", "fmt", default="simple", show_default=True, metavar="FORMAT",
+              help=f"Output format: {_LEADERBOARD_FORMATS}.")
+def leaderboard(dataset, model, per_run, fmt):
+    """Rank completed runs by test accuracy: mean ± std over seeds per configuration."""
+    from zoo_core import leaderboard as lb
+    from zoo_core.store import Store
+
+    with Store() as store:
+        records = store.runs(model=model, dataset=dataset, status="completed")
+    rows = lb.runs_rows(records) if per_run else lb.aggregate(records)
+    click.echo(lb.render(rows, fmt, runs=per_run))
+
+
+COMMANDS = [run, show, evaluate, leaderboard]

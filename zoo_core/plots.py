@@ -1,0 +1,207 @@
+"""PNG figures for a run: learning curves and a confusion matrix.
+
+matplotlib is imported lazily, inside the functions, so that importing this module (and
+``zoo list``) stays fast; it renders with the non-interactive Agg backend, so no display is
+needed. Every figure is written atomically: to a temporary file in the target folder, then
+``os.replace``-d over the destination, so a reader never sees a half-written PNG.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+DPI = 100
+LEARNING_CURVES_SIZE = (10.0, 4.0)  # inches
+
+_TRAIN_COLOUR = "#1f77b4"
+_VAL_COLOUR = "#d62728"
+_BEST_COLOUR = "#555555"
+
+
+def learning_curves(epochs: list[dict], path, title: str = "") -> Path:
+    """Plot loss and accuracy (%) per epoch, train vs validation, and save a PNG at ``path``.
+
+    ``epochs`` holds dicts with the keys ``epoch`` (1-based), ``train_loss``,
+    ``train_accuracy``, ``val_loss`` and ``val_accuracy`` (accuracy as a fraction 0..1). A
+    missing, ``None`` or non-finite value skips that point. The epoch with the best validation
+    accuracy (the earliest one on a tie) is marked with a dashed vertical line.
+    """
+    rows = sorted(
+        (e for e in epochs if _number(e.get("epoch")) is not None),
+        key=lambda e: e["epoch"],
+    )
+
+    def series(key: str, scale: float = 1.0) -> tuple[list[int], list[float]]:
+        xs, ys = [], []
+        for e in rows:
+            v = _number(e.get(key))
+            if v is not None:
+                xs.append(int(e["epoch"]))
+                ys.append(v * scale)
+        return xs, ys
+
+    val_x, val_acc = series("val_accuracy")
+    best_epoch = val_x[val_acc.index(max(val_acc))] if val_acc else None
+    all_epochs = [int(e["epoch"]) for e in rows]
+    marker = "o" if len(all_epochs) <= 30 else None
+
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=LEARNING_CURVES_SIZE, layout="constrained")
+    try:
+        panels = (
+            (ax_loss, "loss", "loss", 1.0),
+            (ax_acc, "accuracy", "accuracy", 100.0),
+        )
+        for ax, name, ylabel, scale in panels:
+            for split, colour in (("train", _TRAIN_COLOUR), ("val", _VAL_COLOUR)):
+                xs, ys = series(f"{split}_{name}", scale)
+                if xs:
+                    ax.plot(xs, ys, color=colour, marker=marker, markersize=4, linewidth=1.8,
+                            label="train" if split == "train" else "validation")
+            if best_epoch is not None:
+                ax.axvline(best_epoch, color=_BEST_COLOUR, linestyle="--", linewidth=1.2, zorder=1,
+                           label=f"best epoch {best_epoch}")
+            ax.set_title(name)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel + (" (%)" if scale != 1.0 else ""))
+            if all_epochs:
+                lo, hi = min(all_epochs), max(all_epochs)
+                if hi - lo < 10:  # few epochs: a tick on each (MaxNLocator would add halves)
+                    ax.set_xticks(range(lo, hi + 1))
+                else:
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                pad = 0.5 if hi - lo < 4 else 0.03 * (hi - lo)
+                ax.set_xlim(lo - pad, hi + pad)
+            ax.grid(True, alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", fontsize="small", framealpha=0.9)
+            else:
+                ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center",
+                        va="center", color="grey")
+
+        heading = title or "learning curves"
+        if best_epoch is not None:
+            heading += f"  (best val accuracy {max(val_acc) * 100:.2f}% at epoch {best_epoch})"
+        fig.suptitle(heading)
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def confusion_matrix(matrix, classes: Sequence[str], path, title: str = "") -> Path:
+    """Draw a confusion matrix (rows = true class, columns = predicted) and save a PNG.
+
+    Cell colour is the row-normalised fraction (the share of each true class predicted as each
+    class); the raw count is written in every cell. The title carries the overall accuracy.
+    """
+    import numpy as np
+
+    counts = np.asarray(matrix)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {counts.shape}")
+    n = counts.shape[0]
+    classes = [str(c) for c in classes]
+    if len(classes) != n:
+        raise ValueError(f"{len(classes)} class names for a {n}x{n} confusion matrix")
+    counts = counts.astype(np.int64)
+    row_sums = counts.sum(axis=1, keepdims=True)
+    norm = np.divide(counts, row_sums, out=np.zeros(counts.shape, dtype=float),
+                     where=row_sums > 0)
+    total = int(counts.sum())
+    accuracy = float(np.trace(counts)) / total if total else None
+
+    plt = _pyplot()
+    from matplotlib.ticker import PercentFormatter
+
+    cmap = plt.get_cmap("Blues")
+    side = min(max(4.0, 0.55 * n + 2.5), 20.0)
+    fig, ax = plt.subplots(figsize=(side + 1.4, side), layout="constrained")
+    try:
+        image = ax.imshow(norm, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        bar.set_label("share of true class")
+
+        if n <= 40:
+            # Fit the widest count in a cell: a digit is ~0.6 em wide, plus some margin.
+            digits = max(3, len(str(int(counts.max()))) if counts.size else 1)
+            cell_pt = 0.8 * side / n * 72
+            fontsize = max(5.0, min(10.0, cell_pt / (0.75 * digits)))
+            for i in range(n):
+                for j in range(n):
+                    r, g, b, _ = cmap(norm[i, j])
+                    dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5
+                    colour = "white" if dark else ("black" if counts[i, j] else "#b0b0b0")
+                    ax.text(j, i, str(counts[i, j]), ha="center", va="center",
+                            color=colour, fontsize=fontsize)
+
+        ax.set_xticks(range(n), labels=classes, rotation=45, ha="right",
+                      rotation_mode="anchor")
+        ax.set_yticks(range(n), labels=classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.tick_params(length=0)
+        # Thin white lines between cells.
+        ax.set_xticks(np.arange(-0.5, n, 1.0), minor=True)
+        ax.set_yticks(np.arange(-0.5, n, 1.0), minor=True)
+        ax.grid(which="minor", color="white", linewidth=0.8)
+        ax.tick_params(which="minor", length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+
+        acc = f"accuracy {accuracy * 100:.2f}% ({int(np.trace(counts))}/{total})" \
+            if accuracy is not None else "accuracy n/a (no examples)"
+        ax.set_title(f"{title}\n{acc}" if title else acc)
+        # A square image beside a colourbar can defeat the layout engine, whose margins then
+        # clip the "true" label at large n; a tight bounding box always frames everything.
+        return _save(fig, path, tight=True)
+    finally:
+        plt.close(fig)
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (missing, None, NaN or infinite)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _pyplot():
+    import matplotlib
+
+    # Select Agg before pyplot is first imported. If the caller already imported pyplot with a
+    # backend of its own (a notebook, say), leave it: switching would close its figures, and
+    # savefig renders to PNG with any backend.
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path, tight: bool = False) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fig.savefig(out, format="png", dpi=DPI, facecolor="white",
+                        **({"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}))
+        os.chmod(tmp, 0o644)  # mkstemp makes the file 0600; a figure is for sharing
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
