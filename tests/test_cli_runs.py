@@ -175,3 +175,46 @@ def test_two_runs_at_once_both_land(tmp_path):
     runs = Store(tmp_path / "zoo.db").runs()
     assert sorted(r.seed for r in runs) == [0, 1]
     assert all(r.status == "completed" for r in runs)
+
+
+def test_resume_after_ctrl_c_ends_where_an_uninterrupted_run_ends(tmp_path):
+    args = ["run", "cnn", "--epochs", "8", "--limit", "1500", "--seed", "5",
+            "--set", "augment_shift=2", "--set", "augment_flip=true", "--set", "lr_schedule=cosine"]
+    straight = tmp_path / "straight"
+    out = subprocess.run([sys.executable, "-m", "zoo_core", *args, "--json"], capture_output=True,
+                         text=True, env={**os.environ, "ZOO_HOME": str(straight)})
+    assert out.returncode == 0, out.stderr
+    expected = json.loads(out.stdout)
+
+    home = tmp_path / "resumed"
+    proc = _zoo_process(home, *args)
+    store = Store(home / "zoo.db")
+    try:
+        assert _wait_for(lambda: (home / "zoo.db").exists() and store.runs()
+                         and store.runs()[0].epochs_run >= 1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    (record,) = store.runs()
+    assert record.status == "interrupted", err
+    assert f"zoo run --resume {record.run_id}" in err
+    resumed = subprocess.run([sys.executable, "-m", "zoo_core", "run", "--resume", record.run_id[:20],
+                              "--json"], capture_output=True, text=True,
+                             env={**os.environ, "ZOO_HOME": str(home)})
+    assert resumed.returncode == 0, resumed.stderr
+    got = json.loads(resumed.stdout)
+    assert got["run_id"] == record.run_id and got["status"] == "completed"
+    assert got["epochs_run"] == 8
+    assert got["test_accuracy"] == expected["test_accuracy"]
+    assert got["test_loss"] == expected["test_loss"]
+    assert [e["val_loss"] for e in store.epochs(record.run_id)] == \
+        [e["val_loss"] for e in json.loads(Path(expected["run_dir"], "metrics.json").read_text())["epochs"]]
+
+
+def test_resume_refuses_a_completed_run_and_extra_options(home):
+    _, results = home
+    r = zoo("run", "--resume", results[0]["run_id"])
+    assert r.exit_code == 2 and "is completed; only interrupted runs can be resumed" in r.output
+    r = zoo("run", "--resume", results[0]["run_id"], "--epochs", "3")
+    assert r.exit_code == 2 and "drop --epochs" in r.output

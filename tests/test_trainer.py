@@ -53,8 +53,11 @@ def test_the_best_validation_epoch_is_restored_for_the_test(zoo, subset, tmp_pat
     assert result.best_epoch == best["epoch"]
     assert result.val_accuracy == best["val_accuracy"]
     index = trainer.read_checkpoint_index(tmp_path)
-    assert index == {"prefix": f"ckpt/epoch-{best['epoch']}", "epoch": best["epoch"]}
-    assert len(list((tmp_path / "ckpt").glob("*.index"))) == 1  # older ones removed
+    assert index["prefix"] == f"ckpt/best-{best['epoch']}" and index["epoch"] == best["epoch"]
+    assert index["last"] == "ckpt/last-3"
+    # older checkpoints are removed: one best and one last remain
+    assert [p.name for p in (tmp_path / "ckpt").glob("best-*.index")] == [f"best-{best['epoch']}.index"]
+    assert [p.name for p in (tmp_path / "ckpt").glob("last-*.index")] == ["last-3.index"]
     r = zoo.resolve("rnn", "fashion")
     val = trainer.evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_val,
                                       subset.y_val, 10)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core import __version__, datasets, paths
-from zoo_core.errors import RunInterrupted, ZooError
+from zoo_core.errors import DataError, RunInterrupted, UsageError, ZooError
 from zoo_core.registry import Zoo
 from zoo_core.store import RunRecord, Store, utc_now
 
@@ -75,7 +75,7 @@ def execute(zoo: Zoo, request: RunRequest, store: Store, progress=None, data=Non
         RunInterrupted: Ctrl-C or SIGTERM (a KeyboardInterrupt); the run is recorded
             as ``interrupted`` and its best checkpoint so far kept.
     """
-    from zoo_core import plots, trainer
+    from zoo_core import trainer
     from zoo_core._tf import tf as import_tf
 
     resolved = zoo.resolve(request.model, request.dataset, request.overrides, request.raw_overrides)
@@ -100,11 +100,47 @@ def execute(zoo: Zoo, request: RunRequest, store: Store, progress=None, data=Non
                      "tensorflow": tf.__version__, "python": platform.python_version()},
     })
     store.create_run(record)
+    return _train_and_record(zoo, store, record, resolved.model, resolved.hparams,
+                             resolved.trainer, data, progress, resume=False)
+
+
+def resume(zoo: Zoo, run_id: str, store: Store, progress=None, data_dir=None) -> RunRecord:
+    """Continue an interrupted run from its last completed epoch.
+
+    The run keeps its id, settings and seed; the data must be the same files
+    (checksums are compared). Returns the completed run's record.
+    """
+    from zoo_core.spec import TRAINER_HPARAMS
+
+    record = store.get(run_id)
+    if record.status != "interrupted":
+        raise UsageError(f"run {record.run_id} is {record.status}; only interrupted runs can be "
+                         "resumed")
+    spec = zoo.model(record.model)
+    hparams = {k: record.config[k] for k in spec.hparams if k in record.config}
+    cfg = {k: record.config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+    data = datasets.load(zoo.dataset(record.dataset), data_dir, record.config.get("limit"))
+    if data.checksums != record.data_checksums:
+        raise DataError(f"the {record.dataset} files found now ({data.source}) differ from the ones "
+                        f"run {record.run_id} was trained on; point --data-dir at the original files")
+    from zoo_core import trainer
+
+    saved = (trainer.read_checkpoint_index(Path(record.run_dir)) or {}).get("state", {})
+    for epoch in saved.get("epochs", []):  # an epoch saved but not yet stored when interrupted
+        store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_KEYS})
+    store.finish_run(record.run_id, status="running", error=None)
+    return _train_and_record(zoo, store, record, spec, hparams, cfg, data, progress, resume=True)
+
+
+def _train_and_record(zoo, store, record, model, hparams, cfg, data, progress, resume) -> RunRecord:
+    from zoo_core import plots, trainer
+
+    run_id, run_dir = record.run_id, Path(record.run_dir)
     recorder = _Recorder(store, run_id, progress)
     try:
         with sigterm_as_interrupt():
-            result = trainer.train(resolved.model, resolved.hparams, resolved.trainer, data,
-                                   request.seed, run_dir, recorder)
+            result = trainer.train(model, hparams, cfg, data, record.seed, run_dir, recorder,
+                                   resume=resume)
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted", finished_at=utc_now(),
                          error=f"interrupted after {recorder.epochs} epoch(s)", **recorder.best())
@@ -124,7 +160,7 @@ def execute(zoo: Zoo, request: RunRequest, store: Store, progress=None, data=Non
         "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
         "test": result.test.to_dict(data.classes),
     })
-    title = f"{request.model} on {request.dataset}, seed {request.seed}"
+    title = f"{record.model} on {record.dataset}, seed {record.seed}"
     plots.learning_curves(result.epochs, run_dir / "curves.png", title=title)
     plots.confusion_matrix(result.test.confusion, data.classes, run_dir / "confusion.png",
                            title=f"{title}: test split")
@@ -132,9 +168,12 @@ def execute(zoo: Zoo, request: RunRequest, store: Store, progress=None, data=Non
         run_id, status="completed", finished_at=utc_now(), params=result.params,
         best_epoch=result.best_epoch, train_seconds=result.train_seconds,
         examples_per_sec=result.examples_per_sec, val_accuracy=result.val_accuracy,
-        test_loss=result.test.loss, test_accuracy=result.test.accuracy,
+        test_loss=result.test.loss, test_accuracy=result.test.accuracy, error=None,
     )
     return _finished(zoo, store, run_id)
+
+
+EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
 class _Recorder:
@@ -152,9 +191,7 @@ class _Recorder:
         self.epochs = record["epoch"]
         if record.get("best"):
             self.best_record = record
-        self.store.add_epoch(self.run_id, record["epoch"], **{
-            k: record[k] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                                   "lr", "seconds")})
+        self.store.add_epoch(self.run_id, record["epoch"], **{k: record[k] for k in EPOCH_KEYS})
         if self.progress:
             self.progress.epoch_end(record)
 

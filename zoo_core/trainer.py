@@ -106,8 +106,8 @@ def build_graph(model: ModelSpec, hparams: dict, cfg: dict, image_shape, num_cla
             y_all = v1.Variable(y_feed, trainable=False, collections=local, name="all_labels")
             index = v1.placeholder_with_default(tf.zeros([0], tf.int32), [None], name="index")
             training = v1.placeholder_with_default(False, [], name="training")
-            batch_x = tf.gather(x_all, index)
-            batch_x = _augment(tf, batch_x, cfg, seed)
+            global_step = v1.train.get_or_create_global_step()
+            batch_x = _augment(tf, tf.gather(x_all, index), cfg, seed, global_step)
             images = v1.placeholder_with_default(batch_x, [None, h, w, c], name="images")
             labels = v1.placeholder_with_default(tf.gather(y_all, index), [None], name="labels")
         with v1.variable_scope("model"):
@@ -141,7 +141,6 @@ def build_graph(model: ModelSpec, hparams: dict, cfg: dict, image_shape, num_cla
             accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
 
         with v1.name_scope("train"):
-            global_step = v1.train.get_or_create_global_step()
             lr = _learning_rate(tf, cfg, global_step, cfg["epochs"] * steps_per_epoch)
             optimizer = v1.train.AdamOptimizer(lr)
             grads, variables = zip(*optimizer.compute_gradients(loss, var_list=trainable))
@@ -182,17 +181,23 @@ def _learning_rate(tf, cfg: dict, step, total_steps: int):
     return base
 
 
-def _augment(tf, images, cfg: dict, seed: int):
-    """Random shifts and horizontal flips of training batches, on the fly."""
+def _augment(tf, images, cfg: dict, seed: int, step):
+    """Random shifts and horizontal flips of training batches, on the fly.
+
+    Stateless random ops keyed by (seed, global step): the same step always sees the
+    same augmentation, so a resumed run replays exactly.
+    """
     shift, flip = cfg["augment_shift"], cfg["augment_flip"]
     if not shift and not flip:
         return images
     batch = tf.shape(images)[0]
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
     if flip:
-        mask = tf.random.uniform([batch], seed=seed + 1) < 0.5
+        mask = tf.random.stateless_uniform([batch], seed=key) < 0.5
         images = tf.where(mask[:, None, None, None], tf.reverse(images, axis=[2]), images)
     if shift:
-        d = tf.random.uniform([batch, 2], -shift, shift + 1, dtype=tf.int32, seed=seed + 2)
+        d = tf.random.stateless_uniform([batch, 2], seed=key + [0, 1 << 40], minval=-shift,
+                                        maxval=shift + 1, dtype=tf.int32)
         d = tf.cast(d, tf.float32)
         ones, zeros = tf.ones([batch]), tf.zeros([batch])
         # output (x, y) reads input (x + dx, y + dy); outside the image is 0
@@ -213,7 +218,7 @@ def session_config(tf):
 
 
 def train(model: ModelSpec, hparams: dict, cfg: dict, data: Data, seed: int, run_dir: Path,
-          progress: Progress | None = None) -> TrainResult:
+          progress: Progress | None = None, resume: bool = False) -> TrainResult:
     """Train, select the best epoch on the validation split, evaluate the test split once.
 
     Args:
@@ -221,13 +226,17 @@ def train(model: ModelSpec, hparams: dict, cfg: dict, data: Data, seed: int, run
         hparams: its merged hyperparameters.
         cfg: the merged trainer settings.
         data: the loaded splits.
-        seed: the run's seed (graph seed and batch order).
-        run_dir: where checkpoints go (``ckpt/``, and ``checkpoint.json`` naming the best).
+        seed: the run's seed (graph seed, batch order, augmentation).
+        run_dir: where checkpoints go (``ckpt/``, and ``checkpoint.json`` naming them).
         progress: receives per-step and per-epoch progress.
+        resume: continue from the last completed epoch saved in ``run_dir``. Batch
+            order and augmentation depend only on (seed, epoch, step), so a resumed
+            run ends where an uninterrupted one would (dropout inside a model is
+            TensorFlow's stateful randomness and is not replayed exactly).
 
     Raises:
-        TrainingError: the loss became NaN or infinite.
-        KeyboardInterrupt: passed through; the best checkpoint so far is kept.
+        TrainingError: the loss became NaN or infinite, or there is nothing to resume.
+        KeyboardInterrupt: passed through; the best and last checkpoints are kept.
     """
     tf = import_tf()
     progress = progress or Progress()
@@ -235,17 +244,18 @@ def train(model: ModelSpec, hparams: dict, cfg: dict, data: Data, seed: int, run
     batch = min(cfg["batch_size"], n)
     steps = math.ceil(n / batch)
     g = build_graph(model, hparams, cfg, data.x_train.shape[1:], data.num_classes, seed, n, steps)
-    rng = np.random.default_rng(seed)
-    epochs: list[dict] = []
-    best_acc, best_epoch, best_prefix, since_best = -1.0, 0, "", 0
-    train_seconds, rates = 0.0, []
-    stopped_early = False
+    state = TrainState()
     with tf.compat.v1.Session(graph=g.graph, config=session_config(tf)) as sess:
         sess.run(g.init)
+        if resume:
+            state = restore_last(sess, g, run_dir)
         sess.run(g.data_init, {g.data_feed[0]: data.x_train, g.data_feed[1]: data.y_train})
-        for epoch in range(1, cfg["epochs"] + 1):
+        for epoch in range(len(state.epochs) + 1, cfg["epochs"] + 1):
+            if cfg["patience"] and state.since_best >= cfg["patience"]:
+                state.stopped_early = True
+                break
             progress.epoch_start(epoch, cfg["epochs"], steps)
-            order = rng.permutation(n).astype(np.int32)
+            order = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
             loss_sum = acc_sum = 0.0
             lr = cfg["lr"]
             start = time.perf_counter()
@@ -261,52 +271,91 @@ def train(model: ModelSpec, hparams: dict, cfg: dict, data: Data, seed: int, run
                 acc_sum += float(acc) * len(idx)
                 progress.step(float(loss), float(acc))
             seconds = time.perf_counter() - start
-            train_seconds += seconds
-            rates.append(n / seconds)
             val = evaluator.evaluate(sess, g, data.x_val, data.y_val, data.num_classes)
             record = {"epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": acc_sum / n,
                       "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": float(lr),
                       "seconds": seconds}
-            epochs.append(record)
-            if val.accuracy > best_acc:
-                best_acc, best_epoch, since_best = val.accuracy, epoch, 0
-                best_prefix = save_checkpoint(sess, g, run_dir, epoch)
-                progress.checkpoint(epoch, best_prefix)
-            else:
-                since_best += 1
-            record["best"] = best_epoch == epoch
+            state.add(record, n / seconds)
+            save_checkpoint(sess, g, run_dir, state)
+            if record["best"]:
+                progress.checkpoint(epoch, state.best_prefix)
             progress.epoch_end(record)
-            if cfg["patience"] and since_best >= cfg["patience"]:
-                stopped_early = True
-                break
-        g.saver.restore(sess, str(run_dir / best_prefix))
+        if not state.best_prefix:
+            raise TrainingError(f"{run_dir}: no epoch finished, so there is nothing to evaluate")
+        g.saver.restore(sess, str(run_dir / state.best_prefix))
         test = evaluator.evaluate(sess, g, data.x_test, data.y_test, data.num_classes)
     return TrainResult(
-        epochs=epochs, best_epoch=best_epoch, val_accuracy=best_acc, test=test, params=g.params,
-        train_seconds=train_seconds, examples_per_sec=float(np.median(rates)),
-        checkpoint=best_prefix, stopped_early=stopped_early,
+        epochs=state.epochs, best_epoch=state.best_epoch, val_accuracy=state.best_acc, test=test,
+        params=g.params, train_seconds=state.train_seconds,
+        examples_per_sec=float(np.median(state.rates)), checkpoint=state.best_prefix,
+        stopped_early=state.stopped_early,
     )
+
+
+@dataclass
+class TrainState:
+    """What a run has done so far; saved with every checkpoint so a run can resume."""
+
+    epochs: list[dict] = field(default_factory=list)
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    best_prefix: str = ""
+    last_prefix: str = ""
+    since_best: int = 0
+    train_seconds: float = 0.0
+    rates: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def add(self, record: dict, rate: float) -> None:
+        epoch = record["epoch"]
+        record["best"] = record["val_accuracy"] > self.best_acc
+        if record["best"]:
+            self.best_acc, self.best_epoch, self.since_best = record["val_accuracy"], epoch, 0
+            self.best_prefix = f"ckpt/best-{epoch}"
+        else:
+            self.since_best += 1
+        self.last_prefix = f"ckpt/last-{epoch}"
+        self.epochs.append(record)
+        self.train_seconds += record["seconds"]
+        self.rates.append(rate)
 
 
 CHECKPOINT_INDEX = "checkpoint.json"
 
 
-def save_checkpoint(sess, g: ModelGraph, run_dir: Path, epoch: int) -> str:
-    """Save the variables, then point ``checkpoint.json`` at them atomically.
+def save_checkpoint(sess, g: ModelGraph, run_dir: Path, state: TrainState) -> None:
+    """Save the epoch's variables, then point ``checkpoint.json`` at them atomically.
 
-    A crash while saving leaves the previous checkpoint and its index intact; the
-    older checkpoint's files are removed only after the index moved on.
+    ``last-E`` holds every variable (weights, Adam's slots, the step) for resuming;
+    ``best-E`` the best epoch on validation. A crash while saving leaves the previous
+    checkpoints and their index intact: older files are removed only after the index
+    moved on.
     """
-    folder = run_dir / "ckpt"
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = f"ckpt/epoch-{epoch}"
-    g.saver.save(sess, str(run_dir / prefix), write_meta_graph=False, write_state=False)
-    previous = read_checkpoint_index(run_dir)
-    write_json_atomic(run_dir / CHECKPOINT_INDEX, {"prefix": prefix, "epoch": epoch})
-    if previous and previous["prefix"] != prefix:
-        for f in folder.glob(Path(previous["prefix"]).name + ".*"):
-            f.unlink(missing_ok=True)
-    return prefix
+    (run_dir / "ckpt").mkdir(parents=True, exist_ok=True)
+    previous = read_checkpoint_index(run_dir) or {}
+    g.saver.save(sess, str(run_dir / state.last_prefix), write_meta_graph=False, write_state=False)
+    if state.best_prefix != previous.get("prefix"):
+        g.saver.save(sess, str(run_dir / state.best_prefix), write_meta_graph=False,
+                     write_state=False)
+    write_json_atomic(run_dir / CHECKPOINT_INDEX, {
+        "prefix": state.best_prefix, "epoch": state.best_epoch, "last": state.last_prefix,
+        "state": {k: v for k, v in state.__dict__.items()},
+    })
+    for key, keep in (("prefix", state.best_prefix), ("last", state.last_prefix)):
+        old = previous.get(key)
+        if old and old != keep:
+            for f in (run_dir / "ckpt").glob(Path(old).name + ".*"):
+                f.unlink(missing_ok=True)
+
+
+def restore_last(sess, g: ModelGraph, run_dir: Path) -> TrainState:
+    """Restore the last completed epoch's variables and the run's progress."""
+    index = read_checkpoint_index(run_dir)
+    if not index or not index.get("last"):
+        raise TrainingError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
+                            "first epoch finished); start it again with zoo run")
+    g.saver.restore(sess, str(run_dir / index["last"]))
+    return TrainState(**index["state"])
 
 
 def read_checkpoint_index(run_dir: Path) -> dict | None:

@@ -73,10 +73,12 @@ class ConsoleProgress:
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
               help="Look for the dataset's files here first [env: ZOO_DATA_DIR].")
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training examples only.")
+@click.option("--resume", "resume_id", metavar="RUN_ID",
+              help="Continue an interrupted run from its last completed epoch.")
 @json_option
 @click.pass_obj
 def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, settings,
-        data_dir, limit, as_json):
+        data_dir, limit, resume_id, as_json):
     """Train MODEL on a dataset, evaluate it once on the test split and record the run.
 
     The best epoch on the validation split is kept; its test accuracy is reported.
@@ -88,17 +90,29 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
       zoo run lstm --epochs 3 --limit 5000          a quick try
       zoo run cnn --set dropout=0.3 --seeds 3
       zoo run --all --epochs 1 --json
+      zoo run --resume cnn-fashion-s0-20261121-2248      after Ctrl-C
     """
     import math
 
     from zoo_core import datasets, runner
-    from zoo_core.errors import RunInterrupted, UsageError
+    from zoo_core.errors import UsageError
     from zoo_core.registry import parse_set_options
-    from zoo_core.store import Store
 
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UsageError(f"--lr must be a positive finite number, got {lr}")
     zoo = state.zoo()
+    out = sys.stderr if as_json else sys.stdout
+    if resume_id:
+        given = [f"--{k.replace('_', '-')}" for k, v in dict(
+            model=model, all=all_models, epochs=epochs, batch_size=batch_size, lr=lr, set=settings,
+            limit=limit).items() if v]
+        if given or seeds != 1 or seed != 0:
+            raise UsageError("--resume continues a run with its own settings; drop "
+                             + (", ".join(given) or "--seed/--seeds"))
+        record = _run_one(
+            lambda store, progress: runner.resume(zoo, resume_id, store, progress, data_dir), out)
+        echo_json(record.to_dict()) if as_json else _print_result(record)
+        return
     if all_models == bool(model):
         raise UsageError("give a MODEL or --all (see `zoo list`)")
     names = sorted(zoo.models) if all_models else [model]
@@ -107,35 +121,44 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     for name in names:  # check every setting before any training starts
         zoo.resolve(name, dataset, overrides, raw)
     data = datasets.load(zoo.dataset(dataset), data_dir, limit)
-    out = sys.stderr if as_json else sys.stdout
     results = []
-    with Store() as store:
-        for name in names:
-            for s in range(seed, seed + seeds):
-                if not as_json:
-                    click.echo(f"training {name} on {dataset} (seed {s}, {data.split_sizes['train']} "
-                               f"training examples) ...", file=out)
-                progress = ConsoleProgress(out)
-                request = runner.RunRequest(name, dataset, s, overrides, raw, data_dir, limit)
-                try:
-                    record = runner.execute(zoo, request, store, progress, data=data)
-                except KeyboardInterrupt as e:
-                    progress.close()
-                    if isinstance(e, RunInterrupted):
-                        click.echo(f"\ninterrupted: run {e.run_id} is recorded as interrupted after "
-                                   f"{e.epochs} epoch(s), its best checkpoint kept "
-                                   f"(zoo show {e.run_id})", err=True)
-                    else:
-                        click.echo("\ninterrupted before training started; nothing recorded", err=True)
-                    sys.exit(130)
-                except Exception:
-                    progress.close()
-                    raise
-                results.append(record)
-                if not as_json:
-                    _print_result(record)
+    for name in names:
+        for s in range(seed, seed + seeds):
+            if not as_json:
+                click.echo(f"training {name} on {dataset} (seed {s}, {data.split_sizes['train']} "
+                           f"training examples) ...", file=out)
+            request = runner.RunRequest(name, dataset, s, overrides, raw, data_dir, limit)
+            results.append(_run_one(
+                lambda store, progress: runner.execute(zoo, request, store, progress, data=data),
+                out))
+            if not as_json:
+                _print_result(results[-1])
     if as_json:
         echo_json([r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict())
+
+
+def _run_one(job, out):
+    """Run one training job with a console progress display; Ctrl-C exits 130."""
+    from zoo_core.errors import RunInterrupted
+    from zoo_core.store import Store
+
+    progress = ConsoleProgress(out)
+    try:
+        with Store() as store:
+            record = job(store, progress)
+    except KeyboardInterrupt as e:
+        progress.close()
+        if isinstance(e, RunInterrupted):
+            click.echo(f"\ninterrupted: run {e.run_id} is recorded as interrupted after "
+                       f"{e.epochs} epoch(s), its checkpoints kept; continue it with "
+                       f"`zoo run --resume {e.run_id}`", err=True)
+        else:
+            click.echo("\ninterrupted before training started; nothing recorded", err=True)
+        sys.exit(130)
+    except Exception:
+        progress.close()
+        raise
+    return record
 
 
 def _print_result(r) -> None:
