@@ -37,3 +37,13 @@ def test_dropout_only_in_training():
         zoo_cnn.build, images, zoo_cnn.HPARAMS, training=training, overrides={"dropout": 0.5})
     assert np.array_equal(run(False), run(False))
     assert not np.allclose(run(False), run(True))
+
+
+def test_the_batch_norm_cnn_is_its_own_registration_and_uses_training():
+    spec = open_zoo().models["cnn-bn"]
+    assert spec.plugin == "zoo-cnn" and spec.defaults()["batch_norm"] is True
+    images, _ = testing.real_images(8)
+    run = lambda training: testing.run_builder(  # noqa: E731
+        zoo_cnn.build, images, zoo_cnn.BATCH_NORM, training=training, overrides={"dropout": 0.0})
+    # batch statistics in training, moving averages in inference
+    assert not np.allclose(run(False), run(True))

@@ -15,7 +15,14 @@ HPARAMS = {
     "kernel": HParam(3, help="conv kernel size", min=1, max=11),
     "dense": HParam(128, help="units of the dense layer before the logits (0: none)", min=0),
     "dropout": HParam(0.0, help="dropout rate before the logits, training only", min=0.0, max=0.95),
+    "convs": HParam(1, help="conv2d layers per block, before its pooling", min=1, max=4),
+    "batch_norm": HParam(False, help="batch normalization after each conv2d and the dense layer"),
 }
+
+# The batch-normalized CNN of the seed projects: two convs per block, BN, dropout.
+BATCH_NORM = {**HPARAMS, "convs": HParam(2, help=HPARAMS["convs"].help, min=1, max=4),
+              "batch_norm": HParam(True, help=HPARAMS["batch_norm"].help),
+              "dropout": HParam(0.3, help=HPARAMS["dropout"].help, min=0.0, max=0.95)}
 
 
 def build(images, *, num_classes, hparams, training):
@@ -33,14 +40,24 @@ def build(images, *, num_classes, hparams, training):
     import tensorflow as tf
 
     layers = tf.compat.v1.layers
+    bn = hparams["batch_norm"]
+
+    def activate(x, name):
+        if bn:  # the trainer runs UPDATE_OPS, which keep the moving statistics
+            x = layers.batch_normalization(x, training=training, name=f"{name}_bn")
+        return tf.nn.relu(x)
+
     x = images
     for i in range(hparams["blocks"]):
-        x = layers.conv2d(x, hparams["filters"] * 2**i, hparams["kernel"], padding="same",
-                          activation=tf.nn.relu, name=f"conv{i + 1}")
+        for j in range(hparams["convs"]):
+            name = f"conv{i + 1}" + (f"_{j + 1}" if hparams["convs"] > 1 else "")
+            x = layers.conv2d(x, hparams["filters"] * 2**i, hparams["kernel"], padding="same",
+                              use_bias=not bn, name=name)
+            x = activate(x, name)
         x = layers.max_pooling2d(x, 2, 2, padding="same", name=f"pool{i + 1}")
     x = layers.flatten(x)
     if hparams["dense"]:
-        x = layers.dense(x, hparams["dense"], activation=tf.nn.relu, name="dense")
+        x = activate(layers.dense(x, hparams["dense"], use_bias=not bn, name="dense"), "dense")
     if hparams["dropout"]:
         x = layers.dropout(x, rate=hparams["dropout"], training=training)
     return layers.dense(x, num_classes, name="logits")
@@ -53,4 +70,10 @@ def zoo_register_models(register):
         build,
         summary="conv2d 32-64 blocks with max pooling and a dense head (tf.compat.v1.layers)",
         hparams=HPARAMS,
+    )
+    register(
+        "cnn-bn",
+        build,
+        summary="conv2d blocks of two convs with batch normalization, max pooling and dropout",
+        hparams=BATCH_NORM,
     )

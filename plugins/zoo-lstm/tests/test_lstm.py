@@ -36,3 +36,16 @@ def test_stacked_layers_build():
     logits = testing.run_builder(zoo_lstm.build, images, zoo_lstm.HPARAMS,
                                  overrides={"layers": 2, "hidden": 16})
     assert logits.shape == (4, 10)
+
+
+def test_the_stacked_lstm_is_its_own_registration():
+    spec = open_zoo().models["lstm-stack"]
+    assert spec.plugin == "zoo-lstm"
+    assert spec.defaults()["layers"] == 2 and spec.defaults()["dropout"] > 0
+
+
+def test_bidirectional_builds():
+    images, _ = testing.real_images(4)
+    logits = testing.run_builder(zoo_lstm.build, images, zoo_lstm.HPARAMS,
+                                 overrides={"bidirectional": True, "hidden": 16})
+    assert logits.shape == (4, 10)

@@ -13,7 +13,12 @@ HPARAMS = {
     "layers": HParam(1, help="stacked cells (MultiRNNCell when > 1)", min=1, max=8),
     "forget_bias": HParam(1.0, help="added to the forget gate's bias"),
     "dropout": HParam(0.0, help="dropout on cell outputs, training only", min=0.0, max=0.95),
+    "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
 }
+
+# The stacked LSTM of the seed projects: two layers of 128 with dropout.
+STACKED = {**HPARAMS, "layers": HParam(2, help=HPARAMS["layers"].help, min=1, max=8),
+           "dropout": HParam(0.2, help=HPARAMS["dropout"].help, min=0.0, max=0.95)}
 
 
 def build(images, *, num_classes, hparams, training):
@@ -41,9 +46,20 @@ def build(images, *, num_classes, hparams, training):
         rate = hparams["dropout"] * tf.cast(training, tf.float32)
         return rnn.DropoutWrapper(c, output_keep_prob=1.0 - rate)
 
-    stack = rnn.MultiRNNCell([cell() for _ in range(hparams["layers"])]) if hparams["layers"] > 1 else cell()
-    outputs, _ = tf.compat.v1.nn.static_rnn(stack, rows, dtype=tf.float32)
-    return tf.compat.v1.layers.dense(outputs[-1], num_classes, name="logits")
+    def stack():
+        cells = [cell() for _ in range(hparams["layers"])]
+        return cells[0] if len(cells) == 1 else rnn.MultiRNNCell(cells)
+
+    if hparams["bidirectional"]:
+        outputs, _, _ = tf.compat.v1.nn.static_bidirectional_rnn(stack(), stack(), rows,
+                                                                 dtype=tf.float32)
+        hidden = hparams["hidden"]
+        # the forward pass ends at the last row, the backward pass at the first
+        last = tf.concat([outputs[-1][:, :hidden], outputs[0][:, hidden:]], axis=1)
+    else:
+        outputs, _ = tf.compat.v1.nn.static_rnn(stack(), rows, dtype=tf.float32)
+        last = outputs[-1]
+    return tf.compat.v1.layers.dense(last, num_classes, name="logits")
 
 
 @hookimpl
@@ -53,4 +69,10 @@ def zoo_register_models(register):
         build,
         summary="BasicLSTMCell (128 units) unrolled with static_rnn over the image rows",
         hparams=HPARAMS,
+    )
+    register(
+        "lstm-stack",
+        build,
+        summary="two stacked BasicLSTMCell layers of 128 with dropout, unrolled with static_rnn",
+        hparams=STACKED,
     )

@@ -37,3 +37,11 @@ def test_dropout_only_in_training():
         zoo_rnn.build, images, zoo_rnn.HPARAMS, training=training, overrides={"dropout": 0.5})
     assert np.array_equal(run(False), run(False))
     assert not np.allclose(run(False), run(True))
+
+
+def test_bidirectional_stacked_builds_and_reads_both_ways():
+    images, _ = testing.real_images(4)
+    one_way = testing.run_builder(zoo_rnn.build, images, zoo_rnn.HPARAMS)
+    both = testing.run_builder(zoo_rnn.build, images, zoo_rnn.HPARAMS,
+                               overrides={"bidirectional": True, "layers": 2})
+    assert both.shape == (4, 10) and not np.allclose(one_way, both)

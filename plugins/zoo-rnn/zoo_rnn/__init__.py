@@ -12,6 +12,7 @@ HPARAMS = {
     "hidden": HParam(128, help="units per RNN cell", min=1, max=4096),
     "layers": HParam(1, help="stacked cells (MultiRNNCell when > 1)", min=1, max=8),
     "dropout": HParam(0.0, help="dropout on cell outputs, training only", min=0.0, max=0.95),
+    "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
 }
 
 
@@ -33,15 +34,26 @@ def build(images, *, num_classes, hparams, training):
     _, height, width, channels = images.shape.as_list()
     steps = tf.unstack(tf.reshape(images, [-1, height, width * channels]), axis=1)
     keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
-    cells = []
-    for _ in range(hparams["layers"]):
-        cell = rnn.BasicRNNCell(hparams["hidden"])
-        if hparams["dropout"]:
-            cell = rnn.DropoutWrapper(cell, output_keep_prob=keep)
-        cells.append(cell)
-    cell = cells[0] if len(cells) == 1 else rnn.MultiRNNCell(cells)
-    outputs, _ = tf.compat.v1.nn.static_rnn(cell, steps, dtype=tf.float32)
-    return tf.compat.v1.layers.dense(outputs[-1], num_classes, name="logits")
+
+    def stack():
+        cells = []
+        for _ in range(hparams["layers"]):
+            cell = rnn.BasicRNNCell(hparams["hidden"])
+            if hparams["dropout"]:
+                cell = rnn.DropoutWrapper(cell, output_keep_prob=keep)
+            cells.append(cell)
+        return cells[0] if len(cells) == 1 else rnn.MultiRNNCell(cells)
+
+    if hparams["bidirectional"]:
+        outputs, _, _ = tf.compat.v1.nn.static_bidirectional_rnn(stack(), stack(), steps,
+                                                                 dtype=tf.float32)
+        hidden = hparams["hidden"]
+        # the forward pass ends at the last row, the backward pass at the first
+        last = tf.concat([outputs[-1][:, :hidden], outputs[0][:, hidden:]], axis=1)
+    else:
+        outputs, _ = tf.compat.v1.nn.static_rnn(stack(), steps, dtype=tf.float32)
+        last = outputs[-1]
+    return tf.compat.v1.layers.dense(last, num_classes, name="logits")
 
 
 @hookimpl
