@@ -69,9 +69,9 @@ def cli(ctx, registry):
 
 
 def _register_commands() -> None:
-    from zoo_core.cli import catalogue
+    from zoo_core.cli import catalogue, develop
 
-    for command in catalogue.COMMANDS:
+    for command in catalogue.COMMANDS + develop.COMMANDS:
         cli.add_command(command)
     try:
         from zoo_core.cli import runs

@@ -1,0 +1,10 @@
+"""zoo-lstm's models pass the zoo's conformance kit (zoo_core.testing), like any third
+party's plugin. The same checks run from the command line: `zoo check lstm`.
+"""
+
+from zoo_core import testing
+
+
+@testing.parametrize_checks("lstm", "lstm-stack")
+def test_conformance(check):
+    check()

@@ -1,0 +1,160 @@
+"""``zoo check`` and ``zoo new-plugin``: for people writing plugins.
+
+``zoo check`` imports TensorFlow (it builds and trains the model); ``zoo
+new-plugin`` does not.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+
+import click
+
+from zoo_core.cli.common import echo_json, json_option, table
+
+
+class _CheckCommand(click.Command):
+    """Lists the checks under the help text, read from the kit itself when asked."""
+
+    def format_epilog(self, ctx, formatter):
+        from zoo_core.testing import CHECKS
+
+        with formatter.section("Checks"):
+            formatter.write_dl([(c.name, c.summary) for c in CHECKS.values()])
+        super().format_epilog(ctx, formatter)
+
+
+def _parse_shape(text: str) -> tuple[int, int, int]:
+    from zoo_core.errors import UsageError
+
+    parts = text.lower().split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"--shape {text!r}: expected HEIGHTxWIDTHxCHANNELS, e.g. 28x28x1")
+    return shape  # type: ignore[return-value]
+
+
+@click.command("check", cls=_CheckCommand)
+@click.argument("model")
+@click.option("--skip", multiple=True, metavar="NAME",
+              help="Report this check as skipped instead of running it (repeatable).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Check with this hyperparameter value instead of the default (repeatable).")
+@click.option("--shape", "shapes", multiple=True, metavar="HxWxC",
+              help="An image shape the model accepts (repeatable); default 28x28x1, 20x12x1 "
+                   "and 32x32x3.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The graph seed to build with.")
+@json_option
+@click.pass_obj
+def check(state, model, skip, settings, shapes, seed, as_json):
+    """Run the conformance kit on MODEL: does its builder honour the zoo's contract?
+
+    Each check builds the model the way `zoo run` does and reports passed, failed
+    (with what was expected and what happened) or skipped. The exit code is 1 if
+    any check fails. The same checks run under pytest with
+    `@pytest.mark.parametrize("check", zoo_core.testing.checks("MODEL"))`.
+
+    \b
+    Examples:
+      zoo check mynet
+      zoo check mynet --skip overfit_one_batch --json
+      zoo check cnn --set filters=8
+    """
+    from zoo_core import testing
+    from zoo_core.errors import ZooError
+    from zoo_core.registry import parse_set_options
+
+    spec = state.zoo().model(model)
+    raw = parse_set_options(settings)
+    overrides = {}
+    for key, text in raw.items():
+        if key not in spec.hparams:
+            from zoo_core.errors import HParamError
+
+            raise HParamError(f"unknown hyperparameter {key!r} for {model}; declared: "
+                              + (", ".join(spec.hparams) or "none"))
+        overrides[key] = spec.hparams[key].parse(key, text)
+    bound = testing.checks(spec, overrides=overrides, skip=skip,
+                           shapes=[_parse_shape(s) for s in shapes] or None, seed=seed)
+    live = sys.stderr.isatty() and not as_json
+    if not as_json:
+        click.echo(f"checking {model} ({spec.plugin or 'unknown plugin'} "
+                   f"{spec.plugin_version}) ...", err=True)
+    bound[0].subject.prepare()
+    start = time.perf_counter()
+    results = []
+    try:
+        for c in bound:
+            if live:
+                click.echo(f"  {c.name} ...", err=True, nl=False)
+            results.append(c.run())
+            if live:
+                click.echo(f" {results[-1].status}", err=True)
+    finally:
+        bound[0].subject.close()
+    seconds = time.perf_counter() - start
+    failed = [r for r in results if r.status == "failed"]
+    if as_json:
+        echo_json({"model": model, "plugin": spec.plugin, "plugin_version": spec.plugin_version,
+                   "passed": not failed, "seconds": round(seconds, 2),
+                   "checks": [{**r.to_dict(), "seconds": round(r.seconds, 2)} for r in results]})
+    else:
+        click.echo(table(
+            [[r.check, r.status, f"{r.seconds:.1f}s",
+              textwrap.fill(r.message, 72, break_on_hyphens=False)] for r in results],
+            ["check", "status", "time", "message"]))
+        counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+        click.echo(f"\n{counts['passed']} passed, {counts['failed']} failed, "
+                   f"{counts['skipped']} skipped in {seconds:.1f}s")
+    if failed:
+        names = ", ".join(r.check for r in failed)
+        raise ZooError(f"{len(failed)} of {len(results)} checks failed for {model}: {names}")
+
+
+@click.command("new-plugin")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Create the plugin folder zoo-NAME inside this folder.")
+@click.pass_obj
+def new_plugin(state, name, parent):
+    """Write a working plugin package for a new model NAME, ready to install.
+
+    NAME is the model's name (lower-case letters, digits, '-' or '_'); the
+    distribution is zoo-NAME and the package zoo_NAME. The plugin registers a
+    small network through the `zoo` entry point, declares its hyperparameters,
+    and has a test that runs the conformance kit.
+
+    \b
+    Then:
+      pip install -e zoo-NAME
+      zoo list NAME && zoo check NAME
+      zoo run NAME --epochs 1 --limit 5000
+    """
+    from pathlib import Path
+
+    from zoo_core import scaffold
+
+    names = scaffold.plugin_names(name)
+    taken = state.zoo(warn=False).models
+    if names.model in taken:
+        from zoo_core.errors import UsageError
+
+        raise UsageError(f"a model named {names.model!r} is already registered by "
+                         f"{taken[names.model].plugin}; choose another NAME")
+    folder, files = scaffold.create(names, Path(parent))
+    click.echo(f"created {folder} (the plugin {names.dist}, model {names.model!r}):")
+    width = max(len(f) for f, _ in files)
+    for rel, what in files:
+        click.echo(f"  {rel:<{width}}  {what}")
+    click.echo("\nnext:")
+    for line in scaffold.next_steps(names, folder):
+        click.echo(f"  {line}")
+
+
+COMMANDS = [check, new_plugin]
