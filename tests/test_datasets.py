@@ -160,3 +160,241 @@ def test_not_found_without_download_lists_where_it_looked(fashion, tmp_path):
     nowhere = replace(fashion, system_dirs=(str(tmp_path / "none"),))
     with pytest.raises(DataError, match="dataset 'fashion' not found; looked in: .*none"):
         datasets.load(nowhere, download_ok=False)
+
+
+# ----------------------------------------------------------------- unreadable files and folders
+# Tests run as root, which ignores permission bits: unreadability is simulated by making the
+# system calls fail the way they do for an ordinary user.
+
+def _deny(monkeypatch, target: Path, func: str = "stat"):
+    """Make ``os.stat`` (or ``Path.read_bytes``) fail with EACCES for ``target`` and below."""
+    import errno
+    import os
+
+    def denied(path):
+        return Path(path) == target or target in Path(path).parents
+
+    if func == "stat":
+        real = os.stat
+
+        def stat(path, *args, **kwargs):
+            if denied(path):
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+        monkeypatch.setattr(os, "stat", stat)
+    else:
+        real_read = Path.read_bytes
+
+        def read_bytes(self):
+            if denied(self):
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real_read(self)
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+def test_an_unreadable_file_is_named_with_the_fix(fashion, copy_dir, monkeypatch):
+    path = copy_dir / NAMES[2]
+    _deny(monkeypatch, path, "read_bytes")
+    with pytest.raises(DataError) as err:
+        datasets.load(fashion, data_dir=copy_dir)
+    assert str(err.value) == (f"{path}: cannot be read (Permission denied); make it readable "
+                              "(chmod a+r) or point --data-dir at a readable copy")
+
+
+def test_a_folder_where_a_file_belongs_is_named(fashion, copy_dir):
+    path = copy_dir / NAMES[1]
+    path.unlink()
+    path.mkdir()  # e.g. an archive tool that unpacked into a folder of the same name
+    with pytest.raises(DataError, match=rf"^{path}: is a folder, not a file; put the file itself there"):
+        datasets.load(fashion, data_dir=copy_dir)
+
+
+@pytest.mark.parametrize("where", ["data dir", "system dir"])
+def test_an_unreadable_folder_is_a_data_error_not_a_traceback(fashion, copy_dir, monkeypatch, where):
+    spec = replace(fashion, system_dirs=(str(copy_dir),))
+    _deny(monkeypatch, copy_dir / NAMES[0])  # the folder lacks search permission
+    with pytest.raises(DataError) as err:
+        datasets.load(spec, data_dir=copy_dir if where == "data dir" else None)
+    assert str(err.value).startswith(f"{copy_dir}: cannot look inside (Permission denied); "
+                                     "make it readable")
+    # and `zoo datasets` reports it instead of failing
+    status = datasets.inspect(spec)
+    assert status[0] == "cannot be searched" and "cannot look inside" in status[1][0].message
+
+
+def test_a_data_dir_that_does_not_exist_is_a_usage_error(fashion, tmp_path, monkeypatch):
+    with pytest.raises(UsageError, match=rf"^{tmp_path / 'typo'}: no such folder \(given by --data-dir"):
+        datasets.load(fashion, data_dir=tmp_path / "typo")
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "typo"))
+    with pytest.raises(UsageError, match=r"no such folder \(given by ZOO_DATA_DIR\)"):
+        datasets.load(fashion)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="not a folder"):
+        datasets.load(fashion, data_dir=tmp_path / "file")
+
+
+def test_the_cli_exits_2_for_a_missing_data_dir_and_1_for_a_bad_file(copy_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    typo = CliRunner().invoke(cli, ["run", "cnn", "--data-dir", str(tmp_path / "typo")])
+    assert typo.exit_code == 2 and "no such folder" in typo.output
+    (copy_dir / NAMES[3]).write_bytes(b"<html>Not Found</html>")
+    bad = CliRunner().invoke(cli, ["run", "cnn", "--data-dir", str(copy_dir)])
+    assert bad.exit_code == 1, bad.output
+    (line,) = bad.output.strip().splitlines()
+    assert line.startswith(f"Error: {copy_dir / NAMES[3]}: checksum mismatch for fashion test_labels")
+    assert "[not an IDX file (bad magic number) (it looks like a web page)]" in line
+
+
+# ----------------------------------------------------------------- downloads that fail halfway
+
+class _Response:
+    """A urlopen() response serving ``data`` and failing as told after ``cut`` bytes."""
+
+    def __init__(self, data: bytes, cut: int | None = None, error: BaseException | None = None,
+                 length: int | None = None):
+        self.data, self.cut, self.error, self.pos = data, cut, error, 0
+        self.headers = {"Content-Length": str(len(data) if length is None else length)}
+
+    def read(self, n):
+        if self.cut is not None and self.pos >= self.cut:
+            if self.error is not None:
+                raise self.error
+            return b""
+        end = self.pos + n if self.cut is None else min(self.pos + n, self.cut)
+        chunk, self.pos = self.data[self.pos:end], end
+        return chunk
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _serve(monkeypatch, copy_dir, fail: dict):
+    """Serve copy_dir's files from http://mirror/; ``fail`` maps a file name to a failure."""
+    calls = []
+
+    def urlopen(url, timeout=None):
+        name = url.rsplit("/", 1)[1]
+        calls.append(name)
+        data = (copy_dir / name).read_bytes()
+        if name in fail:
+            return fail.pop(name)(data)
+        return _Response(data)
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", urlopen)
+    return calls
+
+
+@pytest.mark.parametrize("failure, reason", [
+    (lambda d: _Response(d, cut=len(d) // 2, error=ConnectionResetError(104, "Connection reset by peer")),
+     "Connection reset by peer"),
+    (lambda d: _Response(d, cut=len(d) // 2, error=__import__("http.client").client.IncompleteRead(b"")),
+     "IncompleteRead"),
+    (lambda d: _Response(d, cut=len(d) // 2), "connection closed after"),
+    (lambda d: _Response(d[: len(d) // 2], length=len(d) // 2), "corrupted or truncated gzip"),
+])
+def test_a_download_that_fails_halfway_leaves_nothing_behind(fashion, copy_dir, zoo_home,
+                                                              monkeypatch, failure, reason):
+    mirror = replace(fashion, system_dirs=(), urls=("http://mirror/",))
+    cached = zoo_home / "datasets" / "fashion"
+    _serve(monkeypatch, copy_dir, {NAMES[2]: failure})
+    with pytest.raises(DataError) as err:
+        datasets.load(mirror)
+    message = str(err.value)
+    assert message.startswith(f"could not download fashion {NAMES[2]}: http://mirror/{NAMES[2]}: ")
+    assert reason in message and ".part" not in message and "\n" not in message
+    assert message.endswith("-- check your connection, or put the files in a folder and pass --data-dir")
+    assert not (cached / NAMES[2]).exists()
+    assert not list(cached.glob("*.part"))
+    # the next attempt fetches only what is missing, and everything verifies
+    calls = _serve(monkeypatch, copy_dir, {})
+    data = datasets.load(mirror)
+    assert calls == [NAMES[2], NAMES[3]]
+    assert data.checksums == {role: fashion.files[role]["sha256"] for role in datasets.FILE_ROLES}
+
+
+def test_an_interrupted_download_removes_its_partial_file(fashion, copy_dir, zoo_home, monkeypatch):
+    mirror = replace(fashion, system_dirs=(), urls=("http://mirror/",))
+    _serve(monkeypatch, copy_dir, {NAMES[0]: lambda d: _Response(d, cut=70_000, error=KeyboardInterrupt())})
+    with pytest.raises(KeyboardInterrupt):
+        datasets.load(mirror)
+    assert list((zoo_home / "datasets" / "fashion").iterdir()) == []
+
+
+def test_a_stale_partial_file_is_never_used(fashion, copy_dir, zoo_home, monkeypatch):
+    cached = zoo_home / "datasets" / "fashion"
+    cached.mkdir(parents=True)
+    for name in NAMES:  # what a killed download leaves: .part files, never the final names
+        (cached / f"{name}.x1y2.part").write_bytes((copy_dir / name).read_bytes()[:1000])
+    assert datasets.locate(replace(fashion, system_dirs=())) is None
+    calls = _serve(monkeypatch, copy_dir, {})
+    datasets.load(replace(fashion, system_dirs=(), urls=("http://mirror/",)))
+    assert calls == NAMES
+
+
+def test_a_damaged_cached_copy_is_fetched_anew(fashion, copy_dir, zoo_home, monkeypatch):
+    mirror = replace(fashion, system_dirs=(), urls=("http://mirror/",))
+    _serve(monkeypatch, copy_dir, {})
+    datasets.load(mirror)
+    cached = zoo_home / "datasets" / "fashion" / NAMES[3]
+    cached.write_bytes(cached.read_bytes()[:-20])  # bit rot, a disk that filled up
+    calls = _serve(monkeypatch, copy_dir, {})
+    data = datasets.load(mirror)
+    assert calls == [NAMES[3]] and data.source.endswith("(downloaded)")
+    assert cached.read_bytes() == (copy_dir / NAMES[3]).read_bytes()
+    # without a way to download, the damage is reported, naming the file
+    with pytest.raises(DataError, match=rf"^{cached}: corrupted or truncated gzip"):
+        cached.write_bytes(cached.read_bytes()[:-20])
+        datasets.load(mirror, download_ok=False)
+
+
+def test_a_cache_that_cannot_be_created_suggests_zoo_home(fashion, copy_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where ZOO_HOME's folder should be")
+    monkeypatch.setenv("ZOO_HOME", str(blocker / "home"))
+    with pytest.raises(DataError) as err:
+        datasets.load(replace(fashion, system_dirs=(), urls=("http://mirror/",)))
+    assert str(err.value) == (f"cannot create the dataset cache {blocker}/home/datasets/fashion "
+                              f"({blocker} is a file, not a folder): move that file aside, "
+                              "or set ZOO_HOME to another folder")
+
+
+def test_a_malformed_download_url_is_reported_not_raised(fashion, zoo_home):
+    with pytest.raises(DataError, match=r"could not download fashion .*: htp:/nowhere/.*unknown url type"):
+        datasets.load(replace(fashion, system_dirs=(), urls=("htp:/nowhere/",)))
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array(["a", "b"] * 5), "train labels are <U1, expected integers"),
+    (np.arange(10) % 2 + 5, r"train labels outside 0..1"),
+    (np.zeros(3, np.int64), "3 train labels for 10 images"),
+])
+def test_a_plugin_loader_returning_junk_is_named(labels, message):
+    from zoo_core.spec import DatasetSpec
+
+    def loader(data_dir):
+        x = np.zeros((10, 4, 4), np.uint8)
+        return x, labels, x, np.zeros(10, np.int64)
+    spec = DatasetSpec("blobs", "blobs", ("a", "b"), (4, 4, 1), validation=2, load=loader,
+                       plugin="zoo-blobs")
+    with pytest.raises(DataError, match=rf"dataset 'blobs' \(plugin zoo-blobs\): {message}; "
+                                        "the plugin's loader is wrong"):
+        datasets.load(spec)
+
+
+def test_a_download_that_no_checksum_covers_is_not_cached(fashion, copy_dir, zoo_home, monkeypatch):
+    # MNIST has only md5_gz on record: an uncompressed file from a mirror cannot be verified
+    md5_only = replace(fashion, system_dirs=(), urls=("http://mirror/",),
+                       files={r: {k: v for k, v in f.items() if k != "sha256"}
+                              for r, f in fashion.files.items()})
+    for name in NAMES:
+        (copy_dir / name).write_bytes(gzip.decompress((copy_dir / name).read_bytes()))
+    _serve(monkeypatch, copy_dir, {})
+    with pytest.raises(DataError, match=rf"the downloaded {NAMES[0]}: is not gzip-compressed, so its "
+                                        "md5_gz cannot be checked"):
+        datasets.load(md5_only)
+    assert list((zoo_home / "datasets" / "fashion").iterdir()) == []

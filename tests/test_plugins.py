@@ -118,7 +118,9 @@ def test_a_plugin_with_one_bad_registration_registers_nothing():
 
 def test_zoo_load_plugins_limits_what_loads(monkeypatch):
     monkeypatch.setenv("ZOO_LOAD_PLUGINS", "cnn, zoo-lstm")
-    assert set(load().models) == {"cnn", "lstm"}
+    result = load()
+    assert {r.dist for r in result.reports} == {"zoo-cnn", "zoo-lstm"}
+    assert {"cnn", "lstm"} <= set(result.models) and "rnn" not in result.models
     monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
     result = load()
     assert result.models == {} and result.reports == []
@@ -133,3 +135,79 @@ def test_datasets_register_through_their_hook():
     zoo = open_zoo(plugins=[plugin(zoo_register_datasets=zoo_register_datasets)], entry_points=False)
     assert zoo.dataset("blobs").load is loader
     assert zoo.dataset("fashion").files  # the registry's own datasets are still there
+
+
+# -- plugins that hang, exit or misbehave ------------------------------------------------------
+
+def test_a_plugin_that_hangs_at_import_is_skipped_after_the_timeout(fake_dist, monkeypatch):
+    import time
+
+    from zoo_core import plugins
+
+    fake_dist("zoo-tiny", {"zoo_tiny": GOOD})
+    load()  # the healthy plugins are imported once, at full speed
+    fake_dist("zoo-hangs", {"zoo_hangs": "import time\ntime.sleep(30)\n"})
+    monkeypatch.setenv("ZOO_PLUGIN_TIMEOUT", "0.5")
+    start = time.monotonic()
+    result = load()
+    assert time.monotonic() - start < 5
+    hung = next(r for r in result.reports if r.dist == "zoo-hangs")
+    assert hung.status == "failed"
+    assert hung.error == ("import did not finish within 0.5 s (zoo_hangs hangs at import time); "
+                          "fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow")
+    assert {"tiny", "cnn", "lstm", "rnn"} <= set(result.models)
+    # a second load in the same process does not wait for it again
+    start = time.monotonic()
+    again = next(r for r in load().reports if r.dist == "zoo-hangs")
+    assert time.monotonic() - start < 0.4
+    assert "still stuck since an earlier attempt" in again.error
+    plugins._STUCK.clear()
+
+
+def test_a_registration_hook_that_hangs_is_skipped(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("ZOO_PLUGIN_TIMEOUT", "0.3")
+    release = threading.Event()
+
+    def zoo_register_models(register):
+        register("late", builder, summary="registers after the timeout")
+        release.wait(10)
+    result = load([plugin(zoo_register_models=zoo_register_models)], entry_points=False)
+    release.set()
+    assert result.reports[0].status == "failed"
+    assert "registration hooks did not finish within 0.3 s" in result.reports[0].error
+    assert result.models == {}
+
+
+@pytest.mark.parametrize("source, message", [
+    ("import sys\nsys.exit(3)\n", "import failed: SystemExit: 3"),
+    ("raise RuntimeError('line one\\nline two')\n", "import failed: RuntimeError: line one line two"),
+    ("def broken(:\n", "import failed: SyntaxError"),
+])
+def test_import_failures_of_every_kind_are_one_line(fake_dist, source, message):
+    fake_dist("zoo-odd", {"zoo_odd": source})
+    result = load()
+    report = next(r for r in result.reports if r.dist == "zoo-odd")
+    assert report.status == "failed" and report.error.startswith(message)
+    assert "\n" not in report.error
+    assert "cnn" in result.models
+
+
+def test_a_hook_that_calls_sys_exit_is_isolated():
+    import sys
+
+    def zoo_register_models(register):
+        sys.exit("plugin gave up")
+    result = load([plugin(zoo_register_models=zoo_register_models)], entry_points=False)
+    assert result.reports[0].status == "failed"
+    assert result.reports[0].error == "SystemExit: plugin gave up"
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf"])
+def test_a_bad_plugin_timeout_is_a_usage_error(monkeypatch, value):
+    from zoo_core.errors import UsageError
+
+    monkeypatch.setenv("ZOO_PLUGIN_TIMEOUT", value)
+    with pytest.raises(UsageError, match=rf"ZOO_PLUGIN_TIMEOUT='{value}': expected seconds"):
+        load()

@@ -144,3 +144,23 @@ def test_set_options_without_key_and_value_are_usage_errors(item):
 def test_bad_set_values_list_what_is_valid(key, value, message):
     with pytest.raises(HParamError, match=re.escape(message)):
         open_zoo().resolve("cnn", "fashion", raw_overrides={key: value})
+
+
+def test_an_unreadable_registry_says_which_and_why(tmp_path):
+    with pytest.raises(RegistryError, match=rf"^registry file {tmp_path} cannot be read \(Is a directory\): "
+                                            r"check --registry / ZOO_REGISTRY$"):
+        read_catalogue(tmp_path)
+    binary = tmp_path / "registry.toml"
+    binary.write_bytes(b"\xff\xfe\x00schema")
+    with pytest.raises(RegistryError, match=r"is not UTF-8 text: is it the right file\?"):
+        read_catalogue(binary)
+
+
+def test_a_huge_number_in_the_registry_is_a_clear_error(tmp_path):
+    path = write(tmp_path, with_model(
+        '[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\n[models.cnn.hparams]\n'
+        f"dropout = {10 ** 400}\n"))
+    with pytest.raises(RegistryError, match=r"\[models.cnn.hparams\] dropout must be a finite number, "
+                                            r"got 1000000000\d+…$") as err:
+        open_zoo(path).resolve("cnn", "fashion")
+    assert len(str(err.value)) < len(str(path)) + 150

@@ -318,3 +318,175 @@ def test_processes_creating_a_new_store_at_once(tmp_path):
     assert [worker.exitcode for worker in workers] == [0] * WORKERS
     with Store(path) as db:
         assert sorted(r.run_id for r in db.runs()) == [f"first-{w}" for w in range(WORKERS)]
+
+
+# -- full disks, read-only files, odd paths ----------------------------------------------------
+
+
+def _fill_up(db: Store) -> None:
+    """Cap the file at its current size: SQLite then fails every growth with SQLITE_FULL,
+    "database or disk is full", exactly as on a full disk."""
+    conn = db._connection()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def test_a_full_disk_is_a_store_error_and_earlier_runs_are_intact(db):
+    db.create_run(make_record("before"))
+    db.add_epoch("before", 1, val_accuracy=0.5)
+    _fill_up(db)
+    big = {"note": "x" * 20_000}
+    with pytest.raises(StoreError) as excinfo:
+        db.create_run(make_record("too-big", config=big))
+    assert str(excinfo.value) == (
+        f"results store {db.path} could not be written (database or disk is full); earlier runs "
+        "are intact: free some disk space, or set ZOO_HOME to a folder on a disk with room")
+    with pytest.raises(StoreError, match="database or disk is full"):
+        for epoch in range(2, 200):
+            db.add_epoch("before", epoch, val_accuracy=0.5 + epoch / 1000)
+    assert [r.run_id for r in db.runs()] == ["before"]
+    assert not db._connection().in_transaction  # nothing left half-done
+    db._connection().execute("PRAGMA max_page_count = 1073741823")  # space freed
+    db.create_run(make_record("after", config=big))
+    assert [r.run_id for r in db.runs()] == ["before", "after"]
+    fresh = sqlite3.connect(db.path)  # what another process sees
+    assert fresh.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+    fresh.close()
+
+
+class _FailingCommit:
+    """A connection whose COMMIT fails as it does when the disk fills at the last moment."""
+
+    def __init__(self, conn, message="database or disk is full"):
+        self._conn, self.message = conn, message
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError(self.message)
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_a_failed_commit_keeps_nothing_of_the_write(db):
+    db.create_run(make_record("kept"))
+    real = db._connection()
+    db._conn = _FailingCommit(real)
+    with pytest.raises(StoreError, match="could not be written"):
+        db.create_run(make_record("lost"))
+    assert not real.in_transaction
+    db._conn = real
+    assert [r.run_id for r in db.runs()] == ["kept"]
+    db.create_run(make_record("next"))  # the connection still works
+    assert [r.run_id for r in db.runs()] == ["kept", "next"]
+
+
+def test_a_read_only_store_says_what_to_do(db):
+    db.create_run(make_record("r1"))
+    db._connection().execute("PRAGMA query_only = ON")  # SQLITE_READONLY, as on a read-only file
+    with pytest.raises(StoreError) as excinfo:
+        db.finish_run("r1", status="failed")
+    assert str(excinfo.value).startswith(f"cannot open or write the results store {db.path} (")
+    assert str(excinfo.value).endswith("make its folder writable or set ZOO_HOME to a writable folder")
+    assert db.get("r1").status == "running"
+
+
+def test_zoo_home_under_a_file_names_the_file_in_the_way(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError) as excinfo:
+        Store(blocker / "home" / "zoo.db").runs()
+    assert str(excinfo.value) == (
+        f"cannot create the folder of the results store {blocker}/home/zoo.db ({blocker} is a "
+        "file, not a folder): move that file aside, or set ZOO_HOME to another folder")
+
+
+def test_a_folder_where_the_store_belongs_is_reported(tmp_path):
+    (tmp_path / "zoo.db").mkdir()
+    with pytest.raises(StoreError, match=r"zoo.db is a folder, not a file: move it aside"):
+        Store(tmp_path / "zoo.db").runs()
+
+
+def test_zoo_home_is_absolute_and_expanded(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_HOME", "relative/home")
+    assert paths.zoo_home() == tmp_path / "relative" / "home"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ZOO_HOME", "~/zoo")
+    assert paths.zoo_home() == tmp_path / "zoo"
+
+
+# -- migrations --------------------------------------------------------------------------------
+
+
+def _version_1_file(path) -> None:
+    """A store as zoo-core with schema version 1 wrote it, built by hand (rollback journal)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in store.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO runs (run_id, status, model, dataset, plugin, plugin_version, zoo_version,"
+        " tf_version, config, config_id, seed, data_checksums, split_sizes, epochs_run,"
+        " best_epoch, test_accuracy, started_at, finished_at, run_dir) VALUES"
+        " ('v1-run', 'completed', 'cnn', 'fashion', 'zoo-cnn', '0.0.9', '0.0.9', '2.15.0',"
+        " '{\"epochs\": 2}', 'abc', 3, '{}', '{\"train\": 55000}', 2, 2, 0.9, "
+        " '2023-05-01T10:00:00+00:00', '2023-05-01T10:05:00+00:00', '/old/runs/v1-run')")
+    for epoch in (1, 2):
+        conn.execute("INSERT INTO epochs (run_id, epoch, val_accuracy) VALUES ('v1-run', ?, ?)",
+                     (epoch, (80 + epoch) / 100))
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+V2 = ("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
+      "CREATE TABLE tags (run_id TEXT NOT NULL REFERENCES runs (run_id), tag TEXT NOT NULL)")
+
+
+def test_a_version_1_store_is_migrated_and_its_data_survive(tmp_path, monkeypatch):
+    path = tmp_path / "zoo.db"
+    _version_1_file(path)
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, V2])
+    with Store(path) as db:
+        old = db.get("v1-run")
+        assert (old.status, old.seed, old.test_accuracy, old.config) == ("completed", 3, 0.9, {"epochs": 2})
+        assert [e["val_accuracy"] for e in db.epochs("v1-run")] == [0.81, 0.82]
+        db.create_run(make_record("v2-run"))
+        db.add_epoch("v2-run", 1, val_accuracy=0.5)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT run_id, note FROM runs ORDER BY rowid").fetchall() == [
+        ("v1-run", ""), ("v2-run", "")]
+    assert conn.execute("SELECT COUNT(*) FROM tags").fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_migration_that_fails_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "zoo.db"
+    _version_1_file(path)
+    broken = (V2[0], "CREATE TABLE runs (oops TEXT)")  # the first statement works, then it fails
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, broken])
+    with pytest.raises(StoreError) as excinfo:
+        Store(path).runs()
+    assert str(excinfo.value).startswith(
+        f"cannot upgrade the results store {path} to schema version 2 (table runs already exists);"
+        " it is left as it was")
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+    conn.close()
+    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
+    with Store(path) as db:  # the version-1 zoo-core still reads it
+        assert db.get("v1-run").test_accuracy == 0.9
+
+
+def test_a_store_missing_a_table_is_reported(tmp_path):
+    path = tmp_path / "zoo.db"
+    _version_1_file(path)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE epochs")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"lacks part of its schema \(no such table: epochs\)"):
+        Store(path).epochs("v1-run")

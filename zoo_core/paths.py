@@ -1,19 +1,28 @@
 """Where the zoo keeps its own files: the results store and the run folders.
 
-Nothing here creates a folder; the code that writes a file creates its parent.
+Nothing here creates a folder on import or lookup; the code that writes a file creates its
+parent with :func:`ensure_dir`, which turns any failure into one line naming the folder and
+suggesting ``ZOO_HOME``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import platformdirs
 
+from zoo_core.errors import ZooError
+
 
 def zoo_home() -> Path:
-    """The zoo's home folder: ``$ZOO_HOME`` when set and non-empty, else the user data dir."""
-    return Path(os.environ.get("ZOO_HOME") or platformdirs.user_data_dir("zoo"))
+    """The zoo's home folder: ``$ZOO_HOME`` when set and non-empty, else the user data dir.
+
+    Always absolute (``~`` expanded, a relative ``ZOO_HOME`` taken from the current folder),
+    so the run folders recorded in the store can be found from anywhere.
+    """
+    return Path(os.environ.get("ZOO_HOME") or platformdirs.user_data_dir("zoo")).expanduser().absolute()
 
 
 def store_path() -> Path:
@@ -24,3 +33,48 @@ def store_path() -> Path:
 def runs_dir() -> Path:
     """The folder holding one sub-folder per run (checkpoints, curves)."""
     return zoo_home() / "runs"
+
+
+def ensure_dir(path: Path, what: str, error: type[ZooError] = ZooError) -> Path:
+    """Create ``path`` (and its parents) unless it exists; return it.
+
+    Args:
+        path: the folder.
+        what: what it is, for the message, e.g. "the dataset cache".
+        error: the ZooError subclass to raise.
+
+    Raises:
+        error: one line naming the folder, why it failed and what to do (set ZOO_HOME).
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot create {what} {path} ({why_not(exc, path)}): {remedy(exc)}") from None
+    return path
+
+
+def why_not(exc: OSError, path: Path | None = None) -> str:
+    """A short reason for an OSError about ``path``, without the errno noise."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        blocker = _file_in_the_way(path) if path is not None else None
+        return f"{blocker} is a file, not a folder" if blocker else "a file is in the way"
+    return exc.strerror or str(exc)
+
+
+def remedy(exc: OSError | None = None) -> str:
+    """What to do when zoo cannot write under its home."""
+    if exc is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some disk space, or set ZOO_HOME to a folder on a disk with room"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return "move that file aside, or set ZOO_HOME to another folder"
+    return "make it writable, or set ZOO_HOME to a writable folder"
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    for folder in [*reversed(path.parents), path]:
+        try:
+            if folder.exists() and not folder.is_dir():
+                return folder
+        except OSError:
+            return None
+    return None

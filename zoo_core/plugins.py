@@ -7,12 +7,19 @@ invalid is reported and skipped, and the rest of the zoo keeps working.
 
 ``ZOO_LOAD_PLUGINS`` (a comma-separated list of entry-point or distribution names;
 empty for none) limits which plugins load.
+
+A plugin whose import hangs (a network call, a lock, an endless loop at import time) must
+not hang every command: each entry point is imported, and its registration hooks called, in
+a daemon thread given ``ZOO_PLUGIN_TIMEOUT`` seconds (default 10). One that does not finish
+in time is reported ("import did not finish within N s") and skipped; the thread is left
+behind and dies with the process.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import types
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,12 +27,16 @@ from importlib import metadata
 import pluggy
 
 from zoo_core import hookspecs
-from zoo_core.errors import HParamError, PluginError
+from zoo_core.errors import HParamError, PluginError, UsageError
 from zoo_core.spec import TRAINER_HPARAMS, DatasetSpec, ModelSpec, as_hparam
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _HPARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+DEFAULT_TIMEOUT_S = 10.0
+# Imports that timed out, by entry point (name, value): a later load() in the same process
+# does not wait for them again while they are still stuck.
+_STUCK: dict[tuple[str, str], threading.Thread] = {}
 
 
 @dataclass
@@ -85,12 +96,17 @@ def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points
         entry_points: whether to load the installed ``zoo`` entry points.
 
     Returns:
-        a :class:`PluginSet`; failures are in its ``reports``, never raised.
+        a :class:`PluginSet`; a plugin's failures (import errors, hangs, hooks that
+        raise or register junk) are in its ``reports``, never raised.
+
+    Raises:
+        UsageError: ``ZOO_PLUGIN_TIMEOUT`` is not a number of seconds.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     result = PluginSet(manager=pm)
     allowed = _allowed()
+    timeout = import_timeout()
 
     candidates: list[tuple[PluginReport, object]] = []
     if entry_points:
@@ -101,12 +117,9 @@ def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points
             report = PluginReport(
                 name=ep.name, dist=dist, version=ep.dist.version if ep.dist else "", module=ep.value
             )
-            try:
-                obj = ep.load()
-            except BaseException as e:  # noqa: BLE001 - isolate any import failure
-                if isinstance(e, KeyboardInterrupt):
-                    raise
-                report.status, report.error = "failed", f"import failed: {type(e).__name__}: {e}"
+            obj, error = _import(ep, timeout)
+            if error:
+                report.status, report.error = "failed", error
                 result.reports.append(report)
                 continue
             candidates.append((report, obj))
@@ -122,15 +135,87 @@ def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points
         except Exception as e:  # unknown hook names, bad signatures
             if pm.is_registered(obj):
                 pm.unregister(obj)
-            report.status, report.error = "failed", f"invalid plugin: {e}"
+            report.status, report.error = "failed", f"invalid plugin: {_one_line(e)}"
             continue
-        try:
-            _collect(pm, obj, report, result)
-        except Exception as e:  # noqa: BLE001 - a plugin's hook raised or registered junk
-            pm.unregister(obj)
-            report.status = "failed"
-            report.error = str(e) if isinstance(e, PluginError) else f"{type(e).__name__}: {e}"
+        done, value, error = _in_thread(lambda: _collect(pm, obj, report, result),
+                                        f"zoo-plugin-hooks-{report.name}", timeout)
+        if done and error is None:
+            models, datasets = value  # type: ignore[misc]
+            result.models.update(models)
+            result.datasets.update(datasets)
+            report.models, report.datasets = sorted(models), sorted(datasets)
+            continue
+        pm.unregister(obj)
+        report.status = "failed"
+        if not done:
+            report.error = (f"its registration hooks did not finish within {timeout:g} s; "
+                            "fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow")
+        elif isinstance(error, PluginError):  # registered junk
+            report.error = _one_line(error)
+        else:  # a hook raised
+            report.error = f"{type(error).__name__}: {_one_line(error)}"
     return result
+
+
+def import_timeout() -> float:
+    """Seconds a plugin's import may take: ``$ZOO_PLUGIN_TIMEOUT``, default 10."""
+    raw = os.environ.get("ZOO_PLUGIN_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value <= 86_400):
+        raise UsageError(
+            f"ZOO_PLUGIN_TIMEOUT={raw!r}: expected seconds a plugin's import may take, "
+            f"a number above 0 (default {DEFAULT_TIMEOUT_S:g})"
+        )
+    return value
+
+
+def _in_thread(fn, name: str, timeout: float) -> tuple[bool, object, BaseException | None]:
+    """Run ``fn()`` in a daemon thread: (finished in time, its result, what it raised)."""
+    outcome: dict[str, object] = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - isolate anything, even SystemExit
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return False, thread, None
+    error = outcome.get("error")
+    if isinstance(error, KeyboardInterrupt):
+        raise error
+    return True, outcome.get("value"), error  # type: ignore[return-value]
+
+
+def _import(ep: metadata.EntryPoint, timeout: float) -> tuple[object, str]:
+    """Import one entry point in a daemon thread: (the object, "") or (None, why it failed)."""
+    key = (ep.name, ep.value)
+    stuck = _STUCK.get(key)
+    if stuck is not None and stuck.is_alive():
+        return None, (f"import did not finish within {timeout:g} s (still stuck since an "
+                      "earlier attempt); fix the plugin or raise ZOO_PLUGIN_TIMEOUT")
+    done, value, error = _in_thread(ep.load, f"zoo-plugin-import-{ep.name}", timeout)
+    if not done:
+        _STUCK[key] = value  # type: ignore[assignment]
+        return None, (f"import did not finish within {timeout:g} s ({ep.value} hangs at import "
+                      "time); fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow")
+    _STUCK.pop(key, None)
+    if error is not None:
+        return None, f"import failed: {type(error).__name__}: {_one_line(error)}"
+    return value, ""
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _call(pm: pluggy.PluginManager, obj, hook: str, **kwargs) -> None:
@@ -139,8 +224,9 @@ def _call(pm: pluggy.PluginManager, obj, hook: str, **kwargs) -> None:
             impl.function(**{a: kwargs[a] for a in impl.argnames})
 
 
-def _collect(pm, obj, report: PluginReport, result: PluginSet) -> None:
-    """Ask one plugin for its registrations; commit them only if all are valid."""
+def _collect(pm, obj, report: PluginReport, result: PluginSet):
+    """Ask one plugin for its registrations: (models, datasets), for the caller to commit
+    only if all are valid and the hooks finished in time."""
     models: dict[str, ModelSpec] = {}
     datasets: dict[str, DatasetSpec] = {}
 
@@ -158,9 +244,7 @@ def _collect(pm, obj, report: PluginReport, result: PluginSet) -> None:
 
     _call(pm, obj, "zoo_register_models", register=register_model)
     _call(pm, obj, "zoo_register_datasets", register=register_dataset)
-    result.models.update(models)
-    result.datasets.update(datasets)
-    report.models, report.datasets = sorted(models), sorted(datasets)
+    return models, datasets
 
 
 def _check_unique(kind, name, own, others, report) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 from zoo_core import plugins as plugins_mod
 from zoo_core.errors import HParamError, RegistryError, UnknownNameError, UsageError
-from zoo_core.spec import TRAINER_HPARAMS, DatasetSpec, HParam, ModelSpec
+from zoo_core.spec import TRAINER_HPARAMS, DatasetSpec, HParam, ModelSpec, short_repr
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +33,9 @@ _MODEL_KEYS = {"plugin", "summary", "hparams", "datasets", "reference"}
 _DATASET_KEYS = {"summary", "classes", "image_shape", "validation", "split_seed", "urls",
                  "system_dirs", "files"}
 _FILE_KEYS = {"file", "sha256", "md5_gz"}
+_NAME = re.compile(r"[a-z][a-z0-9_-]*\Z")
+_FILE_NAME = re.compile(r"[^/\\\0]+\Z")
+_URL_SCHEMES = ("http", "https", "file")
 
 
 def default_registry_path() -> Path:
@@ -61,12 +66,14 @@ class Catalogue:
 
 
 def _where(path: Path, entry: str) -> str:
+    if not entry.isprintable():  # a quoted TOML key may hold a newline: keep to one line
+        entry = short_repr(entry)
     return f"{path}: [{entry}]"
 
 
 def _expect(path, entry, key, value, type_, what):
     if not isinstance(value, type_) or (isinstance(value, bool) and type_ is not bool):
-        raise RegistryError(f"{_where(path, entry)} {key} must be {what}, got {value!r}")
+        raise RegistryError(f"{_where(path, entry)} {key} must be {what}, got {short_repr(value)}")
     return value
 
 
@@ -74,7 +81,7 @@ def _unknown_keys(path, entry, table: dict, allowed: set[str]) -> None:
     extra = sorted(set(table) - allowed)
     if extra:
         raise RegistryError(
-            f"{_where(path, entry)} unknown key {extra[0]!r}; allowed keys: "
+            f"{_where(path, entry)} unknown key {short_repr(extra[0])}; allowed keys: "
             + ", ".join(sorted(allowed))
         )
 
@@ -86,21 +93,38 @@ def read_catalogue(path: Path | None = None) -> Catalogue:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RegistryError(f"registry file {path} does not exist: check --registry / ZOO_REGISTRY") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RegistryError(f"registry file {path} cannot be read: {e}") from None
+    except UnicodeDecodeError:
+        raise RegistryError(f"registry file {path} is not UTF-8 text: is it the right file? "
+                            "(check --registry / ZOO_REGISTRY)") from None
+    except OSError as e:
+        raise RegistryError(f"registry file {path} cannot be read ({e.strerror or e}): "
+                            "check --registry / ZOO_REGISTRY") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RegistryError(f"{path}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise RegistryError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+    except ValueError as e:  # e.g. an integer with thousands of digits
+        raise RegistryError(f"{path}: invalid TOML: {e}") from None
     _unknown_keys(path, "top level", doc, _TOP_KEYS)
     schema = doc.get("schema", SCHEMA)
+    if type(schema) is not int:
+        raise RegistryError(f"{path}: schema must be an integer ({SCHEMA}), got {short_repr(schema)}")
     if schema != SCHEMA:
         raise RegistryError(
-            f"{path}: schema = {schema!r}, but this zoo-core reads schema {SCHEMA}; "
+            f"{path}: schema = {short_repr(schema)}, but this zoo-core reads schema {SCHEMA}; "
             "upgrade zoo-core or fix the file"
         )
     datasets_t = _expect(path, "datasets", "datasets", doc.get("datasets", {}), dict, "a table")
     models_t = _expect(path, "models", "models", doc.get("models", {}), dict, "a table")
+    for kind, table in (("datasets", datasets_t), ("models", models_t)):
+        for name in table:
+            if not _NAME.match(name):
+                raise RegistryError(
+                    f"{_where(path, kind + '.' + name)} {kind[:-1]} name {short_repr(name)} is invalid: use "
+                    "lower-case letters, digits, '-' and '_', starting with a letter"
+                )
     datasets = {name: _dataset(path, name, t) for name, t in datasets_t.items()}
     models = {name: _model(path, name, t) for name, t in models_t.items()}
     return Catalogue(path=path, models=models, datasets=datasets)
@@ -128,29 +152,56 @@ def _dataset(path: Path, name: str, t: Any) -> DatasetSpec:
     split_seed = _expect(path, entry, "split_seed", t.get("split_seed", 0), int, "an integer")
     if validation < 1:
         raise RegistryError(f"{_where(path, entry)} validation must be at least 1")
+    if split_seed < 0:
+        raise RegistryError(f"{_where(path, entry)} split_seed must be 0 or more")
     urls = _expect(path, entry, "urls", t.get("urls", []), list, "a list of base URLs")
+    for url in urls:
+        if not isinstance(url, str) or _scheme(url) not in _URL_SCHEMES:
+            raise RegistryError(
+                f"{_where(path, entry)} urls must be http://, https:// or file:// base URLs, "
+                f"got {short_repr(url)}"
+            )
     dirs = _expect(path, entry, "system_dirs", t.get("system_dirs", []), list, "a list of folders")
+    if not all(isinstance(d, str) and d and "\0" not in d for d in dirs):
+        raise RegistryError(f"{_where(path, entry)} system_dirs must be a list of folder paths")
     files_t = _table(path, f"{entry}.files", t["files"])
     _unknown_keys(path, f"{entry}.files", files_t, set(FILE_ROLES))
     files = {}
     for role in FILE_ROLES:
+        where = _where(path, f"{entry}.files.{role}")
         if role not in files_t:
             raise RegistryError(f"{_where(path, entry + '.files')} is missing {role!r}")
-        f = _table(path, f"{entry}.files.{role}", files_t[role])
+        f = dict(_table(path, f"{entry}.files.{role}", files_t[role]))
         _unknown_keys(path, f"{entry}.files.{role}", f, _FILE_KEYS)
-        if not isinstance(f.get("file"), str):
-            raise RegistryError(f"{_where(path, entry + '.files.' + role)} needs file = \"NAME\"")
+        file_name = f.get("file")
+        if (not isinstance(file_name, str) or not _FILE_NAME.match(file_name)
+                or file_name in (".", "..")):
+            raise RegistryError(
+                f'{where} needs file = "NAME", a plain file name, got {short_repr(file_name)}')
         if not (f.get("sha256") or f.get("md5_gz")):
             raise RegistryError(
-                f"{_where(path, entry + '.files.' + role)} needs sha256 (of the decompressed "
+                f"{where} needs sha256 (of the decompressed "
                 "bytes) or md5_gz (of the upstream .gz), so the file can be verified"
             )
-        files[role] = dict(f)
+        for key, digits in (("sha256", 64), ("md5_gz", 32)):
+            if key in f:
+                value = f[key]
+                if not isinstance(value, str) or not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", value):
+                    raise RegistryError(f"{where} {key} must be {digits} hex digits, got {short_repr(value)}")
+                f[key] = value.lower()
+        files[role] = f
     return DatasetSpec(
         name=name, summary=summary, classes=tuple(classes), image_shape=tuple(shape),
         validation=validation, split_seed=split_seed, files=files,
         urls=tuple(urls), system_dirs=tuple(dirs), plugin="registry.toml",
     )
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).scheme
+    except ValueError:  # e.g. "http://[host/": an unbalanced IPv6 bracket
+        return ""
 
 
 def _model(path: Path, name: str, t: Any) -> CatalogueModel:
@@ -161,6 +212,8 @@ def _model(path: Path, name: str, t: Any) -> CatalogueModel:
         if key not in t:
             raise RegistryError(f"{_where(path, entry)} is missing {key!r}")
     plugin = _expect(path, entry, "plugin", t["plugin"], str, "a distribution name")
+    if not plugin.strip():
+        raise RegistryError(f"{_where(path, entry)} plugin must be a distribution name, got ''")
     summary = _expect(path, entry, "summary", t["summary"], str, "a string")
     hparams = _table(path, f"{entry}.hparams", t.get("hparams", {}))
     per_ds = _table(path, f"{entry}.datasets", t.get("datasets", {}))
@@ -291,7 +344,7 @@ class Zoo:
                     if key not in declared:
                         raise RegistryError(
                             f"{_where(self.catalogue.path, entry)} sets unknown hyperparameter "
-                            f"{key!r}; {model} accepts: {', '.join(sorted(declared))}"
+                            f"{short_repr(key)}; {model} accepts: {', '.join(sorted(declared))}"
                         )
                     try:
                         values[key] = declared[key].check(key, value)
@@ -314,7 +367,7 @@ class Zoo:
 def _declared(declared: dict[str, HParam], key: str, model: str) -> HParam:
     if key not in declared:
         valid = ", ".join(f"{k} ({p.type_name})" for k, p in sorted(declared.items()))
-        raise HParamError(f"unknown hyperparameter {key!r} for {model}; valid: {valid}")
+        raise HParamError(f"unknown hyperparameter {short_repr(key)} for {model}; valid: {valid}")
     return declared[key]
 
 
@@ -325,7 +378,7 @@ def parse_set_options(items: tuple[str, ...] | list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set dropout=0.3")
+            raise UsageError(f"--set {short_repr(item)}: expected KEY=VALUE, e.g. --set dropout=0.3")
         out[key] = value
     return out
 

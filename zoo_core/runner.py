@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core import __version__, datasets, paths
-from zoo_core.errors import DataError, RunInterrupted, UsageError, ZooError
+from zoo_core.errors import DataError, RunInterrupted, StoreError, UsageError, ZooError
 from zoo_core.registry import Zoo
 from zoo_core.store import RunRecord, Store, utc_now
 
@@ -84,8 +84,12 @@ def execute(zoo: Zoo, request: RunRequest, store: Store, progress=None, data=Non
     tf = import_tf()
     config = {**resolved.config, "limit": request.limit}
     run_id = new_run_id(request.model, request.dataset, request.seed)
-    run_dir = paths.runs_dir() / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir = paths.ensure_dir(paths.runs_dir(), "the runs folder", StoreError) / run_id
+    try:
+        run_dir.mkdir()
+    except OSError as e:
+        raise StoreError(f"cannot create the run folder {run_dir}: {paths.why_not(e, run_dir)}; "
+                         f"{paths.remedy(e)}") from None
     record = RunRecord(
         run_id=run_id, model=request.model, dataset=request.dataset,
         plugin=resolved.model.plugin, plugin_version=resolved.model.plugin_version,

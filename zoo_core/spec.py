@@ -64,19 +64,20 @@ class HParam:
         """Return ``value`` coerced to this type, or raise :class:`HParamError`."""
         t = self.type
         if t is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise HParamError(f"{name} must be a finite number, got {short_repr(value)}") from None
         if not isinstance(value, t) or (t is int and isinstance(value, bool)):
             raise HParamError(
-                f"{name} must be {self.describe()}, got {value!r} ({type(value).__name__})"
+                f"{name} must be {self.describe()}, got {short_repr(value)} ({type(value).__name__})"
             )
         if t is float and not math.isfinite(value):
-            raise HParamError(f"{name} must be a finite number, got {value!r}")
-        if self.min is not None and value < self.min:
-            raise HParamError(f"{name} must be {self.describe()}, got {value!r}")
-        if self.max is not None and value > self.max:
-            raise HParamError(f"{name} must be {self.describe()}, got {value!r}")
-        if self.choices is not None and value not in self.choices:
-            raise HParamError(f"{name} must be {self.describe()}, got {value!r}")
+            raise HParamError(f"{name} must be a finite number, got {short_repr(value)}")
+        if ((self.min is not None and value < self.min)
+                or (self.max is not None and value > self.max)
+                or (self.choices is not None and value not in self.choices)):
+            raise HParamError(f"{name} must be {self.describe()}, got {short_repr(value)}")
         return value
 
     def parse(self, name: str, text: str) -> Any:
@@ -98,10 +99,17 @@ class HParam:
             else:
                 value = text
         except ValueError:
-            raise HParamError(
-                f"{name} must be {self.describe()}, got {text!r}"
-            ) from None
+            raise HParamError(f"{name} must be {self.describe()}, got {short_repr(text)}") from None
         return self.check(name, value)
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, shortened so that a message stays one readable line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"a {type(value).__name__} too long to print"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def as_hparam(name: str, declared: Any) -> HParam:

@@ -4,6 +4,11 @@ Several ``zoo run`` processes may write at once. The file is in WAL mode, every 
 short ``BEGIN IMMEDIATE`` transaction, and a writer waits up to 30 s for the lock rather than
 failing with "database is locked". A connection belongs to the process that opened it: after a
 fork the child opens its own. Nothing here imports TensorFlow.
+
+Failures are :class:`StoreError` lines naming the file and the fix, never SQLite tracebacks: a
+write that fails (a full disk, a read-only file) is rolled back whole, so earlier runs are
+intact; a file that is damaged, foreign or from a newer zoo-core is reported and never
+modified; an older schema is upgraded in one transaction (``MIGRATIONS``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import fnmatch
 import functools
 import hashlib
@@ -190,11 +196,12 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")  # may fail too (a full disk): then nothing of it is kept
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def _translate_errors(method):
@@ -242,6 +249,16 @@ class Store:
             else:
                 _INHERITED.append(self._conn)
             self._conn = None
+
+    @_translate_errors
+    def check(self) -> None:
+        """Open the store now (creating or upgrading it), so that a damaged, foreign, newer or
+        unwritable store is reported before any work whose result it would have to hold.
+
+        Raises:
+            StoreError: the store cannot be opened; the message says why and what to do.
+        """
+        self._connection()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -393,8 +410,13 @@ class Store:
         except OSError as exc:
             raise StoreError(
                 f"cannot create the folder of the results store {self.path} "
-                f"({exc.strerror or exc}): set ZOO_HOME to a writable folder"
-            ) from exc
+                f"({paths.why_not(exc, self.path.parent)}): {paths.remedy(exc)}"
+            ) from None
+        if self.path.is_dir():
+            raise StoreError(
+                f"results store {self.path} is a folder, not a file: move it aside, "
+                "or set ZOO_HOME to another folder"
+            )
         # timeout= is SQLite's busy_timeout: wait for a lock instead of failing.
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
@@ -414,12 +436,22 @@ class Store:
         latest = len(MIGRATIONS)
         if self._checked_version(conn) == latest:
             return
-        with _transaction(conn):
-            version = self._checked_version(conn)  # another process may have migrated it
-            for migration in MIGRATIONS[version:]:
-                for statement in migration:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {latest}")
+        try:
+            with _transaction(conn):  # all or nothing: SQLite's schema changes are transactional
+                version = self._checked_version(conn)  # another process may have migrated it
+                for migration in MIGRATIONS[version:]:
+                    for statement in migration:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {latest}")
+        except sqlite3.DatabaseError as exc:
+            error = self._store_error(exc)
+            if error is not None:
+                raise error from exc
+            raise StoreError(
+                f"cannot upgrade the results store {self.path} to schema version {latest} "
+                f"({exc}); it is left as it was: report this, and use the zoo-core that "
+                "wrote it meanwhile"
+            ) from exc
 
     def _checked_version(self, conn: sqlite3.Connection) -> int:
         """The file's schema version; refuses a newer zoo-core's file or someone else's."""
@@ -463,9 +495,19 @@ class Store:
                 f"results store {self.path} stayed locked by another process for "
                 f"{BUSY_TIMEOUT_S:.0f} s ({message}): try again"
             )
+        if "full" in message:  # SQLITE_FULL: "database or disk is full"
+            return StoreError(
+                f"results store {self.path} could not be written ({message}); earlier runs are "
+                f"intact: {paths.remedy(OSError(errno.ENOSPC, message))}"
+            )
         if any(text in message for text in ("readonly", "unable to open", "disk I/O")):
             return StoreError(
                 f"cannot open or write the results store {self.path} ({message}): "
                 "make its folder writable or set ZOO_HOME to a writable folder"
+            )
+        if "no such table" in message or "no such column" in message:
+            return StoreError(
+                f"results store {self.path} lacks part of its schema ({message}): something "
+                "other than zoo changed it; move it aside and zoo will start a new one"
             )
         return None

@@ -97,6 +97,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     from zoo_core import datasets, runner
     from zoo_core.errors import UsageError
     from zoo_core.registry import parse_set_options
+    from zoo_core.store import Store
 
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UsageError(f"--lr must be a positive finite number, got {lr}")
@@ -120,6 +121,8 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     raw = parse_set_options(settings)
     for name in names:  # check every setting before any training starts
         zoo.resolve(name, dataset, overrides, raw)
+    with Store() as store:  # a damaged or unwritable store is reported before training
+        store.check()
     data = datasets.load(zoo.dataset(dataset), data_dir, limit)
     results = []
     for name in names:
