@@ -112,8 +112,10 @@ def test_exit_codes_and_one_line_errors(tmp_path, args, code, message):
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("[models.cnn\n")
     bad_type = tmp_path / "type.toml"
-    bad_type.write_text(SHIPPED.read_text().replace("[models.cnn.hparams]\nepochs = 10",
-                                                    '[models.cnn.hparams]\nepochs = "ten"'))
+    text, count = re.subn(r"(\[models\.cnn\.hparams\]\n(?:#.*\n)*)epochs = \d+",
+                          r'\1epochs = "ten"', SHIPPED.read_text())
+    assert count == 1
+    bad_type.write_text(text)
     paths = {"bad_toml": str(bad_toml), "bad_type": str(bad_type)}
     args = [a.format(**paths) for a in args]
     result = zoo(tmp_path / "home", *args, ZOO_PLUGIN_TIMEOUT="30")

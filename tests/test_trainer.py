@@ -65,7 +65,7 @@ def test_the_best_validation_epoch_is_restored_for_the_test(zoo, subset, tmp_pat
 
 
 def test_shared_features_train(zoo, subset, tmp_path):
-    result = fit(zoo, subset, tmp_path, "cnn", epochs=2, lr=0.002)
+    result = fit(zoo, subset, tmp_path, "cnn", epochs=2, lr=0.002, lr_schedule="constant")
     r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
         "lr_schedule": "cosine", "clip_norm": "1.0", "weight_decay": "1e-4",
         "label_smoothing": "0.1", "augment_shift": "2", "augment_flip": "true", "dropout": "0.2"})

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from typing import Any, Iterable
 
-import numpy as np
 import tabulate
 
 from zoo_core.errors import UsageError
@@ -52,13 +52,13 @@ def aggregate(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
 
 
 def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
-    accuracies = np.array([run.test_accuracy for run in group], dtype=float)
-    best = group[int(np.argmax(accuracies))]
+    accuracies = [float(run.test_accuracy) for run in group]
+    best = max(group, key=lambda run: run.test_accuracy)  # the first, on a tie
     flagged = _data_disagreement(group)
     mean = std = None
     if not flagged:
-        mean = float(accuracies.mean())
-        std = float(accuracies.std(ddof=1)) if len(group) > 1 else 0.0
+        mean = statistics.fmean(accuracies)
+        std = statistics.stdev(accuracies) if len(group) > 1 else 0.0
     return {
         "model": best.model,
         "dataset": best.dataset,
@@ -91,7 +91,7 @@ def _data_disagreement(group: list[RunRecord]) -> str:
 
 def _mean(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
+    return statistics.fmean(present) if present else None
 
 
 def _rank_key(row: dict[str, Any]) -> tuple:

@@ -145,6 +145,13 @@ TRAINER_HPARAMS: dict[str, HParam] = {
     "patience": HParam(
         0, help="stop after N epochs without a better validation accuracy (0: off)", min=0
     ),
+    # Speed only: these change how fast a run trains, not what it computes (beyond
+    # float rounding), and are chosen per model in registry.toml from measurements.
+    "threads": HParam(0, help="threads per op and ops at once (0: TensorFlow's default, all cores)",
+                      min=0, max=256),
+    "xla": HParam(False, help="compile the training step with XLA"),
+    "bf16": HParam(False, help="mixed precision: oneDNN bfloat16 matmuls and convolutions on CPUs "
+                               "that have them (variables stay float32)"),
 }
 
 

@@ -208,13 +208,27 @@ def _augment(tf, images, cfg: dict, seed: int, step):
     return images
 
 
-def session_config(tf):
-    """Session threads: the machine's cores for ops, one op at a time."""
-    return tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=os.cpu_count() or 1,
-        inter_op_parallelism_threads=1,
+def session_config(tf, cfg: dict | None = None):
+    """Session options from the trainer settings: threads per op, XLA, bfloat16.
+
+    ``threads`` 0 keeps TensorFlow's defaults (all cores per op, and as many ops at
+    once), which measured as fast as any fixed choice for the zoo's models
+    (docs/performance.md).
+    """
+    cfg = cfg or {}
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=cfg.get("threads") or 0,
+        inter_op_parallelism_threads=cfg.get("threads") or 0,
         allow_soft_placement=True,
     )
+    if cfg.get("xla"):
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    if cfg.get("bf16"):
+        from tensorflow.core.protobuf import rewriter_config_pb2
+
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+            rewriter_config_pb2.RewriterConfig.ON)
+    return config
 
 
 def train(model: ModelSpec, hparams: dict, cfg: dict, data: Data, seed: int, run_dir: Path,
@@ -245,7 +259,7 @@ def train(model: ModelSpec, hparams: dict, cfg: dict, data: Data, seed: int, run
     steps = math.ceil(n / batch)
     g = build_graph(model, hparams, cfg, data.x_train.shape[1:], data.num_classes, seed, n, steps)
     state = TrainState()
-    with tf.compat.v1.Session(graph=g.graph, config=session_config(tf)) as sess:
+    with tf.compat.v1.Session(graph=g.graph, config=session_config(tf, cfg)) as sess:
         sess.run(g.init)
         if resume:
             state = restore_last(sess, g, run_dir)
@@ -388,6 +402,6 @@ def evaluate_checkpoint(model: ModelSpec, hparams: dict, cfg: dict, run_dir: Pat
     if index is None:
         raise TrainingError(f"{run_dir} has no checkpoint (the run ended before its first epoch)")
     g = build_graph(model, hparams, cfg, images.shape[1:], num_classes, seed)
-    with tf.compat.v1.Session(graph=g.graph, config=session_config(tf)) as sess:
+    with tf.compat.v1.Session(graph=g.graph, config=session_config(tf, cfg)) as sess:
         g.saver.restore(sess, str(run_dir / index["prefix"]))
         return evaluator.evaluate(sess, g, images, labels, num_classes)

@@ -69,15 +69,9 @@ def cli(ctx, registry):
 
 
 def _register_commands() -> None:
-    from zoo_core.cli import catalogue, develop
+    from zoo_core.cli import catalogue, develop, runs
 
-    for command in catalogue.COMMANDS + develop.COMMANDS:
-        cli.add_command(command)
-    try:
-        from zoo_core.cli import runs
-    except ImportError:  # pragma: no cover - during partial installs
-        return
-    for command in runs.COMMANDS:
+    for command in catalogue.COMMANDS + runs.COMMANDS + develop.COMMANDS:
         cli.add_command(command)
 
 

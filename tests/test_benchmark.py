@@ -1,0 +1,37 @@
+"""The throughput benchmark runs end to end (its figures are for docs/performance.md,
+not asserted here: timed assertions flake on shared machines)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_benchmark_prints_its_table():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--models", "rnn",
+         "--impls", "zoo", "tf1", "--repeats", "1", "--steps", "10", "--warmup", "3"],
+        capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("machine: ") and "GEMM peak" in line for line in lines)
+    rows = {line.split()[1]: line.split() for line in lines if line.startswith("rnn ")}
+    assert set(rows) == {"zoo", "tf1"}
+    assert rows["tf1"][4] == "1.00x"  # the best (only) peer is the reference
+    assert float(rows["zoo"][2].replace(",", "")) > 0
+
+
+def test_speed_settings_reach_the_session():
+    from zoo_core._tf import tf as import_tf
+    from zoo_core.trainer import session_config
+
+    tf = import_tf()
+    default = session_config(tf, {"threads": 0, "xla": False, "bf16": False})
+    assert default.intra_op_parallelism_threads == 0 and default.inter_op_parallelism_threads == 0
+    tuned = session_config(tf, {"threads": 1, "xla": True, "bf16": True})
+    assert tuned.intra_op_parallelism_threads == 1 and tuned.inter_op_parallelism_threads == 1
+    assert tuned.graph_options.optimizer_options.global_jit_level == tf.compat.v1.OptimizerOptions.ON_1
+    assert tuned.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 1
