@@ -215,6 +215,6 @@ def test_resume_after_ctrl_c_ends_where_an_uninterrupted_run_ends(tmp_path):
 def test_resume_refuses_a_completed_run_and_extra_options(home):
     _, results = home
     r = zoo("run", "--resume", results[0]["run_id"])
-    assert r.exit_code == 2 and "is completed; only interrupted runs can be resumed" in r.output
+    assert r.exit_code == 2 and "is completed; only interrupted or failed runs can be resumed" in r.output
     r = zoo("run", "--resume", results[0]["run_id"], "--epochs", "3")
     assert r.exit_code == 2 and "drop --epochs" in r.output

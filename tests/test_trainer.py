@@ -4,6 +4,7 @@ it selects on validation, and it fails clearly."""
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,30 @@ def test_evaluation_summary_matches_numpy():
     assert m.accuracy == pytest.approx(3 / 5)
     assert m.per_class == [0.5, 1.0, 0.0]
     assert m.confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resumes(subset, tmp_path,
+                                                                             monkeypatch):
+    import errno
+
+    zoo = open_zoo()
+    real = trainer.write_json_atomic
+
+    def full_at_epoch_2(path, data):
+        if path.name == trainer.CHECKPOINT_INDEX and data["state"]["epochs"][-1]["epoch"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(trainer, "write_json_atomic", full_at_epoch_2)
+    request = runner.RunRequest("rnn", "fashion", overrides={"epochs": 3}, limit=3000)
+    with Store() as store:
+        with pytest.raises(TrainingError, match=r"cannot save the checkpoint of epoch 2 in .*"
+                                                r"\(No space left on device\); the previous "
+                                                r"checkpoint is intact"):
+            runner.execute(zoo, request, store, data=subset)
+        (record,) = store.runs()
+        assert record.status == "failed"
+        assert trainer.read_checkpoint_index(Path(record.run_dir))["last"] == "ckpt/last-1"
+        monkeypatch.setattr(trainer, "write_json_atomic", real)  # space freed
+        done = runner.resume(zoo, record.run_id, store)
+    assert done.status == "completed" and done.epochs_run == 3

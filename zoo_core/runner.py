@@ -117,9 +117,9 @@ def resume(zoo: Zoo, run_id: str, store: Store, progress=None, data_dir=None) ->
     from zoo_core.spec import TRAINER_HPARAMS
 
     record = store.get(run_id)
-    if record.status != "interrupted":
-        raise UsageError(f"run {record.run_id} is {record.status}; only interrupted runs can be "
-                         "resumed")
+    if record.status not in ("interrupted", "failed"):
+        raise UsageError(f"run {record.run_id} is {record.status}; only interrupted or failed "
+                         "runs can be resumed")
     spec = zoo.model(record.model)
     hparams = {k: record.config[k] for k in spec.hparams if k in record.config}
     cfg = {k: record.config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
@@ -159,15 +159,21 @@ def _train_and_record(zoo, store, record, model, hparams, cfg, data, progress, r
                          error=f"{type(e).__name__}: {e}")
         _finished(zoo, store, run_id)
         raise
-    trainer.write_json_atomic(run_dir / "metrics.json", {
-        "epochs": result.epochs, "best_epoch": result.best_epoch,
-        "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
-        "test": result.test.to_dict(data.classes),
-    })
-    title = f"{record.model} on {record.dataset}, seed {record.seed}"
-    plots.learning_curves(result.epochs, run_dir / "curves.png", title=title)
-    plots.confusion_matrix(result.test.confusion, data.classes, run_dir / "confusion.png",
-                           title=f"{title}: test split")
+    try:
+        trainer.write_json_atomic(run_dir / "metrics.json", {
+            "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
+            "test": result.test.to_dict(data.classes),
+        })
+        title = f"{record.model} on {record.dataset}, seed {record.seed}"
+        plots.learning_curves(result.epochs, run_dir / "curves.png", title=title)
+        plots.confusion_matrix(result.test.confusion, data.classes, run_dir / "confusion.png",
+                               title=f"{title}: test split")
+    except OSError as e:
+        message = (f"cannot write the run's files in {run_dir} ({paths.why_not(e, run_dir)}); "
+                   f"test accuracy was {100 * result.test.accuracy:.2f}%; {paths.remedy(e)}")
+        store.finish_run(run_id, status="failed", finished_at=utc_now(), error=message)
+        raise StoreError(message) from None
     store.finish_run(
         run_id, status="completed", finished_at=utc_now(), params=result.params,
         best_epoch=result.best_epoch, train_seconds=result.train_seconds,

@@ -345,16 +345,26 @@ def save_checkpoint(sess, g: ModelGraph, run_dir: Path, state: TrainState) -> No
     checkpoints and their index intact: older files are removed only after the index
     moved on.
     """
-    (run_dir / "ckpt").mkdir(parents=True, exist_ok=True)
+    tf = import_tf()
     previous = read_checkpoint_index(run_dir) or {}
-    g.saver.save(sess, str(run_dir / state.last_prefix), write_meta_graph=False, write_state=False)
-    if state.best_prefix != previous.get("prefix"):
-        g.saver.save(sess, str(run_dir / state.best_prefix), write_meta_graph=False,
+    try:
+        (run_dir / "ckpt").mkdir(parents=True, exist_ok=True)
+        g.saver.save(sess, str(run_dir / state.last_prefix), write_meta_graph=False,
                      write_state=False)
-    write_json_atomic(run_dir / CHECKPOINT_INDEX, {
-        "prefix": state.best_prefix, "epoch": state.best_epoch, "last": state.last_prefix,
-        "state": {k: v for k, v in state.__dict__.items()},
-    })
+        if state.best_prefix != previous.get("prefix"):
+            g.saver.save(sess, str(run_dir / state.best_prefix), write_meta_graph=False,
+                         write_state=False)
+        write_json_atomic(run_dir / CHECKPOINT_INDEX, {
+            "prefix": state.best_prefix, "epoch": state.best_epoch, "last": state.last_prefix,
+            "state": {k: v for k, v in state.__dict__.items()},
+        })
+    except (OSError, tf.errors.OpError) as e:
+        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+        raise TrainingError(
+            f"cannot save the checkpoint of epoch {state.epochs[-1]['epoch']} in {run_dir} "
+            f"({reason.splitlines()[0] if reason else type(e).__name__}); the previous "
+            "checkpoint is intact: free some disk space, then continue with zoo run --resume"
+        ) from None
     for key, keep in (("prefix", state.best_prefix), ("last", state.last_prefix)):
         old = previous.get(key)
         if old and old != keep:
