@@ -164,3 +164,31 @@ def test_a_huge_number_in_the_registry_is_a_clear_error(tmp_path):
                                             r"got 1000000000\d+…$") as err:
         open_zoo(path).resolve("cnn", "fashion")
     assert len(str(err.value)) < len(str(path)) + 150
+
+
+def test_reference_results_were_measured_with_the_current_defaults():
+    from zoo_core.store import config_id
+
+    zoo = open_zoo()
+    checked = 0
+    for name, entry in zoo.catalogue.models.items():
+        for dataset, ref in entry.reference.items():
+            settings = {**zoo.resolve(name, dataset).config, "limit": None}
+            assert config_id(settings) == ref["config_id"], (
+                f"registry.toml's reference result for {name} on {dataset} was measured with "
+                f"other settings; run `{ref['command']}` and record the new figures")
+            checked += 1
+    assert checked >= 1
+
+
+@pytest.mark.parametrize("ref, message", [
+    ('config_id = "x"\ncommand = "zoo run cnn"', "is missing 'test_accuracy'"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 91.5', "a fraction, at most 1"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nseeds = "0,1"', "seeds must be a list"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nruns = 3', "unknown key 'runs'"),
+])
+def test_malformed_reference_results_are_refused(tmp_path, ref, message):
+    path = write(tmp_path, with_model(
+        '[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\n[models.cnn.reference.fashion]\n' + ref))
+    with pytest.raises(RegistryError, match=re.escape(message)):
+        read_catalogue(path)

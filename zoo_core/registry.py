@@ -220,7 +220,36 @@ def _model(path: Path, name: str, t: Any) -> CatalogueModel:
     for ds, hp in per_ds.items():
         _table(path, f"{entry}.datasets.{ds}", hp)
     reference = _table(path, f"{entry}.reference", t.get("reference", {}))
+    for ds, ref in reference.items():
+        _reference(path, f"{entry}.reference.{ds}", ref)
     return CatalogueModel(name, plugin, summary, dict(hparams), dict(per_ds), dict(reference))
+
+
+_REFERENCE_KEYS = {"config_id", "test_accuracy", "test_accuracy_std", "seeds", "train_seconds",
+                   "command"}
+
+
+def _reference(path: Path, entry: str, ref: Any) -> None:
+    """A measured reference result: what the leaderboard showed for the default settings."""
+    ref = _table(path, entry, ref)
+    _unknown_keys(path, entry, ref, _REFERENCE_KEYS)
+    for key in ("config_id", "test_accuracy", "command"):
+        if key not in ref:
+            raise RegistryError(f"{_where(path, entry)} is missing {key!r}")
+    _expect(path, entry, "config_id", ref["config_id"], str, "the leaderboard's config id")
+    _expect(path, entry, "command", ref["command"], str, "the command that reproduces it")
+    for key in ("test_accuracy", "test_accuracy_std", "train_seconds"):
+        if key in ref:
+            value = ref[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                    key == "test_accuracy" and value > 1):
+                raise RegistryError(f"{_where(path, entry)} {key} must be a non-negative number"
+                                    f"{' (a fraction, at most 1)' if key == 'test_accuracy' else ''}"
+                                    f", got {value!r}")
+    seeds = ref.get("seeds", [])
+    if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                              for x in seeds):
+        raise RegistryError(f"{_where(path, entry)} seeds must be a list of integers")
 
 
 @dataclass

@@ -20,7 +20,7 @@ def list_models(state, pattern, details, as_json):
     zoo = state.zoo()
     rows = zoo.rows(pattern)
     if as_json:
-        echo_json([_model_json(r) for r in rows])
+        echo_json([{**_model_json(r), "reference": _references(zoo, r.name)} for r in rows])
         return
     if not rows:
         click.echo(f"no model matches {pattern!r}" if pattern else "no models: see `zoo plugins`")
@@ -36,6 +36,17 @@ def list_models(state, pattern, details, as_json):
             click.echo(f"\n{r.name} hyperparameters:")
             click.echo(table([[k, p.default, p.describe(), p.help] for k, p in r.spec.hparams.items()],
                              ["name", "default", "type", "help"]))
+        if details:
+            for dataset, ref in _references(zoo, r.name).items():
+                std = ref.get("test_accuracy_std")
+                spread = f" ± {100 * std:.2f}" if std is not None else ""
+                click.echo(f"{r.name} on {dataset}: {100 * ref['test_accuracy']:.2f}{spread}% test "
+                           f"accuracy ({len(ref.get('seeds', [])) or '?'} runs): {ref['command']}")
+
+
+def _references(zoo, name: str) -> dict:
+    entry = zoo.catalogue.models.get(name)
+    return dict(entry.reference) if entry else {}
 
 
 def _model_json(r) -> dict:
