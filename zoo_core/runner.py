@@ -114,15 +114,12 @@ def resume(zoo: Zoo, run_id: str, store: Store, progress=None, data_dir=None) ->
     The run keeps its id, settings and seed; the data must be the same files
     (checksums are compared). Returns the completed run's record.
     """
-    from zoo_core.spec import TRAINER_HPARAMS
-
     record = store.get(run_id)
     if record.status not in ("interrupted", "failed"):
         raise UsageError(f"run {record.run_id} is {record.status}; only interrupted or failed "
                          "runs can be resumed")
     spec = zoo.model(record.model)
-    hparams = {k: record.config[k] for k in spec.hparams if k in record.config}
-    cfg = {k: record.config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+    hparams, cfg = recorded_settings(record, spec)
     data = datasets.load(zoo.dataset(record.dataset), data_dir, record.config.get("limit"))
     if data.checksums != record.data_checksums:
         raise DataError(f"the {record.dataset} files found now ({data.source}) differ from the ones "
@@ -134,6 +131,18 @@ def resume(zoo: Zoo, run_id: str, store: Store, progress=None, data_dir=None) ->
         store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_KEYS})
     store.finish_run(record.run_id, status="running", error=None)
     return _train_and_record(zoo, store, record, spec, hparams, cfg, data, progress, resume=True)
+
+
+def recorded_settings(record: RunRecord, spec) -> tuple[dict, dict]:
+    """A run's model hyperparameters and trainer settings, as it recorded them.
+
+    Settings added to the trainer after the run was made take their defaults.
+    """
+    from zoo_core.spec import TRAINER_HPARAMS
+
+    hparams = {k: record.config.get(k, p.default) for k, p in spec.hparams.items()}
+    cfg = {k: record.config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+    return hparams, cfg
 
 
 def _train_and_record(zoo, store, record, model, hparams, cfg, data, progress, resume) -> RunRecord:

@@ -75,7 +75,6 @@ class TrainResult:
     examples_per_sec: float
     checkpoint: str
     stopped_early: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def build_graph(model: ModelSpec, hparams: dict, cfg: dict, image_shape, num_classes: int,

@@ -237,15 +237,14 @@ def evaluate(state, run_id, split, data_dir, as_json):
     from pathlib import Path
 
     from zoo_core import datasets, trainer
-    from zoo_core.spec import TRAINER_HPARAMS
+    from zoo_core.runner import recorded_settings
     from zoo_core.store import Store
 
     with Store() as store:
         r = store.get(run_id)
     zoo = state.zoo()
     spec = zoo.model(r.model)
-    hparams = {k: r.config[k] for k in spec.hparams if k in r.config}
-    cfg = {k: r.config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+    hparams, cfg = recorded_settings(r, spec)
     data = datasets.load(zoo.dataset(r.dataset), data_dir, r.config.get("limit"))
     if data.checksums != r.data_checksums:
         click.echo("warning: the dataset's files differ from the ones this run was trained on",
