@@ -159,13 +159,9 @@ def _train_and_record(zoo, store, record, model, hparams, cfg, data, progress, r
                          error=f"interrupted after {recorder.epochs} epoch(s)", **recorder.best())
         _finished(zoo, store, run_id)
         raise RunInterrupted(run_id, recorder.epochs) from None
-    except ZooError as e:
-        store.finish_run(run_id, status="failed", finished_at=utc_now(), error=str(e))
-        _finished(zoo, store, run_id)
-        raise
-    except Exception as e:
-        store.finish_run(run_id, status="failed", finished_at=utc_now(),
-                         error=f"{type(e).__name__}: {e}")
+    except Exception as e:  # recorded as failed, then passed on
+        error = str(e) if isinstance(e, ZooError) else f"{type(e).__name__}: {e}"
+        store.finish_run(run_id, status="failed", finished_at=utc_now(), error=error)
         _finished(zoo, store, run_id)
         raise
     try:

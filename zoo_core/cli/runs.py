@@ -41,7 +41,7 @@ class ConsoleProgress:
         self.bar.update(1)
 
     def epoch_end(self, r):
-        self.bar.__exit__(None, None, None)
+        self.close()
         mark = "  *best" if r.get("best") else ""
         click.echo(
             f"epoch {r['epoch']:>{len(str(self.epochs))}}/{self.epochs}  "
@@ -53,8 +53,10 @@ class ConsoleProgress:
         pass
 
     def close(self):
+        """End the epoch's bar, once (also on Ctrl-C or an error mid-epoch)."""
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 @click.command("run")
