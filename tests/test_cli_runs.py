@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -218,3 +219,56 @@ def test_resume_refuses_a_completed_run_and_extra_options(home):
     assert r.exit_code == 2 and "is completed; only interrupted or failed runs can be resumed" in r.output
     r = zoo("run", "--resume", results[0]["run_id"], "--epochs", "3")
     assert r.exit_code == 2 and "drop --epochs" in r.output
+
+
+def test_leaderboard_commands_reproduce_each_row_exactly(home):
+    """The printed command, run again, asks for the very settings and seeds of its row:
+    with --skip-done every one of them is found already done."""
+    rows = {row["model"]: row for row in json.loads(
+        zoo("leaderboard", "--commands", "--format", "json").output)}
+    assert rows["rnn"]["command"] == \
+        "zoo run rnn --dataset fashion --epochs 1 --limit 1000 --seeds 2"
+    assert rows["cnn"]["command"] == "zoo run cnn --dataset fashion --epochs 1 --limit 1000"
+    github = zoo("leaderboard", "--commands", "--format", "github").output
+    assert "| `zoo run cnn --dataset fashion --epochs 1 --limit 1000` " in github
+    with Store() as store:
+        before = len(store.runs())
+    words = shlex.split(rows["rnn"]["command"])
+    assert words[:2] == ["zoo", "run"]
+    again = zoo(*words[1:], "--skip-done")
+    assert again.exit_code == 0, again.output
+    assert "skipping rnn seed 0: done as rnn-fashion-s0-" in again.output
+    assert "skipping rnn seed 1: done as rnn-fashion-s1-" in again.output
+    with Store() as store:
+        assert len(store.runs()) == before  # nothing trained
+
+
+def test_skip_done_trains_only_the_missing_seeds(home):
+    r = zoo("run", "cnn", *QUICK, "--seeds", "2", "--skip-done", "--json")
+    assert r.exit_code == 0, r.output
+    first, second = json.loads(r.stdout)
+    assert first["run_id"] == home[1][-1]["run_id"]  # seed 0: the run already recorded
+    assert second["seed"] == 1 and second["run_id"] != first["run_id"]
+    assert "skipping cnn seed 0" in r.stderr
+
+
+def test_all_goes_on_after_a_failed_model_and_exits_1(tmp_path, monkeypatch):
+    from zoo_core import runner
+    from zoo_core.errors import TrainingError
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path))
+    real = runner.execute
+    trained = []
+
+    def execute(zoo_, request, *args, **kwargs):
+        if request.model == "cnn":
+            raise TrainingError("loss became NaN (made up for this test)")
+        trained.append(request.model)
+        return real(zoo_, request, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "execute", execute)
+    r = zoo("run", "--all", "--epochs", "1", "--limit", "200")
+    assert r.exit_code == 1
+    assert "error: cnn seed 0 failed: loss became NaN" in r.output
+    assert trained == sorted(set(trained)) and "cnn-bn" in trained and "rnn" in trained
+    assert f"1 of {len(trained) + 1} runs failed (cnn seed 0)" in r.output

@@ -214,3 +214,24 @@ def test_format_accuracy():
     assert leaderboard.format_accuracy(0.91234, 0.0015, 3) == "91.23 ± 0.15 %"
     assert leaderboard.format_accuracy(0.9, 0.0, 1) == "90.00 %"
     assert leaderboard.format_accuracy(None) == ""
+
+
+def test_reproduce_command_spells_out_what_differs_from_the_defaults():
+    defaults = {"epochs": 10, "lr": 0.001, "bidirectional": False, "hidden": 128, "dropout": 0.0}
+    config = {"epochs": 30, "lr": 0.002, "bidirectional": True, "hidden": 128, "dropout": 0,
+              "limit": None}
+    assert leaderboard.reproduce_command("rnn", "fashion", config, [0, 1, 2], defaults) == \
+        "zoo run rnn --dataset fashion --set bidirectional=true --epochs 30 --lr 0.002 --seeds 3"
+    # not installed: every setting, exactly; seeds that are not consecutive: one command each
+    cmd = leaderboard.reproduce_command("x", "mnist", {"lr": 0.1234567891, "limit": 500}, [1, 2, 5])
+    assert cmd == ("zoo run x --dataset mnist --limit 500 --lr 0.1234567891 --seed 1 --seeds 2 && "
+                   "zoo run x --dataset mnist --limit 500 --lr 0.1234567891 --seed 5")
+    # a bool never equals an int default
+    assert "--set flag=true" in leaderboard.reproduce_command("x", "d", {"flag": True}, [0], {"flag": 1})
+
+
+def test_render_adds_a_command_column_as_code_in_markdown():
+    rows = aggregate([run("a", 0.9)])
+    rows[0]["command"] = "zoo run cnn --dataset fashion"
+    assert "| `zoo run cnn --dataset fashion` |" in render(rows, fmt="github")
+    assert render(rows, fmt="simple").splitlines()[0].rstrip().endswith("command")

@@ -100,6 +100,58 @@ def _rank_key(row: dict[str, Any]) -> tuple:
             row["model"], row["dataset"], row["config_id"])
 
 
+# Trainer settings with options of their own on `zoo run`; every other setting goes via --set.
+_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "limit": "--limit"}
+
+
+def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: list[int],
+                      defaults: dict[str, Any] | None = None) -> str:
+    """The ``zoo run`` command that trains ``config`` again with these seeds.
+
+    Args:
+        config: a run's recorded settings (hyperparameters, trainer settings and limit).
+        seeds: the seeds to run, e.g. ``[0, 1, 2]``.
+        defaults: the settings ``zoo run MODEL`` would use today; only the settings that
+            differ from them are spelled out. None (the model is not installed) spells out all.
+
+    Returns:
+        one command per run of consecutive seeds, joined by `` && ``.
+    """
+    words = ["zoo", "run", model, "--dataset", dataset]
+    for key in sorted(config):
+        value = config[key]
+        if key == "limit":
+            if value is not None:
+                words += ["--limit", str(value)]
+            continue
+        if defaults is not None and key in defaults and _same(defaults[key], value):
+            continue
+        text = str(value).lower() if isinstance(value, bool) else _setting(value)
+        words += [_OPTIONS[key], text] if key in _OPTIONS else ["--set", f"{key}={text}"]
+    commands = []
+    for first, count in _seed_ranges(seeds):
+        extra = ([f"--seed {first}"] if first else []) + ([f"--seeds {count}"] if count > 1 else [])
+        commands.append(" ".join(words + extra))
+    return " && ".join(commands)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float))
+        and not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b))
+
+
+def _seed_ranges(seeds: list[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 5]`` -> ``[(0, 3), (5, 1)]``."""
+    ranges: list[tuple[int, int]] = []
+    for seed in sorted(set(seeds)):
+        if ranges and ranges[-1][0] + ranges[-1][1] == seed:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+        else:
+            ranges.append((seed, 1))
+    return ranges
+
+
 def runs_rows(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
     """One row per completed run (keys of RUN_KEYS), best test accuracy first."""
     completed = [run for run in runs if run.status == "completed"]
@@ -114,7 +166,8 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False) 
     """Render aggregate rows (or, with ``runs=True``, the rows of runs_rows).
 
     Args:
-        rows: from aggregate() or runs_rows().
+        rows: from aggregate() or runs_rows(), each optionally with a "command" (shown as
+            the last column).
         fmt: any tabulate format name, or "csv" (full precision) or "json".
         runs: the rows are per-run rows.
 
@@ -135,6 +188,10 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False) 
     if not rows:
         return EMPTY_MESSAGE
     headers, aligns, table, notes = (_runs_table if runs else _aggregate_table)(rows)
+    if "command" in rows[0]:  # from `zoo leaderboard --commands`
+        code = "`{}`" if fmt in ("github", "pipe") else "{}"
+        headers, aligns = [*headers, "command"], [*aligns, "left"]
+        table = [[*cells, code.format(row["command"])] for cells, row in zip(table, rows)]
     text = tabulate.tabulate(
         table, headers=headers, tablefmt=fmt, colalign=aligns, disable_numparse=True
     )
@@ -230,7 +287,11 @@ def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _setting(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """Short, and exact: ``0.001`` -> ``"0.001"``, ``0.1234567891`` -> ``"0.1234567891"``."""
+    if not isinstance(value, float):
+        return str(value)
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def _truncate(text: str, width: int = _CONFIG_WIDTH) -> str:

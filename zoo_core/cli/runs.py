@@ -77,10 +77,13 @@ class ConsoleProgress:
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training examples only.")
 @click.option("--resume", "resume_id", metavar="RUN_ID",
               help="Continue an interrupted run from its last completed epoch.")
+@click.option("--skip-done", is_flag=True,
+              help="Skip seeds already completed with the same settings (to finish an "
+                   "interrupted --all or --seeds).")
 @json_option
 @click.pass_obj
 def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, settings,
-        data_dir, limit, resume_id, as_json):
+        data_dir, limit, resume_id, skip_done, as_json):
     """Train MODEL on a dataset, evaluate it once on the test split and record the run.
 
     The best epoch on the validation split is kept; its test accuracy is reported.
@@ -91,15 +94,15 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
       zoo run cnn --dataset fashion
       zoo run lstm --epochs 3 --limit 5000          a quick try
       zoo run cnn --set dropout=0.3 --seeds 3
-      zoo run --all --epochs 1 --json
+      zoo run --all --seeds 3 --skip-done           fill the leaderboard
       zoo run --resume cnn-fashion-s0-20261121-2248      after Ctrl-C
     """
     import math
 
     from zoo_core import datasets, runner
-    from zoo_core.errors import UsageError
+    from zoo_core.errors import UsageError, ZooError
     from zoo_core.registry import parse_set_options
-    from zoo_core.store import Store
+    from zoo_core.store import Store, config_id
 
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UsageError(f"--lr must be a positive finite number, got {lr}")
@@ -108,7 +111,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     if resume_id:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
             model=model, all=all_models, epochs=epochs, batch_size=batch_size, lr=lr, set=settings,
-            limit=limit).items() if v]
+            limit=limit, skip_done=skip_done).items() if v]
         if given or seeds != 1 or seed != 0:
             raise UsageError("--resume continues a run with its own settings; drop "
                              + (", ".join(given) or "--seed/--seeds"))
@@ -121,25 +124,45 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     names = sorted(zoo.models) if all_models else [model]
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     raw = parse_set_options(settings)
-    for name in names:  # check every setting before any training starts
-        zoo.resolve(name, dataset, overrides, raw)
+    # check every setting before any training starts
+    configs = {name: {**zoo.resolve(name, dataset, overrides, raw).config, "limit": limit}
+               for name in names}
     with Store() as store:  # a damaged or unwritable store is reported before training
         store.check()
+        done = {(r.model, r.config_id, r.seed): r
+                for r in store.runs(dataset=dataset, status="completed")} if skip_done else {}
     data = datasets.load(zoo.dataset(dataset), data_dir, limit)
-    results = []
-    for name in names:
-        for s in range(seed, seed + seeds):
-            if not as_json:
-                click.echo(f"training {name} on {dataset} (seed {s}, {data.split_sizes['train']} "
-                           f"training examples) ...", file=out)
-            request = runner.RunRequest(name, dataset, s, overrides, raw, data_dir, limit)
+    jobs = [(name, s) for name in names for s in range(seed, seed + seeds)]
+    results, failures = [], []
+    for name, s in jobs:
+        previous = done.get((name, config_id(configs[name]), s))
+        if previous is not None:
+            click.echo(f"skipping {name} seed {s}: done as {previous.run_id} (test accuracy "
+                       f"{100 * previous.test_accuracy:.2f}%)", file=out)
+            results.append(previous)
+            continue
+        if not as_json:
+            click.echo(f"training {name} on {dataset} (seed {s}, {data.split_sizes['train']} "
+                       f"training examples) ...", file=out)
+        request = runner.RunRequest(name, dataset, s, overrides, raw, data_dir, limit)
+        try:
             results.append(_run_one(
                 lambda store, progress: runner.execute(zoo, request, store, progress, data=data),
                 out))
-            if not as_json:
-                _print_result(results[-1])
+        except ZooError as e:
+            if len(jobs) == 1:
+                raise
+            # one model's failure (recorded as failed) does not cost the others' runs
+            click.echo(f"error: {name} seed {s} failed: {e}", err=True)
+            failures.append(f"{name} seed {s}")
+            continue
+        if not as_json:
+            _print_result(results[-1])
     if as_json:
-        echo_json([r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict())
+        echo_json([r.to_dict() for r in results] if len(jobs) > 1 else results[0].to_dict())
+    if failures:
+        raise ZooError(f"{len(failures)} of {len(jobs)} runs failed ({', '.join(failures)}); "
+                       "see the errors above and `zoo show RUN_ID`")
 
 
 def _run_one(job, out):
@@ -272,7 +295,10 @@ def evaluate(state, run_id, split, data_dir, as_json):
 @click.option("--runs", "per_run", is_flag=True, help="List every completed run instead of aggregates.")
 @click.option("--format", "fmt", default="simple", show_default=True, metavar="FORMAT",
               help=f"Output format: {_LEADERBOARD_FORMATS}.")
-def leaderboard(dataset, model, per_run, fmt):
+@click.option("--commands", is_flag=True,
+              help="Add the `zoo run` command that reproduces each row (loads the plugins).")
+@click.pass_obj
+def leaderboard(state, dataset, model, per_run, fmt, commands):
     """Rank completed runs by test accuracy: mean ± std over seeds per configuration."""
     from zoo_core import leaderboard as lb
     from zoo_core.store import Store
@@ -280,7 +306,24 @@ def leaderboard(dataset, model, per_run, fmt):
     with Store() as store:
         records = store.runs(model=model, dataset=dataset, status="completed")
     rows = lb.runs_rows(records) if per_run else lb.aggregate(records)
+    if commands and rows:
+        zoo = state.zoo()
+        for row in rows:
+            seeds = [row["seed"]] if per_run else row["seeds"]
+            row["command"] = lb.reproduce_command(
+                row["model"], row["dataset"], row["config"], seeds,
+                _defaults(zoo, row["model"], row["dataset"]))
     click.echo(lb.render(rows, fmt, runs=per_run))
+
+
+def _defaults(zoo, model: str, dataset: str) -> dict | None:
+    """What `zoo run MODEL --dataset DATASET` would use today; None when it cannot run."""
+    from zoo_core.errors import ZooError
+
+    try:
+        return zoo.resolve(model, dataset).config
+    except ZooError:
+        return None
 
 
 COMMANDS = [run, show, evaluate, leaderboard]
