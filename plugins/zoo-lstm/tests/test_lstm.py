@@ -49,3 +49,16 @@ def test_bidirectional_builds():
     logits = testing.run_builder(zoo_lstm.build, images, zoo_lstm.HPARAMS,
                                  overrides={"bidirectional": True, "hidden": 16})
     assert logits.shape == (4, 10)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_pooled_readouts_see_every_row(bidirectional):
+    images, _ = testing.real_images(4)
+    logits = {readout: testing.run_builder(
+        zoo_lstm.build, images, zoo_lstm.HPARAMS,
+        overrides={"readout": readout, "bidirectional": bidirectional})
+        for readout in ("last", "mean", "max")}
+    assert all(v.shape == (4, 10) and np.isfinite(v).all() for v in logits.values())
+    assert not np.allclose(logits["last"], logits["mean"])
+    assert not np.allclose(logits["mean"], logits["max"])
+    assert zoo_lstm.HPARAMS["readout"].choices == ("last", "mean", "max")

@@ -14,6 +14,8 @@ HPARAMS = {
     "forget_bias": HParam(1.0, help="added to the forget gate's bias"),
     "dropout": HParam(0.0, help="dropout on cell outputs, training only", min=0.0, max=0.95),
     "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
+    "readout": HParam("last", help="what the logits see: the last step's output, or the mean or "
+                                   "max of every step's output", choices=("last", "mean", "max")),
 }
 
 # The stacked LSTM of the seed projects: two layers of 128 with dropout.
@@ -59,6 +61,9 @@ def build(images, *, num_classes, hparams, training):
     else:
         outputs, _ = tf.compat.v1.nn.static_rnn(stack(), rows, dtype=tf.float32)
         last = outputs[-1]
+    if hparams["readout"] != "last":  # pool over the rows: every row reaches the logits directly
+        pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
+        last = pool(tf.stack(outputs, axis=1), axis=1)
     return tf.compat.v1.layers.dense(last, num_classes, name="logits")
 
 

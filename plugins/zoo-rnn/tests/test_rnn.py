@@ -45,3 +45,16 @@ def test_bidirectional_stacked_builds_and_reads_both_ways():
     both = testing.run_builder(zoo_rnn.build, images, zoo_rnn.HPARAMS,
                                overrides={"bidirectional": True, "layers": 2})
     assert both.shape == (4, 10) and not np.allclose(one_way, both)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_pooled_readouts_see_every_row(bidirectional):
+    images, _ = testing.real_images(4)
+    logits = {readout: testing.run_builder(
+        zoo_rnn.build, images, zoo_rnn.HPARAMS,
+        overrides={"readout": readout, "bidirectional": bidirectional})
+        for readout in ("last", "mean", "max")}
+    assert all(v.shape == (4, 10) and np.isfinite(v).all() for v in logits.values())
+    assert not np.allclose(logits["last"], logits["mean"])
+    assert not np.allclose(logits["mean"], logits["max"])
+    assert zoo_rnn.HPARAMS["readout"].choices == ("last", "mean", "max")
