@@ -26,6 +26,7 @@ def test_the_benchmark_prints_its_table():
 
 def test_speed_settings_reach_the_session():
     from zoo_core._tf import tf as import_tf
+    from zoo_core import trainer
     from zoo_core.trainer import session_config
 
     tf = import_tf()
@@ -34,4 +35,14 @@ def test_speed_settings_reach_the_session():
     tuned = session_config(tf, {"threads": 1, "xla": True, "bf16": True})
     assert tuned.intra_op_parallelism_threads == 1 and tuned.inter_op_parallelism_threads == 1
     assert tuned.graph_options.optimizer_options.global_jit_level == tf.compat.v1.OptimizerOptions.ON_1
-    assert tuned.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 1
+    expected = 1 if trainer.cpu_has_bf16() else 0
+    assert tuned.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == expected
+
+
+def test_bf16_falls_back_to_float32_on_cpus_without_it(monkeypatch):
+    from zoo_core import trainer
+    from zoo_core._tf import tf as import_tf
+
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
+    config = trainer.session_config(import_tf(), {"bf16": True})
+    assert config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 0

@@ -151,7 +151,8 @@ TRAINER_HPARAMS: dict[str, HParam] = {
                       min=0, max=256),
     "xla": HParam(False, help="compile the training step with XLA"),
     "bf16": HParam(False, help="mixed precision: oneDNN bfloat16 matmuls and convolutions on CPUs "
-                               "that have them (variables stay float32)"),
+                               "with AVX512-BF16 or AMX (variables stay float32); float32 "
+                               "on other CPUs"),
 }
 
 
