@@ -263,6 +263,8 @@ def test_all_goes_on_after_a_failed_model_and_exits_1(tmp_path, monkeypatch):
     def execute(zoo_, request, *args, **kwargs):
         if request.model == "cnn":
             raise TrainingError("loss became NaN (made up for this test)")
+        if request.model == "lstm-stack":
+            raise ValueError("a plugin's own bug")
         trained.append(request.model)
         return real(zoo_, request, *args, **kwargs)
 
@@ -270,5 +272,6 @@ def test_all_goes_on_after_a_failed_model_and_exits_1(tmp_path, monkeypatch):
     r = zoo("run", "--all", "--epochs", "1", "--limit", "200")
     assert r.exit_code == 1
     assert "error: cnn seed 0 failed: loss became NaN" in r.output
+    assert "error: lstm-stack seed 0 failed: ValueError: a plugin's own bug" in r.output
     assert trained == sorted(set(trained)) and "cnn-bn" in trained and "rnn" in trained
-    assert f"1 of {len(trained) + 1} runs failed (cnn seed 0)" in r.output
+    assert f"2 of {len(trained) + 2} runs failed (cnn seed 0, lstm-stack seed 0)" in r.output

@@ -100,7 +100,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     import math
 
     from zoo_core import datasets, runner
-    from zoo_core.errors import UsageError, ZooError
+    from zoo_core.errors import DataError, StoreError, UsageError, ZooError
     from zoo_core.registry import parse_set_options
     from zoo_core.store import Store, config_id
 
@@ -149,11 +149,14 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
             results.append(_run_one(
                 lambda store, progress: runner.execute(zoo, request, store, progress, data=data),
                 out))
-        except ZooError as e:
+        except (StoreError, DataError):  # the store or the data: every other run would fail too
+            raise
+        except Exception as e:
             if len(jobs) == 1:
                 raise
             # one model's failure (recorded as failed) does not cost the others' runs
-            click.echo(f"error: {name} seed {s} failed: {e}", err=True)
+            why = str(e) if isinstance(e, ZooError) else f"{type(e).__name__}: {e}"
+            click.echo(f"error: {name} seed {s} failed: {why}", err=True)
             failures.append(f"{name} seed {s}")
             continue
         if not as_json:
