@@ -127,3 +127,16 @@ def test_the_cli_reference_lists_every_check():
                    if h.startswith("`zoo check "))
     for name in testing.CHECKS:
         assert f"`{name}`" in body
+
+
+def test_the_results_page_shows_every_reference_result_with_its_command():
+    from zoo_core.registry import open_zoo
+
+    text = (DOCS / "results.md").read_text()
+    for name, entry in open_zoo().catalogue.models.items():
+        for dataset, ref in entry.reference.items():
+            accuracy = f"{100 * ref['test_accuracy']:.2f} ± {100 * ref['test_accuracy_std']:.2f} %"
+            row = next((line for line in text.splitlines()
+                        if line.startswith("|") and f"`{ref['command']}`" in line), None)
+            assert row is not None, f"docs/results.md has no row with `{ref['command']}`"
+            assert accuracy in row, f"docs/results.md shows other figures for {name} on {dataset}"

@@ -181,6 +181,19 @@ def test_reference_results_were_measured_with_the_current_defaults():
     assert checked >= 1
 
 
+def test_every_shipped_model_has_a_fashion_reference_with_the_command_that_reproduces_it():
+    from zoo_core.leaderboard import reproduce_command
+
+    zoo = open_zoo()
+    for name, entry in zoo.catalogue.models.items():
+        ref = entry.reference.get("fashion")
+        assert ref is not None, f"registry.toml has no [models.{name}.reference.fashion]"
+        defaults = zoo.resolve(name, "fashion").config
+        assert ref["command"] == reproduce_command(
+            name, "fashion", {**defaults, "limit": None}, ref["seeds"], defaults)
+        assert len(ref["seeds"]) >= 3 and 0 < ref["test_accuracy_std"] < 0.02
+
+
 @pytest.mark.parametrize("ref, message", [
     ('config_id = "x"\ncommand = "zoo run cnn"', "is missing 'test_accuracy'"),
     ('config_id = "x"\ncommand = "c"\ntest_accuracy = 91.5', "a fraction, at most 1"),
