@@ -226,6 +226,8 @@ def test_reproduce_command_spells_out_what_differs_from_the_defaults():
     cmd = leaderboard.reproduce_command("x", "mnist", {"lr": 0.1234567891, "limit": 500}, [1, 2, 5])
     assert cmd == ("zoo run x --dataset mnist --limit 500 --lr 0.1234567891 --seed 1 --seeds 2 && "
                    "zoo run x --dataset mnist --limit 500 --lr 0.1234567891 --seed 5")
+    # a value with a space survives the shell
+    assert "--set 'note=a b'" in leaderboard.reproduce_command("x", "d", {"note": "a b"}, [0])
     # a bool never equals an int default
     assert "--set flag=true" in leaderboard.reproduce_command("x", "d", {"flag": True}, [0], {"flag": 1})
 

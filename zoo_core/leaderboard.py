@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import statistics
 from typing import Any, Iterable
 
@@ -127,7 +128,8 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
         if defaults is not None and key in defaults and _same(defaults[key], value):
             continue
         text = str(value).lower() if isinstance(value, bool) else _setting(value)
-        words += [_OPTIONS[key], text] if key in _OPTIONS else ["--set", f"{key}={text}"]
+        words += [_OPTIONS[key], shlex.quote(text)] if key in _OPTIONS else \
+            ["--set", shlex.quote(f"{key}={text}")]
     commands = []
     for first, count in _seed_ranges(seeds):
         extra = ([f"--seed {first}"] if first else []) + ([f"--seeds {count}"] if count > 1 else [])
