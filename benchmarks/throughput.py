@@ -7,7 +7,8 @@ For each model (rnn, lstm, cnn) it trains the same architecture, batch 128, Adam
 on real Fashion-MNIST images, through:
 
   zoo      zoo's own trainer (zoo_core.trainer.train), with the plugin's builder and
-           the model's settings from registry.toml (float32)
+           default architecture, plain Adam like the peers, and registry.toml's speed
+           settings (threads, xla, bf16) for the model; float32 unless those say bf16
   zoo-bf16 the same with --set bf16=true: oneDNN bfloat16 mixed precision, on CPUs
            with AMX/AVX512-BF16 (the peers run float32; compare with care)
   tf1      a plain hand-written TF1 Session loop with feed_dict, the same builder
@@ -48,16 +49,40 @@ def _timed_rate(stamps: list[float], warmup: int) -> float:
     return (len(timed) - 1) * BATCH / (timed[-1] - timed[0])
 
 
+# Trainer settings that change speed, not the model or the optimizer.
+SPEED = ("threads", "xla", "bf16")
+
+
+def zoo_settings(model: str, settings=()) -> tuple:
+    """What zoo's trainer trains here: the peers' architecture and optimizer.
+
+    The plugin's default architecture and the trainer's defaults (Adam at 1e-3, no
+    schedule, clipping or smoothing), like the peers; from registry.toml only the
+    model's speed settings (SPEED), and any ``--set`` on top. registry.toml's quality
+    settings (e.g. the rnn's two bidirectional layers) would train another model.
+
+    Returns:
+        (model spec, hyperparameters, trainer settings).
+    """
+    from zoo_core.registry import open_zoo, parse_set_options
+    from zoo_core.spec import TRAINER_HPARAMS
+
+    raw = parse_set_options(settings)
+    r = open_zoo().resolve(model, "fashion", raw_overrides=raw)
+    hparams = {k: r.hparams[k] if k in raw else p.default for k, p in r.model.hparams.items()}
+    cfg = {k: r.trainer[k] if k in raw or k in SPEED else p.default
+           for k, p in TRAINER_HPARAMS.items()}
+    return r.model, hparams, {**cfg, "epochs": 1, "batch_size": BATCH}
+
+
 def work_zoo(model: str, x, y, steps: int, warmup: int, settings=()) -> float:
     from zoo_core import datasets, trainer
-    from zoo_core.registry import open_zoo, parse_set_options
+    from zoo_core.registry import open_zoo
 
-    zoo = open_zoo()
-    r = zoo.resolve(model, "fashion", overrides={"epochs": 1, "batch_size": BATCH},
-                    raw_overrides=parse_set_options(settings))
-    spec = zoo.dataset("fashion")
+    spec, hparams, cfg = zoo_settings(model, settings)
+    classes = open_zoo().dataset("fashion").classes
     n = BATCH * (steps + warmup)
-    data = datasets.Data("fashion", spec.classes, x[:n], y[:n], x[:BATCH], y[:BATCH],
+    data = datasets.Data("fashion", classes, x[:n], y[:n], x[:BATCH], y[:BATCH],
                          x[:BATCH], y[:BATCH])
     stamps = []
 
@@ -66,7 +91,7 @@ def work_zoo(model: str, x, y, steps: int, warmup: int, settings=()) -> float:
             stamps.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer.train(r.model, r.hparams, r.trainer, data, 0, Path(run_dir), Clock())
+        trainer.train(spec, hparams, cfg, data, 0, Path(run_dir), Clock())
     return _timed_rate(stamps, warmup)
 
 

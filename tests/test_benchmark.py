@@ -46,3 +46,24 @@ def test_bf16_falls_back_to_float32_on_cpus_without_it(monkeypatch):
     monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
     config = trainer.session_config(import_tf(), {"bf16": True})
     assert config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 0
+
+
+def test_zoo_trains_the_peers_architecture_not_the_tuned_defaults():
+    """registry.toml's rnn is two bidirectional layers with a cosine schedule; the peers
+    build the plugin's default (one layer, one way) with Adam at 1e-3, and so must zoo."""
+    import importlib.util
+
+    import zoo_rnn
+    from zoo_core.testing import defaults
+
+    path = ROOT / "benchmarks" / "throughput.py"
+    module = importlib.util.spec_from_file_location("throughput", path)
+    throughput = importlib.util.module_from_spec(module)
+    module.loader.exec_module(throughput)
+    spec, hparams, cfg = throughput.zoo_settings("rnn")
+    assert spec.name == "rnn" and hparams == defaults(zoo_rnn.HPARAMS)
+    assert (cfg["lr"], cfg["lr_schedule"], cfg["clip_norm"], cfg["label_smoothing"]) == \
+        (1e-3, "constant", 0.0, 0.0)
+    assert (cfg["epochs"], cfg["batch_size"]) == (1, 128)
+    _, hparams, cfg = throughput.zoo_settings("rnn", ["hidden=64", "threads=1"])
+    assert hparams["hidden"] == 64 and cfg["threads"] == 1
