@@ -167,13 +167,14 @@ def test_a_huge_number_in_the_registry_is_a_clear_error(tmp_path):
 
 
 def test_reference_results_were_measured_with_the_current_defaults():
+    from zoo_core.runner import recorded_config
     from zoo_core.store import config_id
 
     zoo = open_zoo()
     checked = 0
     for name, entry in zoo.catalogue.models.items():
         for dataset, ref in entry.reference.items():
-            settings = {**zoo.resolve(name, dataset).config, "limit": None}
+            settings = recorded_config(zoo.resolve(name, dataset), None)
             assert config_id(settings) == ref["config_id"], (
                 f"registry.toml's reference result for {name} on {dataset} was measured with "
                 f"other settings; run `{ref['command']}` and record the new figures")
@@ -183,14 +184,15 @@ def test_reference_results_were_measured_with_the_current_defaults():
 
 def test_every_shipped_model_has_a_fashion_reference_with_the_command_that_reproduces_it():
     from zoo_core.leaderboard import reproduce_command
+    from zoo_core.runner import recorded_config
 
     zoo = open_zoo()
     for name, entry in zoo.catalogue.models.items():
         ref = entry.reference.get("fashion")
         assert ref is not None, f"registry.toml has no [models.{name}.reference.fashion]"
-        defaults = zoo.resolve(name, "fashion").config
+        resolved = zoo.resolve(name, "fashion")
         assert ref["command"] == reproduce_command(
-            name, "fashion", {**defaults, "limit": None}, ref["seeds"], defaults)
+            name, "fashion", recorded_config(resolved, None), ref["seeds"], resolved.config)
         assert len(ref["seeds"]) >= 3 and 0 < ref["test_accuracy_std"] < 0.02
 
 

@@ -56,6 +56,13 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def recorded_config(resolved, limit: int | None) -> dict[str, Any]:
+    """The settings a run records, and whose hash is its config id: the merged model and
+    trainer settings, and the training-set limit (so limited runs never average with full
+    ones)."""
+    return {**resolved.config, "limit": limit}
+
+
 def execute(zoo: Zoo, request: RunRequest, store: Store, progress=None, data=None) -> RunRecord:
     """Train and evaluate one model on one dataset, recording everything.
 
@@ -82,7 +89,7 @@ def execute(zoo: Zoo, request: RunRequest, store: Store, progress=None, data=Non
     if data is None:
         data = datasets.load(resolved.dataset, request.data_dir, request.limit)
     tf = import_tf()
-    config = {**resolved.config, "limit": request.limit}
+    config = recorded_config(resolved, request.limit)
     run_id = new_run_id(request.model, request.dataset, request.seed)
     run_dir = paths.ensure_dir(paths.runs_dir(), "the runs folder", StoreError) / run_id
     try:

@@ -125,7 +125,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     raw = parse_set_options(settings)
     # check every setting before any training starts
-    configs = {name: {**zoo.resolve(name, dataset, overrides, raw).config, "limit": limit}
+    configs = {name: runner.recorded_config(zoo.resolve(name, dataset, overrides, raw), limit)
                for name in names}
     with Store() as store:  # a damaged or unwritable store is reported before training
         store.check()
