@@ -9,8 +9,8 @@ from zoo_core._tf import configure_environment
 
 configure_environment()  # before anyone imports TensorFlow (DESIGN.md, TensorFlow notes)
 
-from zoo_core.hookspecs import hookimpl  # noqa: E402
-from zoo_core.spec import HParam  # noqa: E402
+from zoo_core.catalogue.hookspecs import hookimpl  # noqa: E402
+from zoo_core.catalogue.specs import HParam  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -38,9 +38,8 @@ import numpy as np
 
 from zoo_core.errors import DataError, UsageError
 from zoo_core.paths import ensure_dir, remedy, zoo_home
-from zoo_core.spec import DatasetSpec
+from zoo_core.catalogue.specs import FILE_ROLES, DatasetSpec
 
-FILE_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 _IDX_UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
 

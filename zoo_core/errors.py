@@ -1,12 +1,49 @@
-"""Domain errors. The library raises these; the CLI turns them into one clear line."""
+"""Domain errors. The library raises these with the facts; the CLI turns them into one line.
+
+Library code knows no command-line flags. Where a message tells the user which setting to
+change, it names the setting with :func:`setting` (``setting("data_dir")``,
+``setting("lr", 1e-4)``), which leaves a marker in the message. ``str(error)`` shows the
+library's name (``data_dir``, ``lr=0.0001``); the CLI shows its own spelling of the same
+setting (``--data-dir``, ``--lr 0.0001``) through :func:`render`.
+"""
 
 from __future__ import annotations
 
 import difflib
+import re
+from typing import Any, Callable
+
+# A setting named in a message: ⟦name⟧ or ⟦name=value⟧ (brackets no path or repr contains).
+_SETTING = re.compile(r"⟦([A-Za-z_][A-Za-z0-9_]*)(?:=([^⟧]*))?⟧")
+
+
+def setting(name: str, value: Any = None) -> str:
+    """A marker naming a setting (and a suggested value) in an error message."""
+    return f"⟦{name}⟧" if value is None else f"⟦{name}={value}⟧"
+
+
+def _library_spelling(name: str, value: str | None) -> str:
+    return name if value is None else f"{name}={value}"
+
+
+def render(text: str, spell: Callable[[str, str | None], str] = _library_spelling) -> str:
+    """``text`` with each setting marker spelled by ``spell(name, value)``."""
+    return _SETTING.sub(lambda m: spell(m[1], m[2]), text)
 
 
 class ZooError(Exception):
-    """Base class of every error the zoo reports to a user (exit code 1)."""
+    """Base class of every error the zoo reports to a user (exit code 1).
+
+    ``str(error)`` names settings as the library does; :attr:`template` keeps the
+    markers for a front end that names them its own way (see :func:`render`).
+    """
+
+    @property
+    def template(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        return render(self.template)
 
 
 class UsageError(ZooError):

@@ -12,6 +12,7 @@ import sys
 import click
 
 from zoo_core import __version__
+from zoo_core.cli.common import message
 from zoo_core.errors import UsageError, ZooError
 
 
@@ -22,9 +23,9 @@ class ZooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UsageError as e:
-            raise click.UsageError(str(e), ctx) from None
+            raise click.UsageError(message(e), ctx) from None
         except ZooError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(message(e)) from None
 
 
 class State:

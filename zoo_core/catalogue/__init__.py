@@ -1,0 +1,1 @@
+"""The catalogue: what exists (hook specifications, plugins, specs, registry.toml)."""

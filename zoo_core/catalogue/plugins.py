@@ -1,0 +1,314 @@
+"""Finding and loading plugins, crash-isolated.
+
+Plugins are modules listed under the ``zoo`` entry-point group. Each one is
+imported, registered and asked for its registrations inside its own ``try``: a
+plugin that fails to import, implements an unknown hook or registers something
+invalid is reported and skipped, and the rest of the zoo keeps working.
+
+``ZOO_LOAD_PLUGINS`` (a comma-separated list of entry-point or distribution names;
+empty for none) limits which plugins load.
+
+A plugin whose import hangs (a network call, a lock, an endless loop at import time) must
+not hang every command: each entry point is imported, and its registration hooks called, in
+a daemon thread given ``ZOO_PLUGIN_TIMEOUT`` seconds (default 10). One that does not finish
+in time is reported ("import did not finish within N s") and skipped; the thread is left
+behind and dies with the process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import types
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from zoo_core.catalogue import hookspecs
+from zoo_core.errors import HParamError, PluginError, UsageError
+from zoo_core.catalogue.specs import TRAINER_HPARAMS, DatasetSpec, ModelSpec, as_hparam
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_HPARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+DEFAULT_TIMEOUT_S = 10.0
+# Imports that timed out, by entry point (name, value): a later load() in the same process
+# does not wait for them again while they are still stuck.
+_STUCK: dict[tuple[str, str], threading.Thread] = {}
+
+
+@dataclass
+class PluginReport:
+    """What happened when one plugin was loaded."""
+
+    name: str  # entry-point name (or the module name for hand-registered plugins)
+    dist: str = ""  # distribution that provides it
+    version: str = ""
+    module: str = ""
+    status: str = "ok"  # ok | failed
+    error: str = ""
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.dist or self.name
+
+
+@dataclass
+class PluginSet:
+    """Everything the loaded plugins registered."""
+
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    reports: list[PluginReport] = field(default_factory=list)
+    manager: pluggy.PluginManager | None = None  # for calling hooks such as zoo_run_finished
+
+    @property
+    def failures(self) -> list[PluginReport]:
+        return [r for r in self.reports if r.status != "ok"]
+
+
+def _allowed() -> set[str] | None:
+    raw = os.environ.get("ZOO_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    seen, unique = set(), []
+    for ep in sorted(eps, key=lambda e: e.name):
+        if ep.name not in seen:  # the same dist on sys.path twice
+            seen.add(ep.name)
+            unique.append(ep)
+    return unique
+
+
+def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points: bool = True) -> PluginSet:
+    """Load plugins and collect their registrations.
+
+    Args:
+        plugins: extra plugin objects registered by hand (tests use this).
+        entry_points: whether to load the installed ``zoo`` entry points.
+
+    Returns:
+        a :class:`PluginSet`; a plugin's failures (import errors, hangs, hooks that
+        raise or register junk) are in its ``reports``, never raised.
+
+    Raises:
+        UsageError: ``ZOO_PLUGIN_TIMEOUT`` is not a number of seconds.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    result = PluginSet(manager=pm)
+    allowed = _allowed()
+    timeout = import_timeout()
+
+    candidates: list[tuple[PluginReport, object]] = []
+    if entry_points:
+        for ep in _entry_points():
+            dist = ep.dist.name if ep.dist else ""
+            if allowed is not None and ep.name not in allowed and dist not in allowed:
+                continue
+            report = PluginReport(
+                name=ep.name, dist=dist, version=ep.dist.version if ep.dist else "", module=ep.value
+            )
+            obj, error = _import(ep, timeout)
+            if error:
+                report.status, report.error = "failed", error
+                result.reports.append(report)
+                continue
+            candidates.append((report, obj))
+    for obj in plugins or ():
+        name = getattr(obj, "__name__", type(obj).__name__)
+        candidates.append((PluginReport(name=name, module=name), obj))
+
+    for report, obj in candidates:
+        result.reports.append(report)
+        try:
+            pm.register(obj, name=report.name)
+            pm.check_pending()
+        except Exception as e:  # unknown hook names, bad signatures
+            if pm.is_registered(obj):
+                pm.unregister(obj)
+            report.status, report.error = "failed", f"invalid plugin: {_one_line(e)}"
+            continue
+        done, value, error = _in_thread(lambda: _collect(pm, obj, report, result),
+                                        f"zoo-plugin-hooks-{report.name}", timeout)
+        if done and error is None:
+            models, datasets = value  # type: ignore[misc]
+            result.models.update(models)
+            result.datasets.update(datasets)
+            report.models, report.datasets = sorted(models), sorted(datasets)
+            continue
+        pm.unregister(obj)
+        report.status = "failed"
+        if not done:
+            report.error = (f"its registration hooks did not finish within {timeout:g} s; "
+                            "fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow")
+        elif isinstance(error, PluginError):  # registered junk
+            report.error = _one_line(error)
+        else:  # a hook raised
+            report.error = f"{type(error).__name__}: {_one_line(error)}"
+    return result
+
+
+def import_timeout() -> float:
+    """Seconds a plugin's import may take: ``$ZOO_PLUGIN_TIMEOUT``, default 10."""
+    raw = os.environ.get("ZOO_PLUGIN_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value <= 86_400):
+        raise UsageError(
+            f"ZOO_PLUGIN_TIMEOUT={raw!r}: expected seconds a plugin's import may take, "
+            f"a number above 0 (default {DEFAULT_TIMEOUT_S:g})"
+        )
+    return value
+
+
+def _in_thread(fn, name: str, timeout: float) -> tuple[bool, object, BaseException | None]:
+    """Run ``fn()`` in a daemon thread: (finished in time, its result, what it raised)."""
+    outcome: dict[str, object] = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - isolate anything, even SystemExit
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        return False, thread, None
+    error = outcome.get("error")
+    if isinstance(error, KeyboardInterrupt):
+        raise error
+    return True, outcome.get("value"), error  # type: ignore[return-value]
+
+
+def _import(ep: metadata.EntryPoint, timeout: float) -> tuple[object, str]:
+    """Import one entry point in a daemon thread: (the object, "") or (None, why it failed)."""
+    key = (ep.name, ep.value)
+    stuck = _STUCK.get(key)
+    if stuck is not None and stuck.is_alive():
+        return None, (f"import did not finish within {timeout:g} s (still stuck since an "
+                      "earlier attempt); fix the plugin or raise ZOO_PLUGIN_TIMEOUT")
+    done, value, error = _in_thread(ep.load, f"zoo-plugin-import-{ep.name}", timeout)
+    if not done:
+        _STUCK[key] = value  # type: ignore[assignment]
+        return None, (f"import did not finish within {timeout:g} s ({ep.value} hangs at import "
+                      "time); fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow")
+    _STUCK.pop(key, None)
+    if error is not None:
+        return None, f"import failed: {type(error).__name__}: {_one_line(error)}"
+    return value, ""
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _call(pm: pluggy.PluginManager, obj, hook: str, **kwargs) -> None:
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        if impl.plugin is obj:
+            impl.function(**{a: kwargs[a] for a in impl.argnames})
+
+
+def _collect(pm, obj, report: PluginReport, result: PluginSet):
+    """Ask one plugin for its registrations: (models, datasets), for the caller to commit
+    only if all are valid and the hooks finished in time."""
+    models: dict[str, ModelSpec] = {}
+    datasets: dict[str, DatasetSpec] = {}
+
+    def register_model(name, build, *, summary, hparams=None, inputs=("image",), description=""):
+        spec = validate_model(name, build, summary, hparams or {}, inputs, description)
+        spec.plugin, spec.plugin_version = report.label, report.version
+        _check_unique("model", name, models, result.models, report)
+        models[name] = spec
+
+    def register_dataset(name, load, *, summary, classes, image_shape, validation=5000):
+        spec = validate_dataset(name, load, summary, classes, image_shape, validation)
+        spec.plugin, spec.plugin_version = report.label, report.version
+        _check_unique("dataset", name, datasets, result.datasets, report)
+        datasets[name] = spec
+
+    _call(pm, obj, "zoo_register_models", register=register_model)
+    _call(pm, obj, "zoo_register_datasets", register=register_dataset)
+    return models, datasets
+
+
+def _check_unique(kind, name, own, others, report) -> None:
+    if name in own:
+        raise PluginError(f"{report.label} registers {kind} {name!r} twice")
+    if name in others:
+        first = others[name].plugin or "the core"
+        raise PluginError(
+            f"{kind} {name!r} is registered by both {first} and {report.label}; "
+            f"uninstall one, or choose plugins with ZOO_LOAD_PLUGINS"
+        )
+
+
+def validate_model(name, build, summary, hparams, inputs, description="") -> ModelSpec:
+    """Check one model registration; raise :class:`PluginError` saying how to fix it."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginError(
+            f"model name {name!r} is invalid: use lower-case letters, digits, '-' and '_', "
+            "starting with a letter"
+        )
+    if not callable(build):
+        raise PluginError(f"model {name!r}: the builder must be callable, got {type(build).__name__}")
+    if not isinstance(summary, str) or not summary.strip():
+        raise PluginError(f"model {name!r}: give a one-line summary (summary=...)")
+    if not isinstance(hparams, dict):
+        raise PluginError(f"model {name!r}: hparams must be a dict of name -> default or HParam")
+    declared = {}
+    for key, decl in hparams.items():
+        if not isinstance(key, str) or not _HPARAM_NAME.match(key):
+            raise PluginError(f"model {name!r}: hyperparameter name {key!r} is not an identifier")
+        if key in TRAINER_HPARAMS:
+            raise PluginError(
+                f"model {name!r}: hyperparameter {key!r} is a trainer setting shared by every "
+                "model; pick another name"
+            )
+        try:
+            declared[key] = as_hparam(key, decl)
+        except HParamError as e:
+            raise PluginError(f"model {name!r}: {e}") from None
+    if isinstance(inputs, str) or not all(isinstance(i, str) for i in inputs):
+        raise PluginError(f"model {name!r}: inputs must be a tuple of input kinds, e.g. ('image',)")
+    return ModelSpec(
+        name=name, build=build, summary=summary.strip(), hparams=declared,
+        inputs=tuple(inputs), description=description,
+    )
+
+
+def validate_dataset(name, load, summary, classes, image_shape, validation) -> DatasetSpec:
+    """Check one dataset registration; raise :class:`PluginError` saying how to fix it."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginError(f"dataset name {name!r} is invalid: use lower-case letters, digits, '-', '_'")
+    if not callable(load):
+        raise PluginError(f"dataset {name!r}: load must be callable, got {type(load).__name__}")
+    if not isinstance(summary, str) or not summary.strip():
+        raise PluginError(f"dataset {name!r}: give a one-line summary (summary=...)")
+    classes = tuple(classes) if not isinstance(classes, str) else ()
+    if len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise PluginError(f"dataset {name!r}: classes must be a list of at least two names")
+    shape = tuple(image_shape) if not isinstance(image_shape, str) else ()
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise PluginError(f"dataset {name!r}: image_shape must be (height, width, channels)")
+    if not isinstance(validation, int) or validation < 1:
+        raise PluginError(f"dataset {name!r}: validation must be a positive number of examples")
+    return DatasetSpec(
+        name=name, summary=summary.strip(), classes=classes, image_shape=shape,
+        validation=validation, load=load,
+    )
