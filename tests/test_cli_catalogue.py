@@ -77,6 +77,13 @@ def test_a_malformed_registry_is_one_line_and_exit_code_1(tmp_path):
     assert result.exit_code == 1 and "invalid TOML" in result.output
 
 
+def test_a_missing_registry_file_names_the_option_and_the_variable(tmp_path):
+    result = zoo("--registry", str(tmp_path / "nope.toml"), "list")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: registry file {tmp_path / 'nope.toml'} does not exist: "
+                             "check --registry / ZOO_REGISTRY\n")
+
+
 def test_datasets_shows_where_the_files_are_and_that_they_verify():
     result = zoo("datasets", "--json")
     assert result.exit_code == 0

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from zoo_core import hookspecs, plugins, testing
-from zoo_core.store import RunRecord
+from zoo_core import hookimpl, testing
+from zoo_core.catalogue import hookspecs, plugins, specs
+from zoo_core.runs.records import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
          if hasattr(fn, f"{hookspecs.PROJECT_NAME}_spec")]
-# The callback each registration hook hands to plugins, as defined in plugins._collect.
-REGISTER_CALLBACKS = {"zoo_register_models": "register_model",
-                      "zoo_register_datasets": "register_dataset"}
+# The callback each registration hook hands to plugins: documented as a Protocol in
+# zoo_core/catalogue/specs.py, made in zoo_core/catalogue/plugins.py (_collect).
+REGISTER_CALLBACKS = {"zoo_register_models": specs.RegisterModel,
+                      "zoo_register_datasets": specs.RegisterDataset}
 
 
 def sections(text: str, level: str) -> dict[str, str]:
@@ -37,10 +39,29 @@ def heading_for(name: str, text: str, level: str = "##") -> tuple[str, str]:
     pytest.fail(f"docs/hooks.md has no `{level} {name}(...)` heading: document the hook")
 
 
-def arguments(signature: str) -> str:
-    """A signature's argument list, normalised (quotes, spacing) for comparison."""
-    tree = ast.parse(f"def f{signature[signature.index('('):]}: pass")
-    return ast.dump(tree.body[0].args)
+def arguments(signature: str) -> list[tuple]:
+    """A documented signature's arguments as (name, kind, default), for comparison."""
+    args = ast.parse(f"def f{signature[signature.index('('):]}: pass").body[0].args
+    assert not (args.posonlyargs or args.vararg or args.kwarg), signature
+    empty = inspect.Parameter.empty
+    defaults = [empty] * (len(args.args) - len(args.defaults)) + [
+        ast.literal_eval(d) for d in args.defaults]
+    out = [(a.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, d) for a, d in zip(args.args, defaults)]
+    return out + [(a.arg, inspect.Parameter.KEYWORD_ONLY, empty if d is None else ast.literal_eval(d))
+                  for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+
+
+def parameters(fn) -> list[tuple]:
+    """A function's arguments as (name, kind, default), without ``self``."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()
+            if p.name != "self"]
+
+
+def bare(signature: inspect.Signature) -> str:
+    """A signature without its annotations, as the docs write it."""
+    return str(signature.replace(
+        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty))
 
 
 def test_the_hooks_are_found():
@@ -51,7 +72,7 @@ def test_the_hooks_are_found():
 def test_every_hook_is_documented_with_its_exact_signature(hook):
     text = (DOCS / "hooks.md").read_text()
     heading, _ = heading_for(hook, text)
-    actual = f"{hook}{inspect.signature(getattr(hookspecs, hook))}"
+    actual = f"{hook}{bare(inspect.signature(getattr(hookspecs, hook)))}"
     assert heading == actual, f"docs/hooks.md documents {heading!r}, the hookspec is {actual!r}"
 
 
@@ -64,26 +85,43 @@ def test_every_hook_argument_has_a_row(hook):
 
 def test_every_registration_hook_documents_its_callback():
     for hook in HOOKS:
-        if "register" in inspect.signature(getattr(hookspecs, hook)).parameters:
+        register = inspect.signature(getattr(hookspecs, hook)).parameters.get("register")
+        if register is not None:
             assert hook in REGISTER_CALLBACKS, f"{hook} takes a register callback: add it here"
+            assert register.annotation == REGISTER_CALLBACKS[hook].__name__, (
+                f"{hook}'s register should be annotated with its protocol")
 
 
-def _callbacks() -> dict[str, ast.FunctionDef]:
-    tree = ast.parse(Path(plugins.__file__).read_text())
-    return {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+def _received() -> dict[str, object]:
+    """The register callbacks a plugin receives, by hook."""
+    received = {}
+
+    def keep(hook):
+        return hookimpl(lambda register: received.setdefault(hook, register))
+
+    plugin = type("Recorder", (), {hook: staticmethod(keep(hook)) for hook in REGISTER_CALLBACKS})
+    report, = plugins.load([plugin], entry_points=False).reports
+    assert report.status == "ok", report.error
+    return received
 
 
-@pytest.mark.parametrize("hook, callback", sorted(REGISTER_CALLBACKS.items()))
-def test_every_register_callback_is_documented_with_its_exact_signature(hook, callback):
+@pytest.mark.parametrize("hook", sorted(REGISTER_CALLBACKS))
+def test_every_register_callback_is_documented_with_its_exact_signature(hook):
     _, body = heading_for(hook, (DOCS / "hooks.md").read_text())
     heading, rows = heading_for("register", body, "###")
-    node = _callbacks()[callback]
-    actual = ast.dump(node.args)
-    assert arguments(heading) == actual, (
-        f"docs/hooks.md documents {heading!r} under {hook}; plugins.py has "
-        f"register({ast.unparse(node.args)})")
-    for arg in [a.arg for a in node.args.args + node.args.kwonlyargs]:
+    protocol = REGISTER_CALLBACKS[hook]
+    assert arguments(heading) == parameters(protocol.__call__), (
+        f"docs/hooks.md documents {heading!r} under {hook}; specs.{protocol.__name__} has "
+        f"register{bare(inspect.signature(protocol.__call__))}")
+    for arg, _, _ in parameters(protocol.__call__):
         assert f"| `{arg}` |" in rows, f"docs/hooks.md: register() of {hook} has no row for `{arg}`"
+
+
+@pytest.mark.parametrize("hook", sorted(REGISTER_CALLBACKS))
+def test_the_register_callbacks_plugins_receive_are_their_protocols(hook):
+    protocol = REGISTER_CALLBACKS[hook]
+    assert parameters(_received()[hook]) == parameters(protocol.__call__), (
+        f"the register callback of {hook} (plugins._collect) differs from specs.{protocol.__name__}")
 
 
 def test_every_run_record_field_is_documented():
@@ -130,7 +168,7 @@ def test_the_cli_reference_lists_every_check():
 
 
 def test_the_results_page_shows_every_reference_result_with_its_command():
-    from zoo_core.registry import open_zoo
+    from zoo_core.catalogue import open_zoo
 
     text = (DOCS / "results.md").read_text()
     for name, entry in open_zoo().catalogue.models.items():

@@ -16,11 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zoo_core import datasets
+from zoo_core import data
 from zoo_core.errors import HParamError, RegistryError, UsageError, ZooError
-from zoo_core.plugins import load
-from zoo_core.registry import Catalogue, Zoo, open_zoo, parse_set_options, read_catalogue
-from zoo_core.spec import TRAINER_HPARAMS, HParam
+from zoo_core.catalogue.plugins import load
+from zoo_core.catalogue import Zoo, open_zoo
+from zoo_core.catalogue.registry import Catalogue, read_catalogue
+from zoo_core.cli.common import parse_set_options
+from zoo_core.settings import TRAINER_HPARAMS, HParam
 
 SHIPPED = Path(__file__).resolve().parents[1] / "registry.toml"
 SHIPPED_TEXT = SHIPPED.read_text()
@@ -177,7 +179,7 @@ def read_or_refuse(path: Path, text: str, plugin_set) -> Catalogue | None:
             except ZooError as e:
                 assert "\n" not in str(e)
     for spec in catalogue.datasets.values():
-        datasets.search_dirs(spec)
+        data.search_dirs(spec)
     return catalogue
 
 

@@ -7,9 +7,9 @@ import types
 import pytest
 
 from zoo_core import HParam, hookimpl
+from zoo_core.catalogue import open_zoo
+from zoo_core.catalogue.plugins import load
 from zoo_core.errors import HParamError
-from zoo_core.plugins import load
-from zoo_core.registry import open_zoo
 
 GOOD = """
 from zoo_core import hookimpl
@@ -95,12 +95,22 @@ def test_duplicate_model_names_name_both_plugins(fake_dist):
     (("tiny", builder), {"summary": "s", "hparams": {"width": [1, 2]}}, "must be bool, int, float or str"),
     (("tiny", builder), {"summary": "s", "hparams": {"lr": 0.1}}, "'lr' is a trainer setting"),
     (("tiny", builder), {"summary": "s", "hparams": {"bad name": 1}}, "not an identifier"),
+    (("tiny", builder), {"summary": "s", "inputs": "image"}, "inputs must be a tuple of input kinds"),
 ])
 def test_invalid_registrations_are_rejected_with_a_fix(args, kwargs, message):
     result = load([plugin(zoo_register_models=registers(*args, **kwargs))], entry_points=False)
     assert result.reports[0].status == "failed"
     assert message in result.reports[0].error
     assert result.models == {}
+
+
+def test_the_documented_inputs_and_description_arguments_are_still_accepted():
+    # A plugin written against the last release's docs passes them; nothing reads them.
+    result = load([plugin(zoo_register_models=registers(
+        "tiny", builder, summary="s", inputs=("image",), description="a longer text"))],
+        entry_points=False)
+    assert result.reports[0].status == "ok", result.reports[0].error
+    assert result.models["tiny"].summary == "s"
 
 
 def test_a_default_outside_its_own_bounds_is_refused_at_declaration():
@@ -142,7 +152,7 @@ def test_datasets_register_through_their_hook():
 def test_a_plugin_that_hangs_at_import_is_skipped_after_the_timeout(fake_dist, monkeypatch):
     import time
 
-    from zoo_core import plugins
+    from zoo_core.catalogue import plugins
 
     fake_dist("zoo-tiny", {"zoo_tiny": GOOD})
     load()  # the healthy plugins are imported once, at full speed

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from zoo_core.errors import HParamError, RegistryError, UsageError
-from zoo_core.registry import default_registry_path, open_zoo, parse_set_options, read_catalogue
+from zoo_core.catalogue import open_zoo
+from zoo_core.catalogue.registry import default_registry_path, read_catalogue
+from zoo_core.cli.common import parse_set_options
+from zoo_core.errors import HParamError, RegistryError, UsageError, setting
 
 SHIPPED = Path(__file__).resolve().parents[1] / "registry.toml"
 
@@ -63,8 +65,11 @@ def test_a_dataset_file_without_any_checksum_is_refused(tmp_path):
 
 
 def test_a_missing_registry_file_says_which(tmp_path):
-    with pytest.raises(RegistryError, match="does not exist: check --registry / ZOO_REGISTRY"):
+    # the setting is named by marker; the command line shows it as --registry
+    # (tests/test_cli_catalogue.py)
+    with pytest.raises(RegistryError, match="does not exist: check registry / ZOO_REGISTRY") as err:
         read_catalogue(tmp_path / "nope.toml")
+    assert err.value.template.endswith(f"does not exist: check {setting('registry')} / ZOO_REGISTRY")
 
 
 def test_a_model_whose_plugin_is_missing_is_listed_with_how_to_install(tmp_path):
@@ -92,12 +97,12 @@ def test_settings_merge_plugin_then_registry_then_command_line(tmp_path):
     ))
     zoo = open_zoo(path)
     r = zoo.resolve("cnn", "fashion", overrides={"lr": 0.01}, raw_overrides={"dense": "32"})
-    assert r.trainer["epochs"] == 6 and "datasets.fashion" in r.sources["epochs"]
-    assert r.trainer["lr"] == 0.01 and r.sources["lr"] == "command line"
+    assert r.trainer.epochs == 6 and "datasets.fashion" in r.sources["epochs"]
+    assert r.trainer.lr == 0.01 and r.sources["lr"] == "command line"
     assert r.hparams["dense"] == 32 and r.sources["dense"] == "command line"
     assert r.hparams["filters"] == 32 and r.sources["filters"] == "zoo-cnn default"
-    assert r.trainer["batch_size"] == 128 and r.sources["batch_size"] == "trainer default"
-    assert zoo.resolve("cnn", "mnist").trainer["epochs"] == 4
+    assert r.trainer.batch_size == 128 and r.sources["batch_size"] == "trainer default"
+    assert zoo.resolve("cnn", "mnist").trainer.epochs == 4
 
 
 def test_registry_hyperparameters_are_checked_against_the_plugin(tmp_path):
@@ -148,8 +153,9 @@ def test_bad_set_values_list_what_is_valid(key, value, message):
 
 def test_an_unreadable_registry_says_which_and_why(tmp_path):
     with pytest.raises(RegistryError, match=rf"^registry file {tmp_path} cannot be read \(Is a directory\): "
-                                            r"check --registry / ZOO_REGISTRY$"):
+                                            r"check registry / ZOO_REGISTRY$") as err:
         read_catalogue(tmp_path)
+    assert err.value.template.endswith(f"check {setting('registry')} / ZOO_REGISTRY")
     binary = tmp_path / "registry.toml"
     binary.write_bytes(b"\xff\xfe\x00schema")
     with pytest.raises(RegistryError, match=r"is not UTF-8 text: is it the right file\?"):
@@ -167,15 +173,12 @@ def test_a_huge_number_in_the_registry_is_a_clear_error(tmp_path):
 
 
 def test_reference_results_were_measured_with_the_current_defaults():
-    from zoo_core.runner import recorded_config
-    from zoo_core.store import config_id
-
     zoo = open_zoo()
     checked = 0
     for name, entry in zoo.catalogue.models.items():
         for dataset, ref in entry.reference.items():
-            settings = recorded_config(zoo.resolve(name, dataset), None)
-            assert config_id(settings) == ref["config_id"], (
+            settings = zoo.resolve(name, dataset).settings
+            assert settings.config_id == ref["config_id"], (
                 f"registry.toml's reference result for {name} on {dataset} was measured with "
                 f"other settings; run `{ref['command']}` and record the new figures")
             checked += 1
@@ -183,8 +186,7 @@ def test_reference_results_were_measured_with_the_current_defaults():
 
 
 def test_every_shipped_model_has_a_fashion_reference_with_the_command_that_reproduces_it():
-    from zoo_core.leaderboard import reproduce_command
-    from zoo_core.runner import recorded_config
+    from zoo_core.cli.results import reproduce_command
 
     zoo = open_zoo()
     for name, entry in zoo.catalogue.models.items():
@@ -192,7 +194,7 @@ def test_every_shipped_model_has_a_fashion_reference_with_the_command_that_repro
         assert ref is not None, f"registry.toml has no [models.{name}.reference.fashion]"
         resolved = zoo.resolve(name, "fashion")
         assert ref["command"] == reproduce_command(
-            name, "fashion", recorded_config(resolved, None), ref["seeds"], resolved.config)
+            name, "fashion", resolved.settings.config, ref["seeds"], resolved.settings.config)
         assert len(ref["seeds"]) >= 3 and 0 < ref["test_accuracy_std"] < 0.02
 
 

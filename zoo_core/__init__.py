@@ -3,6 +3,9 @@
 Plugins need only two names from here::
 
     from zoo_core import hookimpl, HParam
+
+``RegisterModel`` and ``RegisterDataset`` describe the ``register`` callbacks the
+registration hooks receive, for a plugin author to read and type-check against.
 """
 
 from zoo_core._tf import configure_environment
@@ -10,8 +13,8 @@ from zoo_core._tf import configure_environment
 configure_environment()  # before anyone imports TensorFlow (DESIGN.md, TensorFlow notes)
 
 from zoo_core.catalogue.hookspecs import hookimpl  # noqa: E402
-from zoo_core.catalogue.specs import HParam  # noqa: E402
+from zoo_core.catalogue.specs import HParam, RegisterDataset, RegisterModel  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["hookimpl", "HParam", "__version__"]
+__all__ = ["hookimpl", "HParam", "RegisterModel", "RegisterDataset", "__version__"]

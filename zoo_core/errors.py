@@ -31,6 +31,15 @@ def render(text: str, spell: Callable[[str, str | None], str] = _library_spellin
     return _SETTING.sub(lambda m: spell(m[1], m[2]), text)
 
 
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, shortened so that a message stays one readable line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"a {type(value).__name__} too long to print"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class ZooError(Exception):
     """Base class of every error the zoo reports to a user (exit code 1).
 

@@ -1,6 +1,16 @@
-"""TEMPORARY alias while the architecture moves (issue 12): zoo_core.catalogue.registry."""
-import sys
+"""Deprecated: the registry moved into :mod:`zoo_core.catalogue` (docs/architecture.md).
 
-from zoo_core.catalogue import registry as _moved
+Kept only so that the tests ``zoo new-plugin`` wrote before the move (``from
+zoo_core.registry import open_zoo``) keep working; new code imports
+``from zoo_core.catalogue import open_zoo``. It goes with the next minor release (0.2),
+which scaffolded plugins do not accept (they pin ``zoo-core>=0.1.x,<0.2``).
+"""
 
-sys.modules[__name__] = _moved
+import warnings
+
+from zoo_core.catalogue import open_zoo
+
+__all__ = ["open_zoo"]
+
+warnings.warn("zoo_core.registry is deprecated: use `from zoo_core.catalogue import open_zoo`",
+              DeprecationWarning, stacklevel=2)

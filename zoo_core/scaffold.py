@@ -23,7 +23,8 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from zoo_core import __version__
-from zoo_core.errors import UsageError
+from zoo_core.catalogue.specs import valid_name
+from zoo_core.errors import UsageError, setting
 
 # Template file (relative to templates/plugin) -> output path, and what it is for.
 FILES: tuple[tuple[str, str, str], ...] = (
@@ -37,7 +38,9 @@ FILES: tuple[tuple[str, str, str], ...] = (
      "runs the conformance kit under pytest"),
 )
 
-_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+# Stricter than a model name: the name also makes a distribution and a package name,
+# so no separator may follow another or end it.
+_SEPARATOR_RUN = re.compile(r"[-_]{2}|[-_]\Z")
 MAX_NAME = 40
 
 
@@ -64,7 +67,7 @@ def plugin_names(name: str) -> PluginNames:
     for prefix in ("zoo-", "zoo_"):
         if name.startswith(prefix) and len(name) > len(prefix):
             name = name[len(prefix):]
-    if not _NAME.match(name):
+    if not valid_name(name) or _SEPARATOR_RUN.search(name):
         raise UsageError(
             f"invalid plugin name {raw!r}: use lower-case letters and digits, starting with a "
             "letter, optionally joined by single '-' or '_' (e.g. mynet, wide-resnet)"
@@ -119,10 +122,10 @@ def create(names: PluginNames, parent: Path) -> tuple[Path, list[tuple[str, str]
     """
     folder = Path(parent) / names.dist
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} exists and is a file; choose another --dir or NAME")
+        raise UsageError(f"{folder} exists and is a file; choose another {setting('dir')} or NAME")
     if folder.is_dir() and any(folder.iterdir()):
-        raise UsageError(f"{folder} already exists and is not empty; choose another --dir or "
-                         "NAME, or remove it")
+        raise UsageError(f"{folder} already exists and is not empty; choose another "
+                         f"{setting('dir')} or NAME, or remove it")
     files = render(names)
     created_folder = not folder.exists()
     written: list[Path] = []
@@ -146,21 +149,3 @@ def create(names: PluginNames, parent: Path) -> tuple[Path, list[tuple[str, str]
                                               package_suffix=names.package_suffix): p
                 for _, t, p in FILES}
     return folder, [(os.path.join(names.dist, rel), purposes[rel]) for rel in files]
-
-
-def next_steps(names: PluginNames, folder: Path) -> list[str]:
-    """What to run after :func:`create`."""
-    return [
-        f"pip install -e {_shell_path(folder)}",
-        f"zoo list {names.model} --details",
-        f"zoo check {names.model}",
-        f"zoo run {names.model} --epochs 1 --limit 5000",
-        f"pytest {_shell_path(folder / 'tests')}",
-    ]
-
-
-def _shell_path(path: Path) -> str:
-    text = str(path)
-    if re.fullmatch(r"[\w./@:+-]+", text):
-        return text
-    return "'" + text.replace("'", "'\\''") + "'"

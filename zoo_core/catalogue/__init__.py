@@ -1,1 +1,18 @@
-"""The catalogue: what exists (hook specifications, plugins, specs, registry.toml)."""
+"""The catalogue: what exists. Models and datasets, where they come from, what they declare.
+
+- ``hookspecs.py``: the ``hookimpl`` marker and the hooks a plugin may implement.
+- ``specs.py``: what a registration is (``HParam``, ``ModelSpec``, ``DatasetSpec``, the name
+  rule, ``FILE_ROLES``) and the ``register`` callbacks plugins receive (``RegisterModel``,
+  ``RegisterDataset``).
+- ``plugins.py``: loading the ``zoo`` entry points, crash-isolated, and checking what they
+  register.
+- ``registry.py``: reading and checking registry.toml (``read_catalogue``).
+- ``zoo.py``: ``open_zoo()`` joins the two into a ``Zoo``: ``model()``, ``dataset()``,
+  ``rows()`` for ``zoo list``.
+
+Nothing here imports TensorFlow.
+"""
+
+from zoo_core.catalogue.zoo import Zoo, open_zoo
+
+__all__ = ["Zoo", "open_zoo"]

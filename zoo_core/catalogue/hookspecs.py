@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import pluggy
 
+from zoo_core.catalogue.specs import RegisterDataset, RegisterModel
+
 PROJECT_NAME = "zoo"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -25,11 +27,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def zoo_register_models(register):
+def zoo_register_models(register: RegisterModel):
     """Register graph builders (models) with the zoo.
 
     :param register: call ``register(name, build, *, summary, hparams=None,
-        inputs=("image",), description="")`` once per model.
+        inputs=("image",), description="")`` once per model (see
+        :class:`~zoo_core.catalogue.specs.RegisterModel`).
         ``build(images, *, num_classes, hparams, training) -> logits`` turns a
         float32 ``[batch, height, width, channels]`` tensor into
         ``[batch, num_classes]`` logits. ``hparams`` maps each declared
@@ -40,11 +43,12 @@ def zoo_register_models(register):
 
 
 @hookspec
-def zoo_register_datasets(register):
+def zoo_register_datasets(register: RegisterDataset):
     """Register datasets with the zoo.
 
     :param register: call ``register(name, load, *, summary, classes,
-        image_shape, validation=5000)`` once per dataset. ``load(data_dir)``
+        image_shape, validation=5000)`` once per dataset (see
+        :class:`~zoo_core.catalogue.specs.RegisterDataset`). ``load(data_dir)``
         returns ``(train_images, train_labels, test_images, test_labels)`` as
         numpy arrays: images uint8 or float ``[N, H, W, C]`` (uint8 is scaled
         to [0, 1]), labels integer ``[N]`` in ``range(len(classes))``.
@@ -57,7 +61,7 @@ def zoo_register_datasets(register):
 def zoo_run_finished(run):
     """Called after every ``zoo run`` ends, for reporters and notifiers.
 
-    :param run: a :class:`zoo_core.store.RunRecord` with the run's status,
+    :param run: a :class:`zoo_core.runs.records.RunRecord` with the run's status,
         settings and metrics, as stored in the results store.
     :return: nothing; the return value is ignored.
     """

@@ -27,11 +27,11 @@ from importlib import metadata
 import pluggy
 
 from zoo_core.catalogue import hookspecs
+from zoo_core.catalogue.specs import NAME_RULE, DatasetSpec, ModelSpec, valid_name
 from zoo_core.errors import HParamError, PluginError, UsageError
-from zoo_core.catalogue.specs import TRAINER_HPARAMS, DatasetSpec, ModelSpec, as_hparam
+from zoo_core.settings import TRAINER_HPARAMS, as_hparam
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _HPARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 DEFAULT_TIMEOUT_S = 10.0
 # Imports that timed out, by entry point (name, value): a later load() in the same process
@@ -105,56 +105,66 @@ def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     result = PluginSet(manager=pm)
-    allowed = _allowed()
     timeout = import_timeout()
-
-    candidates: list[tuple[PluginReport, object]] = []
-    if entry_points:
-        for ep in _entry_points():
-            dist = ep.dist.name if ep.dist else ""
-            if allowed is not None and ep.name not in allowed and dist not in allowed:
-                continue
-            report = PluginReport(
-                name=ep.name, dist=dist, version=ep.dist.version if ep.dist else "", module=ep.value
-            )
-            obj, error = _import(ep, timeout)
-            if error:
-                report.status, report.error = "failed", error
-                result.reports.append(report)
-                continue
-            candidates.append((report, obj))
+    candidates = _import_entry_points(result, timeout) if entry_points else []
     for obj in plugins or ():
         name = getattr(obj, "__name__", type(obj).__name__)
         candidates.append((PluginReport(name=name, module=name), obj))
-
     for report, obj in candidates:
         result.reports.append(report)
-        try:
-            pm.register(obj, name=report.name)
-            pm.check_pending()
-        except Exception as e:  # unknown hook names, bad signatures
-            if pm.is_registered(obj):
-                pm.unregister(obj)
-            report.status, report.error = "failed", f"invalid plugin: {_one_line(e)}"
-            continue
-        done, value, error = _in_thread(lambda: _collect(pm, obj, report, result),
-                                        f"zoo-plugin-hooks-{report.name}", timeout)
-        if done and error is None:
-            models, datasets = value  # type: ignore[misc]
-            result.models.update(models)
-            result.datasets.update(datasets)
-            report.models, report.datasets = sorted(models), sorted(datasets)
-            continue
-        pm.unregister(obj)
-        report.status = "failed"
-        if not done:
-            report.error = (f"its registration hooks did not finish within {timeout:g} s; "
-                            "fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow")
-        elif isinstance(error, PluginError):  # registered junk
-            report.error = _one_line(error)
-        else:  # a hook raised
-            report.error = f"{type(error).__name__}: {_one_line(error)}"
+        _register(pm, obj, report, result, timeout)
     return result
+
+
+def _import_entry_points(result: PluginSet, timeout: float) -> list[tuple[PluginReport, object]]:
+    """Import the allowed entry points: (report, plugin object) for each one that imported;
+    the reports of those that did not go straight into ``result``."""
+    allowed = _allowed()
+    candidates: list[tuple[PluginReport, object]] = []
+    for ep in _entry_points():
+        dist = ep.dist.name if ep.dist else ""
+        if allowed is not None and ep.name not in allowed and dist not in allowed:
+            continue
+        report = PluginReport(
+            name=ep.name, dist=dist, version=ep.dist.version if ep.dist else "", module=ep.value
+        )
+        obj, error = _import(ep, timeout)
+        if error:
+            report.status, report.error = "failed", error
+            result.reports.append(report)
+            continue
+        candidates.append((report, obj))
+    return candidates
+
+
+def _register(pm: pluggy.PluginManager, obj, report: PluginReport, result: PluginSet,
+              timeout: float) -> None:
+    """Register one plugin and commit its registrations, or mark its report failed."""
+    try:
+        pm.register(obj, name=report.name)
+        pm.check_pending()
+    except Exception as e:  # unknown hook names, bad signatures
+        if pm.is_registered(obj):
+            pm.unregister(obj)
+        report.status, report.error = "failed", f"invalid plugin: {_one_line(e)}"
+        return
+    done, value, error = _in_thread(lambda: _collect(pm, obj, report, result),
+                                    f"zoo-plugin-hooks-{report.name}", timeout)
+    if done and error is None:
+        models, datasets = value  # type: ignore[misc]
+        result.models.update(models)
+        result.datasets.update(datasets)
+        report.models, report.datasets = sorted(models), sorted(datasets)
+        return
+    pm.unregister(obj)
+    report.status = "failed"
+    if not done:
+        report.error = (f"its registration hooks did not finish within {timeout:g} s; "
+                        "fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow")
+    elif isinstance(error, PluginError):  # registered junk
+        report.error = _one_line(error)
+    else:  # a hook raised
+        report.error = f"{type(error).__name__}: {_one_line(error)}"
 
 
 def import_timeout() -> float:
@@ -226,12 +236,18 @@ def _call(pm: pluggy.PluginManager, obj, hook: str, **kwargs) -> None:
 
 def _collect(pm, obj, report: PluginReport, result: PluginSet):
     """Ask one plugin for its registrations: (models, datasets), for the caller to commit
-    only if all are valid and the hooks finished in time."""
+    only if all are valid and the hooks finished in time.
+
+    The callbacks are the ``register`` of each hook, documented (with the same
+    signatures) as :class:`~zoo_core.catalogue.specs.RegisterModel` and
+    :class:`~zoo_core.catalogue.specs.RegisterDataset`.
+    """
     models: dict[str, ModelSpec] = {}
     datasets: dict[str, DatasetSpec] = {}
 
+    # ``description`` is accepted because the documented signature has it; nothing shows it.
     def register_model(name, build, *, summary, hparams=None, inputs=("image",), description=""):
-        spec = validate_model(name, build, summary, hparams or {}, inputs, description)
+        spec = validate_model(name, build, summary, hparams or {}, inputs)
         spec.plugin, spec.plugin_version = report.label, report.version
         _check_unique("model", name, models, result.models, report)
         models[name] = spec
@@ -258,17 +274,24 @@ def _check_unique(kind, name, own, others, report) -> None:
         )
 
 
-def validate_model(name, build, summary, hparams, inputs, description="") -> ModelSpec:
-    """Check one model registration; raise :class:`PluginError` saying how to fix it."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise PluginError(
-            f"model name {name!r} is invalid: use lower-case letters, digits, '-' and '_', "
-            "starting with a letter"
-        )
-    if not callable(build):
-        raise PluginError(f"model {name!r}: the builder must be callable, got {type(build).__name__}")
+def _check_registration(kind: str, name, function, function_name: str, summary) -> None:
+    """What every registration needs: a valid name, a callable and a one-line summary."""
+    if not valid_name(name):
+        raise PluginError(f"{kind} name {name!r} is invalid: {NAME_RULE}")
+    if not callable(function):
+        raise PluginError(f"{kind} {name!r}: {function_name} must be callable, "
+                          f"got {type(function).__name__}")
     if not isinstance(summary, str) or not summary.strip():
-        raise PluginError(f"model {name!r}: give a one-line summary (summary=...)")
+        raise PluginError(f"{kind} {name!r}: give a one-line summary (summary=...)")
+
+
+def validate_model(name, build, summary, hparams, inputs=("image",)) -> ModelSpec:
+    """Check one model registration; raise :class:`PluginError` saying how to fix it.
+
+    ``inputs`` is checked (a tuple of input kinds) but not kept: every model takes
+    images, the only kind there is.
+    """
+    _check_registration("model", name, build, "the builder", summary)
     if not isinstance(hparams, dict):
         raise PluginError(f"model {name!r}: hparams must be a dict of name -> default or HParam")
     declared = {}
@@ -286,20 +309,12 @@ def validate_model(name, build, summary, hparams, inputs, description="") -> Mod
             raise PluginError(f"model {name!r}: {e}") from None
     if isinstance(inputs, str) or not all(isinstance(i, str) for i in inputs):
         raise PluginError(f"model {name!r}: inputs must be a tuple of input kinds, e.g. ('image',)")
-    return ModelSpec(
-        name=name, build=build, summary=summary.strip(), hparams=declared,
-        inputs=tuple(inputs), description=description,
-    )
+    return ModelSpec(name=name, build=build, summary=summary.strip(), hparams=declared)
 
 
 def validate_dataset(name, load, summary, classes, image_shape, validation) -> DatasetSpec:
     """Check one dataset registration; raise :class:`PluginError` saying how to fix it."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise PluginError(f"dataset name {name!r} is invalid: use lower-case letters, digits, '-', '_'")
-    if not callable(load):
-        raise PluginError(f"dataset {name!r}: load must be callable, got {type(load).__name__}")
-    if not isinstance(summary, str) or not summary.strip():
-        raise PluginError(f"dataset {name!r}: give a one-line summary (summary=...)")
+    _check_registration("dataset", name, load, "load", summary)
     classes = tuple(classes) if not isinstance(classes, str) else ()
     if len(classes) < 2 or not all(isinstance(c, str) for c in classes):
         raise PluginError(f"dataset {name!r}: classes must be a list of at least two names")

@@ -5,7 +5,7 @@ import pytest
 
 import zoo_rnn
 from zoo_core import testing
-from zoo_core.registry import open_zoo
+from zoo_core.catalogue import open_zoo
 
 
 def test_logits_for_a_batch_of_real_images():

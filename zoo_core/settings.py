@@ -1,0 +1,296 @@
+"""The settings of a run: one home for what they are, how they merge, and their id.
+
+Every run is trained with two kinds of setting:
+
+- the **trainer settings** every model shares (epochs, learning rate, schedule,
+  augmentation, precision, ...): :class:`TrainerSettings`, a frozen dataclass with a
+  comment per field, from which :data:`TRAINER_HPARAMS` (their declarations, for
+  ``zoo list --details``, registry.toml and ``--set``) is derived;
+- the **model's hyperparameters**, declared by its plugin with :class:`HParam`.
+
+:func:`merge` layers them, later layers winning: plugin and trainer defaults <
+registry.toml (per model, then per dataset) < the command line, checking each value
+against its declaration and recording where each came from. The result,
+:class:`RunSettings`, is what a run records and what its :func:`config_id` hashes.
+
+This module is the foundation the catalogue, the trainer and the runs build on; it
+imports nothing else of the zoo's but its errors, and no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from zoo_core.errors import HParamError, RegistryError, short_repr
+
+_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class HParam:
+    """A declared hyperparameter.
+
+    Attributes:
+        default: the value used when nothing else sets it.
+        type: bool, int, float or str; taken from ``default`` when omitted.
+        help: one line for ``zoo list --details`` and error messages.
+        min, max: inclusive bounds for numbers (None for unbounded).
+        choices: the allowed values, for strings.
+    """
+
+    default: Any
+    type: type | None = None
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+
+    def __post_init__(self):
+        t = self.type if self.type is not None else type(self.default)
+        if t not in _TYPES:
+            raise TypeError(
+                f"hyperparameter type must be bool, int, float or str, not {t.__name__}"
+            )
+        object.__setattr__(self, "type", t)
+        if self.choices is not None:
+            object.__setattr__(self, "choices", tuple(self.choices))
+        self.check("default", self.default)
+
+    @property
+    def type_name(self) -> str:
+        return _TYPES[self.type]
+
+    def describe(self) -> str:
+        parts = [self.type_name]
+        if self.choices:
+            parts.append("one of " + "|".join(map(str, self.choices)))
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        return ", ".join(parts)
+
+    def check(self, name: str, value: Any) -> Any:
+        """Return ``value`` coerced to this type, or raise :class:`HParamError`."""
+        t = self.type
+        if t is float and isinstance(value, int) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except OverflowError:
+                raise HParamError(f"{name} must be a finite number, got {short_repr(value)}") from None
+        if not isinstance(value, t) or (t is int and isinstance(value, bool)):
+            raise HParamError(
+                f"{name} must be {self.describe()}, got {short_repr(value)} ({type(value).__name__})"
+            )
+        if t is float and not math.isfinite(value):
+            raise HParamError(f"{name} must be a finite number, got {short_repr(value)}")
+        if ((self.min is not None and value < self.min)
+                or (self.max is not None and value > self.max)
+                or (self.choices is not None and value not in self.choices)):
+            raise HParamError(f"{name} must be {self.describe()}, got {short_repr(value)}")
+        return value
+
+    def parse(self, name: str, text: str) -> Any:
+        """Parse a value given as text (the command line's ``--set name=text``) and check it."""
+        t = self.type
+        s = text.strip()
+        try:
+            if t is bool:
+                if s.lower() in _TRUE:
+                    value = True
+                elif s.lower() in _FALSE:
+                    value = False
+                else:
+                    raise ValueError
+            elif t is int:
+                value = int(s)
+            elif t is float:
+                value = float(s)
+            else:
+                value = text
+        except ValueError:
+            raise HParamError(f"{name} must be {self.describe()}, got {short_repr(text)}") from None
+        return self.check(name, value)
+
+
+def as_hparam(name: str, declared: Any) -> HParam:
+    """Turn a declaration (an HParam or a bare default) into an HParam."""
+    if isinstance(declared, HParam):
+        return declared
+    try:
+        return HParam(declared)
+    except TypeError as e:
+        raise HParamError(f"hyperparameter {name!r}: {e}") from None
+
+
+def _setting(default: Any, help: str, **bounds: Any) -> Any:
+    """A trainer setting's field: its default, and its declaration in the metadata."""
+    return field(default=default, metadata={"hparam": HParam(default, help=help, **bounds)})
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """The settings every model shares, owned by the trainer.
+
+    A model may not declare these names; registry.toml and the command line may set
+    them. The last three change how fast a run trains, not what it computes (beyond
+    float rounding), and are chosen per model in registry.toml from measurements.
+    """
+
+    epochs: int = _setting(10, "passes over the training split", min=1, max=10_000)
+    batch_size: int = _setting(128, "examples per training step", min=1, max=65_536)
+    lr: float = _setting(1e-3, "Adam learning rate", min=1e-12, max=10.0)
+    lr_schedule: str = _setting(
+        "constant", "constant; cosine (decay to 0 over the run); step (x0.1 at 50% and 75%)",
+        choices=("constant", "cosine", "step"))
+    clip_norm: float = _setting(0.0, "clip gradients to this global norm (0: off)", min=0.0)
+    weight_decay: float = _setting(0.0, "L2 penalty on weight matrices and kernels (0: off)",
+                                   min=0.0)
+    label_smoothing: float = _setting(0.0, "label smoothing in [0, 1)", min=0.0, max=0.99)
+    augment_shift: int = _setting(0, "random shifts of training images by up to N pixels (0: off)",
+                                  min=0, max=8)
+    augment_flip: bool = _setting(False, "random horizontal flips of training images")
+    patience: int = _setting(
+        0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
+    threads: int = _setting(
+        0, "threads per op and ops at once (0: TensorFlow's default, all cores)", min=0, max=256)
+    xla: bool = _setting(False, "compile the training step with XLA")
+    bf16: bool = _setting(False, "mixed precision: oneDNN bfloat16 matmuls and convolutions on "
+                                 "CPUs with AVX512-BF16 or AMX (variables stay float32); float32 "
+                                 "on other CPUs")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# The declarations of the trainer settings, in field order.
+TRAINER_HPARAMS: dict[str, HParam] = {
+    f.name: f.metadata["hparam"] for f in dataclasses.fields(TrainerSettings)}
+
+TRAINER_DEFAULT = "trainer default"
+COMMAND_LINE = "command line"
+
+
+def config_id(config: Mapping[str, Any]) -> str:
+    """The first 10 hex digits of the SHA-256 of ``config`` as canonical JSON."""
+    canonical = json.dumps(dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides what a run computes, merged, with where each value came from.
+
+    ``limit`` (train on the first N training examples only) is part of it, so that a
+    quick try on a subset never averages with full runs on the leaderboard.
+    """
+
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    hparams: Mapping[str, Any] = field(default_factory=dict)  # the model's, by name
+    limit: int | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What a run records as its settings (and hashes into its config id)."""
+        return {**self.trainer.to_dict(), **self.hparams, "limit": self.limit}
+
+    @property
+    def config_id(self) -> str:
+        return config_id(self.config)
+
+    @classmethod
+    def recorded(cls, config: Mapping[str, Any], declared: Mapping[str, HParam]) -> RunSettings:
+        """A run's settings as it recorded them (``config``), for the model's ``declared``
+        hyperparameters. Settings added since the run was made take their defaults."""
+        trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+        hparams = {k: config.get(k, p.default) for k, p in declared.items()}
+        return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
+                   {k: "recorded" for k in (*trainer, *hparams)})
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of values in the merge.
+
+    Attributes:
+        source: where the values come from, as the run records it
+            ("registry.toml [models.cnn.hparams]", "command line").
+        values: name -> value. ``None`` values are skipped (an option not given).
+        text: the values are strings (``--set key=value``), parsed by their declared type.
+        where: for a file: the location errors name; its mistakes are RegistryErrors.
+    """
+
+    source: str
+    values: Mapping[str, Any]
+    text: bool = False
+    where: str = ""
+
+
+def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = (), *,
+          plugin: str = "", limit: int | None = None) -> RunSettings:
+    """Merge defaults and layers into a run's settings, later layers winning.
+
+    Args:
+        model: the model's name, for messages.
+        declared: the model's declared hyperparameters.
+        layers: registry.toml's tables, then the command line's values.
+        plugin: the distribution that declared them, for the sources.
+        limit: the training-set limit, if any.
+
+    Raises:
+        RegistryError: a layer read from a file names an unknown setting or a bad value.
+        HParamError: the same for any other layer (the user's options).
+    """
+    every = {**TRAINER_HPARAMS, **declared}
+    values = {k: p.default for k, p in every.items()}
+    sources = {k: TRAINER_DEFAULT if k in TRAINER_HPARAMS else f"{plugin} default" for k in every}
+    for layer in layers:
+        for key, value in layer.values.items():
+            if value is None:
+                continue
+            values[key] = _checked(every, key, value, layer, model)
+            sources[key] = layer.source
+    trainer = TrainerSettings(**{k: values[k] for k in TRAINER_HPARAMS})
+    return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources)
+
+
+def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:
+    if key not in every:
+        if layer.where:
+            raise RegistryError(f"{layer.where} sets unknown hyperparameter {short_repr(key)}; "
+                                f"{model} accepts: {', '.join(sorted(every))}")
+        valid = ", ".join(f"{k} ({p.type_name})" for k, p in sorted(every.items()))
+        raise HParamError(f"unknown hyperparameter {short_repr(key)} for {model}; valid: {valid}")
+    try:
+        return every[key].parse(key, value) if layer.text else every[key].check(key, value)
+    except HParamError as e:
+        if layer.where:
+            raise RegistryError(f"{layer.where} {e}") from None
+        raise
+
+
+def model_values(model: str, declared: Mapping[str, HParam], *, values: Mapping[str, Any] = (),
+                 text: Mapping[str, str] = ()) -> dict[str, Any]:
+    """A model's hyperparameters: its defaults with ``values`` (typed) and ``text`` (parsed
+    by type) set over them; trainer settings are not accepted here (``zoo check``, the
+    conformance kit).
+
+    Raises:
+        HParamError: a name the model does not declare, or a bad value.
+    """
+    out = {k: p.default for k, p in declared.items()}
+    for given, parse in ((dict(values), False), (dict(text), True)):
+        for key, value in given.items():
+            if key not in declared:
+                raise HParamError(f"unknown hyperparameter {short_repr(key)} for {model}; "
+                                  "declared: " + (", ".join(declared) or "none"))
+            out[key] = declared[key].parse(key, value) if parse else declared[key].check(key, value)
+    return out
