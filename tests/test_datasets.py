@@ -4,6 +4,7 @@ downloads (from file:// mirrors), and the splits."""
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -11,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_core import datasets
-from zoo_core.errors import DataError, UsageError
-from zoo_core.registry import read_catalogue
+from zoo_core import data as zoo_data
+from zoo_core.catalogue.registry import read_catalogue
+from zoo_core.catalogue.specs import FILE_ROLES
+from zoo_core.data import downloads
+from zoo_core.errors import DataError, UsageError, setting
 
 REAL = Path("/usr/share/datasets/fashion-mnist")
 NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -36,7 +39,7 @@ def copy_dir(tmp_path):
 
 
 def test_the_real_files_load_verified_and_split(fashion):
-    data = datasets.load(fashion)
+    data = zoo_data.load(fashion)
     assert data.x_train.shape == (55_000, 28, 28, 1) and data.x_train.dtype == np.float32
     assert data.x_val.shape == (5_000, 28, 28, 1)
     assert data.x_test.shape == (10_000, 28, 28, 1)
@@ -48,11 +51,11 @@ def test_the_real_files_load_verified_and_split(fashion):
 
 
 def test_the_validation_split_is_fixed_and_the_test_split_untouched(fashion, copy_dir):
-    a = datasets.load(fashion)
-    b = datasets.load(fashion, data_dir=copy_dir, limit=100)
+    a = zoo_data.load(fashion)
+    b = zoo_data.load(fashion, data_dir=copy_dir, limit=100)
     assert np.array_equal(a.y_val, b.y_val)
     assert np.array_equal(a.y_train[:100], b.y_train)
-    raw_test = datasets.parse_idx(gzip.decompress((REAL / NAMES[3]).read_bytes()))
+    raw_test = zoo_data.parse_idx(gzip.decompress((REAL / NAMES[3]).read_bytes()))
     assert np.array_equal(a.y_test, raw_test)  # same order, nothing carved
     # no validation image is also a training image
     train_rows = {row.tobytes() for row in a.x_train[:5000]}
@@ -60,29 +63,30 @@ def test_the_validation_split_is_fixed_and_the_test_split_untouched(fashion, cop
 
 
 def test_limit_larger_than_the_data_is_a_usage_error(fashion):
-    with pytest.raises(UsageError, match="--limit 60000 is larger than the training split of fashion "
-                                         r"\(55000 examples"):
-        datasets.load(fashion, limit=60_000)
+    with pytest.raises(UsageError, match="limit=60000 is larger than the training split of fashion "
+                                         r"\(55000 examples") as err:
+        zoo_data.load(fashion, limit=60_000)
+    assert err.value.template.startswith(f"{setting('limit', 60000)} is larger")  # --limit 60000
 
 
 def test_search_order_prefers_data_dir_then_env_then_cache(fashion, copy_dir, tmp_path, monkeypatch):
-    assert datasets.locate(fashion, copy_dir)[0] == "--data-dir"
+    assert zoo_data.locate(fashion, copy_dir)[0] == setting("data_dir")  # the CLI: --data-dir
     monkeypatch.setenv("ZOO_DATA_DIR", str(copy_dir))
-    assert datasets.locate(fashion)[0] == "ZOO_DATA_DIR"
+    assert zoo_data.locate(fashion)[0] == "ZOO_DATA_DIR"
     monkeypatch.delenv("ZOO_DATA_DIR")
-    assert datasets.locate(fashion)[0] == "system"
+    assert zoo_data.locate(fashion)[0] == "system"
     # a data dir holding one subfolder per dataset works too
     nested = tmp_path / "all"
     shutil.copytree(copy_dir, nested / "fashion")
-    why, paths = datasets.locate(fashion, nested)
-    assert why == "--data-dir" and paths["train_images"].parent == nested / "fashion"
+    why, paths = zoo_data.locate(fashion, nested)
+    assert why == setting("data_dir") and paths["train_images"].parent == nested / "fashion"
 
 
 def test_decompressed_copies_verify_by_the_same_checksum(fashion, copy_dir):
     for name in NAMES:
         (copy_dir / name[:-3]).write_bytes(gzip.decompress((copy_dir / name).read_bytes()))
         (copy_dir / name).unlink()
-    data = datasets.load(fashion, data_dir=copy_dir)
+    data = zoo_data.load(fashion, data_dir=copy_dir)
     assert data.checksums["test_labels"] == fashion.files["test_labels"]["sha256"]
 
 
@@ -90,7 +94,7 @@ def test_a_truncated_gzip_is_named_with_the_fix(fashion, copy_dir):
     path = copy_dir / NAMES[0]
     path.write_bytes(path.read_bytes()[:100_000])
     with pytest.raises(DataError) as err:
-        datasets.load(fashion, data_dir=copy_dir)
+        zoo_data.load(fashion, data_dir=copy_dir)
     assert str(path) in str(err.value)
     assert "corrupted or truncated gzip" in str(err.value) and "delete it" in str(err.value)
 
@@ -101,7 +105,7 @@ def test_a_corrupted_byte_fails_the_checksum(fashion, copy_dir):
     raw[5000] ^= 0xFF
     path.write_bytes(gzip.compress(bytes(raw)))
     with pytest.raises(DataError, match=rf"{path}: checksum mismatch for fashion test_images"):
-        datasets.load(fashion, data_dir=copy_dir)
+        zoo_data.load(fashion, data_dir=copy_dir)
 
 
 def test_a_truncated_idx_file_says_truncated(fashion, copy_dir):
@@ -109,48 +113,99 @@ def test_a_truncated_idx_file_says_truncated(fashion, copy_dir):
     raw = gzip.decompress(path.read_bytes())
     path.write_bytes(gzip.compress(raw[:-10]))
     with pytest.raises(DataError, match=r"checksum mismatch .*\[truncated: 59998 bytes, the header promises 60008\]"):
-        datasets.load(fashion, data_dir=copy_dir)
+        zoo_data.load(fashion, data_dir=copy_dir)
 
 
 def test_a_file_of_the_wrong_kind_is_refused(fashion, copy_dir):
     shutil.copy(copy_dir / NAMES[1], copy_dir / NAMES[0])  # labels where images belong
     unchecked = replace(fashion, files={**fashion.files, "train_images": {"file": NAMES[0]}})
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: images of shape \(\), expected \(28, 28\)"):
-        datasets.load(unchecked, data_dir=copy_dir)
+        zoo_data.load(unchecked, data_dir=copy_dir)
     (copy_dir / NAMES[0]).write_text("<html>Not Found</html>")
     with pytest.raises(DataError, match="not an IDX file"):
-        datasets.parse_idx((copy_dir / NAMES[0]).read_bytes(), copy_dir / NAMES[0])
+        zoo_data.parse_idx((copy_dir / NAMES[0]).read_bytes(), copy_dir / NAMES[0])
 
 
 def test_labels_out_of_range_are_refused(fashion, copy_dir):
     unchecked = replace(fashion, classes=fashion.classes[:5],
                         files={k: {"file": v["file"]} for k, v in fashion.files.items()})
     with pytest.raises(DataError, match="label 9 is out of range for 5 classes"):
-        datasets.load(unchecked, data_dir=copy_dir)
+        zoo_data.load(unchecked, data_dir=copy_dir)
 
 
 def test_a_data_dir_missing_some_files_is_an_error_not_a_fall_through(fashion, copy_dir):
     (copy_dir / NAMES[3]).unlink()
     with pytest.raises(DataError, match=rf"{copy_dir}: fashion files missing: {NAMES[3]}"):
-        datasets.load(fashion, data_dir=copy_dir)
+        zoo_data.load(fashion, data_dir=copy_dir)
 
 
 def test_download_verifies_then_caches(fashion, copy_dir, zoo_home):
     mirror = replace(fashion, system_dirs=(), urls=(copy_dir.as_uri() + "/",))
-    data = datasets.load(mirror)
+    data = zoo_data.load(mirror)
     cached = zoo_home / "datasets" / "fashion"
     assert data.source == f"{cached} (downloaded)"
     assert sorted(p.name for p in cached.iterdir()) == sorted(NAMES)
-    assert datasets.locate(mirror)[0] == "zoo cache"
+    assert zoo_data.locate(mirror)[0] == "zoo cache"
+
+
+class _Recorder:
+    """A DownloadProgress that writes down what it is told."""
+
+    def __init__(self):
+        self.events = []
+
+    def start(self, label, total):
+        self.events.append(("start", label, total))
+
+    def advance(self, n):
+        self.events.append(("advance", n))
+
+    def finish(self):
+        self.events.append(("finish",))
+
+
+def test_a_download_reports_its_progress_to_the_caller(fashion, copy_dir, zoo_home):
+    mirror = replace(fashion, system_dirs=(), urls=(copy_dir.as_uri() + "/",))
+    progress = _Recorder()
+    zoo_data.load(mirror, progress=progress)
+    starts = [e for e in progress.events if e[0] == "start"]
+    assert starts == [("start", f"downloading {name}", (copy_dir / name).stat().st_size)
+                      for name in NAMES]
+    assert progress.events.count(("finish",)) == 4 and progress.events[-1] == ("finish",)
+    first = progress.events[:progress.events.index(("finish",))]
+    assert sum(e[1] for e in first if e[0] == "advance") == starts[0][2]
+
+
+def test_the_cli_progress_bar_takes_a_size_the_server_did_not_say():
+    from zoo_core.cli.common import DownloadProgressBar
+
+    bar = DownloadProgressBar()
+    bar.start("downloading x", None)
+    bar.advance(10)
+    bar.finish()
+    bar.finish()  # a second finish is harmless
+
+
+def test_the_cli_names_the_data_dir_as_its_option(fashion, copy_dir):
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    result = CliRunner().invoke(cli, ["datasets", "--json", "--data-dir", str(copy_dir)])
+    rows = {d["name"]: d for d in json.loads(result.stdout)}
+    assert rows["fashion"]["location"] == f"{copy_dir} (--data-dir)"
+    assert rows["fashion"]["verified"] == "yes"
+    # mnist's files have the same names: found there, they fail its checksums
+    assert rows["mnist"]["problems"][0].endswith("or point --data-dir at a good copy")
 
 
 def test_a_failed_download_caches_nothing(fashion, copy_dir, zoo_home):
     (copy_dir / NAMES[0]).write_bytes((copy_dir / NAMES[0]).read_bytes()[:50_000])
     mirror = replace(fashion, system_dirs=(), urls=("file:///nonexistent/", copy_dir.as_uri()))
     with pytest.raises(DataError) as err:
-        datasets.load(mirror)
+        zoo_data.load(mirror)
     assert "could not download fashion train-images-idx3-ubyte.gz" in str(err.value)
-    assert "--data-dir" in str(err.value)
+    assert setting("data_dir") in err.value.template  # the CLI: --data-dir
     cached = zoo_home / "datasets" / "fashion"
     assert not (cached / NAMES[0]).exists()
     assert not list(cached.glob("*.part"))
@@ -159,7 +214,7 @@ def test_a_failed_download_caches_nothing(fashion, copy_dir, zoo_home):
 def test_not_found_without_download_lists_where_it_looked(fashion, tmp_path):
     nowhere = replace(fashion, system_dirs=(str(tmp_path / "none"),))
     with pytest.raises(DataError, match="dataset 'fashion' not found; looked in: .*none"):
-        datasets.load(nowhere, download_ok=False)
+        zoo_data.load(nowhere, download_ok=False)
 
 
 # ----------------------------------------------------------------- unreadable files and folders
@@ -196,9 +251,9 @@ def test_an_unreadable_file_is_named_with_the_fix(fashion, copy_dir, monkeypatch
     path = copy_dir / NAMES[2]
     _deny(monkeypatch, path, "read_bytes")
     with pytest.raises(DataError) as err:
-        datasets.load(fashion, data_dir=copy_dir)
-    assert str(err.value) == (f"{path}: cannot be read (Permission denied); make it readable "
-                              "(chmod a+r) or point --data-dir at a readable copy")
+        zoo_data.load(fashion, data_dir=copy_dir)
+    assert err.value.template == (f"{path}: cannot be read (Permission denied); make it readable "
+                                  f"(chmod a+r) or point {setting('data_dir')} at a readable copy")
 
 
 def test_a_folder_where_a_file_belongs_is_named(fashion, copy_dir):
@@ -206,7 +261,7 @@ def test_a_folder_where_a_file_belongs_is_named(fashion, copy_dir):
     path.unlink()
     path.mkdir()  # e.g. an archive tool that unpacked into a folder of the same name
     with pytest.raises(DataError, match=rf"^{path}: is a folder, not a file; put the file itself there"):
-        datasets.load(fashion, data_dir=copy_dir)
+        zoo_data.load(fashion, data_dir=copy_dir)
 
 
 @pytest.mark.parametrize("where", ["data dir", "system dir"])
@@ -214,23 +269,24 @@ def test_an_unreadable_folder_is_a_data_error_not_a_traceback(fashion, copy_dir,
     spec = replace(fashion, system_dirs=(str(copy_dir),))
     _deny(monkeypatch, copy_dir / NAMES[0])  # the folder lacks search permission
     with pytest.raises(DataError) as err:
-        datasets.load(spec, data_dir=copy_dir if where == "data dir" else None)
+        zoo_data.load(spec, data_dir=copy_dir if where == "data dir" else None)
     assert str(err.value).startswith(f"{copy_dir}: cannot look inside (Permission denied); "
                                      "make it readable")
     # and `zoo datasets` reports it instead of failing
-    status = datasets.inspect(spec)
+    status = zoo_data.inspect(spec)
     assert status[0] == "cannot be searched" and "cannot look inside" in status[1][0].message
 
 
 def test_a_data_dir_that_does_not_exist_is_a_usage_error(fashion, tmp_path, monkeypatch):
-    with pytest.raises(UsageError, match=rf"^{tmp_path / 'typo'}: no such folder \(given by --data-dir"):
-        datasets.load(fashion, data_dir=tmp_path / "typo")
+    with pytest.raises(UsageError, match=rf"^{tmp_path / 'typo'}: no such folder \(given by data_dir") as err:
+        zoo_data.load(fashion, data_dir=tmp_path / "typo")
+    assert f"(given by {setting('data_dir')} or ZOO_DATA_DIR)" in err.value.template
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "typo"))
     with pytest.raises(UsageError, match=r"no such folder \(given by ZOO_DATA_DIR\)"):
-        datasets.load(fashion)
+        zoo_data.load(fashion)
     (tmp_path / "file").write_text("")
     with pytest.raises(UsageError, match="not a folder"):
-        datasets.load(fashion, data_dir=tmp_path / "file")
+        zoo_data.load(fashion, data_dir=tmp_path / "file")
 
 
 def test_the_cli_exits_2_for_a_missing_data_dir_and_1_for_a_bad_file(copy_dir, tmp_path):
@@ -240,6 +296,7 @@ def test_the_cli_exits_2_for_a_missing_data_dir_and_1_for_a_bad_file(copy_dir, t
 
     typo = CliRunner().invoke(cli, ["run", "cnn", "--data-dir", str(tmp_path / "typo")])
     assert typo.exit_code == 2 and "no such folder" in typo.output
+    assert "(given by --data-dir or ZOO_DATA_DIR)" in typo.output
     (copy_dir / NAMES[3]).write_bytes(b"<html>Not Found</html>")
     bad = CliRunner().invoke(cli, ["run", "cnn", "--data-dir", str(copy_dir)])
     assert bad.exit_code == 1, bad.output
@@ -285,7 +342,7 @@ def _serve(monkeypatch, copy_dir, fail: dict):
         if name in fail:
             return fail.pop(name)(data)
         return _Response(data)
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(downloads.urllib.request, "urlopen", urlopen)
     return calls
 
 
@@ -303,25 +360,26 @@ def test_a_download_that_fails_halfway_leaves_nothing_behind(fashion, copy_dir, 
     cached = zoo_home / "datasets" / "fashion"
     _serve(monkeypatch, copy_dir, {NAMES[2]: failure})
     with pytest.raises(DataError) as err:
-        datasets.load(mirror)
+        zoo_data.load(mirror)
     message = str(err.value)
     assert message.startswith(f"could not download fashion {NAMES[2]}: http://mirror/{NAMES[2]}: ")
     assert reason in message and ".part" not in message and "\n" not in message
-    assert message.endswith("-- check your connection, or put the files in a folder and pass --data-dir")
+    assert err.value.template.endswith("-- check your connection, or put the files in a folder "
+                                       f"and pass {setting('data_dir')}")  # the CLI: --data-dir
     assert not (cached / NAMES[2]).exists()
     assert not list(cached.glob("*.part"))
     # the next attempt fetches only what is missing, and everything verifies
     calls = _serve(monkeypatch, copy_dir, {})
-    data = datasets.load(mirror)
+    data = zoo_data.load(mirror)
     assert calls == [NAMES[2], NAMES[3]]
-    assert data.checksums == {role: fashion.files[role]["sha256"] for role in datasets.FILE_ROLES}
+    assert data.checksums == {role: fashion.files[role]["sha256"] for role in FILE_ROLES}
 
 
 def test_an_interrupted_download_removes_its_partial_file(fashion, copy_dir, zoo_home, monkeypatch):
     mirror = replace(fashion, system_dirs=(), urls=("http://mirror/",))
     _serve(monkeypatch, copy_dir, {NAMES[0]: lambda d: _Response(d, cut=70_000, error=KeyboardInterrupt())})
     with pytest.raises(KeyboardInterrupt):
-        datasets.load(mirror)
+        zoo_data.load(mirror)
     assert list((zoo_home / "datasets" / "fashion").iterdir()) == []
 
 
@@ -330,26 +388,26 @@ def test_a_stale_partial_file_is_never_used(fashion, copy_dir, zoo_home, monkeyp
     cached.mkdir(parents=True)
     for name in NAMES:  # what a killed download leaves: .part files, never the final names
         (cached / f"{name}.x1y2.part").write_bytes((copy_dir / name).read_bytes()[:1000])
-    assert datasets.locate(replace(fashion, system_dirs=())) is None
+    assert zoo_data.locate(replace(fashion, system_dirs=())) is None
     calls = _serve(monkeypatch, copy_dir, {})
-    datasets.load(replace(fashion, system_dirs=(), urls=("http://mirror/",)))
+    zoo_data.load(replace(fashion, system_dirs=(), urls=("http://mirror/",)))
     assert calls == NAMES
 
 
 def test_a_damaged_cached_copy_is_fetched_anew(fashion, copy_dir, zoo_home, monkeypatch):
     mirror = replace(fashion, system_dirs=(), urls=("http://mirror/",))
     _serve(monkeypatch, copy_dir, {})
-    datasets.load(mirror)
+    zoo_data.load(mirror)
     cached = zoo_home / "datasets" / "fashion" / NAMES[3]
     cached.write_bytes(cached.read_bytes()[:-20])  # bit rot, a disk that filled up
     calls = _serve(monkeypatch, copy_dir, {})
-    data = datasets.load(mirror)
+    data = zoo_data.load(mirror)
     assert calls == [NAMES[3]] and data.source.endswith("(downloaded)")
     assert cached.read_bytes() == (copy_dir / NAMES[3]).read_bytes()
     # without a way to download, the damage is reported, naming the file
     with pytest.raises(DataError, match=rf"^{cached}: corrupted or truncated gzip"):
         cached.write_bytes(cached.read_bytes()[:-20])
-        datasets.load(mirror, download_ok=False)
+        zoo_data.load(mirror, download_ok=False)
 
 
 def test_a_cache_that_cannot_be_created_suggests_zoo_home(fashion, copy_dir, tmp_path, monkeypatch):
@@ -357,7 +415,7 @@ def test_a_cache_that_cannot_be_created_suggests_zoo_home(fashion, copy_dir, tmp
     blocker.write_text("a file where ZOO_HOME's folder should be")
     monkeypatch.setenv("ZOO_HOME", str(blocker / "home"))
     with pytest.raises(DataError) as err:
-        datasets.load(replace(fashion, system_dirs=(), urls=("http://mirror/",)))
+        zoo_data.load(replace(fashion, system_dirs=(), urls=("http://mirror/",)))
     assert str(err.value) == (f"cannot create the dataset cache {blocker}/home/datasets/fashion "
                               f"({blocker} is a file, not a folder): move that file aside, "
                               "or set ZOO_HOME to another folder")
@@ -365,7 +423,7 @@ def test_a_cache_that_cannot_be_created_suggests_zoo_home(fashion, copy_dir, tmp
 
 def test_a_malformed_download_url_is_reported_not_raised(fashion, zoo_home):
     with pytest.raises(DataError, match=r"could not download fashion .*: htp:/nowhere/.*unknown url type"):
-        datasets.load(replace(fashion, system_dirs=(), urls=("htp:/nowhere/",)))
+        zoo_data.load(replace(fashion, system_dirs=(), urls=("htp:/nowhere/",)))
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -374,7 +432,7 @@ def test_a_malformed_download_url_is_reported_not_raised(fashion, zoo_home):
     (np.zeros(3, np.int64), "3 train labels for 10 images"),
 ])
 def test_a_plugin_loader_returning_junk_is_named(labels, message):
-    from zoo_core.spec import DatasetSpec
+    from zoo_core.catalogue.specs import DatasetSpec
 
     def loader(data_dir):
         x = np.zeros((10, 4, 4), np.uint8)
@@ -383,7 +441,7 @@ def test_a_plugin_loader_returning_junk_is_named(labels, message):
                        plugin="zoo-blobs")
     with pytest.raises(DataError, match=rf"dataset 'blobs' \(plugin zoo-blobs\): {message}; "
                                         "the plugin's loader is wrong"):
-        datasets.load(spec)
+        zoo_data.load(spec)
 
 
 def test_a_download_that_no_checksum_covers_is_not_cached(fashion, copy_dir, zoo_home, monkeypatch):
@@ -396,5 +454,5 @@ def test_a_download_that_no_checksum_covers_is_not_cached(fashion, copy_dir, zoo
     _serve(monkeypatch, copy_dir, {})
     with pytest.raises(DataError, match=rf"the downloaded {NAMES[0]}: is not gzip-compressed, so its "
                                         "md5_gz cannot be checked"):
-        datasets.load(md5_only)
+        zoo_data.load(md5_only)
     assert list((zoo_home / "datasets" / "fashion").iterdir()) == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from zoo_core.cli.common import echo_json, json_option, table
+from zoo_core.cli.common import echo_json, json_option, message, table
 
 
 @click.command("list")
@@ -92,11 +92,11 @@ def list_plugins(state, as_json):
 @click.pass_obj
 def list_datasets(state, data_dir, as_json):
     """List the datasets, where their files were found and whether they verified."""
-    from zoo_core import datasets
+    from zoo_core import data  # numpy: kept out of the light commands (zoo list, --help)
 
     out = []
     for name, spec in sorted(state.zoo().datasets.items()):
-        where, files = datasets.inspect(spec, data_dir)
+        where, files = data.inspect(spec, data_dir)
         if spec.load is not None:
             verified = "on load"
         elif not files:
@@ -104,8 +104,8 @@ def list_datasets(state, data_dir, as_json):
         else:
             verified = "yes" if all(f.ok for f in files) else "NO"
         out.append({"name": name, "summary": spec.summary, "classes": len(spec.classes),
-                    "location": where, "verified": verified,
-                    "problems": [f.message for f in files if not f.ok]})
+                    "location": message(where), "verified": verified,
+                    "problems": [message(f.message) for f in files if not f.ok]})
     if as_json:
         echo_json(out)
         return
