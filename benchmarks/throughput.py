@@ -6,7 +6,7 @@
 For each model (rnn, lstm, cnn) it trains the same architecture, batch 128, Adam,
 on real Fashion-MNIST images, through:
 
-  zoo      zoo's own trainer (zoo_core.trainer.train), with the plugin's builder and
+  zoo      zoo's own trainer (zoo_core.train.loop.train), with the plugin's builder and
            default architecture, plain Adam like the peers, and registry.toml's speed
            settings (threads, xla, bf16) for the model; float32 unless those say bf16
   zoo-bf16 the same with --set bf16=true: oneDNN bfloat16 mixed precision, on CPUs
@@ -64,34 +64,34 @@ def zoo_settings(model: str, settings=()) -> tuple:
     Returns:
         (model spec, hyperparameters, trainer settings).
     """
-    from zoo_core.registry import open_zoo, parse_set_options
-    from zoo_core.spec import TRAINER_HPARAMS
+    from zoo_core.catalogue import open_zoo
+    from zoo_core.cli.common import parse_set_options
+    from zoo_core.settings import TRAINER_HPARAMS, TrainerSettings
 
     raw = parse_set_options(settings)
     r = open_zoo().resolve(model, "fashion", raw_overrides=raw)
     hparams = {k: r.hparams[k] if k in raw else p.default for k, p in r.model.hparams.items()}
-    cfg = {k: r.trainer[k] if k in raw or k in SPEED else p.default
-           for k, p in TRAINER_HPARAMS.items()}
-    return r.model, hparams, {**cfg, "epochs": 1, "batch_size": BATCH}
+    chosen = {k: getattr(r.trainer, k) for k in TRAINER_HPARAMS if k in raw or k in SPEED}
+    return r.model, hparams, TrainerSettings(**{**chosen, "epochs": 1, "batch_size": BATCH})
 
 
 def work_zoo(model: str, x, y, steps: int, warmup: int, settings=()) -> float:
-    from zoo_core import datasets, trainer
-    from zoo_core.registry import open_zoo
+    from zoo_core.catalogue import open_zoo
+    from zoo_core.data import Data
+    from zoo_core.train import loop
 
     spec, hparams, cfg = zoo_settings(model, settings)
     classes = open_zoo().dataset("fashion").classes
     n = BATCH * (steps + warmup)
-    data = datasets.Data("fashion", classes, x[:n], y[:n], x[:BATCH], y[:BATCH],
-                         x[:BATCH], y[:BATCH])
+    data = Data(classes, x[:n], y[:n], x[:BATCH], y[:BATCH], x[:BATCH], y[:BATCH])
     stamps = []
 
-    class Clock(trainer.Progress):
+    class Clock(loop.Progress):
         def step(self, loss, accuracy):
             stamps.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer.train(spec, hparams, cfg, data, 0, Path(run_dir), Clock())
+        loop.train(spec, hparams, cfg, data, 0, Path(run_dir), Clock())
     return _timed_rate(stamps, warmup)
 
 
@@ -310,12 +310,12 @@ def main() -> None:
 
     import numpy as np
 
-    from zoo_core import datasets
-    from zoo_core.registry import open_zoo
+    from zoo_core.data import load
+    from zoo_core.catalogue import open_zoo
 
     impls = [i for i in args.impls if available(i)]
     skipped = sorted(set(args.impls) - set(impls))
-    data = datasets.load(open_zoo().dataset("fashion"), limit=12_800)
+    data = load(open_zoo().dataset("fashion"), limit=12_800)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "data.npz")
         np.savez(path, x=data.x_train, y=data.y_train)

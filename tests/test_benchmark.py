@@ -26,25 +26,26 @@ def test_the_benchmark_prints_its_table():
 
 def test_speed_settings_reach_the_session():
     from zoo_core._tf import tf as import_tf
-    from zoo_core import trainer
-    from zoo_core.trainer import session_config
+    from zoo_core.settings import TrainerSettings
+    from zoo_core.train import graph
+    from zoo_core.train.graph import session_config
 
     tf = import_tf()
-    default = session_config(tf, {"threads": 0, "xla": False, "bf16": False})
+    default = session_config(TrainerSettings(threads=0, xla=False, bf16=False))
     assert default.intra_op_parallelism_threads == 0 and default.inter_op_parallelism_threads == 0
-    tuned = session_config(tf, {"threads": 1, "xla": True, "bf16": True})
+    tuned = session_config(TrainerSettings(threads=1, xla=True, bf16=True))
     assert tuned.intra_op_parallelism_threads == 1 and tuned.inter_op_parallelism_threads == 1
     assert tuned.graph_options.optimizer_options.global_jit_level == tf.compat.v1.OptimizerOptions.ON_1
-    expected = 1 if trainer.cpu_has_bf16() else 0
+    expected = 1 if graph.cpu_has_bf16() else 0
     assert tuned.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == expected
 
 
 def test_bf16_falls_back_to_float32_on_cpus_without_it(monkeypatch):
-    from zoo_core import trainer
-    from zoo_core._tf import tf as import_tf
+    from zoo_core.settings import TrainerSettings
+    from zoo_core.train import graph
 
-    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
-    config = trainer.session_config(import_tf(), {"bf16": True})
+    monkeypatch.setattr(graph, "cpu_has_bf16", lambda: False)
+    config = graph.session_config(TrainerSettings(bf16=True))
     assert config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 0
 
 
@@ -62,8 +63,8 @@ def test_zoo_trains_the_peers_architecture_not_the_tuned_defaults():
     module.loader.exec_module(throughput)
     spec, hparams, cfg = throughput.zoo_settings("rnn")
     assert spec.name == "rnn" and hparams == defaults(zoo_rnn.HPARAMS)
-    assert (cfg["lr"], cfg["lr_schedule"], cfg["clip_norm"], cfg["label_smoothing"]) == \
+    assert (cfg.lr, cfg.lr_schedule, cfg.clip_norm, cfg.label_smoothing) == \
         (1e-3, "constant", 0.0, 0.0)
-    assert (cfg["epochs"], cfg["batch_size"]) == (1, 128)
+    assert (cfg.epochs, cfg.batch_size) == (1, 128)
     _, hparams, cfg = throughput.zoo_settings("rnn", ["hidden=64", "threads=1"])
-    assert hparams["hidden"] == 64 and cfg["threads"] == 1
+    assert hparams["hidden"] == 64 and cfg.threads == 1

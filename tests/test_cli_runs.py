@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.store import Store
+from zoo_core.runs.store import open_store
 
 QUICK = ["--epochs", "1", "--limit", "1000"]
 
@@ -145,7 +145,7 @@ def _zoo_process(home, *args):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_is_recorded_and_keeps_its_checkpoint(tmp_path, sig):
     proc = _zoo_process(tmp_path, "run", "rnn", "--epochs", "50", "--limit", "2000")
-    store = Store(tmp_path / "zoo.db")
+    store = open_store(tmp_path / "zoo.db")
     try:
         assert _wait_for(lambda: (tmp_path / "zoo.db").exists() and store.runs()
                          and store.runs()[0].epochs_run >= 1)
@@ -173,7 +173,7 @@ def test_two_runs_at_once_both_land(tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    runs = Store(tmp_path / "zoo.db").runs()
+    runs = open_store(tmp_path / "zoo.db").runs()
     assert sorted(r.seed for r in runs) == [0, 1]
     assert all(r.status == "completed" for r in runs)
 
@@ -189,7 +189,7 @@ def test_resume_after_ctrl_c_ends_where_an_uninterrupted_run_ends(tmp_path):
 
     home = tmp_path / "resumed"
     proc = _zoo_process(home, *args)
-    store = Store(home / "zoo.db")
+    store = open_store(home / "zoo.db")
     try:
         assert _wait_for(lambda: (home / "zoo.db").exists() and store.runs()
                          and store.runs()[0].epochs_run >= 1)
@@ -231,7 +231,7 @@ def test_leaderboard_commands_reproduce_each_row_exactly(home):
     assert rows["cnn"]["command"] == "zoo run cnn --dataset fashion --epochs 1 --limit 1000"
     github = zoo("leaderboard", "--commands", "--format", "github").output
     assert "| `zoo run cnn --dataset fashion --epochs 1 --limit 1000` " in github
-    with Store() as store:
+    with open_store() as store:
         before = len(store.runs())
     words = shlex.split(rows["rnn"]["command"])
     assert words[:2] == ["zoo", "run"]
@@ -239,7 +239,7 @@ def test_leaderboard_commands_reproduce_each_row_exactly(home):
     assert again.exit_code == 0, again.output
     assert "skipping rnn seed 0: done as rnn-fashion-s0-" in again.output
     assert "skipping rnn seed 1: done as rnn-fashion-s1-" in again.output
-    with Store() as store:
+    with open_store() as store:
         assert len(store.runs()) == before  # nothing trained
 
 
@@ -253,22 +253,22 @@ def test_skip_done_trains_only_the_missing_seeds(home):
 
 
 def test_all_goes_on_after_a_failed_model_and_exits_1(tmp_path, monkeypatch):
-    from zoo_core import runner
     from zoo_core.errors import TrainingError
+    from zoo_core.runs import execute as executor
 
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
-    real = runner.execute
+    real = executor.execute
     trained = []
 
-    def execute(zoo_, request, *args, **kwargs):
-        if request.model == "cnn":
+    def execute(zoo_, run, *args, **kwargs):
+        if run.model.name == "cnn":
             raise TrainingError("loss became NaN (made up for this test)")
-        if request.model == "lstm-stack":
+        if run.model.name == "lstm-stack":
             raise ValueError("a plugin's own bug")
-        trained.append(request.model)
-        return real(zoo_, request, *args, **kwargs)
+        trained.append(run.model.name)
+        return real(zoo_, run, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "execute", execute)
+    monkeypatch.setattr(executor, "execute", execute)
     r = zoo("run", "--all", "--epochs", "1", "--limit", "200")
     assert r.exit_code == 1
     assert "error: cnn seed 0 failed: loss became NaN" in r.output

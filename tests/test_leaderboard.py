@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tabulate
 
-from zoo_core import leaderboard
+from zoo_core.cli.results import EMPTY_LEADERBOARD, reproduce_command
 from zoo_core.errors import UsageError
-from zoo_core.leaderboard import aggregate, render, runs_rows
-from zoo_core.store import RunRecord
+from zoo_core.runs import leaderboard
+from zoo_core.runs.leaderboard import aggregate, render, runs_rows
+from zoo_core.runs.records import RunRecord
 
 CHECKSUMS = {"train-images": "aa", "test-images": "bb"}
 SPLITS = {"train": 54000, "val": 6000, "test": 10000}
@@ -174,7 +175,9 @@ def test_runs_view(runs):
 
 
 def test_empty_leaderboard():
-    assert "zoo run cnn --dataset fashion" in render([])
+    assert render([]) == "no completed runs yet"
+    assert "zoo run cnn --dataset fashion" in EMPTY_LEADERBOARD
+    assert render([], empty="nothing") == "nothing"
     assert "no completed runs" in render([], fmt="github", runs=True)
     assert json.loads(render([], fmt="json")) == []
     assert next(csv.reader(io.StringIO(render([], fmt="csv")))) == list(leaderboard.AGGREGATE_KEYS)
@@ -220,16 +223,16 @@ def test_reproduce_command_spells_out_what_differs_from_the_defaults():
     defaults = {"epochs": 10, "lr": 0.001, "bidirectional": False, "hidden": 128, "dropout": 0.0}
     config = {"epochs": 30, "lr": 0.002, "bidirectional": True, "hidden": 128, "dropout": 0,
               "limit": None}
-    assert leaderboard.reproduce_command("rnn", "fashion", config, [0, 1, 2], defaults) == \
+    assert reproduce_command("rnn", "fashion", config, [0, 1, 2], defaults) == \
         "zoo run rnn --dataset fashion --set bidirectional=true --epochs 30 --lr 0.002 --seeds 3"
     # not installed: every setting, exactly; seeds that are not consecutive: one command each
-    cmd = leaderboard.reproduce_command("x", "mnist", {"lr": 0.1234567891, "limit": 500}, [1, 2, 5])
+    cmd = reproduce_command("x", "mnist", {"lr": 0.1234567891, "limit": 500}, [1, 2, 5])
     assert cmd == ("zoo run x --dataset mnist --limit 500 --lr 0.1234567891 --seed 1 --seeds 2 && "
                    "zoo run x --dataset mnist --limit 500 --lr 0.1234567891 --seed 5")
     # a value with a space survives the shell
-    assert "--set 'note=a b'" in leaderboard.reproduce_command("x", "d", {"note": "a b"}, [0])
+    assert "--set 'note=a b'" in reproduce_command("x", "d", {"note": "a b"}, [0])
     # a bool never equals an int default
-    assert "--set flag=true" in leaderboard.reproduce_command("x", "d", {"flag": True}, [0], {"flag": 1})
+    assert "--set flag=true" in reproduce_command("x", "d", {"flag": True}, [0], {"flag": 1})
 
 
 def test_render_adds_a_command_column_as_code_in_markdown():

@@ -132,8 +132,8 @@ def _make_store(path: Path, runs: int) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_store import make_record
-        from zoo_core.store import Store
-        with Store({str(path)!r}) as db:
+        from zoo_core.runs.store import open_store
+        with open_store({str(path)!r}) as db:
             for i in range({runs}):
                 db.create_run(make_record(f"r{{i:03d}}", status="completed", test_accuracy=0.5,
                                           config={{"i": i, "pad": "x" * 200}}))
@@ -170,9 +170,10 @@ WRITER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from test_store import make_record
-from zoo_core.store import Store, utc_now
+from zoo_core.runs.records import utc_now
+from zoo_core.runs.store import open_store
 worker = int(sys.argv[1])
-with Store({path!r}) as db:
+with open_store({path!r}) as db:
     for i in range({runs}):
         run_id = f"w{{worker}}-r{{i:02d}}"
         db.create_run(make_record(run_id, seed=i))

@@ -1,20 +1,34 @@
-"""The results store: records, lookups, schema versions, damaged files, concurrent writers."""
+"""The results store: records, lookups, the queue, schema versions, damaged files, concurrent
+writers.
+
+The tests of the store's contract (zoo_core.runs.store.Store) take the ``store`` fixture,
+which opens every backend in BACKENDS through open_store(); the others are about SQLite.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import platformdirs
 import pytest
 
-from zoo_core import paths, store
+from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
-from zoo_core.store import RunRecord, Store, config_id
+from zoo_core.runs import sqlite
+from zoo_core.runs.records import STATUSES, RunRecord, config_id, run_files, utc_now
+from zoo_core.runs.sqlite import SQLiteStore
+from zoo_core.runs.store import Store, open_store
+
+# The store backends every contract test runs against (PostgreSQL joins here, issue 15).
+BACKENDS = ["sqlite"]
+RELEASE_0_1_0_STORE = Path(__file__).parent / "data" / "store-0.1.0.db"
 
 
 def make_record(run_id: str, **overrides) -> RunRecord:
@@ -35,9 +49,22 @@ def make_record(run_id: str, **overrides) -> RunRecord:
     return RunRecord(**fields)
 
 
+@pytest.fixture(params=BACKENDS)
+def location(request, tmp_path) -> str:
+    """Where a new, empty store of each backend lives, as open_store() takes it."""
+    return {"sqlite": str(tmp_path / "home" / "zoo.db")}[request.param]
+
+
 @pytest.fixture
-def db(tmp_path):
-    with Store(tmp_path / "home" / "zoo.db") as opened:
+def store(location) -> Store:
+    with open_store(location) as opened:
+        yield opened
+
+
+@pytest.fixture
+def db(tmp_path) -> SQLiteStore:
+    """A SQLite store, for the tests of SQLite itself (its file, locks and errors)."""
+    with SQLiteStore(tmp_path / "home" / "zoo.db") as opened:
         yield opened
 
 
@@ -63,7 +90,7 @@ def test_paths_default_to_user_data_dir(monkeypatch, value):
 
 def test_default_store_lives_in_zoo_home(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
-    with Store() as db:
+    with open_store() as db:
         db.create_run(make_record("r1"))
     assert (tmp_path / "home" / "zoo.db").is_file()
 
@@ -79,18 +106,27 @@ def test_config_id_is_canonical():
     assert make_record("r", config_id="given").config_id == "given"
 
 
-def test_create_add_epoch_finish_get(db):
-    record = make_record("20240101-cnn-abc")
-    db.create_run(record)
-    assert db.get("20240101-cnn-abc") == record
+def test_run_files_lists_the_files_that_exist_in_order(tmp_path):
+    record = make_record("r1", run_dir=str(tmp_path))
+    assert run_files(record) == {}
+    for name in ("confusion.png", "config.json", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert list(run_files(record).items()) == [
+        ("config.json", tmp_path / "config.json"), ("confusion.png", tmp_path / "confusion.png")]
 
-    db.add_epoch(record.run_id, 1, train_loss=0.9, train_accuracy=0.7, val_loss=0.8,
+
+def test_create_add_epoch_finish_get(store):
+    record = make_record("20240101-cnn-abc")
+    store.create_run(record)
+    assert store.get("20240101-cnn-abc") == record
+
+    store.add_epoch(record.run_id, 1, train_loss=0.9, train_accuracy=0.7, val_loss=0.8,
                  val_accuracy=0.72, lr=0.001, seconds=2.5)
-    db.add_epoch(record.run_id, 2, train_loss=0.5, val_accuracy=0.8)
-    db.finish_run(record.run_id, status="completed", test_accuracy=0.91, test_loss=0.3,
+    store.add_epoch(record.run_id, 2, train_loss=0.5, val_accuracy=0.8)
+    store.finish_run(record.run_id, status="completed", test_accuracy=0.91, test_loss=0.3,
                   best_epoch=2, params=12345, finished_at="2024-01-01T00:10:00+00:00")
 
-    got = db.get(record.run_id)
+    got = store.get(record.run_id)
     assert got.status == "completed"
     assert got.test_accuracy == 0.91
     assert got.best_epoch == 2
@@ -98,7 +134,7 @@ def test_create_add_epoch_finish_get(db):
     assert got.epochs_run == 2
     assert got.config == record.config
     assert got.split_sizes == record.split_sizes
-    epochs = db.epochs(record.run_id)
+    epochs = store.epochs(record.run_id)
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert epochs[0] == {"epoch": 1, "train_loss": 0.9, "train_accuracy": 0.7, "val_loss": 0.8,
                          "val_accuracy": 0.72, "lr": 0.001, "seconds": 2.5}
@@ -106,54 +142,54 @@ def test_create_add_epoch_finish_get(db):
     assert got.to_dict()["test_accuracy"] == 0.91
 
 
-def test_add_epoch_replaces_a_repeated_epoch(db):
-    db.create_run(make_record("r1"))
-    db.add_epoch("r1", 1, val_accuracy=0.5)
-    db.add_epoch("r1", 1, val_accuracy=0.6)
-    assert [e["val_accuracy"] for e in db.epochs("r1")] == [0.6]
-    assert db.get("r1").epochs_run == 1
+def test_add_epoch_replaces_a_repeated_epoch(store):
+    store.create_run(make_record("r1"))
+    store.add_epoch("r1", 1, val_accuracy=0.5)
+    store.add_epoch("r1", 1, val_accuracy=0.6)
+    assert [e["val_accuracy"] for e in store.epochs("r1")] == [0.6]
+    assert store.get("r1").epochs_run == 1
 
 
-def test_bad_writes_are_refused(db):
-    db.create_run(make_record("r1"))
+def test_bad_writes_are_refused(store):
+    store.create_run(make_record("r1"))
     with pytest.raises(StoreError, match="already"):
-        db.create_run(make_record("r1"))
+        store.create_run(make_record("r1"))
     with pytest.raises(ValueError, match="bogus"):
-        db.finish_run("r1", bogus=1)
+        store.finish_run("r1", status="completed", bogus=1)
     with pytest.raises(ValueError, match="model"):
-        db.finish_run("r1", model="other")
+        store.finish_run("r1", status="completed", model="other")
     with pytest.raises(ValueError, match="status"):
-        db.finish_run("r1", status="exploded")
+        store.finish_run("r1", status="exploded")
     with pytest.raises(ValueError, match="bogus"):
-        db.add_epoch("r1", 1, bogus=1.0)
+        store.add_epoch("r1", 1, bogus=1.0)
     with pytest.raises(UnknownNameError):
-        db.finish_run("nope", status="failed")
+        store.finish_run("nope", status="failed")
     with pytest.raises(UnknownNameError):
-        db.add_epoch("nope", 1, val_accuracy=0.1)
-    assert db.get("r1").status == "running"
-    assert db.epochs("r1") == []
+        store.add_epoch("nope", 1, val_accuracy=0.1)
+    assert store.get("r1").status == "running"
+    assert store.epochs("r1") == []
 
 
-def test_prefix_lookup(db):
+def test_prefix_lookup(store):
     for run_id in ("abc123", "abd456", "xyz789"):
-        db.create_run(make_record(run_id))
-    assert db.get("x").run_id == "xyz789"
-    assert db.get("abc").run_id == "abc123"
+        store.create_run(make_record(run_id))
+    assert store.get("x").run_id == "xyz789"
+    assert store.get("abc").run_id == "abc123"
     with pytest.raises(UsageError, match="ambiguous") as excinfo:
-        db.get("ab")
+        store.get("ab")
     assert "abc123" in str(excinfo.value) and "abd456" in str(excinfo.value)
     assert not isinstance(excinfo.value, UnknownNameError)
 
 
-def test_unknown_run_suggests_a_close_id(db):
-    db.create_run(make_record("abc123"))
+def test_unknown_run_suggests_a_close_id(store):
+    store.create_run(make_record("abc123"))
     with pytest.raises(UnknownNameError, match="did you mean 'abc123'"):
-        db.get("abd123")
+        store.get("abd123")
     with pytest.raises(UnknownNameError):
-        db.get("")
+        store.get("")
 
 
-def test_runs_filters_and_order(db):
+def test_runs_filters_and_order(store):
     specs = [
         ("r1", "cnn", "fashion", "2024-01-01T00:00:03+00:00", "completed"),
         ("r2", "rnn", "fashion", "2024-01-01T00:00:01+00:00", "completed"),
@@ -161,11 +197,11 @@ def test_runs_filters_and_order(db):
         ("r4", "cnn", "mnist", "2024-01-01T00:00:00+00:00", "running"),
     ]
     for run_id, model, dataset, started_at, status in specs:
-        db.create_run(make_record(run_id, model=model, dataset=dataset,
+        store.create_run(make_record(run_id, model=model, dataset=dataset,
                                   started_at=started_at, status=status))
 
     def ids(**filters):
-        return [r.run_id for r in db.runs(**filters)]
+        return [r.run_id for r in store.runs(**filters)]
 
     assert ids() == ["r4", "r2", "r3", "r1"]
     assert ids(model="cnn") == ["r4", "r1"]
@@ -176,16 +212,185 @@ def test_runs_filters_and_order(db):
     assert ids(status="completed") == ["r2", "r1"]
     assert ids(model="CNN") == []
     with pytest.raises(ValueError):
-        db.runs(status="done")
+        store.runs(status="done")
 
 
-# -- schema and damaged files ------------------------------------------------------------------
+def test_queue_and_claim_serve_the_oldest_queued_run_once(store):
+    assert store.claim_run() is None  # an empty store: nothing queued
+    store.create_run(make_record("busy"))  # running, not queued: never claimed
+    for run_id, started_at in (("q2", "2024-01-01T00:00:02+00:00"),
+                               ("q1", "2024-01-01T00:00:01+00:00"),
+                               ("q3", "2024-01-01T00:00:03+00:00")):
+        store.queue_run(make_record(run_id, started_at=started_at, status="running"))
+    assert [r.run_id for r in store.runs(status="queued")] == ["q1", "q2", "q3"]
+
+    first = store.claim_run()
+    assert first == store.get("q1") and first.status == "running"
+    assert first.config == make_record("q1").config and first.seed == 1
+    assert [store.claim_run().run_id, store.claim_run().run_id] == ["q2", "q3"]
+    assert store.claim_run() is None
+    assert [r.status for r in store.runs()] == ["running"] * 4
+    with pytest.raises(StoreError, match="already"):
+        store.queue_run(make_record("q1"))
+
+
+def test_two_stores_never_claim_the_same_run(store, location):
+    for i in range(6):
+        store.queue_run(make_record(f"q{i}", started_at=f"2024-01-01T00:00:0{i}+00:00"))
+    with open_store(location) as other:
+        claimed = []
+        while (run := (store, other)[len(claimed) % 2].claim_run()) is not None:
+            claimed.append(run.run_id)
+    assert claimed == [f"q{i}" for i in range(6)]
+
+
+CLAIMERS, QUEUED = 2, 40
+
+
+def _claim_all(location: str, barrier, results) -> None:
+    """Claim until the queue is empty, through a store of this process's own."""
+    claimed = []
+    with open_store(location) as store:
+        barrier.wait()
+        while (run := store.claim_run()) is not None:
+            claimed.append(run.run_id)
+            time.sleep(0.002)  # a little work, so that the claimers interleave
+    results.put(claimed)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_processes_claiming_at_once_take_each_run_exactly_once(store, location):
+    for i in range(QUEUED):
+        store.queue_run(make_record(f"q{i:02d}", seed=i))
+    store.close()
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(CLAIMERS), ctx.Queue()
+    claimers = [ctx.Process(target=_claim_all, args=(location, barrier, results))
+                for _ in range(CLAIMERS)]
+    for claimer in claimers:
+        claimer.start()
+    claimed = [results.get(timeout=60) for _ in claimers]
+    for claimer in claimers:
+        claimer.join()
+    assert [claimer.exitcode for claimer in claimers] == [0] * CLAIMERS
+    assert all(claimed), f"a claimer got nothing: {claimed}"
+    every = [run_id for ids in claimed for run_id in ids]
+    assert sorted(every) == [f"q{i:02d}" for i in range(QUEUED)]  # none twice, none lost
+    assert store.runs(status="queued") == []
+    assert len(store.runs(status="running")) == QUEUED
+
+
+def test_finish_run_takes_a_final_status_and_mark_running_resumes(store):
+    assert STATUSES == ("queued", "running", "completed", "interrupted", "failed")
+    store.create_run(make_record("r1"))
+    store.finish_run("r1", status="interrupted", error="interrupted after 1 epoch(s)",
+                     finished_at="2024-01-01T00:10:00+00:00")
+    for status in ("running", "queued"):
+        with pytest.raises(ValueError, match=f"a run is finished with a final status .*{status}"):
+            store.finish_run("r1", status=status)
+    with pytest.raises(ValueError, match="unknown run status 'exploded'"):
+        store.finish_run("r1", status="exploded")
+    with pytest.raises(TypeError):
+        store.finish_run("r1", test_accuracy=0.5)  # the status is required
+    assert (store.get("r1").status, store.get("r1").error) == (
+        "interrupted", "interrupted after 1 epoch(s)")
+
+    store.mark_running("r1")
+    got = store.get("r1")
+    assert (got.status, got.error) == ("running", None)
+    store.finish_run("r1", status="completed", test_accuracy=0.9)
+    assert (store.get("r1").status, store.get("r1").test_accuracy) == ("completed", 0.9)
+    with pytest.raises(UnknownNameError):
+        store.mark_running("nope")
+
+
+def test_update_run_changes_fields_but_never_the_status(store):
+    store.create_run(make_record("r1"))
+    store.update_run("r1", run_dir="/runs/r1", params=42)
+    got = store.get("r1")
+    assert (got.status, got.run_dir, got.params) == ("running", "/runs/r1", 42)
+    for fields, match in (({"status": "completed"}, "status"), ({"seed": 2}, "seed"),
+                          ({}, "at least one field")):
+        with pytest.raises(ValueError, match=match):
+            store.update_run("r1", **fields)
+    with pytest.raises(UnknownNameError):
+        store.update_run("nope", params=1)
+    assert store.get("r1") == got
+
+
+# -- opening a store ---------------------------------------------------------------------------
+
+
+def test_open_store_opens_the_sqlite_file(monkeypatch, tmp_path, location):
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    default = open_store()
+    assert isinstance(default, SQLiteStore) and isinstance(default, Store)
+    assert default.path == tmp_path / "home" / "zoo.db"
+    assert open_store(str(tmp_path / "other.db")).path == tmp_path / "other.db"
+    assert isinstance(open_store(location), Store)
+    assert not (tmp_path / "other.db").exists()  # opened lazily
+
+
+@pytest.mark.parametrize("url", ["postgresql://zoo:s3cret@db.example:5432/zoo",
+                                 "postgres://db.example/zoo"])
+def test_a_postgresql_url_says_the_backend_is_not_available_yet(url):
+    with pytest.raises(StoreError, match="the PostgreSQL store is not available yet") as excinfo:
+        open_store(url)
+    assert "s3cret" not in str(excinfo.value)
+    assert "db.example" in str(excinfo.value)
+
+
+def test_an_unknown_store_url_is_refused():
+    with pytest.raises(StoreError, match="unknown kind of store 'mysql'"):
+        open_store("mysql://db.example/zoo")
+
+
+def test_a_store_written_by_release_0_1_0_reads_back_whole(tmp_path):
+    path = tmp_path / "zoo.db"
+    shutil.copy(RELEASE_0_1_0_STORE, path)
+    with open_store(str(path)) as store:
+        runs = {run.run_id: run for run in store.runs()}
+        assert [run.status for run in runs.values()] == ["completed", "interrupted", "failed"]
+        cnn = runs["20240301-120000-cnn-fashion-s0"]
+        assert (cnn.model, cnn.dataset, cnn.plugin, cnn.seed, cnn.config_id) == (
+            "cnn", "fashion", "zoo-cnn", 0, "9f28062ebb")
+        assert cnn.config == {"epochs": 2, "lr": 0.001, "batch_size": 128, "limit": None,
+                              "dropout": 0.5}
+        assert cnn.config_id == config_id(cnn.config)
+        assert cnn.split_sizes == {"train": 54000, "val": 6000, "test": 10000}
+        assert cnn.data_checksums["test-labels"] == "dd44"
+        assert (cnn.params, cnn.best_epoch, cnn.epochs_run, cnn.test_accuracy, cnn.test_loss,
+                cnn.val_accuracy, cnn.train_seconds, cnn.examples_per_sec) == (
+            93322, 2, 2, 0.8791, 0.34, 0.88, 27.5, 3927.3)
+        assert (cnn.started_at, cnn.finished_at, cnn.error) == (
+            "2024-03-01T12:00:00+00:00", "2024-03-01T12:00:31+00:00", None)
+        assert cnn.run_dir == "/old/home/runs/20240301-120000-cnn-fashion-s0"
+        assert store.epochs(cnn.run_id) == [
+            {"epoch": 1, "train_loss": 0.61, "train_accuracy": 0.78, "val_loss": 0.45,
+             "val_accuracy": 0.84, "lr": 0.001, "seconds": 13.5},
+            {"epoch": 2, "train_loss": 0.38, "train_accuracy": 0.86, "val_loss": 0.33,
+             "val_accuracy": 0.88, "lr": 0.001, "seconds": 14.5}]
+        rnn = store.get("20240301-120100")
+        assert (rnn.plugin, rnn.epochs_run, rnn.error) == (
+            "zoo-rnn", 1, "interrupted after 1 epoch(s)")
+        assert [e["val_accuracy"] for e in store.epochs(rnn.run_id)] == [0.4]
+        failed = runs["20240301-120200-cnn-mnist-s0"]
+        assert (failed.error, failed.epochs_run, store.epochs(failed.run_id)) == (
+            "the loss became NaN at step 7", 0, [])
+        store.mark_running(rnn.run_id)  # and it takes new writes
+        store.add_epoch(rnn.run_id, 2, val_accuracy=0.5)
+        store.finish_run(rnn.run_id, status="completed", test_accuracy=0.5)
+        assert store.get(rnn.run_id).epochs_run == 2
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(sqlite.MIGRATIONS)
+    conn.close()
+
 
 
 def test_new_store_is_wal_at_the_latest_version(db):
     db.runs()
     conn = sqlite3.connect(db.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(store.MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(sqlite.MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     assert db._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
@@ -193,12 +398,12 @@ def test_new_store_is_wal_at_the_latest_version(db):
 
 def test_older_schema_is_migrated(tmp_path, monkeypatch):
     path = tmp_path / "zoo.db"
-    with Store(path) as db:
+    with SQLiteStore(path) as db:
         db.create_run(make_record("old"))
     monkeypatch.setattr(
-        store, "MIGRATIONS", [*store.MIGRATIONS, ("ALTER TABLE runs ADD COLUMN note TEXT",)]
+        sqlite, "MIGRATIONS", [*sqlite.MIGRATIONS, ("ALTER TABLE runs ADD COLUMN note TEXT",)]
     )
-    with Store(path) as db:
+    with SQLiteStore(path) as db:
         assert db.get("old").model == "cnn"
         db.create_run(make_record("new"))
         assert [r.run_id for r in db.runs()] == ["old", "new"]
@@ -211,10 +416,10 @@ def test_older_schema_is_migrated(tmp_path, monkeypatch):
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "zoo.db"
     conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {len(store.MIGRATIONS) + 1}")
+    conn.execute(f"PRAGMA user_version = {len(sqlite.MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(StoreError, match="upgrade zoo-core"):
-        Store(path).runs()
+        SQLiteStore(path).runs()
 
 
 def test_corrupted_file_is_reported_and_left_alone(tmp_path):
@@ -223,7 +428,7 @@ def test_corrupted_file_is_reported_and_left_alone(tmp_path):
     path.write_bytes(garbage)
     for action in (lambda db: db.runs(), lambda db: db.create_run(make_record("r"))):
         with pytest.raises(StoreError, match="not a readable SQLite database") as excinfo:
-            action(Store(path))
+            action(SQLiteStore(path))
         assert str(path) in str(excinfo.value)
         assert "move it aside" in str(excinfo.value)
     assert path.read_bytes() == garbage
@@ -238,7 +443,7 @@ def test_foreign_sqlite_file_is_left_alone(tmp_path):
     conn.close()
     before = path.read_bytes()
     with pytest.raises(StoreError, match="not a zoo results store"):
-        Store(path).runs()
+        SQLiteStore(path).runs()
     assert path.read_bytes() == before
 
 
@@ -246,13 +451,14 @@ def test_unwritable_location_suggests_zoo_home(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="ZOO_HOME") as excinfo:
-        Store(blocker / "home" / "zoo.db").runs()
+        SQLiteStore(blocker / "home" / "zoo.db").runs()
     assert str(blocker / "home" / "zoo.db") in str(excinfo.value)
 
 
 def test_store_module_does_not_import_tensorflow():
-    code = ("import sys, zoo_core.store, zoo_core.leaderboard, zoo_core.paths; "
-            "assert not any(m.split('.')[0] == 'tensorflow' for m in sys.modules)")
+    code = ("import sys, zoo_core.runs.store, zoo_core.runs.sqlite, zoo_core.runs.leaderboard, "
+            "zoo_core.paths; "
+            "assert not any(m.split('.')[0] in ('tensorflow', 'click') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -261,7 +467,7 @@ def test_store_module_does_not_import_tensorflow():
 WORKERS, RUNS_PER_WORKER, EPOCHS = 4, 25, 3
 
 
-def _write_runs(db: Store, worker: int) -> None:
+def _write_runs(db: SQLiteStore, worker: int) -> None:
     """Create, train (epochs) and finish RUNS_PER_WORKER runs through an inherited Store."""
     for i in range(RUNS_PER_WORKER):
         run_id = f"w{worker}-r{i:02d}"
@@ -269,12 +475,12 @@ def _write_runs(db: Store, worker: int) -> None:
         for epoch in range(1, EPOCHS + 1):
             db.add_epoch(run_id, epoch, train_loss=1.0 / epoch, val_accuracy=0.5 + epoch / 10)
         db.finish_run(run_id, status="completed", test_accuracy=0.9,
-                      finished_at=store.utc_now())
+                      finished_at=utc_now())
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
 def test_concurrent_writers_lose_nothing(tmp_path):
-    db = Store(tmp_path / "zoo.db")
+    db = SQLiteStore(tmp_path / "zoo.db")
     assert db.runs() == []  # the parent's connection is open before the fork
     ctx = multiprocessing.get_context("fork")
     workers = [ctx.Process(target=_write_runs, args=(db, w)) for w in range(WORKERS)]
@@ -301,7 +507,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
 
 def _create_one(path: str, barrier, worker: int) -> None:
     barrier.wait()
-    with Store(path) as db:
+    with SQLiteStore(path) as db:
         db.create_run(make_record(f"first-{worker}"))
 
 
@@ -316,14 +522,14 @@ def test_processes_creating_a_new_store_at_once(tmp_path):
     for worker in workers:
         worker.join()
     assert [worker.exitcode for worker in workers] == [0] * WORKERS
-    with Store(path) as db:
+    with SQLiteStore(path) as db:
         assert sorted(r.run_id for r in db.runs()) == [f"first-{w}" for w in range(WORKERS)]
 
 
 # -- full disks, read-only files, odd paths ----------------------------------------------------
 
 
-def _fill_up(db: Store) -> None:
+def _fill_up(db: SQLiteStore) -> None:
     """Cap the file at its current size: SQLite then fails every growth with SQLITE_FULL,
     "database or disk is full", exactly as on a full disk."""
     conn = db._connection()
@@ -396,7 +602,7 @@ def test_zoo_home_under_a_file_names_the_file_in_the_way(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
     with pytest.raises(StoreError) as excinfo:
-        Store(blocker / "home" / "zoo.db").runs()
+        SQLiteStore(blocker / "home" / "zoo.db").runs()
     assert str(excinfo.value) == (
         f"cannot create the folder of the results store {blocker}/home/zoo.db ({blocker} is a "
         "file, not a folder): move that file aside, or set ZOO_HOME to another folder")
@@ -405,7 +611,7 @@ def test_zoo_home_under_a_file_names_the_file_in_the_way(tmp_path):
 def test_a_folder_where_the_store_belongs_is_reported(tmp_path):
     (tmp_path / "zoo.db").mkdir()
     with pytest.raises(StoreError, match=r"zoo.db is a folder, not a file: move it aside"):
-        Store(tmp_path / "zoo.db").runs()
+        SQLiteStore(tmp_path / "zoo.db").runs()
 
 
 def test_zoo_home_is_absolute_and_expanded(monkeypatch, tmp_path):
@@ -423,7 +629,7 @@ def test_zoo_home_is_absolute_and_expanded(monkeypatch, tmp_path):
 def _version_1_file(path) -> None:
     """A store as zoo-core with schema version 1 wrote it, built by hand (rollback journal)."""
     conn = sqlite3.connect(path, isolation_level=None)
-    for statement in store.MIGRATIONS[0]:
+    for statement in sqlite.MIGRATIONS[0]:
         conn.execute(statement)
     conn.execute(
         "INSERT INTO runs (run_id, status, model, dataset, plugin, plugin_version, zoo_version,"
@@ -446,8 +652,8 @@ V2 = ("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
 def test_a_version_1_store_is_migrated_and_its_data_survive(tmp_path, monkeypatch):
     path = tmp_path / "zoo.db"
     _version_1_file(path)
-    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, V2])
-    with Store(path) as db:
+    monkeypatch.setattr(sqlite, "MIGRATIONS", [*sqlite.MIGRATIONS, V2])
+    with SQLiteStore(path) as db:
         old = db.get("v1-run")
         assert (old.status, old.seed, old.test_accuracy, old.config) == ("completed", 3, 0.9, {"epochs": 2})
         assert [e["val_accuracy"] for e in db.epochs("v1-run")] == [0.81, 0.82]
@@ -466,9 +672,9 @@ def test_a_migration_that_fails_leaves_the_store_as_it_was(tmp_path, monkeypatch
     path = tmp_path / "zoo.db"
     _version_1_file(path)
     broken = (V2[0], "CREATE TABLE runs (oops TEXT)")  # the first statement works, then it fails
-    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, broken])
+    monkeypatch.setattr(sqlite, "MIGRATIONS", [*sqlite.MIGRATIONS, broken])
     with pytest.raises(StoreError) as excinfo:
-        Store(path).runs()
+        SQLiteStore(path).runs()
     assert str(excinfo.value).startswith(
         f"cannot upgrade the results store {path} to schema version 2 (table runs already exists);"
         " it is left as it was")
@@ -476,8 +682,8 @@ def test_a_migration_that_fails_leaves_the_store_as_it_was(tmp_path, monkeypatch
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     conn.close()
-    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
-    with Store(path) as db:  # the version-1 zoo-core still reads it
+    monkeypatch.setattr(sqlite, "MIGRATIONS", sqlite.MIGRATIONS[:1])
+    with SQLiteStore(path) as db:  # the version-1 zoo-core still reads it
         assert db.get("v1-run").test_accuracy == 0.9
 
 
@@ -489,4 +695,4 @@ def test_a_store_missing_a_table_is_reported(tmp_path):
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match=r"lacks part of its schema \(no such table: epochs\)"):
-        Store(path).epochs("v1-run")
+        SQLiteStore(path).epochs("v1-run")

@@ -9,10 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_core import datasets, hookimpl, runner, trainer
+from zoo_core import data, hookimpl
+from zoo_core.catalogue import open_zoo
 from zoo_core.errors import PluginError, TrainingError
-from zoo_core.registry import open_zoo
-from zoo_core.store import Store
+from zoo_core.paths import RunFiles
+from zoo_core.runs import execute
+from zoo_core.runs.plan import RunRequest, plan
+from zoo_core.runs.store import open_store
+from zoo_core.train import checkpoints
+from zoo_core.train.evaluate import evaluate_checkpoint
+from zoo_core.train.loop import train
+from zoo_core.train.metrics import summarize
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +29,17 @@ def zoo():
 
 @pytest.fixture(scope="module")
 def subset(zoo):
-    return datasets.load(zoo.dataset("fashion"), limit=3000)
+    return data.load(zoo.dataset("fashion"), limit=3000)
+
+
+def planned(zoo, model, **kwargs):
+    """The one run `zoo run MODEL --limit 3000` plans."""
+    return plan(zoo, RunRequest([model], "fashion", limit=3000, **kwargs)).runs[0]
 
 
 def fit(zoo, subset, tmp_path, model, seed=0, **overrides):
     r = zoo.resolve(model, "fashion", overrides={"epochs": 2, **overrides})
-    return trainer.train(r.model, r.hparams, r.trainer, subset, seed, tmp_path)
+    return train(r.model, r.hparams, r.trainer, subset, seed, tmp_path)
 
 
 @pytest.mark.parametrize("model, floor", [("cnn", 0.65), ("lstm", 0.45), ("rnn", 0.40)])
@@ -53,14 +65,14 @@ def test_the_best_validation_epoch_is_restored_for_the_test(zoo, subset, tmp_pat
     best = max(result.epochs, key=lambda e: e["val_accuracy"])
     assert result.best_epoch == best["epoch"]
     assert result.val_accuracy == best["val_accuracy"]
-    index = trainer.read_checkpoint_index(tmp_path)
+    index = checkpoints.read_index(tmp_path)
     assert index["prefix"] == f"ckpt/best-{best['epoch']}" and index["epoch"] == best["epoch"]
     assert index["last"] == "ckpt/last-3"
     # older checkpoints are removed: one best and one last remain
     assert [p.name for p in (tmp_path / "ckpt").glob("best-*.index")] == [f"best-{best['epoch']}.index"]
     assert [p.name for p in (tmp_path / "ckpt").glob("last-*.index")] == ["last-3.index"]
     r = zoo.resolve("rnn", "fashion")
-    val = trainer.evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_val,
+    val = evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_val,
                                       subset.y_val, 10)
     assert val.accuracy == pytest.approx(result.val_accuracy)
 
@@ -70,7 +82,7 @@ def test_shared_features_train(zoo, subset, tmp_path):
     r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
         "lr_schedule": "cosine", "clip_norm": "1.0", "weight_decay": "1e-4",
         "label_smoothing": "0.1", "augment_shift": "2", "augment_flip": "true", "dropout": "0.2"})
-    featured = trainer.train(r.model, r.hparams, r.trainer, subset, 0, tmp_path / "f")
+    featured = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path / "f")
     assert featured.test.accuracy > 0.6
     assert featured.epochs[-1]["lr"] < featured.epochs[0]["lr"]  # cosine decays
     assert result.epochs[0]["lr"] == pytest.approx(0.002)
@@ -98,9 +110,9 @@ def test_a_nan_loss_stops_at_once_and_is_recorded_as_failed(subset, tmp_path):
         logits = tf.compat.v1.layers.dense(tf.compat.v1.layers.flatten(images), num_classes)
         return logits * float("nan")
     zoo = open_zoo(plugins=[_plugin(build)])
-    with Store() as store:
+    with open_store() as store:
         with pytest.raises(TrainingError, match=r"the loss became nan at epoch 1, step 1: try a lower"):
-            runner.execute(zoo, runner.RunRequest("bad", "fashion", limit=3000), store, data=subset)
+            execute.execute(zoo, planned(zoo, "bad"), store, subset)
         (record,) = store.runs(model="bad")
     assert record.status == "failed" and "loss became nan" in record.error
 
@@ -116,12 +128,11 @@ def test_a_builder_that_breaks_the_contract_is_named(subset, tmp_path, build, me
     zoo = open_zoo(plugins=[_plugin(build)])
     r = zoo.resolve("bad", "fashion", overrides={"epochs": 1})
     with pytest.raises(PluginError, match=message) as err:
-        trainer.train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
+        train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
     assert "model 'bad'" in str(err.value)
 
 
 def test_evaluation_summary_matches_numpy():
-    from zoo_core.evaluator import summarize
     labels = np.array([0, 0, 1, 1, 2])
     preds = np.array([0, 1, 1, 1, 0])
     m = summarize(labels, preds, 0.5, 3)
@@ -135,23 +146,23 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resumes(subs
     import errno
 
     zoo = open_zoo()
-    real = trainer.write_json_atomic
+    real = checkpoints.write_json_atomic
 
     def full_at_epoch_2(path, data):
-        if path.name == trainer.CHECKPOINT_INDEX and data["state"]["epochs"][-1]["epoch"] == 2:
+        if path.name == RunFiles.CHECKPOINT_INDEX and data["state"]["epochs"][-1]["epoch"] == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(trainer, "write_json_atomic", full_at_epoch_2)
-    request = runner.RunRequest("rnn", "fashion", overrides={"epochs": 3}, limit=3000)
-    with Store() as store:
+    monkeypatch.setattr(checkpoints, "write_json_atomic", full_at_epoch_2)
+    run = planned(zoo, "rnn", overrides={"epochs": 3})
+    with open_store() as store:
         with pytest.raises(TrainingError, match=r"cannot save the checkpoint of epoch 2 in .*"
                                                 r"\(No space left on device\); the previous "
                                                 r"checkpoint is intact"):
-            runner.execute(zoo, request, store, data=subset)
+            execute.execute(zoo, run, store, subset)
         (record,) = store.runs()
         assert record.status == "failed"
-        assert trainer.read_checkpoint_index(Path(record.run_dir))["last"] == "ckpt/last-1"
-        monkeypatch.setattr(trainer, "write_json_atomic", real)  # space freed
-        done = runner.resume(zoo, record.run_id, store)
+        assert checkpoints.read_index(Path(record.run_dir))["last"] == "ckpt/last-1"
+        monkeypatch.setattr(checkpoints, "write_json_atomic", real)  # space freed
+        done = execute.resume(zoo, record.run_id, store)
     assert done.status == "completed" and done.epochs_run == 3

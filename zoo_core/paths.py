@@ -78,3 +78,16 @@ def _file_in_the_way(path: Path) -> Path | None:
         except OSError:
             return None
     return None
+
+
+class RunFiles:
+    """The names of the files a run leaves in its folder, in the order ``zoo show`` lists them."""
+
+    CONFIG = "config.json"  # settings, sources, data checksums, versions
+    METRICS = "metrics.json"  # per-epoch records, best epoch, test metrics
+    CURVES = "curves.png"  # learning curves
+    CONFUSION = "confusion.png"  # test confusion matrix
+    CHECKPOINT_INDEX = "checkpoint.json"  # which checkpoints are best and last, and the state
+    CHECKPOINTS = "ckpt"  # the folder of checkpoint files
+
+    ALL = (CONFIG, METRICS, CURVES, CONFUSION, CHECKPOINT_INDEX)

@@ -12,6 +12,7 @@ import sys
 import click
 
 from zoo_core import __version__
+from zoo_core.catalogue import open_zoo
 from zoo_core.cli.common import message
 from zoo_core.errors import UsageError, ZooError
 
@@ -37,8 +38,6 @@ class State:
 
     def zoo(self, warn: bool = True):
         if self._zoo is None:
-            from zoo_core.registry import open_zoo
-
             self._zoo = open_zoo(self.registry)
             if warn:
                 for report in self._zoo.plugins.failures:
@@ -69,14 +68,12 @@ def cli(ctx, registry):
     ctx.obj = State(registry)
 
 
-def _register_commands() -> None:
-    from zoo_core.cli import catalogue, develop, runs
+# The commands, one small module per group; imported after `cli` exists (they import
+# zoo_core.cli.common, which this package's import is running).
+from zoo_core.cli import catalogue, develop, results, runs  # noqa: E402
 
-    for command in catalogue.COMMANDS + runs.COMMANDS + develop.COMMANDS:
-        cli.add_command(command)
-
-
-_register_commands()
+for _command in catalogue.COMMANDS + runs.COMMANDS + results.COMMANDS + develop.COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

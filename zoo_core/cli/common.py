@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 
 import click
+from tabulate import tabulate
 
-from zoo_core.errors import ZooError, render
+from zoo_core.errors import UsageError, ZooError, render, short_repr
 
+# The run settings with options of their own on `zoo run`; every other one goes via --set.
+RUN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "limit": "--limit"}
 # The settings the library names in its messages, as the command line spells them.
 _OPTIONS = {
-    "data_dir": "--data-dir", "limit": "--limit", "epochs": "--epochs",
-    "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "seeds": "--seeds",
+    **RUN_OPTIONS, "data_dir": "--data-dir", "seed": "--seed", "seeds": "--seeds",
     "registry": "--registry", "dataset": "--dataset", "resume": "zoo run --resume",
+    "dir": "--dir",
 }
 
 
@@ -30,6 +33,23 @@ def message(error: BaseException | str) -> str:
     return render(error if isinstance(error, str) else str(error), spell_option)
 
 
+def data_dir_option(f):
+    return click.option("--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
+                        help="Look for the dataset's files here first [env: ZOO_DATA_DIR].")(f)
+
+
+def parse_set_options(items) -> dict[str, str]:
+    """``--set key=value`` options as a dict (the values stay strings, typed by the merge)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set {short_repr(item)}: expected KEY=VALUE, e.g. --set dropout=0.3")
+        out[key] = value
+    return out
+
+
 def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
 
@@ -39,6 +59,27 @@ def echo_json(data) -> None:
 
 
 def table(rows: list[list], headers: list[str], fmt: str = "simple") -> str:
-    from tabulate import tabulate
-
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+class DownloadProgressBar:
+    """A download's progress as a click progress bar on stderr, hidden when stderr is not a
+    terminal; implements :class:`zoo_core.data.DownloadProgress` (pass it as ``progress=``)."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def start(self, label: str, total: int | None) -> None:
+        stderr = click.get_text_stream("stderr")
+        # length 0: a size the server did not say (click needs a length or an iterable)
+        self._bar = click.progressbar(length=total or 0, label=label, file=stderr,
+                                      hidden=not stderr.isatty())
+        self._bar.__enter__()
+
+    def advance(self, n: int) -> None:
+        self._bar.update(n)
+
+    def finish(self) -> None:
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            bar.__exit__(None, None, None)

@@ -6,20 +6,25 @@ new-plugin`` does not.
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import click
 
-from zoo_core.cli.common import echo_json, json_option, table
+from zoo_core import scaffold
+from zoo_core.cli.common import echo_json, json_option, message, parse_set_options, table
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.settings import model_values
 
 
 class _CheckCommand(click.Command):
     """Lists the checks under the help text, read from the kit itself when asked."""
 
     def format_epilog(self, ctx, formatter):
-        from zoo_core.testing import CHECKS
+        from zoo_core.testing import CHECKS  # the kit imports numpy: only when help is shown
 
         with formatter.section("Checks"):
             formatter.write_dl([(c.name, c.summary) for c in CHECKS.values()])
@@ -27,8 +32,6 @@ class _CheckCommand(click.Command):
 
 
 def _parse_shape(text: str) -> tuple[int, int, int]:
-    from zoo_core.errors import UsageError
-
     parts = text.lower().split("x")
     try:
         shape = tuple(int(p) for p in parts)
@@ -66,20 +69,10 @@ def check(state, model, skip, settings, shapes, seed, as_json):
       zoo check mynet --skip overfit_one_batch --json
       zoo check cnn --set filters=8
     """
-    from zoo_core import testing
-    from zoo_core.errors import ZooError
-    from zoo_core.registry import parse_set_options
+    from zoo_core import testing  # numpy and the trainer's modules: not for light commands
 
     spec = state.zoo().model(model)
-    raw = parse_set_options(settings)
-    overrides = {}
-    for key, text in raw.items():
-        if key not in spec.hparams:
-            from zoo_core.errors import HParamError
-
-            raise HParamError(f"unknown hyperparameter {key!r} for {model}; declared: "
-                              + (", ".join(spec.hparams) or "none"))
-        overrides[key] = spec.hparams[key].parse(key, text)
+    overrides = model_values(model, spec.hparams, text=parse_set_options(settings))
     bound = testing.checks(spec, overrides=overrides, skip=skip,
                            shapes=[_parse_shape(s) for s in shapes] or None, seed=seed)
     live = sys.stderr.isatty() and not as_json
@@ -103,11 +96,12 @@ def check(state, model, skip, settings, shapes, seed, as_json):
     if as_json:
         echo_json({"model": model, "plugin": spec.plugin, "plugin_version": spec.plugin_version,
                    "passed": not failed, "seconds": round(seconds, 2),
-                   "checks": [{**r.to_dict(), "seconds": round(r.seconds, 2)} for r in results]})
+                   "checks": [{**r.to_dict(), "message": message(r.template),
+                               "seconds": round(r.seconds, 2)} for r in results]})
     else:
         click.echo(table(
             [[r.check, r.status, f"{r.seconds:.1f}s",
-              textwrap.fill(r.message, 72, break_on_hyphens=False)] for r in results],
+              textwrap.fill(message(r.template), 72, break_on_hyphens=False)] for r in results],
             ["check", "status", "time", "message"]))
         counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
         click.echo(f"\n{counts['passed']} passed, {counts['failed']} failed, "
@@ -136,15 +130,9 @@ def new_plugin(state, name, parent):
       zoo list NAME && zoo check NAME
       zoo run NAME --epochs 1 --limit 5000
     """
-    from pathlib import Path
-
-    from zoo_core import scaffold
-
     names = scaffold.plugin_names(name)
     taken = state.zoo(warn=False).models
     if names.model in taken:
-        from zoo_core.errors import UsageError
-
         raise UsageError(f"a model named {names.model!r} is already registered by "
                          f"{taken[names.model].plugin}; choose another NAME")
     folder, files = scaffold.create(names, Path(parent))
@@ -153,8 +141,26 @@ def new_plugin(state, name, parent):
     for rel, what in files:
         click.echo(f"  {rel:<{width}}  {what}")
     click.echo("\nnext:")
-    for line in scaffold.next_steps(names, folder):
+    for line in _next_steps(names, folder):
         click.echo(f"  {line}")
+
+
+def _next_steps(names: scaffold.PluginNames, folder: Path) -> list[str]:
+    """What to run after the scaffold is written."""
+    return [
+        f"pip install -e {_shell_path(folder)}",
+        f"zoo list {names.model} --details",
+        f"zoo check {names.model}",
+        f"zoo run {names.model} --epochs 1 --limit 5000",
+        f"pytest {_shell_path(folder / 'tests')}",
+    ]
+
+
+def _shell_path(path: Path) -> str:
+    text = str(path)
+    if re.fullmatch(r"[\w./@:+-]+", text):
+        return text
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 COMMANDS = [check, new_plugin]

@@ -1,4 +1,7 @@
-"""The results store: one SQLite file holding every run and its per-epoch curves.
+"""The SQLite results store: one file holding every run and its per-epoch curves.
+
+:class:`SQLiteStore` implements :class:`zoo_core.runs.store.Store`; it is the embedded
+default, the file ``$ZOO_HOME/zoo.db``.
 
 Several ``zoo run`` processes may write at once. The file is in WAL mode, every write is one
 short ``BEGIN IMMEDIATE`` transaction, and a writer waits up to 30 s for the lock rather than
@@ -15,11 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import errno
 import fnmatch
 import functools
-import hashlib
 import json
 import os
 import sqlite3
@@ -29,9 +30,17 @@ from typing import Any, Iterator
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
+from zoo_core.runs.records import (
+    COLUMNS,
+    JSON_FIELDS,
+    RunRecord,
+    check_epoch_metrics,
+    check_fields,
+    check_final_status,
+    check_status,
+)
+from zoo_core.train.metrics import EPOCH_METRICS
 
-STATUSES = ("running", "completed", "interrupted", "failed")
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 BUSY_TIMEOUT_S = 30.0
 
 # The schema, as an ordered list of migrations: entry i takes a file from
@@ -82,89 +91,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-_JSON_FIELDS = ("config", "data_checksums", "split_sizes")
-# What identifies a run; everything else may be updated by finish_run.
-_IDENTITY_FIELDS = (
-    "run_id", "model", "dataset", "plugin", "plugin_version", "zoo_version", "tf_version",
-    "config", "config_id", "seed", "started_at",
-)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"
+_QUEUE_ORDER = "ORDER BY started_at, rowid"  # oldest first: also the order of runs()
 
 # Connections inherited across a fork. SQLite forbids using (even closing) them in the child,
 # so they are kept referenced here and never garbage-collected.
 _INHERITED: list[sqlite3.Connection] = []
 
 
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC, to the second (``2024-01-31T12:00:00+00:00``)."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def config_id(config: dict) -> str:
-    """The first 10 hex digits of the SHA-256 of ``config`` as canonical JSON."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
-
-
-@dataclasses.dataclass(kw_only=True)
-class RunRecord:
-    """One training run: what produced it and what it achieved.
-
-    Accuracies are fractions in [0, 1]. ``config`` holds the merged hyperparameters and the
-    trainer settings (epochs, lr, limit ...); ``config_id`` is filled in from it when empty.
-    """
-
-    run_id: str
-    status: str = "running"
-    model: str
-    dataset: str
-    plugin: str
-    plugin_version: str
-    zoo_version: str
-    tf_version: str
-    config: dict[str, Any]
-    config_id: str = ""
-    seed: int
-    data_checksums: dict[str, str]
-    split_sizes: dict[str, int]
-    params: int | None = None
-    epochs_run: int = 0
-    best_epoch: int | None = None
-    train_seconds: float | None = None
-    examples_per_sec: float | None = None
-    val_accuracy: float | None = None
-    test_loss: float | None = None
-    test_accuracy: float | None = None
-    started_at: str = dataclasses.field(default_factory=utc_now)
-    finished_at: str | None = None
-    error: str | None = None
-    run_dir: str = ""
-
-    def __post_init__(self):
-        if not self.config_id:
-            self.config_id = config_id(self.config)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as a plain (JSON-able) dict."""
-        return dataclasses.asdict(self)
-
-
-_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord))
-_UPDATABLE_FIELDS = tuple(c for c in _COLUMNS if c not in _IDENTITY_FIELDS)
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM runs"
-
-
-def _check_status(status: str) -> None:
-    if status not in STATUSES:
-        raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(STATUSES)}")
-
-
 def _encode(name: str, value: Any) -> Any:
-    return json.dumps(value, sort_keys=True) if name in _JSON_FIELDS else value
+    return json.dumps(value, sort_keys=True) if name in JSON_FIELDS else value
 
 
 def _from_row(row: sqlite3.Row) -> RunRecord:
-    values = {name: row[name] for name in _COLUMNS}
-    for name in _JSON_FIELDS:
+    values = {name: row[name] for name in COLUMNS}
+    for name in JSON_FIELDS:
         values[name] = json.loads(values[name])
     return RunRecord(**values)
 
@@ -208,7 +149,7 @@ def _translate_errors(method):
     """Turn SQLite's errors about the file itself into a StoreError that says what to do."""
 
     @functools.wraps(method)
-    def wrapper(self: Store, *args, **kwargs):
+    def wrapper(self: SQLiteStore, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
@@ -220,8 +161,10 @@ def _translate_errors(method):
     return wrapper
 
 
-class Store:
+class SQLiteStore:
     """The SQLite results store. Opens lazily; use as a context manager or call close().
+
+    The methods keep the contracts written down in :class:`zoo_core.runs.store.Store`.
 
     Args:
         path: the database file; defaults to ``paths.store_path()`` (``$ZOO_HOME/zoo.db``).
@@ -233,9 +176,9 @@ class Store:
         self._pid: int | None = None
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path)!r})"
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SQLiteStore:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -252,47 +195,50 @@ class Store:
 
     @_translate_errors
     def check(self) -> None:
-        """Open the store now (creating or upgrading it), so that a damaged, foreign, newer or
-        unwritable store is reported before any work whose result it would have to hold.
-
-        Raises:
-            StoreError: the store cannot be opened; the message says why and what to do.
-        """
+        """Open the file now, creating or upgrading it (see Store.check)."""
         self._connection()
 
     # -- writing -----------------------------------------------------------------------------
 
     @_translate_errors
     def create_run(self, record: RunRecord) -> None:
-        """Insert a new run (usually with status "running").
-
-        Raises:
-            StoreError: a run with this id already exists.
-        """
-        _check_status(record.status)
-        values = [_encode(name, getattr(record, name)) for name in _COLUMNS]
-        marks = ", ".join("?" * len(_COLUMNS))
+        """Insert a new run with the record's status (see Store.create_run)."""
+        check_status(record.status)
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (record.run_id,)).fetchone():
                 raise StoreError(
                     f"run {record.run_id!r} is already in the results store {self.path}"
                 )
-            conn.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({marks})", values)
+            conn.execute(
+                f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                [_encode(name, getattr(record, name)) for name in COLUMNS],
+            )
+
+    def queue_run(self, record: RunRecord) -> None:
+        """Insert a new run with status "queued" (see Store.queue_run)."""
+        self.create_run(dataclasses.replace(record, status="queued"))
+
+    @_translate_errors
+    def claim_run(self) -> RunRecord | None:
+        """Make the oldest queued run running and return it (see Store.claim_run).
+
+        Atomic across processes: the select and the update are one ``BEGIN IMMEDIATE``
+        transaction, which holds the file's write lock from its start, so no two claimers
+        read the same queued run.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                f"{_SELECT} WHERE status = 'queued' {_QUEUE_ORDER} LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (row["run_id"],))
+        return dataclasses.replace(_from_row(row), status="running")
 
     @_translate_errors
     def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
-        """Record (or replace) one epoch's metrics and update the run's ``epochs_run``.
-
-        Args:
-            run_id: the exact id of an existing run.
-            epoch: the epoch number.
-            **metrics: any of train_loss, train_accuracy, val_loss, val_accuracy, lr, seconds.
-        """
-        unknown = sorted(set(metrics) - set(EPOCH_METRICS))
-        if unknown:
-            raise ValueError(
-                f"unknown epoch metric(s) {', '.join(unknown)}; known: {', '.join(EPOCH_METRICS)}"
-            )
+        """Record (or replace) one epoch's metrics (see Store.add_epoch)."""
+        check_epoch_metrics(metrics)
         names = ["run_id", "epoch", *metrics]
         marks = ", ".join("?" * len(names))
         with self._write() as conn:
@@ -307,44 +253,32 @@ class Store:
                 (run_id, run_id),
             )
 
-    @_translate_errors
-    def finish_run(self, run_id: str, **fields: Any) -> None:
-        """Update a run's result fields, e.g. ``status="completed", test_accuracy=0.91``.
+    def mark_running(self, run_id: str) -> None:
+        """Set the status to running and clear the error (see Store.mark_running)."""
+        self._set(run_id, {"status": "running", "error": None})
 
-        Raises:
-            ValueError: no fields, or a field that does not exist or identifies the run.
-        """
-        if not fields:
-            raise ValueError("finish_run needs at least one field to update")
-        unknown = sorted(set(fields) - set(_UPDATABLE_FIELDS))
-        if unknown:
-            raise ValueError(
-                f"cannot update run field(s) {', '.join(unknown)}; "
-                f"updatable: {', '.join(_UPDATABLE_FIELDS)}"
-            )
-        if "status" in fields:
-            _check_status(fields["status"])
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        values = [_encode(name, value) for name, value in fields.items()]
-        with self._write() as conn:
-            self._require(conn, run_id)
-            conn.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
+    def finish_run(self, run_id: str, *, status: str, **fields: Any) -> None:
+        """Set a final status and the results (see Store.finish_run)."""
+        check_final_status(status)
+        if fields:
+            check_fields(fields)
+        self._set(run_id, {"status": status, **fields})
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Update fields other than the status and the identity (see Store.update_run)."""
+        check_fields(fields)
+        self._set(run_id, fields)
 
     # -- reading -----------------------------------------------------------------------------
 
     @_translate_errors
     def get(self, run_id: str) -> RunRecord:
-        """The run with this id, or the only run whose id starts with it.
-
-        Raises:
-            UnknownNameError: no run matches.
-            UsageError: the prefix matches several runs.
-        """
+        """The run with this id, or the only run whose id starts with it (see Store.get)."""
         conn = self._connection()
         rows = conn.execute(f"{_SELECT} WHERE run_id = ?", (run_id,)).fetchall()
         if not rows and run_id:
             rows = conn.execute(
-                f"{_SELECT} WHERE substr(run_id, 1, ?) = ? ORDER BY started_at, rowid",
+                f"{_SELECT} WHERE substr(run_id, 1, ?) = ? {_QUEUE_ORDER}",
                 (len(run_id), run_id),
             ).fetchall()
         if not rows:
@@ -362,18 +296,12 @@ class Store:
     def runs(
         self, model: str | None = None, dataset: str | None = None, status: str | None = None
     ) -> list[RunRecord]:
-        """The runs, oldest first, optionally filtered.
-
-        Args:
-            model: a model name or shell wildcard (``"*rnn"``).
-            dataset: a dataset name or shell wildcard.
-            status: one of STATUSES.
-        """
+        """The runs, oldest first, optionally filtered (see Store.runs)."""
         query, args = _SELECT, ()
         if status is not None:
-            _check_status(status)
+            check_status(status)
             query, args = f"{query} WHERE status = ?", (status,)
-        rows = self._connection().execute(f"{query} ORDER BY started_at, rowid", args)
+        rows = self._connection().execute(f"{query} {_QUEUE_ORDER}", args)
         return [
             _from_row(row)
             for row in rows
@@ -382,7 +310,7 @@ class Store:
 
     @_translate_errors
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's per-epoch metrics in epoch order (empty for an unknown run)."""
+        """The run's per-epoch metrics in epoch order (see Store.epochs)."""
         rows = self._connection().execute(
             f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM epochs WHERE run_id = ? ORDER BY epoch",
             (run_id,),
@@ -390,6 +318,15 @@ class Store:
         return [dict(row) for row in rows]
 
     # -- internals ---------------------------------------------------------------------------
+
+    @_translate_errors
+    def _set(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Write already-checked fields of one existing run."""
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = [_encode(name, value) for name, value in fields.items()]
+        with self._write() as conn:
+            self._require(conn, run_id)
+            conn.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
 
     def _connection(self) -> sqlite3.Connection:
         """This process's connection, opened (and the schema migrated) on first use."""

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 DPI = 100
 LEARNING_CURVES_SIZE = (10.0, 4.0)  # inches
 
@@ -35,57 +37,14 @@ def learning_curves(epochs: list[dict], path, title: str = "") -> Path:
         (e for e in epochs if _number(e.get("epoch")) is not None),
         key=lambda e: e["epoch"],
     )
-
-    def series(key: str, scale: float = 1.0) -> tuple[list[int], list[float]]:
-        xs, ys = [], []
-        for e in rows:
-            v = _number(e.get(key))
-            if v is not None:
-                xs.append(int(e["epoch"]))
-                ys.append(v * scale)
-        return xs, ys
-
-    val_x, val_acc = series("val_accuracy")
+    val_x, val_acc = _series(rows, "val_accuracy")
     best_epoch = val_x[val_acc.index(max(val_acc))] if val_acc else None
-    all_epochs = [int(e["epoch"]) for e in rows]
-    marker = "o" if len(all_epochs) <= 30 else None
 
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=LEARNING_CURVES_SIZE, layout="constrained")
     try:
-        panels = (
-            (ax_loss, "loss", "loss", 1.0),
-            (ax_acc, "accuracy", "accuracy", 100.0),
-        )
-        for ax, name, ylabel, scale in panels:
-            for split, colour in (("train", _TRAIN_COLOUR), ("val", _VAL_COLOUR)):
-                xs, ys = series(f"{split}_{name}", scale)
-                if xs:
-                    ax.plot(xs, ys, color=colour, marker=marker, markersize=4, linewidth=1.8,
-                            label="train" if split == "train" else "validation")
-            if best_epoch is not None:
-                ax.axvline(best_epoch, color=_BEST_COLOUR, linestyle="--", linewidth=1.2, zorder=1,
-                           label=f"best epoch {best_epoch}")
-            ax.set_title(name)
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(ylabel + (" (%)" if scale != 1.0 else ""))
-            if all_epochs:
-                lo, hi = min(all_epochs), max(all_epochs)
-                if hi - lo < 10:  # few epochs: a tick on each (MaxNLocator would add halves)
-                    ax.set_xticks(range(lo, hi + 1))
-                else:
-                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                pad = 0.5 if hi - lo < 4 else 0.03 * (hi - lo)
-                ax.set_xlim(lo - pad, hi + pad)
-            ax.grid(True, alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", fontsize="small", framealpha=0.9)
-            else:
-                ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center",
-                        va="center", color="grey")
-
+        _curves_panel(ax_loss, rows, "loss", 1.0, best_epoch)
+        _curves_panel(ax_acc, rows, "accuracy", 100.0, best_epoch)
         heading = title or "learning curves"
         if best_epoch is not None:
             heading += f"  (best val accuracy {max(val_acc) * 100:.2f}% at epoch {best_epoch})"
@@ -95,14 +54,60 @@ def learning_curves(epochs: list[dict], path, title: str = "") -> Path:
         plt.close(fig)
 
 
+def _series(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list[int], list[float]]:
+    """The epochs that have a number for ``key``, and those numbers times ``scale``."""
+    xs, ys = [], []
+    for e in rows:
+        v = _number(e.get(key))
+        if v is not None:
+            xs.append(int(e["epoch"]))
+            ys.append(v * scale)
+    return xs, ys
+
+
+def _curves_panel(ax, rows: list[dict], name: str, scale: float, best_epoch: int | None) -> None:
+    """One panel of the learning curves: ``train_<name>`` and ``val_<name>`` per epoch."""
+    all_epochs = [int(e["epoch"]) for e in rows]
+    marker = "o" if len(all_epochs) <= 30 else None
+    for split, colour in (("train", _TRAIN_COLOUR), ("val", _VAL_COLOUR)):
+        xs, ys = _series(rows, f"{split}_{name}", scale)
+        if xs:
+            ax.plot(xs, ys, color=colour, marker=marker, markersize=4, linewidth=1.8,
+                    label="train" if split == "train" else "validation")
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color=_BEST_COLOUR, linestyle="--", linewidth=1.2, zorder=1,
+                   label=f"best epoch {best_epoch}")
+    ax.set_title(name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name + (" (%)" if scale != 1.0 else ""))
+    if all_epochs:
+        _epoch_axis(ax, min(all_epochs), max(all_epochs))
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize="small", framealpha=0.9)
+    else:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center",
+                va="center", color="grey")
+
+
+def _epoch_axis(ax, lo: int, hi: int) -> None:
+    """Whole-epoch ticks from ``lo`` to ``hi``, with a little room at both ends."""
+    from matplotlib.ticker import MaxNLocator  # lazily: matplotlib stays out of light commands
+
+    if hi - lo < 10:  # few epochs: a tick on each (MaxNLocator would add halves)
+        ax.set_xticks(range(lo, hi + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    pad = 0.5 if hi - lo < 4 else 0.03 * (hi - lo)
+    ax.set_xlim(lo - pad, hi + pad)
+
+
 def confusion_matrix(matrix, classes: Sequence[str], path, title: str = "") -> Path:
     """Draw a confusion matrix (rows = true class, columns = predicted) and save a PNG.
 
     Cell colour is the row-normalised fraction (the share of each true class predicted as each
     class); the raw count is written in every cell. The title carries the overall accuracy.
     """
-    import numpy as np
-
     counts = np.asarray(matrix)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"confusion matrix must be square, got shape {counts.shape}")
@@ -118,7 +123,7 @@ def confusion_matrix(matrix, classes: Sequence[str], path, title: str = "") -> P
     accuracy = float(np.trace(counts)) / total if total else None
 
     plt = _pyplot()
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import PercentFormatter  # lazily: matplotlib stays out of light commands
 
     cmap = plt.get_cmap("Blues")
     side = min(max(4.0, 0.55 * n + 2.5), 20.0)
@@ -128,34 +133,9 @@ def confusion_matrix(matrix, classes: Sequence[str], path, title: str = "") -> P
         bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
         bar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         bar.set_label("share of true class")
-
         if n <= 40:
-            # Fit the widest count in a cell: a digit is ~0.6 em wide, plus some margin.
-            digits = max(3, len(str(int(counts.max()))) if counts.size else 1)
-            cell_pt = 0.8 * side / n * 72
-            fontsize = max(5.0, min(10.0, cell_pt / (0.75 * digits)))
-            for i in range(n):
-                for j in range(n):
-                    r, g, b, _ = cmap(norm[i, j])
-                    dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5
-                    colour = "white" if dark else ("black" if counts[i, j] else "#b0b0b0")
-                    ax.text(j, i, str(counts[i, j]), ha="center", va="center",
-                            color=colour, fontsize=fontsize)
-
-        ax.set_xticks(range(n), labels=classes, rotation=45, ha="right",
-                      rotation_mode="anchor")
-        ax.set_yticks(range(n), labels=classes)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.tick_params(length=0)
-        # Thin white lines between cells.
-        ax.set_xticks(np.arange(-0.5, n, 1.0), minor=True)
-        ax.set_yticks(np.arange(-0.5, n, 1.0), minor=True)
-        ax.grid(which="minor", color="white", linewidth=0.8)
-        ax.tick_params(which="minor", length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-
+            _write_counts(ax, counts, norm, cmap, side)
+        _matrix_axes(ax, classes)
         acc = f"accuracy {accuracy * 100:.2f}% ({int(np.trace(counts))}/{total})" \
             if accuracy is not None else "accuracy n/a (no examples)"
         ax.set_title(f"{title}\n{acc}" if title else acc)
@@ -164,6 +144,39 @@ def confusion_matrix(matrix, classes: Sequence[str], path, title: str = "") -> P
         return _save(fig, path, tight=True)
     finally:
         plt.close(fig)
+
+
+def _write_counts(ax, counts, norm, cmap, side: float) -> None:
+    """Write each cell's count, in a colour that reads on the cell's shade."""
+    n = counts.shape[0]
+    # Fit the widest count in a cell: a digit is ~0.6 em wide, plus some margin.
+    digits = max(3, len(str(int(counts.max()))) if counts.size else 1)
+    cell_pt = 0.8 * side / n * 72
+    fontsize = max(5.0, min(10.0, cell_pt / (0.75 * digits)))
+    for i in range(n):
+        for j in range(n):
+            r, g, b, _ = cmap(norm[i, j])
+            dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5
+            colour = "white" if dark else ("black" if counts[i, j] else "#b0b0b0")
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center",
+                    color=colour, fontsize=fontsize)
+
+
+def _matrix_axes(ax, classes: list[str]) -> None:
+    """Class names on both axes, no ticks or frame, thin white lines between the cells."""
+    n = len(classes)
+    ax.set_xticks(range(n), labels=classes, rotation=45, ha="right",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(n), labels=classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.tick_params(length=0)
+    ax.set_xticks([k - 0.5 for k in range(n + 1)], minor=True)
+    ax.set_yticks([k - 0.5 for k in range(n + 1)], minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 def _number(value: Any) -> float | None:
@@ -178,7 +191,7 @@ def _number(value: Any) -> float | None:
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # lazily: matplotlib stays out of light commands
 
     # Select Agg before pyplot is first imported. If the caller already imported pyplot with a
     # backend of its own (a notebook, say), leave it: switching would close its figures, and

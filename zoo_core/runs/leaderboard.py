@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shlex
 import statistics
 from typing import Any, Iterable
 
 import tabulate
 
 from zoo_core.errors import UsageError
-from zoo_core.store import RunRecord
+from zoo_core.runs.records import RunRecord
 
 AGGREGATE_KEYS = (
     "model", "dataset", "config_id", "config", "n", "seeds", "test_acc_mean", "test_acc_std",
@@ -28,7 +27,6 @@ RUN_KEYS = (
     "started_at",
 )
 MACHINE_FORMATS = ("csv", "json")
-EMPTY_MESSAGE = "no completed runs yet: try `zoo run cnn --dataset fashion`"
 _CONFIG_WIDTH = 28
 
 
@@ -101,59 +99,6 @@ def _rank_key(row: dict[str, Any]) -> tuple:
             row["model"], row["dataset"], row["config_id"])
 
 
-# Trainer settings with options of their own on `zoo run`; every other setting goes via --set.
-_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "limit": "--limit"}
-
-
-def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: list[int],
-                      defaults: dict[str, Any] | None = None) -> str:
-    """The ``zoo run`` command that trains ``config`` again with these seeds.
-
-    Args:
-        config: a run's recorded settings (hyperparameters, trainer settings and limit).
-        seeds: the seeds to run, e.g. ``[0, 1, 2]``.
-        defaults: the settings ``zoo run MODEL`` would use today; only the settings that
-            differ from them are spelled out. None (the model is not installed) spells out all.
-
-    Returns:
-        one command per run of consecutive seeds, joined by `` && ``.
-    """
-    words = ["zoo", "run", model, "--dataset", dataset]
-    for key in sorted(config):
-        value = config[key]
-        if key == "limit":
-            if value is not None:
-                words += ["--limit", str(value)]
-            continue
-        if defaults is not None and key in defaults and _same(defaults[key], value):
-            continue
-        text = str(value).lower() if isinstance(value, bool) else _setting(value)
-        words += [_OPTIONS[key], shlex.quote(text)] if key in _OPTIONS else \
-            ["--set", shlex.quote(f"{key}={text}")]
-    commands = []
-    for first, count in _seed_ranges(seeds):
-        extra = ([f"--seed {first}"] if first else []) + ([f"--seeds {count}"] if count > 1 else [])
-        commands.append(" ".join(words + extra))
-    return " && ".join(commands)
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b or (
-        isinstance(a, (int, float)) and isinstance(b, (int, float))
-        and not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b))
-
-
-def _seed_ranges(seeds: list[int]) -> list[tuple[int, int]]:
-    """``[0, 1, 2, 5]`` -> ``[(0, 3), (5, 1)]``."""
-    ranges: list[tuple[int, int]] = []
-    for seed in sorted(set(seeds)):
-        if ranges and ranges[-1][0] + ranges[-1][1] == seed:
-            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
-        else:
-            ranges.append((seed, 1))
-    return ranges
-
-
 def runs_rows(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
     """One row per completed run (keys of RUN_KEYS), best test accuracy first."""
     completed = [run for run in runs if run.status == "completed"]
@@ -164,7 +109,8 @@ def runs_rows(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
 # -- rendering ---------------------------------------------------------------------------------
 
 
-def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False) -> str:
+def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False,
+           empty: str = "no completed runs yet") -> str:
     """Render aggregate rows (or, with ``runs=True``, the rows of runs_rows).
 
     Args:
@@ -172,10 +118,11 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False) 
             the last column).
         fmt: any tabulate format name, or "csv" (full precision) or "json".
         runs: the rows are per-run rows.
+        empty: what a human format shows when there are no rows.
 
     Returns:
-        the text, without a trailing newline. No rows gives a hint for humans, "[]" for json
-        and a header line for csv.
+        the text, without a trailing newline. No rows gives ``empty`` for humans, "[]" for
+        json and a header line for csv.
 
     Raises:
         UsageError: an unknown format.
@@ -188,7 +135,7 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False) 
     if fmt == "csv":
         return _csv(rows, list(rows[0]) if rows else list(RUN_KEYS if runs else AGGREGATE_KEYS))
     if not rows:
-        return EMPTY_MESSAGE
+        return empty
     headers, aligns, table, notes = (_runs_table if runs else _aggregate_table)(rows)
     if "command" in rows[0]:  # from `zoo leaderboard --commands`
         code = "`{}`" if fmt in ("github", "pipe") else "{}"
@@ -282,13 +229,13 @@ def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         siblings = configs[(row["model"], row["dataset"])]
         keys = sorted({key for config in siblings for key in config})
-        varying = [k for k in keys if len({_setting(c.get(k)) for c in siblings}) > 1]
-        label = " ".join(f"{k}={_setting(row['config'].get(k))}" for k in varying)
+        varying = [k for k in keys if len({format_setting(c.get(k)) for c in siblings}) > 1]
+        label = " ".join(f"{k}={format_setting(row['config'].get(k))}" for k in varying)
         labels.append(_truncate(label) if label else row["config_id"])
     return labels
 
 
-def _setting(value: Any) -> str:
+def format_setting(value: Any) -> str:
     """Short, and exact: ``0.001`` -> ``"0.001"``, ``0.1234567891`` -> ``"0.1234567891"``."""
     if not isinstance(value, float):
         return str(value)

@@ -1,0 +1,194 @@
+"""``zoo show``, ``zoo evaluate`` and ``zoo leaderboard``: what the recorded runs say.
+
+``zoo leaderboard`` and ``zoo show`` never import TensorFlow; ``zoo evaluate`` rebuilds
+a run's graph from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zoo_core.cli.common import (RUN_OPTIONS, DownloadProgressBar, data_dir_option, echo_json,
+                                 json_option, table)
+from zoo_core.errors import ZooError
+from zoo_core.runs import leaderboard as lb
+from zoo_core.runs.records import run_files
+from zoo_core.runs.store import open_store
+from zoo_core.settings import RunSettings
+
+_LEADERBOARD_FORMATS = "any tabulate format (simple, github, grid, ...), csv or json"
+EMPTY_LEADERBOARD = "no completed runs yet: try `zoo run cnn --dataset fashion`"
+
+
+@click.command("show")
+@click.argument("run_id")
+@json_option
+def show(run_id, as_json):
+    """Show a run's summary and where its files are (RUN_ID may be a unique prefix)."""
+    with open_store() as store:
+        r = store.get(run_id)
+        epochs = store.epochs(r.run_id)
+    files = run_files(r)
+    if as_json:
+        echo_json({**r.to_dict(), "epochs": epochs, "files": {k: str(v) for k, v in files.items()}})
+        return
+    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    rows = [
+        ["status", r.status + (f" ({r.error})" if r.error else "")],
+        ["model", f"{r.model} ({r.plugin} {r.plugin_version})"],
+        ["dataset", f"{r.dataset} (train {r.split_sizes.get('train')}, val {r.split_sizes.get('val')}, "
+                    f"test {r.split_sizes.get('test')})"],
+        ["seed", r.seed],
+        ["settings", ", ".join(f"{k}={v}" for k, v in sorted(r.config.items()))],
+        ["epochs", f"{r.epochs_run} run, best {r.best_epoch or '-'}"],
+        ["validation accuracy", pct(r.val_accuracy)],
+        ["test accuracy", pct(r.test_accuracy) + ("" if r.test_loss is None else f" (loss {r.test_loss:.4f})")],
+        ["parameters", "-" if r.params is None else f"{r.params:,}"],
+        ["training time", "-" if r.train_seconds is None else f"{r.train_seconds:.1f}s "
+                          f"({r.examples_per_sec:,.0f} examples/s)"],
+        ["versions", f"zoo-core {r.zoo_version}, tensorflow {r.tf_version}"],
+        ["started / finished", f"{r.started_at} / {r.finished_at or '-'}"],
+        ["folder", r.run_dir],
+    ]
+    click.echo(f"run {r.run_id}")
+    click.echo(table(rows, [], "plain"))
+    if epochs:
+        click.echo("")
+        click.echo(table([[e["epoch"], f"{e['train_loss']:.4f}", pct(e["train_accuracy"]),
+                           f"{e['val_loss']:.4f}", pct(e["val_accuracy"]), f"{e['seconds']:.1f}s"]
+                          for e in epochs],
+                         ["epoch", "train loss", "train acc", "val loss", "val acc", "time"]))
+    if files:
+        click.echo("\nfiles:")
+        for name, path in files.items():
+            click.echo(f"  {name:<16} {path}")
+
+
+@click.command("evaluate")
+@click.argument("run_id")
+@click.option("--split", type=click.Choice(["val", "test", "train"]), default="test", show_default=True,
+              help="Which split to evaluate.")
+@data_dir_option
+@json_option
+@click.pass_obj
+def evaluate(state, run_id, split, data_dir, as_json):
+    """Evaluate a run's best checkpoint on a split: loss, accuracy, per-class, confusion.
+
+    Nothing is recorded: the run's reported test accuracy stays the one measured
+    when it finished.
+    """
+    # numpy and the graph code: kept out of the light commands
+    from zoo_core.data import load
+    from zoo_core.train.evaluate import evaluate_checkpoint
+
+    with open_store() as store:
+        r = store.get(run_id)
+    zoo = state.zoo()
+    spec = zoo.model(r.model)
+    settings = RunSettings.recorded(r.config, spec.hparams)
+    data = load(zoo.dataset(r.dataset), data_dir, settings.limit, progress=DownloadProgressBar())
+    if data.checksums != r.data_checksums:
+        click.echo("warning: the dataset's files differ from the ones this run was trained on",
+                   err=True)
+    x, y = {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test),
+            "train": (data.x_train, data.y_train)}[split]
+    m = evaluate_checkpoint(spec, settings.hparams, settings.trainer, Path(r.run_dir), x, y,
+                            data.num_classes)
+    if as_json:
+        echo_json({"run_id": r.run_id, "split": split, **m.to_dict(data.classes)})
+        return
+    click.echo(f"run {r.run_id}, {split} split ({m.examples} examples): "
+               f"accuracy {100 * m.accuracy:.2f}%, loss {m.loss:.4f}\n")
+    click.echo(table([[c, f"{100 * a:.2f}%"] for c, a in zip(data.classes, m.per_class)],
+                     ["class", "accuracy"]))
+    click.echo("\nconfusion matrix (rows: true class, columns: predicted)")
+    click.echo(table([[c, *row] for c, row in zip(data.classes, m.confusion.tolist())],
+                     ["", *[str(i) for i in range(len(data.classes))]]))
+
+
+@click.command("leaderboard")
+@click.option("--dataset", "-d", metavar="PATTERN", help="Only these datasets (wildcards allowed).")
+@click.option("--model", "-m", metavar="PATTERN", help="Only these models (wildcards allowed).")
+@click.option("--runs", "per_run", is_flag=True, help="List every completed run instead of aggregates.")
+@click.option("--format", "fmt", default="simple", show_default=True, metavar="FORMAT",
+              help=f"Output format: {_LEADERBOARD_FORMATS}.")
+@click.option("--commands", is_flag=True,
+              help="Add the `zoo run` command that reproduces each row (loads the plugins).")
+@click.pass_obj
+def leaderboard(state, dataset, model, per_run, fmt, commands):
+    """Rank completed runs by test accuracy: mean ± std over seeds per configuration."""
+    with open_store() as store:
+        records = store.runs(model=model, dataset=dataset, status="completed")
+    rows = lb.runs_rows(records) if per_run else lb.aggregate(records)
+    if commands and rows:
+        zoo = state.zoo()
+        for row in rows:
+            seeds = [row["seed"]] if per_run else row["seeds"]
+            row["command"] = reproduce_command(
+                row["model"], row["dataset"], row["config"], seeds,
+                _defaults(zoo, row["model"], row["dataset"]))
+    click.echo(lb.render(rows, fmt, runs=per_run, empty=EMPTY_LEADERBOARD))
+
+
+def _defaults(zoo, model: str, dataset: str) -> dict | None:
+    """What `zoo run MODEL --dataset DATASET` would use today; None when it cannot run."""
+    try:
+        return zoo.resolve(model, dataset).settings.config
+    except ZooError:
+        return None
+
+
+COMMANDS = [show, evaluate, leaderboard]
+
+
+def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: list[int],
+                      defaults: dict[str, Any] | None = None) -> str:
+    """The ``zoo run`` command that trains ``config`` again with these seeds.
+
+    Args:
+        config: a run's recorded settings (hyperparameters, trainer settings and limit).
+        seeds: the seeds to run, e.g. ``[0, 1, 2]``.
+        defaults: the settings ``zoo run MODEL`` would use today; only the settings that
+            differ from them are spelled out. None (the model is not installed) spells out all.
+
+    Returns:
+        one command per run of consecutive seeds, joined by `` && ``.
+    """
+    words = ["zoo", "run", model, "--dataset", dataset]
+    for key in sorted(config):
+        value = config[key]
+        if key == "limit":
+            if value is not None:
+                words += ["--limit", str(value)]
+            continue
+        if defaults is not None and key in defaults and _same(defaults[key], value):
+            continue
+        text = str(value).lower() if isinstance(value, bool) else lb.format_setting(value)
+        words += [RUN_OPTIONS[key], shlex.quote(text)] if key in RUN_OPTIONS else \
+            ["--set", shlex.quote(f"{key}={text}")]
+    commands = []
+    for first, count in _seed_ranges(seeds):
+        extra = ([f"--seed {first}"] if first else []) + ([f"--seeds {count}"] if count > 1 else [])
+        commands.append(" ".join(words + extra))
+    return " && ".join(commands)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b or (
+        isinstance(a, (int, float)) and isinstance(b, (int, float))
+        and not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b))
+
+
+def _seed_ranges(seeds: list[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 5]`` -> ``[(0, 3), (5, 1)]``."""
+    ranges: list[tuple[int, int]] = []
+    for seed in sorted(set(seeds)):
+        if ranges and ranges[-1][0] + ranges[-1][1] == seed:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+        else:
+            ranges.append((seed, 1))
+    return ranges

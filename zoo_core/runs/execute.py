@@ -1,0 +1,277 @@
+"""Executing a plan: for each run, load, train, evaluate and record, whatever happens.
+
+This module owns a run's folder and its row in the store, so that whatever happens
+(success, a NaN, Ctrl-C, SIGTERM) the run is recorded with the right status and nothing
+half-written is left behind. :func:`execute_plan` runs a :class:`~zoo_core.runs.plan.RunPlan`
+in this process, one run after another; :func:`resume` continues an interrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import secrets
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo_core import __version__, data, paths
+from zoo_core.paths import RunFiles
+from zoo_core._tf import tf as import_tf
+from zoo_core.catalogue import Zoo
+from zoo_core.catalogue.specs import ModelSpec
+from zoo_core.data import Data, DownloadProgress
+from zoo_core.errors import (DataError, RunInterrupted, StoreError, UsageError, ZooError, render,
+                             setting)
+from zoo_core.runs import plots
+from zoo_core.runs.plan import PlannedRun, RunPlan
+from zoo_core.runs.records import RunRecord, utc_now
+from zoo_core.runs.store import Store
+from zoo_core.settings import RunSettings
+from zoo_core.train import checkpoints, loop
+from zoo_core.train.metrics import EPOCH_METRICS
+
+
+class Events(loop.Progress):
+    """What a batch of runs reports as it goes (and each run's progress); the default is silent."""
+
+    def skipped(self, run: PlannedRun) -> None:
+        """``run`` is left out: the store has it done (``run.done``)."""
+
+    def starting(self, run: PlannedRun, data: Data) -> None:
+        """``run`` is about to train on ``data``."""
+
+    def finished(self, record: RunRecord) -> None:
+        """A run completed."""
+
+    def failed(self, run: PlannedRun, error: BaseException) -> None:
+        """A run failed (recorded as failed); the batch goes on with the next one."""
+
+
+@dataclass
+class BatchResult:
+    """What a batch ended with: completed (or skipped as done) runs, and failures."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    failures: list[tuple[PlannedRun, BaseException]] = field(default_factory=list)
+
+
+def execute_plan(zoo: Zoo, plan: RunPlan, store: Store, *, data_dir=None,
+                 events: Events | None = None,
+                 download: DownloadProgress | None = None) -> BatchResult:
+    """Run every run of ``plan`` that is not done, in this process, in order.
+
+    The dataset is loaded once for the whole batch. A run that fails is recorded as
+    failed and the batch goes on, unless the plan has a single run (its error is raised)
+    or the error is the store's or the data's (every other run would fail too).
+
+    Raises:
+        RunInterrupted: Ctrl-C or SIGTERM; that run is recorded as interrupted.
+        StoreError, DataError: the batch stops at once.
+    """
+    events = events or Events()
+    result = BatchResult()
+    todo = plan.todo
+    loaded = data.load(plan.dataset, data_dir, plan.limit, progress=download) if todo else None
+    for run in plan.runs:
+        if run.done is not None:
+            events.skipped(run)
+            result.records.append(run.done)
+            continue
+        events.starting(run, loaded)
+        try:
+            record = execute(zoo, run, store, loaded, events)
+        except (StoreError, DataError):
+            raise
+        except Exception as e:
+            if len(plan.runs) == 1:
+                raise
+            result.failures.append((run, e))  # recorded as failed; the others still run
+            events.failed(run, e)
+            continue
+        result.records.append(record)
+        events.finished(record)
+    return result
+
+
+def new_run_id(model: str, dataset: str, seed: int) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{model}-{dataset}-s{seed}-{stamp}-{secrets.token_hex(2)}"
+
+
+def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
+            progress: loop.Progress | None = None) -> RunRecord:
+    """Train and evaluate one planned run on ``loaded`` data, recording everything.
+
+    Returns:
+        the completed run's record.
+
+    Raises:
+        ZooError: the run folder cannot be made (nothing recorded), or training failed
+            (recorded as ``failed``).
+        RunInterrupted: Ctrl-C or SIGTERM; recorded as ``interrupted``, checkpoints kept.
+    """
+    tf = import_tf()
+    run_id = new_run_id(run.model.name, run.dataset.name, run.seed)
+    run_dir = _new_run_dir(run_id)
+    record = RunRecord(
+        run_id=run_id, model=run.model.name, dataset=run.dataset.name, plugin=run.model.plugin,
+        plugin_version=run.model.plugin_version, zoo_version=__version__,
+        tf_version=tf.__version__, config=run.settings.config, seed=run.seed,
+        data_checksums=loaded.checksums, split_sizes=loaded.split_sizes, run_dir=str(run_dir),
+    )
+    checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
+        "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
+        "seed": run.seed, "config": run.settings.config, "sources": dict(run.settings.sources),
+        "data": {"source": render(loaded.source), "checksums": loaded.checksums,
+                 "splits": loaded.split_sizes},
+        "versions": {"zoo-core": __version__, run.model.plugin: run.model.plugin_version,
+                     "tensorflow": tf.__version__, "python": platform.python_version()},
+    })
+    store.create_run(record)
+    return _train_and_record(zoo, store, record, run.model, run.settings, loaded, progress,
+                             resume=False)
+
+
+def _new_run_dir(run_id: str) -> Path:
+    run_dir = paths.ensure_dir(paths.runs_dir(), "the runs folder", StoreError) / run_id
+    try:
+        run_dir.mkdir()
+    except OSError as e:
+        raise StoreError(f"cannot create the run folder {run_dir}: {paths.why_not(e, run_dir)}; "
+                         f"{paths.remedy(e)}") from None
+    return run_dir
+
+
+def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
+           progress: loop.Progress | None = None,
+           download: DownloadProgress | None = None) -> RunRecord:
+    """Continue an interrupted (or failed) run from its last completed epoch.
+
+    The run keeps its id, settings and seed; the data must be the same files
+    (checksums are compared). Returns the completed run's record.
+    """
+    record = store.get(run_id)
+    if record.status not in ("interrupted", "failed"):
+        raise UsageError(f"run {record.run_id} is {record.status}; only interrupted or failed "
+                         "runs can be resumed")
+    spec = zoo.model(record.model)
+    settings = RunSettings.recorded(record.config, spec.hparams)
+    loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
+    if loaded.checksums != record.data_checksums:
+        raise DataError(f"the {record.dataset} files found now ({loaded.source}) differ from the "
+                        f"ones run {record.run_id} was trained on; point {setting('data_dir')} "
+                        "at the original files")
+    saved = (checkpoints.read_index(Path(record.run_dir)) or {}).get("state", {})
+    for epoch in saved.get("epochs", []):  # an epoch saved but not yet stored when interrupted
+        store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
+    store.mark_running(record.run_id)
+    return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C while training, so the run is recorded as interrupted."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
+                      settings: RunSettings, loaded: Data, progress, resume: bool) -> RunRecord:
+    run_id, run_dir = record.run_id, Path(record.run_dir)
+    recorder = _Recorder(store, run_id, progress)
+    try:
+        with sigterm_as_interrupt():
+            result = loop.train(model, settings.hparams, settings.trainer, loaded, record.seed,
+                                run_dir, recorder, resume=resume)
+    except KeyboardInterrupt:
+        store.finish_run(run_id, status="interrupted", finished_at=utc_now(),
+                         error=f"interrupted after {recorder.epochs} epoch(s)", **recorder.best())
+        _finished(zoo, store, run_id)
+        raise RunInterrupted(run_id, recorder.epochs) from None
+    except Exception as e:  # recorded as failed, then passed on
+        error = str(e) if isinstance(e, ZooError) else f"{type(e).__name__}: {e}"
+        store.finish_run(run_id, status="failed", finished_at=utc_now(), error=error)
+        _finished(zoo, store, run_id)
+        raise
+    _write_outputs(store, record, result, loaded)
+    store.finish_run(
+        run_id, status="completed", finished_at=utc_now(), params=result.params,
+        best_epoch=result.best_epoch, train_seconds=result.train_seconds,
+        examples_per_sec=result.examples_per_sec, val_accuracy=result.val_accuracy,
+        test_loss=result.test.loss, test_accuracy=result.test.accuracy, error=None,
+    )
+    return _finished(zoo, store, run_id)
+
+
+def _write_outputs(store: Store, record: RunRecord, result: loop.TrainResult, loaded: Data):
+    """The run's metrics.json, learning curves and confusion matrix; a failure fails the run."""
+    run_dir = Path(record.run_dir)
+    try:
+        checkpoints.write_json_atomic(run_dir / RunFiles.METRICS, {
+            "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
+            "test": result.test.to_dict(loaded.classes),
+        })
+        title = f"{record.model} on {record.dataset}, seed {record.seed}"
+        plots.learning_curves(result.epochs, run_dir / RunFiles.CURVES, title=title)
+        plots.confusion_matrix(result.test.confusion, loaded.classes, run_dir / RunFiles.CONFUSION,
+                               title=f"{title}: test split")
+    except OSError as e:
+        message = (f"cannot write the run's files in {run_dir} ({paths.why_not(e, run_dir)}); "
+                   f"test accuracy was {100 * result.test.accuracy:.2f}%; {paths.remedy(e)}")
+        store.finish_run(record.run_id, status="failed", finished_at=utc_now(), error=message)
+        raise StoreError(message) from None
+
+
+class _Recorder(loop.Progress):
+    """Passes progress through and stores each epoch as it ends."""
+
+    def __init__(self, store: Store, run_id: str, progress: loop.Progress | None):
+        self.store, self.run_id = store, run_id
+        self.progress = progress or loop.Progress()
+        self.epochs = 0
+        self.best_record: dict | None = None
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self.progress.epoch_start(epoch, epochs, steps)
+
+    def step(self, loss: float, accuracy: float) -> None:
+        self.progress.step(loss, accuracy)
+
+    def epoch_end(self, record: dict) -> None:
+        self.epochs = record["epoch"]
+        if record.get("best"):
+            self.best_record = record
+        self.store.add_epoch(self.run_id, record["epoch"], **{k: record[k] for k in EPOCH_METRICS})
+        self.progress.epoch_end(record)
+
+    def best(self) -> dict:
+        if not self.best_record:
+            return {}
+        return {"best_epoch": self.best_record["epoch"],
+                "val_accuracy": self.best_record["val_accuracy"]}
+
+
+def _finished(zoo: Zoo, store: Store, run_id: str) -> RunRecord:
+    """The run as stored, after telling the plugins' ``zoo_run_finished`` hooks."""
+    record = store.get(run_id)
+    manager = zoo.plugins.manager
+    if manager is not None:
+        try:
+            manager.hook.zoo_run_finished(run=record)
+        except Exception as e:  # noqa: BLE001 - a reporter must not lose the run
+            warnings.warn(f"a zoo_run_finished hook failed: {type(e).__name__}: {e}")
+    return record
+

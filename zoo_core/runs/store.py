@@ -1,0 +1,195 @@
+"""The results store as the rest of the zoo sees it: the :class:`Store` protocol and
+:func:`open_store`.
+
+Code that records or reads runs (running a batch, the leaderboard, ``zoo show``) talks to a
+``Store`` and never to a database library, so every backend can stand in for another: today
+:class:`zoo_core.runs.sqlite.SQLiteStore` (the embedded default, one file); a PostgreSQL
+backend will be a sibling module implementing the same protocol with the same schema and
+migrations, and run the same tests.
+
+The store is also the work queue of a sweep: :meth:`Store.queue_run` adds runs with status
+"queued", and any number of workers, on any machine that reaches the store, take them one at a
+time with :meth:`Store.claim_run`.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from typing import Any, Protocol, runtime_checkable
+
+from zoo_core import paths
+from zoo_core.errors import StoreError
+from zoo_core.runs.records import RunRecord
+from zoo_core.runs.sqlite import SQLiteStore
+
+POSTGRESQL_SCHEMES = ("postgresql", "postgres")
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every results store backend provides.
+
+    Every method may raise :class:`~zoo_core.errors.StoreError` when the store itself cannot be
+    opened, read or written (unreachable, damaged, full, read-only, from a newer zoo-core): one
+    line naming the store and what to do; a write that fails keeps nothing of itself. Arguments
+    that break a rule below raise ValueError and change nothing. The rules on statuses and
+    fields are those of :mod:`zoo_core.runs.records` (``STATUSES``, ``FINAL_STATUSES``,
+    ``UPDATABLE_FIELDS``, ``check_*``), so that all backends accept and refuse the same writes.
+    Run ids are exact in every write; only :meth:`get` takes a prefix.
+    """
+
+    def check(self) -> None:
+        """Open the store now (creating its schema, or upgrading an older one), so that a store
+        that cannot hold results is reported before any work whose results it would hold."""
+        ...
+
+    def close(self) -> None:
+        """Let go of the connection; a later call opens it again."""
+        ...
+
+    def __enter__(self) -> Store:
+        """The store itself; leaving the ``with`` block closes it."""
+        ...
+
+    def __exit__(self, *exc_info: Any) -> None: ...
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> None:
+        """Insert a new run as it is (its status is usually "running", one of STATUSES).
+
+        Raises:
+            StoreError: a run with this id already exists.
+        """
+        ...
+
+    def queue_run(self, record: RunRecord) -> None:
+        """Insert a new run with status "queued", whatever ``record.status`` says, for a worker
+        to take with :meth:`claim_run`. Its ``started_at`` is when it was queued, and the queue
+        is served in that order.
+
+        Raises:
+            StoreError: a run with this id already exists.
+        """
+        ...
+
+    def claim_run(self) -> RunRecord | None:
+        """Take the oldest queued run: atomically set its status to "running" and return it
+        (with that status); None when nothing is queued.
+
+        Atomic across threads, processes and machines: two claims never return the same run.
+        SQLite does it in one immediate transaction (the write lock held from the start);
+        PostgreSQL will select with ``FOR UPDATE SKIP LOCKED``, so that claimers skip each
+        other's row instead of waiting for it.
+        """
+        ...
+
+    def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
+        """Record one epoch's metrics, replacing that epoch's earlier row, and set the run's
+        ``epochs_run`` to the number of epochs recorded.
+
+        Args:
+            run_id: the exact id of an existing run.
+            epoch: the epoch number (1-based).
+            **metrics: any of EPOCH_METRICS (``zoo_core.train.metrics``); the others stay None.
+
+        Raises:
+            ValueError: an unknown metric name.
+            UnknownNameError: no run has this id.
+        """
+        ...
+
+    def mark_running(self, run_id: str) -> None:
+        """Set a run's status to "running" again and clear its error (resuming a run).
+
+        Raises:
+            UnknownNameError: no run has this id.
+        """
+        ...
+
+    def finish_run(self, run_id: str, *, status: str, **fields: Any) -> None:
+        """End a run: set a final status (completed, interrupted or failed) and, in the same
+        write, any of its result fields (``test_accuracy=0.91, finished_at=utc_now()``).
+
+        Raises:
+            ValueError: a status that is not final, or a field that is not in UPDATABLE_FIELDS.
+            UnknownNameError: no run has this id.
+        """
+        ...
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Update result fields of a run without changing its status.
+
+        Raises:
+            ValueError: no fields, or a field that is not in UPDATABLE_FIELDS (the status and
+                the fields that identify a run are not).
+            UnknownNameError: no run has this id.
+        """
+        ...
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run with this exact id, or else the only run whose id starts with it.
+
+        Raises:
+            UnknownNameError: no run matches (it suggests close ids).
+            UsageError: the prefix matches several runs (it names them).
+        """
+        ...
+
+    def runs(
+        self, model: str | None = None, dataset: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """The runs, oldest ``started_at`` first (ties in the order they were added).
+
+        Args:
+            model: a model name or shell wildcard (``"*rnn"``), case-sensitive.
+            dataset: a dataset name or shell wildcard.
+            status: one of STATUSES (ValueError otherwise).
+        """
+        ...
+
+    def epochs(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's epochs in order, each a dict of ``epoch`` and every one of EPOCH_METRICS
+        (None where not recorded); empty for an unknown run."""
+        ...
+
+
+def open_store(location: str | os.PathLike | None = None) -> Store:
+    """The results store at ``location``, not yet opened (the first use, or ``check()``, does).
+
+    Args:
+        location: None for the default, the SQLite file ``paths.store_path()``
+            (``$ZOO_HOME/zoo.db``); or the path of a SQLite file. A ``postgresql://`` URL
+            names a PostgreSQL store, which this zoo-core cannot open yet.
+
+    Raises:
+        StoreError: a URL of a store this zoo-core cannot open.
+    """
+    if location is None:
+        return SQLiteStore(paths.store_path())
+    location = os.fspath(location)
+    scheme = urllib.parse.urlsplit(location).scheme if "://" in location else ""
+    if scheme in POSTGRESQL_SCHEMES:
+        raise StoreError(
+            f"results store {_without_password(location)}: the PostgreSQL store is not "
+            "available yet in this zoo-core; use a SQLite file for now"
+        )
+    if scheme:
+        raise StoreError(
+            f"results store {_without_password(location)}: unknown kind of store {scheme!r}; "
+            "give the path of a SQLite file"
+        )
+    return SQLiteStore(location)
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for a message or a log."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = urllib.parse.quote(parts.username or "", safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

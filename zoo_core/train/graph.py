@@ -1,0 +1,305 @@
+"""The training graph: inputs, the model's forward pass, the loss and the optimizer.
+
+:func:`build_graph` builds a fresh ``tf.Graph`` (seed first) around a plugin's builder,
+the way every run, evaluation and conformance check does; :func:`forward` is the one
+place the zoo calls a builder, and :func:`logits_problem` the one check of what it
+returned. The inputs hold the training data in the graph (fed once) and gather each
+batch by index, so a step sends only the indices; ``images`` and ``labels`` can also be
+fed directly (evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from zoo_core._tf import seed_graph
+from zoo_core._tf import tf as import_tf
+from zoo_core.catalogue.specs import ModelSpec
+from zoo_core.errors import PluginError
+from zoo_core.settings import TrainerSettings
+
+
+class BuilderError(PluginError):
+    """The plugin's builder raised; ``error`` is what it raised."""
+
+    def __init__(self, model: ModelSpec, error: BaseException):
+        super().__init__(f"{_where(model)}: the builder raised {type(error).__name__}: {error}")
+        self.error = error
+
+
+@dataclass(frozen=True)
+class LogitsProblem:
+    """What is wrong with a builder's return value."""
+
+    kind: str  # which rule it breaks: "tensor", "dtype", "shape" or "batch"
+    rule: str  # "logits must be float32"
+    got: str  # "float64"
+    hint: str  # what to change in the builder
+
+
+class LogitsError(PluginError):
+    """The builder returned something other than ``[batch, num_classes]`` float32 logits."""
+
+    def __init__(self, model: ModelSpec, problem: LogitsProblem):
+        super().__init__(f"model {model.name!r} ({model.plugin}): {problem.rule}, got {problem.got}")
+        self.problem = problem
+
+
+def _where(model: ModelSpec) -> str:
+    return f"model {model.name!r} ({model.plugin})"
+
+
+def logits_problem(logits: Any, num_classes: int) -> LogitsProblem | None:
+    """What is wrong with ``logits`` as a builder's return value, or None."""
+    tf = import_tf()
+    if not isinstance(logits, tf.Tensor):
+        return LogitsProblem("tensor", "the builder must return a logits tensor", type(logits).__name__,
+                             "return the output of the last layer")
+    if logits.dtype != tf.float32:
+        return LogitsProblem("dtype", "logits must be float32", logits.dtype.name,
+                             "cast the last layer's output with tf.cast(logits, tf.float32)")
+    shape = logits.shape.as_list() if logits.shape.ndims is not None else None
+    if shape is None or len(shape) != 2 or shape[1] != num_classes:
+        return LogitsProblem("shape", f"logits must have shape [batch, {num_classes}]", str(shape),
+                             "end with a dense layer of num_classes units")
+    if shape[0] is not None:
+        return LogitsProblem("batch", f"logits must have a free batch dimension ([None, {num_classes}])",
+                             str(shape), "do not hard-code the batch size; reshape with -1")
+    return None
+
+
+@dataclass
+class Forward:
+    """A builder's forward pass, as built in the current graph."""
+
+    logits: Any  # float32 [batch, num_classes]
+    trainable: list  # the trainable variables it created
+    params: int  # their total size
+
+
+def forward(model: ModelSpec, images, training, *, num_classes: int,
+            hparams: Mapping[str, Any]) -> Forward:
+    """Call ``model.build`` the one way the zoo calls it, in the current graph.
+
+    Under ``variable_scope("model")``, with a copy of ``hparams``; the logits are checked.
+
+    Raises:
+        BuilderError: the builder raised.
+        LogitsError: it returned no ``[batch, num_classes]`` float32 tensor.
+        PluginError: it created no trainable variable.
+    """
+    v1 = import_tf().compat.v1
+    with v1.variable_scope("model"):
+        try:
+            logits = model.build(images, num_classes=num_classes, hparams=dict(hparams),
+                                 training=training)
+        except Exception as e:
+            raise BuilderError(model, e) from e
+    problem = logits_problem(logits, num_classes)
+    if problem is not None:
+        raise LogitsError(model, problem)
+    trainable = v1.trainable_variables()
+    if not trainable:
+        raise PluginError(f"{_where(model)}: the builder created no trainable variables")
+    return Forward(logits, trainable, int(sum(np.prod(v.shape.as_list()) for v in trainable)))
+
+
+@dataclass
+class ModelGraph:
+    """The tensors and ops the loop and the evaluator use."""
+
+    graph: Any
+    images: Any  # float32 [batch, H, W, C]; defaults to the gathered training batch
+    labels: Any  # int32 [batch]
+    index: Any  # int32 [batch]: which training examples form the batch
+    training: Any  # bool scalar, False unless fed
+    logits: Any
+    predictions: Any
+    example_losses: Any  # unsmoothed cross-entropy per example
+    loss: Any  # what is minimised: mean (smoothed) cross-entropy + regularization
+    accuracy: Any
+    train_op: Any
+    learning_rate: Any
+    global_step: Any
+    saver: Any
+    init: Any
+    data_init: Any  # fills the in-graph training data
+    data_feed: tuple  # (images placeholder, labels placeholder) for data_init
+    params: int
+
+
+def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSettings,
+                image_shape, num_classes: int, seed: int, n_train: int = 0,
+                steps_per_epoch: int = 1) -> ModelGraph:
+    """Build a fresh graph around ``model.build``; the graph seed is set first.
+
+    Args:
+        model: the registered model.
+        hparams: the model's merged hyperparameters.
+        settings: the trainer settings.
+        image_shape: (height, width, channels).
+        num_classes: the number of logits.
+        seed: graph-level seed.
+        n_train: training examples held in the graph (0 when only evaluating).
+        steps_per_epoch: for the learning-rate schedule.
+    """
+    tf = import_tf()
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        seed_graph(tf, seed)
+        inputs = _Inputs(tf, image_shape, n_train, settings, seed)
+        net = forward(model, inputs.images, inputs.training, num_classes=num_classes,
+                      hparams=hparams)
+        loss = _Loss(tf, net, inputs.labels, num_classes, settings)
+        with v1.name_scope("train"):
+            lr = _learning_rate(tf, settings, inputs.global_step,
+                                settings.epochs * steps_per_epoch)
+            train_op = _train_op(tf, loss.total, net.trainable, lr, settings, inputs.global_step)
+        saver = v1.train.Saver(var_list=v1.global_variables(), max_to_keep=None)
+        init = v1.global_variables_initializer()
+    graph.finalize()
+    return ModelGraph(graph, inputs.images, inputs.labels, inputs.index, inputs.training,
+                      net.logits, loss.predictions, loss.example_losses, loss.total,
+                      loss.accuracy, train_op, lr, inputs.global_step, saver, init,
+                      inputs.data_init, inputs.data_feed, net.params)
+
+
+class _Inputs:
+    """The training data held in the graph, and the batch a step gathers from it."""
+
+    def __init__(self, tf, image_shape, n_train: int, settings: TrainerSettings, seed: int):
+        v1 = tf.compat.v1
+        h, w, c = image_shape
+        with v1.name_scope("input"):
+            x_feed = v1.placeholder(tf.float32, [n_train, h, w, c], name="train_images")
+            y_feed = v1.placeholder(tf.int32, [n_train], name="train_labels")
+            local = [v1.GraphKeys.LOCAL_VARIABLES]
+            x_all = v1.Variable(x_feed, trainable=False, collections=local, name="all_images")
+            y_all = v1.Variable(y_feed, trainable=False, collections=local, name="all_labels")
+            self.index = v1.placeholder_with_default(tf.zeros([0], tf.int32), [None], name="index")
+            self.training = v1.placeholder_with_default(False, [], name="training")
+            self.global_step = v1.train.get_or_create_global_step()
+            batch_x = _augment(tf, tf.gather(x_all, self.index), settings, seed, self.global_step)
+            self.images = v1.placeholder_with_default(batch_x, [None, h, w, c], name="images")
+            self.labels = v1.placeholder_with_default(tf.gather(y_all, self.index), [None],
+                                                      name="labels")
+        self.data_init = tf.group(x_all.initializer, y_all.initializer)
+        self.data_feed = (x_feed, y_feed)
+
+
+class _Loss:
+    """Cross-entropy (optionally smoothed) plus regularization, and what is reported."""
+
+    def __init__(self, tf, net: Forward, labels, num_classes: int, settings: TrainerSettings):
+        v1 = tf.compat.v1
+        with v1.name_scope("loss"):
+            self.example_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=net.logits)
+            if settings.label_smoothing:
+                data_loss = v1.losses.softmax_cross_entropy(
+                    tf.one_hot(labels, num_classes), net.logits,
+                    label_smoothing=settings.label_smoothing)
+            else:
+                data_loss = tf.reduce_mean(self.example_losses)
+            total = data_loss + v1.losses.get_regularization_loss()
+            if settings.weight_decay:
+                kernels = [v for v in net.trainable if v.shape.ndims and v.shape.ndims > 1]
+                total += settings.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in kernels])
+            self.total = total
+            self.predictions = tf.argmax(net.logits, axis=1, output_type=tf.int32)
+            self.accuracy = tf.reduce_mean(
+                tf.cast(tf.equal(self.predictions, labels), tf.float32))
+
+
+def _train_op(tf, loss, trainable, lr, settings: TrainerSettings, global_step):
+    """Adam, with optional gradient clipping, after the model's UPDATE_OPS."""
+    v1 = tf.compat.v1
+    optimizer = v1.train.AdamOptimizer(lr)
+    grads, variables = zip(*optimizer.compute_gradients(loss, var_list=trainable))
+    if settings.clip_norm:
+        grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
+    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+        return optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+
+
+def _learning_rate(tf, settings: TrainerSettings, step, total_steps: int):
+    base = tf.constant(settings.lr, tf.float32)
+    progress = tf.cast(step, tf.float32) / float(max(total_steps, 1))
+    if settings.lr_schedule == "cosine":
+        return base * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(progress, 1.0)))
+    if settings.lr_schedule == "step":
+        drops = tf.cast(progress >= 0.5, tf.float32) + tf.cast(progress >= 0.75, tf.float32)
+        return base * tf.pow(0.1, drops)
+    return base
+
+
+def _augment(tf, images, settings: TrainerSettings, seed: int, step):
+    """Random shifts and horizontal flips of training batches, on the fly.
+
+    Stateless random ops keyed by (seed, global step): the same step always sees the
+    same augmentation, so a resumed run replays exactly.
+    """
+    shift, flip = settings.augment_shift, settings.augment_flip
+    if not shift and not flip:
+        return images
+    batch = tf.shape(images)[0]
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+    if flip:
+        mask = tf.random.stateless_uniform([batch], seed=key) < 0.5
+        images = tf.where(mask[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if shift:
+        d = tf.random.stateless_uniform([batch, 2], seed=key + [0, 1 << 40], minval=-shift,
+                                        maxval=shift + 1, dtype=tf.int32)
+        d = tf.cast(d, tf.float32)
+        ones, zeros = tf.ones([batch]), tf.zeros([batch])
+        # output (x, y) reads input (x + dx, y + dy); outside the image is 0
+        transforms = tf.stack([ones, zeros, d[:, 0], zeros, ones, d[:, 1], zeros, zeros], axis=1)
+        images = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+            fill_value=0.0, interpolation="NEAREST", fill_mode="CONSTANT")
+    return images
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16; Linux only).
+
+    Without them oneDNN would emulate bfloat16, slower than float32, so ``bf16`` then
+    trains in float32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def session_config(settings: TrainerSettings | None = None):
+    """Session options from the trainer settings: threads per op, XLA, bfloat16.
+
+    ``bf16`` takes effect only where :func:`cpu_has_bf16`; elsewhere it trains in float32.
+    ``threads`` 0 keeps TensorFlow's defaults (all cores per op, and as many ops at
+    once), which measured as fast as any fixed choice for the zoo's models
+    (docs/performance.md).
+    """
+    tf = import_tf()
+    settings = settings or TrainerSettings()
+    config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=settings.threads,
+        inter_op_parallelism_threads=settings.threads,
+        allow_soft_placement=True,
+    )
+    if settings.xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    if settings.bf16 and cpu_has_bf16():
+        from tensorflow.core.protobuf import rewriter_config_pb2  # TF is loaded by now
+
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+            rewriter_config_pb2.RewriterConfig.ON)
+    return config
