@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import sys
 import warnings
 
@@ -56,11 +57,11 @@ def tf():
                       "the v1 RNN cells and tf.compat.v1.layers may be missing")
     with warnings.catch_warnings(), _quiet_stderr():
         warnings.simplefilter("ignore")
-        import tensorflow as tf_mod
+        import tensorflow as tf_mod  # here only: the one import of TensorFlow, on first use
     tf_mod.get_logger().setLevel(logging.ERROR)
     tf_mod.compat.v1.logging.set_verbosity(tf_mod.compat.v1.logging.ERROR)
     try:
-        from absl import logging as absl_logging
+        from absl import logging as absl_logging  # TensorFlow's logger: there once TF is
 
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:  # pragma: no cover
@@ -77,9 +78,7 @@ def seed_graph(tf_mod, seed: int) -> None:
     tf-keras initializers (used by ``tf.compat.v1.layers``) draw their op seeds from
     Python's ``random`` when given none, so it is seeded too, with NumPy's.
     """
-    import random
-
-    import numpy as np
+    import numpy as np  # not at the top: importing zoo_core must not load numpy
 
     tf_mod.compat.v1.set_random_seed(seed)
     random.seed(seed)
