@@ -45,3 +45,7 @@ def fake_dist(tmp_path, monkeypatch):
         return info
 
     return make
+
+# tests/data holds fixtures, among them a plugin's own tests, which run only through
+# tests/test_compat.py (with the plugin on the path).
+collect_ignore_glob = ["data/*"]
