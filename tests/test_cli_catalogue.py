@@ -47,7 +47,7 @@ def test_a_broken_plugin_does_not_break_list_and_shows_in_plugins(fake_dist):
     result = zoo("list")
     assert result.exit_code == 0
     assert "cnn" in result.output
-    assert "warning: plugin zoo-broken did not load: import failed: ModuleNotFoundError" in result.stderr
+    assert "warning: plugin broken (zoo_broken in zoo-broken) did not load: import failed: ModuleNotFoundError" in result.stderr
     plugins = zoo("plugins")
     assert plugins.exit_code == 0
     assert "broken: import failed: ModuleNotFoundError: No module named 'tensorflo'" in plugins.output

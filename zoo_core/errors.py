@@ -10,7 +10,11 @@ setting (``--data-dir``, ``--lr 0.0001``) through :func:`render`.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import sys
+import sysconfig
+import traceback
 from typing import Any, Callable
 
 # A setting named in a message: ⟦name⟧ or ⟦name=value⟧ (brackets no path or repr contains).
@@ -110,3 +114,60 @@ class RunInterrupted(KeyboardInterrupt):
         super().__init__(f"run {run_id} interrupted after {epochs} epoch(s)")
         self.run_id = run_id
         self.epochs = epochs
+
+
+# -- where in a plugin's code an error came from ------------------------------------------------
+
+# Packages whose frames are never the plugin's, besides the standard library and the zoo.
+_NOT_PLUGINS = ("tensorflow", "tf_keras", "keras", "numpy", "click", "pluggy", "_pytest",
+                "pytest", "google")
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an error's message (at most 300 characters), or its type's name."""
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]
+
+
+def location(e: BaseException) -> str:
+    """`` (at file:line)``: the deepest frame of the failure (or of its causes) in the
+    plugin's own code, outside the zoo, the libraries it runs on and the standard library;
+    "" when there is none."""
+    frames = []
+    while e is not None:
+        frames += traceback.extract_tb(e.__traceback__)
+        e = e.__cause__
+    frames = plugin_frames(frames)
+    if not frames:
+        return ""
+    return f" (at {relpath(frames[-1].filename)}:{frames[-1].lineno})"
+
+
+def plugin_frames(frames) -> list:
+    """The frames outside the zoo, the libraries it runs on, the standard library and the
+    scripts folder (the ``zoo`` script itself)."""
+    libs = _library_dirs()
+    return [f for f in frames if not os.path.realpath(f.filename).startswith(libs)]
+
+
+def _library_dirs() -> tuple[str, ...]:
+    dirs = [os.path.dirname(os.path.abspath(__file__))]  # zoo_core
+    for key in ("stdlib", "platstdlib", "scripts"):
+        try:
+            dirs.append(sysconfig.get_paths()[key])
+        except KeyError:  # pragma: no cover
+            pass
+    for mod in _NOT_PLUGINS:
+        m = sys.modules.get(mod)
+        if m is not None and getattr(m, "__file__", None):
+            dirs.append(os.path.dirname(m.__file__))
+    return tuple(os.path.realpath(d) + os.sep for d in dirs if d)
+
+
+def relpath(path: str) -> str:
+    """``path`` relative to the working folder when it is inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel

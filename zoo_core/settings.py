@@ -61,7 +61,18 @@ class HParam:
         object.__setattr__(self, "type", t)
         if self.choices is not None:
             object.__setattr__(self, "choices", tuple(self.choices))
-        self.check("default", self.default)
+        # A default that does not fit is reported when the declaration is used
+        # (as_hparam: a plugin's registration), where the message can name the
+        # hyperparameter, the model and the plugin; an import-time error could not.
+        try:
+            self.check("default", self.default)
+        except HParamError as e:
+            object.__setattr__(self, "_problem", str(e))
+
+    @property
+    def problem(self) -> str:
+        """What is wrong with the declaration ("default must be int, got '64' (str)"), or ""."""
+        return getattr(self, "_problem", "")
 
     @property
     def type_name(self) -> str:
@@ -122,12 +133,13 @@ class HParam:
 
 def as_hparam(name: str, declared: Any) -> HParam:
     """Turn a declaration (an HParam or a bare default) into an HParam."""
-    if isinstance(declared, HParam):
-        return declared
     try:
-        return HParam(declared)
+        hparam = declared if isinstance(declared, HParam) else HParam(declared)
     except TypeError as e:
         raise HParamError(f"hyperparameter {name!r}: {e}") from None
+    if hparam.problem:
+        raise HParamError(f"hyperparameter {name!r}: {hparam.problem}")
+    return hparam
 
 
 def _setting(default: Any, help: str, **bounds: Any) -> Any:

@@ -23,6 +23,7 @@ import threading
 import types
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import Any, Mapping
 
 import pluggy
 
@@ -51,10 +52,20 @@ class PluginReport:
     error: str = ""
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # registrations refused, one line each
 
     @property
     def label(self) -> str:
+        """The distribution (what ``pip install`` names), or the plugin's name."""
         return self.dist or self.name
+
+    @property
+    def who(self) -> str:
+        """The plugin as messages name it: its entry point and module, and its distribution
+        (one distribution may list several plugin modules)."""
+        if self.dist:
+            return f"{self.name} ({self.module} in {self.dist})"
+        return self.name
 
 
 @dataclass
@@ -69,6 +80,11 @@ class PluginSet:
     @property
     def failures(self) -> list[PluginReport]:
         return [r for r in self.reports if r.status != "ok"]
+
+    def warnings(self) -> list[str]:
+        """One line per plugin that did not load and per refused registration."""
+        lines = [f"plugin {r.who} did not load: {r.error}" for r in self.failures]
+        return lines + [line for r in self.reports for line in r.refused]
 
 
 def _allowed() -> set[str] | None:
@@ -88,12 +104,21 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return unique
 
 
-def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points: bool = True) -> PluginSet:
+def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points: bool = True,
+         owners: Mapping[str, str] | None = None, registry: str = "registry.toml") -> PluginSet:
     """Load plugins and collect their registrations.
+
+    A name two plugins register is settled after every plugin has registered, so the
+    outcome never depends on entry-point order: the plugin ``owners`` names keeps it,
+    or, for a name no one owns, neither does. A refused registration is one line in the
+    plugin's ``refused``; the plugin's other registrations stay.
 
     Args:
         plugins: extra plugin objects registered by hand (tests use this).
         entry_points: whether to load the installed ``zoo`` entry points.
+        owners: model name -> the distribution that provides it (registry.toml's
+            ``plugin``).
+        registry: the file ``owners`` come from, for messages.
 
     Returns:
         a :class:`PluginSet`; a plugin's failures (import errors, hangs, hooks that
@@ -110,10 +135,50 @@ def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points
     for obj in plugins or ():
         name = getattr(obj, "__name__", type(obj).__name__)
         candidates.append((PluginReport(name=name, module=name), obj))
+    claims: list[tuple[PluginReport, dict, dict]] = []
     for report, obj in candidates:
         result.reports.append(report)
-        _register(pm, obj, report, result, timeout)
+        registered = _register(pm, obj, report, timeout)
+        if registered is not None:
+            claims.append((report, *registered))
+    _settle(result, claims, owners or {}, registry)
     return result
+
+
+def _normal(dist: str) -> str:
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _settle(result: PluginSet, claims, owners: Mapping[str, str], registry: str) -> None:
+    """Commit each plugin's registrations, refusing names claimed by another plugin."""
+    for index, kind, target in ((1, "model", result.models), (2, "dataset", result.datasets)):
+        by_name: dict[str, list[PluginReport]] = {}
+        for claim in claims:
+            for name in claim[index]:
+                by_name.setdefault(name, []).append(claim[0])
+        specs = {(id(c[0]), name): spec for c in claims for name, spec in c[index].items()}
+        for name, reports in sorted(by_name.items()):
+            owner = owners.get(name) if kind == "model" else None
+            if owner is not None:
+                keep = [r for r in reports if _normal(r.label) == _normal(owner)]
+            else:
+                keep = reports if len(reports) == 1 else []
+            for r in reports:
+                if any(r is k for k in keep):
+                    target[name] = specs[(id(r), name)]
+                    getattr(r, kind + "s").append(name)
+                else:
+                    r.refused.append(_refusal(kind, name, r, reports, owner, registry))
+
+
+def _refusal(kind: str, name: str, report: PluginReport, claimants, owner: str | None,
+             registry: str) -> str:
+    if owner is not None:
+        return (f"{kind} {name!r} belongs to {owner} ({registry}); plugin {report.who} may "
+                f"not register it and its {name!r} is refused: rename it")
+    others = " and ".join(r.who for r in claimants if r is not report)
+    return (f"{kind} {name!r} is registered by both {report.who} and {others}; neither is "
+            "loaded: rename one, uninstall one, or choose plugins with ZOO_LOAD_PLUGINS")
 
 
 def _import_entry_points(result: PluginSet, timeout: float) -> list[tuple[PluginReport, object]]:
@@ -137,9 +202,9 @@ def _import_entry_points(result: PluginSet, timeout: float) -> list[tuple[Plugin
     return candidates
 
 
-def _register(pm: pluggy.PluginManager, obj, report: PluginReport, result: PluginSet,
-              timeout: float) -> None:
-    """Register one plugin and commit its registrations, or mark its report failed."""
+def _register(pm: pluggy.PluginManager, obj, report: PluginReport,
+              timeout: float) -> tuple[dict, dict] | None:
+    """Register one plugin: its (models, datasets), or None with its report marked failed."""
     try:
         pm.register(obj, name=report.name)
         pm.check_pending()
@@ -147,15 +212,11 @@ def _register(pm: pluggy.PluginManager, obj, report: PluginReport, result: Plugi
         if pm.is_registered(obj):
             pm.unregister(obj)
         report.status, report.error = "failed", f"invalid plugin: {_one_line(e)}"
-        return
-    done, value, error = _in_thread(lambda: _collect(pm, obj, report, result),
+        return None
+    done, value, error = _in_thread(lambda: _collect(pm, obj, report),
                                     f"zoo-plugin-hooks-{report.name}", timeout)
     if done and error is None:
-        models, datasets = value  # type: ignore[misc]
-        result.models.update(models)
-        result.datasets.update(datasets)
-        report.models, report.datasets = sorted(models), sorted(datasets)
-        return
+        return value  # type: ignore[return-value]
     pm.unregister(obj)
     report.status = "failed"
     if not done:
@@ -165,6 +226,7 @@ def _register(pm: pluggy.PluginManager, obj, report: PluginReport, result: Plugi
         report.error = _one_line(error)
     else:  # a hook raised
         report.error = f"{type(error).__name__}: {_one_line(error)}"
+    return None
 
 
 def import_timeout() -> float:
@@ -234,7 +296,7 @@ def _call(pm: pluggy.PluginManager, obj, hook: str, **kwargs) -> None:
             impl.function(**{a: kwargs[a] for a in impl.argnames})
 
 
-def _collect(pm, obj, report: PluginReport, result: PluginSet):
+def _collect(pm, obj, report: PluginReport):
     """Ask one plugin for its registrations: (models, datasets), for the caller to commit
     only if all are valid and the hooks finished in time.
 
@@ -246,16 +308,21 @@ def _collect(pm, obj, report: PluginReport, result: PluginSet):
     datasets: dict[str, DatasetSpec] = {}
 
     # ``description`` is accepted because the documented signature has it; nothing shows it.
-    def register_model(name, build, *, summary, hparams=None, inputs=("image",), description=""):
-        spec = validate_model(name, build, summary, hparams or {}, inputs)
+    def register_model(name, build, *, summary, hparams=None, inputs=("image",), description="",
+                       defaults=None, dataset_defaults=None):
+        try:
+            spec = validate_model(name, build, summary, hparams or {}, inputs)
+        except PluginError as e:  # name the plugin: one distribution may hold several
+            raise PluginError(f"{e} (plugin {report.who})") from None
         spec.plugin, spec.plugin_version = report.label, report.version
-        _check_unique("model", name, models, result.models, report)
+        spec.settings, spec.dataset_settings = validate_defaults(spec, defaults, dataset_defaults)
+        _check_twice("model", name, models, report)
         models[name] = spec
 
     def register_dataset(name, load, *, summary, classes, image_shape, validation=5000):
         spec = validate_dataset(name, load, summary, classes, image_shape, validation)
         spec.plugin, spec.plugin_version = report.label, report.version
-        _check_unique("dataset", name, datasets, result.datasets, report)
+        _check_twice("dataset", name, datasets, report)
         datasets[name] = spec
 
     _call(pm, obj, "zoo_register_models", register=register_model)
@@ -263,15 +330,44 @@ def _collect(pm, obj, report: PluginReport, result: PluginSet):
     return models, datasets
 
 
-def _check_unique(kind, name, own, others, report) -> None:
+def _check_twice(kind, name, own, report) -> None:
     if name in own:
-        raise PluginError(f"{report.label} registers {kind} {name!r} twice")
-    if name in others:
-        first = others[name].plugin or "the core"
-        raise PluginError(
-            f"{kind} {name!r} is registered by both {first} and {report.label}; "
-            f"uninstall one, or choose plugins with ZOO_LOAD_PLUGINS"
-        )
+        raise PluginError(f"{report.who} registers {kind} {name!r} twice")
+
+
+def validate_defaults(spec: ModelSpec, defaults, dataset_defaults
+                      ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Check a registration's ``defaults`` and ``dataset_defaults`` against the trainer
+    settings and the model's hyperparameters; the checked values."""
+    name = spec.name
+    tables = {"defaults": defaults if defaults is not None else {}}
+    per_dataset = dataset_defaults if dataset_defaults is not None else {}
+    if not isinstance(per_dataset, Mapping):
+        raise PluginError(f"model {name!r}: dataset_defaults must be a dict of dataset name -> "
+                          "{setting: value}, e.g. {'fashion': {'lr': 0.005}}")
+    for dataset, table in per_dataset.items():
+        if not valid_name(dataset):
+            raise PluginError(f"model {name!r}: dataset_defaults names dataset {dataset!r}, "
+                              f"which is not a dataset name: {NAME_RULE}")
+        tables[f"dataset_defaults[{dataset!r}]"] = table
+    every = {**TRAINER_HPARAMS, **spec.hparams}
+    checked: dict[str, dict[str, Any]] = {}
+    for where, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise PluginError(f"model {name!r}: {where} must be a dict of setting -> value, "
+                              "e.g. {'lr': 0.005, 'epochs': 20}")
+        checked[where] = {}
+        for key, value in table.items():
+            if key not in every:
+                raise PluginError(f"model {name!r}: {where} sets {key!r}, which is neither a "
+                                  "trainer setting nor a declared hyperparameter; valid: "
+                                  + ", ".join(every))
+            try:
+                checked[where][key] = every[key].check(key, value)
+            except HParamError as e:
+                raise PluginError(f"model {name!r}: {where}: {e}") from None
+    own = checked.pop("defaults")
+    return own, {d: checked[f"dataset_defaults[{d!r}]"] for d in per_dataset}
 
 
 def _check_registration(kind: str, name, function, function_name: str, summary) -> None:

@@ -30,8 +30,10 @@ SCHEMA = 1
 _TOP_KEYS = {"schema", "datasets", "models"}
 _MODEL_KEYS = {"plugin", "summary", "hparams", "datasets", "reference"}
 _DATASET_KEYS = {"summary", "classes", "image_shape", "validation", "split_seed", "urls",
-                 "system_dirs", "files"}
+                 "system_dirs", "files", "archive"}
 _FILE_KEYS = {"file", "sha256", "md5_gz"}
+_ARCHIVE_KEYS = {"format", "file", "sha256", "folder"}
+ARCHIVE_FORMATS = ("cifar-python",)  # what zoo_core.data.archives reads
 _FILE_NAME = re.compile(r"[^/\\\0]+\Z")
 _URL_SCHEMES = ("http", "https", "file")
 # What to check when the registry file cannot be read.
@@ -143,9 +145,12 @@ def _dataset(path: Path, name: str, t: Any) -> DatasetSpec:
     entry = f"datasets.{name}"
     t = _table(path, entry, t)
     _unknown_keys(path, entry, t, _DATASET_KEYS)
-    for key in ("summary", "classes", "image_shape", "files"):
+    for key in ("summary", "classes", "image_shape"):
         if key not in t:
             raise RegistryError(f"{where(path, entry)} is missing {key!r}")
+    if ("files" in t) == ("archive" in t):
+        raise RegistryError(f"{where(path, entry)} needs either files (IDX files) or archive "
+                            "(one archive file), not both")
     summary = _expect(path, entry, "summary", t["summary"], str, "a string")
     classes = _expect(path, entry, "classes", t["classes"], list, "a list of class names")
     if len(classes) < 2 or not all(isinstance(c, str) for c in classes):
@@ -169,10 +174,11 @@ def _dataset(path: Path, name: str, t: Any) -> DatasetSpec:
     dirs = _expect(path, entry, "system_dirs", t.get("system_dirs", []), list, "a list of folders")
     if not all(isinstance(d, str) and d and "\0" not in d for d in dirs):
         raise RegistryError(f"{where(path, entry)} system_dirs must be a list of folder paths")
-    files = _files(path, entry, t["files"])
+    files = _files(path, entry, t["files"]) if "files" in t else {}
+    archive = _archive(path, entry, t["archive"]) if "archive" in t else {}
     return DatasetSpec(
         name=name, summary=summary, classes=tuple(classes), image_shape=tuple(shape),
-        validation=validation, split_seed=split_seed, files=files,
+        validation=validation, split_seed=split_seed, files=files, archive=archive,
         urls=tuple(urls), system_dirs=tuple(dirs), plugin="registry.toml",
     )
 
@@ -206,6 +212,26 @@ def _files(path: Path, entry: str, table: Any) -> dict[str, dict]:
                 f[key] = value.lower()
         files[role] = f
     return files
+
+
+def _archive(path: Path, entry: str, table: Any) -> dict[str, str]:
+    """A dataset's ``archive`` table: its format, file name, sha256 and inner folder."""
+    at = where(path, f"{entry}.archive")
+    a = dict(_table(path, f"{entry}.archive", table))
+    _unknown_keys(path, f"{entry}.archive", a, _ARCHIVE_KEYS)
+    if a.get("format") not in ARCHIVE_FORMATS:
+        raise RegistryError(f"{at} format must be one of {', '.join(ARCHIVE_FORMATS)}, "
+                            f"got {short_repr(a.get('format'))}")
+    for key in ("file", "folder"):
+        value = a.get(key)
+        if not isinstance(value, str) or not _FILE_NAME.match(value) or value in (".", ".."):
+            raise RegistryError(f'{at} needs {key} = "NAME", a plain name, got {short_repr(value)}')
+    value = a.get("sha256")
+    if not isinstance(value, str) or not re.fullmatch("[0-9a-fA-F]{64}", value):
+        raise RegistryError(f"{at} sha256 (of the archive file) must be 64 hex digits, "
+                            f"got {short_repr(value)}")
+    a["sha256"] = value.lower()
+    return a
 
 
 def _scheme(url: str) -> str:

@@ -36,6 +36,10 @@ class ModelSpec:
     hparams: dict[str, HParam]
     plugin: str = ""  # the distribution (or plugin name) that registered it
     plugin_version: str = ""
+    # The plugin's own defaults (register(defaults=..., dataset_defaults=...)): trainer
+    # settings and hyperparameters, for every dataset and per dataset name.
+    settings: dict[str, Any] = field(default_factory=dict)
+    dataset_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, Any]:
         return {k: p.default for k, p in self.hparams.items()}
@@ -51,9 +55,11 @@ class DatasetSpec:
     image_shape: tuple[int, int, int]
     validation: int = 5000  # examples carved from the training set
     split_seed: int = 0
-    # Either ``files`` (IDX files declared in registry.toml, loaded by the core) or
-    # ``load`` (a plugin's loader function).
+    # Either ``files`` (IDX files declared in registry.toml, loaded by the core), or
+    # ``archive`` (one archive declared in registry.toml: its ``format``, ``file``, ``sha256``
+    # and ``folder``, loaded by the core), or ``load`` (a plugin's loader function).
     files: dict[str, dict] = field(default_factory=dict)
+    archive: dict[str, str] = field(default_factory=dict)
     urls: tuple[str, ...] = ()
     system_dirs: tuple[str, ...] = ()
     load: Callable | None = None
@@ -84,6 +90,8 @@ class RegisterModel(Protocol):
         hparams: dict[str, HParam | bool | int | float | str] | None = None,
         inputs: Sequence[str] = ("image",),
         description: str = "",
+        defaults: dict[str, Any] | None = None,
+        dataset_defaults: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Register one model.
 
@@ -101,6 +109,13 @@ class RegisterModel(Protocol):
             inputs: the kinds of input the model accepts, a tuple of strings;
                 ``("image",)`` is the only kind today, and every model gets images.
             description: longer text; accepted for compatibility, not shown.
+            defaults: the plugin's defaults for trainer settings (``epochs``, ``lr``,
+                ``batch_size``, ``lr_schedule``, ...) and for its own hyperparameters,
+                e.g. ``{"lr": 0.005, "epochs": 20}``. They apply on every dataset.
+            dataset_defaults: the same per dataset name, over ``defaults``, e.g.
+                ``{"fashion": {"lr": 0.005}, "mnist": {"epochs": 5}}``. Settings merge as:
+                these (``defaults``, then ``dataset_defaults``) < registry.toml (the
+                model's table, then its per-dataset table) < the command line.
         """
 
 

@@ -8,6 +8,7 @@ datasets exist (:meth:`Zoo.model`, :meth:`Zoo.dataset`), and what ``zoo list`` s
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,8 +122,27 @@ class Zoo:
                 f"model {name!r} is provided by plugin {cm.plugin}, which is not installed: "
                 f"pip install {cm.plugin} (from a checkout: pip install -e plugins/{cm.plugin})"
             )
-        raise UnknownNameError("model", name, set(self.models) | set(self.catalogue.models),
-                               hint="see `zoo list`")
+        raise self._unknown_model(name)
+
+    def _unknown_model(self, name: str) -> UsageError:
+        """Why ``name`` is not a model: a plugin listed under a look-alike entry-point group,
+        plugins that failed to load, or a plain unknown name (with close names)."""
+        from zoo_core.catalogue.diagnose import misfiled  # metadata only, on this path only
+
+        for ep, dist in misfiled():
+            if ep.name == name or name in dist or name in ep.value:
+                return UsageError(
+                    f"unknown model {name!r}: {dist} lists {ep.name} = {ep.value} under the "
+                    f"entry-point group {ep.group!r}, which the zoo does not read; write "
+                    f"[project.entry-points.zoo] in its pyproject.toml and reinstall it")
+        hint = "see `zoo list`"
+        failed = self.plugins.failures
+        if failed:
+            hint += ("; " + ", ".join(r.who for r in failed) + " failed to load, see `zoo plugins`")
+        known = set(self.models) | set(self.catalogue.models)
+        if failed or not difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5):
+            hint += "; `zoo plugins --diagnose` finds plugins installed but not listed"
+        return UnknownNameError("model", name, known, hint=hint)
 
     def dataset(self, name: str) -> DatasetSpec:
         """The dataset ``name``; :class:`UnknownNameError` suggesting close names."""
@@ -133,7 +153,8 @@ class Zoo:
     def resolve(self, model: str, dataset: str, overrides: Mapping[str, Any] | None = None,
                 raw_overrides: Mapping[str, str] | None = None,
                 limit: int | None = None) -> Resolved:
-        """A run's model, dataset and settings: plugin defaults < registry.toml (the model's
+        """A run's model, dataset and settings: plugin defaults (declared hyperparameters,
+        then ``register(defaults=..., dataset_defaults=...)``) < registry.toml (the model's
         table, then its per-dataset table) < ``overrides`` (typed, e.g. ``--epochs``) <
         ``raw_overrides`` (strings, e.g. ``--set key=value``, parsed by declared type).
 
@@ -144,11 +165,18 @@ class Zoo:
         """
         spec = self.model(model)
         ds = self.dataset(dataset)
-        layers = self._registry_layers(model, dataset)
+        layers = self._plugin_layers(spec, dataset) + self._registry_layers(model, dataset)
         layers += [Layer(COMMAND_LINE, dict(overrides or {})),
                    Layer(COMMAND_LINE, dict(raw_overrides or {}), text=True)]
         settings = merge(model, spec.hparams, layers, plugin=spec.plugin, limit=limit)
         return Resolved(spec, ds, settings)
+
+    @staticmethod
+    def _plugin_layers(spec: ModelSpec, dataset: str) -> list[Layer]:
+        """The plugin's registered defaults: for every dataset, then for ``dataset``."""
+        return [Layer(f"{spec.plugin} defaults", spec.settings),
+                Layer(f"{spec.plugin} defaults for {dataset}",
+                      spec.dataset_settings.get(dataset, {}))]
 
     def _registry_layers(self, model: str, dataset: str) -> list[Layer]:
         """registry.toml's defaults for ``model``: its table, then its table for ``dataset``."""
@@ -172,4 +200,6 @@ def open_zoo(registry: Path | str | None = None, plugins=None, entry_points: boo
         entry_points: whether to load the installed ``zoo`` entry points.
     """
     catalogue = read_catalogue(Path(registry) if registry else None)
-    return Zoo(catalogue, load_plugins(plugins, entry_points=entry_points))
+    owners = {name: entry.plugin for name, entry in catalogue.models.items()}
+    return Zoo(catalogue, load_plugins(plugins, entry_points=entry_points, owners=owners,
+                                       registry=catalogue.path.name))

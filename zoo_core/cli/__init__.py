@@ -2,31 +2,51 @@
 
 Each command group lives in its own small module; this one holds the root group,
 the shared context and the error handling: library errors become one clear line
-with exit code 1 (2 for usage errors), never a traceback.
+with exit code 1 (2 for usage errors), and Python's traceback is shown only when asked
+for (``zoo --traceback``, ``ZOO_DEBUG=1``).
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
+import warnings
 
 import click
 
 from zoo_core import __version__
 from zoo_core.catalogue import open_zoo
-from zoo_core.cli.common import message
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.cli.common import failing_context, message
+from zoo_core.errors import UsageError, ZooError, first_line
 
 
 class ZooGroup(click.Group):
-    """A group that turns the library's errors into click's."""
+    """A group that turns the library's errors into click's.
+
+    Python's traceback is shown only with ``zoo --traceback`` (or ``ZOO_DEBUG=1``), before
+    the same one-line message; an unexpected exception is one line too, without it.
+    """
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise
+            except Exception as e:
+                if ctx.params.get("traceback"):
+                    traceback.print_exception(e, file=sys.stderr)
+                raise
         except UsageError as e:
-            raise click.UsageError(message(e), ctx) from None
+            raise click.UsageError(message(e), failing_context(ctx)) from None
         except ZooError as e:
             raise click.ClickException(message(e)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:
+            more = "" if ctx.params.get("traceback") else (
+                "; run again with `zoo --traceback ...` (or ZOO_DEBUG=1) to see where")
+            raise click.ClickException(f"{type(e).__name__}: {first_line(e)}{more}") from None
 
 
 class State:
@@ -40,11 +60,8 @@ class State:
         if self._zoo is None:
             self._zoo = open_zoo(self.registry)
             if warn:
-                for report in self._zoo.plugins.failures:
-                    click.echo(
-                        f"warning: plugin {report.label} did not load: {report.error} "
-                        "(see `zoo plugins`)", err=True,
-                    )
+                for line in self._zoo.plugins.warnings():
+                    click.echo(f"warning: {line} (see `zoo plugins`)", err=True)
         return self._zoo
 
 
@@ -52,8 +69,10 @@ class State:
 @click.version_option(__version__, prog_name="zoo")
 @click.option("--registry", type=click.Path(dir_okay=False), envvar="ZOO_REGISTRY",
               help="Use this registry.toml instead of the packaged catalogue [env: ZOO_REGISTRY].")
+@click.option("--traceback", is_flag=True, envvar="ZOO_DEBUG",
+              help="On an error, also print Python's traceback [env: ZOO_DEBUG=1].")
 @click.pass_context
-def cli(ctx, registry):
+def cli(ctx, registry, traceback):
     """zoo: train, compare and publish small image classifiers built as TF1 graphs.
 
     \b
@@ -70,14 +89,21 @@ def cli(ctx, registry):
 
 # The commands, one small module per group; imported after `cli` exists (they import
 # zoo_core.cli.common, which this package's import is running).
-from zoo_core.cli import catalogue, develop, results, runs  # noqa: E402
+from zoo_core.cli import catalogue, develop, manage, results, runs  # noqa: E402
 
-for _command in catalogue.COMMANDS + runs.COMMANDS + results.COMMANDS + develop.COMMANDS:
+for _command in (catalogue.COMMANDS + runs.COMMANDS + results.COMMANDS + manage.COMMANDS
+                 + develop.COMMANDS):
     cli.add_command(_command)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A Python warning as the zoo prints its own: one line, without the code that warned."""
+    return f"warning: {message}\n"
 
 
 def main() -> None:
     """Console-script entry point."""
+    warnings.formatwarning = _format_warning
     cli(prog_name="zoo")
 
 

@@ -7,20 +7,27 @@ from __future__ import annotations
 
 import click
 
+from zoo_core.cli.completion import complete_datasets, complete_models
 from zoo_core.cli.common import echo_json, json_option, message, table
+from zoo_core.errors import ZooError
 
 
 @click.command("list")
-@click.argument("pattern", required=False)
-@click.option("--details", is_flag=True, help="Also show each model's hyperparameters.")
+@click.argument("pattern", required=False, shell_complete=complete_models)
+@click.option("--details", is_flag=True,
+              help="Also show each model's hyperparameters, and its effective settings on "
+                   "--dataset with where each comes from.")
+@click.option("--dataset", "-d", default="fashion", show_default=True,
+              shell_complete=complete_datasets, help="The dataset whose settings --details shows.")
 @json_option
 @click.pass_obj
-def list_models(state, pattern, details, as_json):
+def list_models(state, pattern, details, dataset, as_json):
     """List the models, optionally only those matching PATTERN (e.g. 'l*')."""
     zoo = state.zoo()
     rows = zoo.rows(pattern)
     if as_json:
-        echo_json([{**_model_json(r), "reference": _references(zoo, r.name)} for r in rows])
+        echo_json([{**_model_json(r), "reference": _references(zoo, r.name),
+                    **(_settings_json(zoo, r, dataset) if details else {})} for r in rows])
         return
     if not rows:
         click.echo(f"no model matches {pattern!r}" if pattern else "no models: see `zoo plugins`")
@@ -36,12 +43,39 @@ def list_models(state, pattern, details, as_json):
             click.echo(f"\n{r.name} hyperparameters:")
             click.echo(table([[k, p.default, p.describe(), p.help] for k, p in r.spec.hparams.items()],
                              ["name", "default", "type", "help"]))
+        if details and r.spec is not None:
+            _print_settings(zoo, r.name, dataset)
         if details:
-            for dataset, ref in _references(zoo, r.name).items():
+            for dataset_name, ref in _references(zoo, r.name).items():
                 std = ref.get("test_accuracy_std")
                 spread = f" ± {100 * std:.2f}" if std is not None else ""
-                click.echo(f"{r.name} on {dataset}: {100 * ref['test_accuracy']:.2f}{spread}% test "
+                click.echo(f"{r.name} on {dataset_name}: {100 * ref['test_accuracy']:.2f}{spread}% test "
                            f"accuracy ({len(ref.get('seeds', [])) or '?'} runs): {ref['command']}")
+
+
+def _settings_json(zoo, row, dataset: str) -> dict:
+    """``{"settings": {dataset, values, sources}}`` for an installed model, else ``{}``."""
+    if row.spec is None:
+        return {}
+    try:
+        resolved = zoo.resolve(row.name, dataset)
+    except ZooError as e:
+        return {"settings": {"dataset": dataset, "error": message(e)}}
+    return {"settings": {"dataset": dataset, "values": resolved.settings.config,
+                         "sources": dict(resolved.sources)}}
+
+
+def _print_settings(zoo, name: str, dataset: str) -> None:
+    """The settings a run of ``name`` on ``dataset`` gets, and where each comes from."""
+    try:
+        resolved = zoo.resolve(name, dataset)
+    except ZooError as e:
+        click.echo(f"\n{name} settings on {dataset}: {message(e)}")
+        return
+    values = resolved.settings.config
+    click.echo(f"\n{name} settings on {dataset} (before command-line options):")
+    click.echo(table([[k, values[k], resolved.sources[k]] for k in resolved.sources],
+                     ["setting", "value", "from"]))
 
 
 def _references(zoo, name: str) -> dict:
@@ -62,16 +96,41 @@ def _model_json(r) -> dict:
 
 
 @click.command("plugins")
+@click.option("--diagnose", is_flag=True,
+              help="Also look for plugins that are installed but not listed, and why.")
 @json_option
 @click.pass_obj
-def list_plugins(state, as_json):
-    """List the installed plugins, what they register and whether they loaded."""
-    reports = state.zoo(warn=False).plugins.reports
+def list_plugins(state, diagnose, as_json):
+    """List the installed plugins, what they register and whether they loaded.
+
+    With --diagnose, also find near misses: entry points in a group other than
+    `zoo`, distributions that depend on zoo-core but register nothing, hook
+    functions misspelled or lacking @hookimpl, plugins that import TensorFlow at
+    module level, and a `zoo` or `pip` on PATH from another environment.
+    """
+    plugin_set = state.zoo(warn=False).plugins
+    reports = plugin_set.reports
+    findings = None
+    if diagnose:
+        from zoo_core.catalogue.diagnose import diagnose as find  # starts a Python per plugin
+
+        findings = find(plugin_set)
     if as_json:
-        echo_json([{"name": r.name, "distribution": r.dist, "version": r.version,
-                    "module": r.module, "status": r.status, "error": r.error,
-                    "models": r.models, "datasets": r.datasets} for r in reports])
+        out = [{"name": r.name, "distribution": r.dist, "version": r.version,
+                "module": r.module, "status": r.status, "error": r.error,
+                "models": r.models, "datasets": r.datasets, "refused": r.refused}
+               for r in reports]
+        echo_json(out if findings is None else {
+            "plugins": out, "findings": [{"subject": f.subject, "message": f.message}
+                                         for f in findings]})
         return
+    _print_plugins(reports)
+    if findings is not None:
+        click.echo("\n" + ("\n".join(f"diagnose: {f.message}" for f in findings)
+                           if findings else "diagnose: no near misses found"))
+
+
+def _print_plugins(reports) -> None:
     if not reports:
         click.echo("no plugins loaded (is ZOO_LOAD_PLUGINS set?)")
         return
@@ -83,6 +142,8 @@ def list_plugins(state, as_json):
     for r in reports:
         if r.error:
             click.echo(f"{r.name}: {r.error}")
+        for line in r.refused:
+            click.echo(f"{r.name}: {line}")
 
 
 @click.command("datasets")

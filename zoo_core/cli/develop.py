@@ -131,10 +131,15 @@ def new_plugin(state, name, parent):
       zoo run NAME --epochs 1 --limit 5000
     """
     names = scaffold.plugin_names(name)
-    taken = state.zoo(warn=False).models
+    zoo = state.zoo(warn=False)
+    taken = zoo.models
     if names.model in taken:
         raise UsageError(f"a model named {names.model!r} is already registered by "
                          f"{taken[names.model].plugin}; choose another NAME")
+    curated = zoo.catalogue.models.get(names.model)
+    if curated is not None:  # its registry plugin owns the name, installed or not
+        raise UsageError(f"the name {names.model!r} belongs to {curated.plugin} in "
+                         f"{zoo.catalogue.path.name}; choose another NAME")
     folder, files = scaffold.create(names, Path(parent))
     click.echo(f"created {folder} (the plugin {names.dist}, model {names.model!r}):")
     width = max(len(f) for f, _ in files)

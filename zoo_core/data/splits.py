@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from zoo_core.catalogue.specs import DatasetSpec
-from zoo_core.errors import DataError, UsageError, setting
+from zoo_core.errors import DataError, UsageError, first_line, location, setting
 
 
 @dataclass
@@ -49,9 +49,11 @@ def make_splits(spec: DatasetSpec, x_tr, y_tr, x_te, y_te, checksums: dict[str, 
     """
     n_val = spec.validation
     if n_val >= len(y_tr):
+        fix = (f"lower validation= in the register() call of plugin {spec.plugin}"
+               if spec.load is not None else f"lower its validation in {spec.plugin}")
         raise DataError(
             f"dataset {spec.name!r}: validation split of {n_val} leaves no training data "
-            f"({len(y_tr)} training examples); lower its validation in the registry"
+            f"({len(y_tr)} training examples); {fix}"
         )
     order = np.random.default_rng(spec.split_seed).permutation(len(y_tr))
     val_idx, train_idx = order[:n_val], order[n_val:]
@@ -99,7 +101,7 @@ def from_plugin(spec: DatasetSpec, data_dir) -> tuple[np.ndarray, np.ndarray, np
         raise
     except Exception as e:  # noqa: BLE001 - a plugin's loader failed
         raise DataError(f"dataset {spec.name!r} (plugin {spec.plugin}) failed to load: "
-                        f"{type(e).__name__}: {e}") from None
+                        f"{type(e).__name__}: {first_line(e)}{location(e)}") from None
     for what, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
         problem = plugin_split_problem(spec, what, x, y)
         if problem:
@@ -116,6 +118,12 @@ def plugin_split_problem(spec: DatasetSpec, what: str, x: np.ndarray, y: np.ndar
         return f"{what} images have shape {x.shape}, expected [N, {h}, {w}, {c}]"
     if not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)):
         return f"{what} images are {x.dtype}, expected uint8 or float; {wrong}"
+    if x.dtype != np.uint8 and x.size:
+        low, high = float(np.min(x)), float(np.max(x))
+        if not (0.0 <= low and high <= 1.0):  # also NaN
+            return (f"{what} images are {x.dtype} with values from {low:g} to {high:g}, "
+                    "expected float images in [0, 1]: return uint8 (the core scales it) or "
+                    "scale the floats in the loader (e.g. x / 255)")
     if not np.issubdtype(y.dtype, np.integer):
         return f"{what} labels are {y.dtype}, expected integers; {wrong}"
     if y.ndim != 1 or len(y) != len(x):

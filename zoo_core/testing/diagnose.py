@@ -11,15 +11,11 @@ outside the zoo, TensorFlow, NumPy and the standard library: the plugin's line.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-import sysconfig
-import traceback
 from typing import Any, Iterator, Mapping
 
-import zoo_core
 from zoo_core.errors import PluginError
 from zoo_core.testing.kit import Fail, fmt_shape
+from zoo_core.train.blame import describe_op_error, first_line, location
 from zoo_core.train.graph import BuilderError, LogitsError, LogitsProblem
 
 
@@ -87,65 +83,6 @@ def run(tf, sess, fetch, feed, what: str):
         raise Fail(f"{what} to run", describe_op_error(e)) from e
 
 
-_OP_NOISE = ("Graph execution error", "Detected at node", "Node:", "[[", "File ")
-
-
-def describe_op_error(e) -> str:
-    """The reason in a TensorFlow run-time error, and where the failing op was created."""
-    lines = [ln.strip() for ln in (e.message or "").splitlines()]
-    reasons = [ln for ln in lines if ln and not ln.startswith(_OP_NOISE)]
-    reason = (reasons[0] if reasons else first_line(e))[:300]
-    where = ""
-    op = getattr(e, "op", None)
-    if op is not None:
-        where = f" in op {op.name!r}"
-        frames = _plugin_frames(op.traceback or ())
-        if frames:
-            where += f" (created at {_relpath(frames[-1].filename)}:{frames[-1].lineno})"
-    return f"{type(e).__name__}{where}: {reason}"
-
-
-def first_line(e: BaseException) -> str:
-    """The first line of an error's message (at most 300 characters), or its type's name."""
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0][:300]
-
-
-def location(e: BaseException) -> str:
-    """`` (at file:line)``: the deepest frame of the failure in the plugin's own code."""
-    frames = []
-    while e is not None:
-        frames += traceback.extract_tb(e.__traceback__)
-        e = e.__cause__
-    frames = _plugin_frames(frames)
-    if not frames:
-        return ""
-    return f" (at {_relpath(frames[-1].filename)}:{frames[-1].lineno})"
-
-
-def _plugin_frames(frames) -> list:
-    """The frames outside the zoo, TensorFlow, Keras, NumPy and the standard library."""
-    libs = _library_dirs()
-    return [f for f in frames if not os.path.realpath(f.filename).startswith(libs)]
-
-
-def _library_dirs() -> tuple[str, ...]:
-    dirs = [os.path.dirname(zoo_core.__file__)]
-    for key in ("stdlib", "platstdlib"):
-        try:
-            dirs.append(sysconfig.get_paths()[key])
-        except KeyError:  # pragma: no cover
-            pass
-    for mod in ("tensorflow", "tf_keras", "keras", "numpy"):
-        m = sys.modules.get(mod)
-        if m is not None and getattr(m, "__file__", None):
-            dirs.append(os.path.dirname(m.__file__))
-    return tuple(os.path.realpath(d) + os.sep for d in dirs)
-
-
-def _relpath(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # pragma: no cover - another drive on Windows
-        return path
-    return path if rel.startswith("..") else rel
+# One definition each, in the trainer (zoo_core.train.blame); re-exported for the kit.
+__all__ = ["BuildFailed", "building", "logits_failure", "run", "describe_op_error",
+           "first_line", "location"]

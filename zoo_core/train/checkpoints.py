@@ -92,7 +92,7 @@ def restore_last(sess, saver, run_dir: Path) -> TrainState:
     index = read_index(run_dir)
     if not index or not index.get("last"):
         raise TrainingError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
-                            "first epoch finished); start it again")
+                            "first epoch finished); start it again as a new run")
     saver.restore(sess, str(run_dir / index["last"]))
     return TrainState(**index["state"])
 

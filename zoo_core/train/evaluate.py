@@ -15,6 +15,7 @@ from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.settings import TrainerSettings
 from zoo_core.train import checkpoints
+from zoo_core.train.blame import graph_errors
 from zoo_core.train.graph import ModelGraph, build_graph, session_config
 from zoo_core.train.metrics import Metrics, summarize
 
@@ -57,4 +58,5 @@ def evaluate_checkpoint(model: ModelSpec, hparams: Mapping[str, Any], settings: 
     g = build_graph(model, hparams, settings, images.shape[1:], num_classes, seed)
     with tf.compat.v1.Session(graph=g.graph, config=session_config(settings)) as sess:
         g.saver.restore(sess, str(prefix))
-        return evaluate(sess, g, images, labels, num_classes)
+        with graph_errors(model, images.shape[1:], num_classes, "evaluating a checkpoint"):
+            return evaluate(sess, g, images, labels, num_classes)

@@ -21,13 +21,15 @@ from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.errors import PluginError
 from zoo_core.settings import TrainerSettings
+from zoo_core.train.blame import first_line, location
 
 
 class BuilderError(PluginError):
     """The plugin's builder raised; ``error`` is what it raised."""
 
     def __init__(self, model: ModelSpec, error: BaseException):
-        super().__init__(f"{_where(model)}: the builder raised {type(error).__name__}: {error}")
+        super().__init__(f"{_where(model)}: the builder raised {type(error).__name__}: "
+                         f"{first_line(error)}{location(error)}")
         self.error = error
 
 

@@ -22,6 +22,7 @@ from zoo_core.data import Data
 from zoo_core.errors import TrainingError, setting
 from zoo_core.settings import TrainerSettings
 from zoo_core.train import checkpoints
+from zoo_core.train.blame import graph_errors
 from zoo_core.train.checkpoints import TrainState
 from zoo_core.train.evaluate import evaluate
 from zoo_core.train.graph import ModelGraph, build_graph, session_config
@@ -77,7 +78,9 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
     g = build_graph(model, hparams, settings, data.x_train.shape[1:], data.num_classes, seed,
                     n, steps)
     state = TrainState()
-    with tf.compat.v1.Session(graph=g.graph, config=session_config(settings)) as sess:
+    with tf.compat.v1.Session(graph=g.graph, config=session_config(settings)) as sess, \
+            graph_errors(model, data.x_train.shape[1:], data.num_classes,
+                         "when its variables were initialized") as now:
         sess.run(g.init)
         if resume:
             state = checkpoints.restore_last(sess, g.saver, run_dir)
@@ -86,6 +89,7 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
             if settings.patience and state.since_best >= settings.patience:
                 state.stopped_early = True
                 break
+            now["doing"] = f"in epoch {epoch}" + (" (its first step)" if epoch == 1 else "")
             record = _epoch(sess, g, settings, data, seed, epoch, progress)
             state.add(record, n / record["seconds"])
             checkpoints.save(sess, g.saver, run_dir, state)
@@ -93,6 +97,7 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
         if not state.best_prefix:
             raise TrainingError(f"{run_dir}: no epoch finished, so there is nothing to evaluate")
         g.saver.restore(sess, str(run_dir / state.best_prefix))
+        now["doing"] = "on the test split"
         test = evaluate(sess, g, data.x_test, data.y_test, data.num_classes)
     return TrainResult(
         epochs=state.epochs, best_epoch=state.best_epoch, val_accuracy=state.best_acc, test=test,
