@@ -15,7 +15,8 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]" $(addprefix -e ,$(PLUGINS))
+	@echo "installing zoo-core, TensorFlow and the plugins (the long step: progress below)"
+	$(BIN)/python -m pip install --progress-bar on -e ".[test]" $(addprefix -e ,$(PLUGINS))
 	touch $@
 
 # The real Fashion-MNIST from Debian's dataset-fashion-mnist, where apt exists;

@@ -66,7 +66,7 @@ def test_run_json_reports_a_completed_run_with_everything_recorded(home):
 
 def test_leaderboard_aggregates_mean_std_and_n(home):
     _, results = home
-    r = zoo("leaderboard", "--format", "json")
+    r = zoo("leaderboard", "--include-partial", "--format", "json")  # runs with --limit
     assert r.exit_code == 0
     rows = {row["model"]: row for row in json.loads(r.output)}
     accs = [x["test_accuracy"] for x in results if x["model"] == "rnn"]
@@ -77,11 +77,13 @@ def test_leaderboard_aggregates_mean_std_and_n(home):
 
 
 def test_leaderboard_formats_and_filters(home):
-    table = zoo("leaderboard").output
+    table = zoo("leaderboard", "--include-partial").output
     assert "rnn" in table and "cnn" in table and "±" in table
-    github = zoo("leaderboard", "--format", "github", "--model", "c*").output
+    github = zoo("leaderboard", "--include-partial", "--format", "github",
+                 "--model", "c*").output
     assert github.startswith("|") and "rnn" not in github
-    rows = list(csv.DictReader(io.StringIO(zoo("leaderboard", "--runs", "--format", "csv").output)))
+    rows = list(csv.DictReader(io.StringIO(
+        zoo("leaderboard", "--runs", "--include-partial", "--format", "csv").output)))
     assert len(rows) == 3
     bad = zoo("leaderboard", "--format", "excel")
     assert bad.exit_code == 2 and "excel" in bad.output
@@ -225,11 +227,12 @@ def test_leaderboard_commands_reproduce_each_row_exactly(home):
     """The printed command, run again, asks for the very settings and seeds of its row:
     with --skip-done every one of them is found already done."""
     rows = {row["model"]: row for row in json.loads(
-        zoo("leaderboard", "--commands", "--format", "json").output)}
+        zoo("leaderboard", "--include-partial", "--commands", "--format", "json").output)}
     assert rows["rnn"]["command"] == \
         "zoo run rnn --dataset fashion --epochs 1 --limit 1000 --seeds 2"
     assert rows["cnn"]["command"] == "zoo run cnn --dataset fashion --epochs 1 --limit 1000"
-    github = zoo("leaderboard", "--commands", "--format", "github").output
+    github = zoo("leaderboard", "--include-partial", "--commands", "--format",
+                 "github").output
     assert "| `zoo run cnn --dataset fashion --epochs 1 --limit 1000` " in github
     with open_store() as store:
         before = len(store.runs())
@@ -275,3 +278,52 @@ def test_all_goes_on_after_a_failed_model_and_exits_1(tmp_path, monkeypatch):
     assert "error: lstm-stack seed 0 failed: ValueError: a plugin's own bug" in r.output
     assert trained == sorted(set(trained)) and "cnn-bn" in trained and "rnn" in trained
     assert f"2 of {len(trained) + 2} runs failed (cnn seed 0, lstm-stack seed 0)" in r.output
+
+
+def test_every_run_writes_its_epochs_as_tensorboard_events(home):
+    """`tensorboard --logdir $ZOO_HOME/runs` reads these: TensorFlow's own event files."""
+    from zoo_core._tf import tf as import_tf
+
+    tf = import_tf()
+    _, results = home
+    run = results[0]
+    (events,) = Path(run["run_dir"]).glob("events.out.tfevents.*")
+    scalars = {}
+    for event in tf.compat.v1.train.summary_iterator(str(events)):
+        for value in event.summary.value:
+            scalars[(value.tag, event.step)] = value.simple_value
+    with open_store() as store:
+        (epoch,) = store.epochs(run["run_id"])
+    assert scalars[("accuracy/validation", 1)] == pytest.approx(epoch["val_accuracy"])
+    assert scalars[("loss/train", 1)] == pytest.approx(epoch["train_loss"])
+    assert {tag for tag, _ in scalars} >= {"loss/validation", "accuracy/train", "learning_rate"}
+    shown = zoo("show", run["run_id"]).output
+    assert f"events.out.tfevents.* {events}" in " ".join(shown.split())
+
+
+NAN_PLUGIN = """
+from zoo_core import hookimpl
+
+
+def build(images, *, num_classes, hparams, training):
+    import tensorflow as tf
+
+    logits = tf.compat.v1.layers.dense(tf.compat.v1.layers.flatten(images), num_classes)
+    return logits * float("nan")
+
+
+@hookimpl
+def zoo_register_models(register):
+    register("nanny", build, summary="logits that are NaN")
+"""
+
+
+def test_a_failed_run_is_recorded_in_the_words_the_user_saw(fake_dist):
+    fake_dist("zoo-nanny", {"zoo_nanny": NAN_PLUGIN})
+    r = zoo("run", "nanny", "--epochs", "1", "--limit", "300")
+    assert r.exit_code == 1
+    said = "try a lower learning rate (--lr 0.0001) or --set clip_norm=1.0"
+    assert said in r.output
+    shown = zoo("show", "latest")
+    assert said in shown.output  # the stored error names the options, as the run said
+    assert "⟦" not in shown.output

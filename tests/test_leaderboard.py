@@ -240,3 +240,43 @@ def test_render_adds_a_command_column_as_code_in_markdown():
     rows[0]["command"] = "zoo run cnn --dataset fashion"
     assert "| `zoo run cnn --dataset fashion` |" in render(rows, fmt="github")
     assert render(rows, fmt="simple").splitlines()[0].rstrip().endswith("command")
+
+
+# -- honesty (issue 18): quick tries, repeated seeds, readable configs -----------------------------
+
+
+def test_runs_with_a_limit_are_left_out_unless_asked_for_and_marked(runs):
+    quick = run("cnn-quick", 0.99, config={"epochs": 3, "lr": 0.001, "limit": 1000})
+    rows = aggregate([*runs, quick])
+    assert "cnn-quick" not in [row["best_run"] for row in rows]
+    assert all(row["partial"] is False for row in rows)
+    assert "cnn-quick" not in [row["run_id"] for row in runs_rows([*runs, quick])]
+    rows = aggregate([*runs, quick], include_partial=True)
+    (partial,) = [row for row in rows if row["partial"]]
+    assert partial["best_run"] == "cnn-quick"
+    text = render(rows)
+    line = next(line for line in text.splitlines() if "cnn-quick" in line)
+    assert "limit=1000" in line
+    assert text.endswith(leaderboard.PARTIAL_NOTE)
+    per_run = runs_rows([*runs, quick], include_partial=True)
+    assert [row["partial"] for row in per_run if row["run_id"] == "cnn-quick"] == [True]
+
+
+def test_a_seed_run_twice_counts_once_the_later_run(runs):
+    again = run("cnn-0-again", 0.95, seed=0, started_at="2024-01-02T00:00:00+00:00")
+    cnn = next(row for row in aggregate([*runs, again]) if row["model"] == "cnn")
+    assert (cnn["n"], cnn["seeds"], cnn["replaced"]) == (3, [0, 1, 2], 1)
+    assert cnn["test_acc_mean"] == pytest.approx(np.mean([0.95, 0.915, 0.905]))
+    assert " 3  cnn-0-again " in render([cnn]).splitlines()[2]  # n, then the best run
+
+
+def test_long_config_labels_wrap_instead_of_being_cut(runs):
+    long = {f"setting_{i}": i for i in range(6)}
+    rows = aggregate([run("a", 0.9, config={**long, "epochs": 1}),
+                      run("b", 0.8, config={**{k: v + 1 for k, v in long.items()}, "epochs": 1})])
+    text = render(rows)
+    assert "…" not in text
+    for key in long:
+        assert f"{key}=" in text
+    github = render(rows, "github")
+    assert len(github.splitlines()) == 4  # header, rule, two rows: one line each

@@ -60,7 +60,7 @@ def test_a_plugin_that_hangs_at_import_does_not_hang_zoo_list(tmp_path):
     assert elapsed < 15, f"zoo list took {elapsed:.1f} s"
     assert {"cnn", "lstm", "rnn"} <= {line.split()[0] for line in result.stdout.splitlines()[2:]}
     assert (
-        "warning: plugin zoo-hangs did not load: import did not finish within 1 s (zoo_hangs hangs "
+        "warning: plugin hangs (zoo_hangs in zoo-hangs) did not load: import did not finish within 1 s (zoo_hangs hangs "
         "at import time); fix the plugin, or raise ZOO_PLUGIN_TIMEOUT if it is only slow "
         "(see `zoo plugins`)") in result.stderr.splitlines()
     plugins = zoo(tmp_path / "home", "plugins", "--json", timeout=30, PYTHONPATH=str(site),
@@ -86,9 +86,9 @@ def test_a_plugin_that_raises_at_import_or_in_its_hook_leaves_the_rest_working(t
     assert result.returncode == 0
     listed = {(m["name"], m["status"]) for m in json.loads(result.stdout)}
     assert {("cnn", "installed"), ("lstm", "installed"), ("rnn", "installed")} <= listed
-    assert "warning: plugin zoo-boom did not load: import failed: OSError: weights server " \
+    assert "warning: plugin boom (zoo_boom in zoo-boom) did not load: import failed: OSError: weights server " \
            "unreachable (see `zoo plugins`)" in result.stderr.splitlines()
-    assert "warning: plugin zoo-hook did not load: KeyError: 'width' (see `zoo plugins`)" \
+    assert "warning: plugin hook (zoo_hook in zoo-hook) did not load: KeyError: 'width' (see `zoo plugins`)" \
            in result.stderr.splitlines()
 
 
@@ -176,7 +176,7 @@ worker = int(sys.argv[1])
 with open_store({path!r}) as db:
     for i in range({runs}):
         run_id = f"w{{worker}}-r{{i:02d}}"
-        db.create_run(make_record(run_id, seed=i))
+        db.create_run(make_record(run_id, seed=worker * 100 + i))
         for epoch in (1, 2, 3):
             db.add_epoch(run_id, epoch, train_loss=1 / epoch, val_accuracy=0.5 + epoch / 10)
         db.finish_run(run_id, status="completed", test_accuracy=0.8 + worker / 100,

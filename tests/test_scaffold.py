@@ -90,8 +90,8 @@ def test_a_scaffolded_plugin_installs_lists_checks_trains_and_ranks(overlay, tmp
     assert trained["plugin"] == f"zoo-{NAME}" and trained["plugin_version"] == "0.1.0"
     assert trained["config"]["hidden"] == 256 and trained["test_accuracy"] > 0.3
 
-    board = json.loads(run(overlay, "-m", "zoo_core", "leaderboard", "--format", "json",
-                           home=home).stdout)
+    board = json.loads(run(overlay, "-m", "zoo_core", "leaderboard", "--include-partial",
+                           "--format", "json", home=home).stdout)
     assert [row["model"] for row in board] == [NAME]
     assert board[0]["best_run"] == trained["run_id"] and board[0]["n"] == 1
 

@@ -251,6 +251,7 @@ def _claim_all(location: str, barrier, results) -> None:
     """Claim until the queue is empty, through a store of this process's own."""
     claimed = []
     with open_store(location) as store:
+        store.check()  # connected before the race starts
         barrier.wait()
         while (run := store.claim_run()) is not None:
             claimed.append(run.run_id)
@@ -273,7 +274,8 @@ def test_processes_claiming_at_once_take_each_run_exactly_once(store, location):
     for claimer in claimers:
         claimer.join()
     assert [claimer.exitcode for claimer in claimers] == [0] * CLAIMERS
-    assert all(claimed), f"a claimer got nothing: {claimed}"
+    # (how the runs split between the claimers is up to the scheduler: on a loaded machine
+    # one may take them all, so only exactly-once is asserted)
     every = [run_id for ids in claimed for run_id in ids]
     assert sorted(every) == [f"q{i:02d}" for i in range(QUEUED)]  # none twice, none lost
     assert store.runs(status="queued") == []
@@ -408,7 +410,7 @@ def test_older_schema_is_migrated(tmp_path, monkeypatch):
         db.create_run(make_record("new"))
         assert [r.run_id for r in db.runs()] == ["old", "new"]
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(sqlite.MIGRATIONS)
     assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     conn.close()
 
@@ -657,10 +659,11 @@ def test_a_version_1_store_is_migrated_and_its_data_survive(tmp_path, monkeypatc
         old = db.get("v1-run")
         assert (old.status, old.seed, old.test_accuracy, old.config) == ("completed", 3, 0.9, {"epochs": 2})
         assert [e["val_accuracy"] for e in db.epochs("v1-run")] == [0.81, 0.82]
+        assert (old.tags, old.host, old.pid) == ([], "", None)  # migration 2's defaults
         db.create_run(make_record("v2-run"))
         db.add_epoch("v2-run", 1, val_accuracy=0.5)
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(sqlite.MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT run_id, note FROM runs ORDER BY rowid").fetchall() == [
         ("v1-run", ""), ("v2-run", "")]
@@ -676,14 +679,18 @@ def test_a_migration_that_fails_leaves_the_store_as_it_was(tmp_path, monkeypatch
     with pytest.raises(StoreError) as excinfo:
         SQLiteStore(path).runs()
     assert str(excinfo.value).startswith(
-        f"cannot upgrade the results store {path} to schema version 2 (table runs already exists);"
+        f"cannot upgrade the results store {path} to schema version {len(sqlite.MIGRATIONS)} "
+        "(table runs already exists);"
         " it is left as it was")
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert "note" not in [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     conn.close()
-    monkeypatch.setattr(sqlite, "MIGRATIONS", sqlite.MIGRATIONS[:1])
-    with SQLiteStore(path) as db:  # the version-1 zoo-core still reads it
+    conn = sqlite3.connect(path)  # what the version-1 zoo-core reads is intact
+    assert conn.execute("SELECT test_accuracy FROM runs").fetchall() == [(0.9,)]
+    conn.close()
+    monkeypatch.undo()  # without the broken migration, this zoo-core upgrades it
+    with SQLiteStore(path) as db:
         assert db.get("v1-run").test_accuracy == 0.9
 
 
@@ -696,3 +703,55 @@ def test_a_store_missing_a_table_is_reported(tmp_path):
     conn.close()
     with pytest.raises(StoreError, match=r"lacks part of its schema \(no such table: epochs\)"):
         SQLiteStore(path).epochs("v1-run")
+
+
+# -- run management: delete, tags, latest (issue 18) ---------------------------------------------
+
+
+def test_delete_run_removes_the_row_and_its_epochs(store):
+    store.create_run(make_record("keep"))
+    store.create_run(make_record("gone"))
+    store.add_epoch("gone", 1, val_accuracy=0.5)
+    store.delete_run("gone")
+    assert [r.run_id for r in store.runs()] == ["keep"]
+    assert store.epochs("gone") == []
+    with pytest.raises(UnknownNameError, match="unknown run 'gone'"):
+        store.delete_run("gone")
+    store.create_run(make_record("gone"))  # the id is free again
+    assert store.epochs("gone") == []
+
+
+def test_tags_are_added_removed_listed_and_filtered(store):
+    store.create_run(make_record("a"))
+    store.create_run(make_record("b"))
+    assert store.get("a").tags == []
+    assert store.tag_run("a", add=["baseline", "v2", "baseline"]) == ["baseline", "v2"]
+    assert store.tag_run("a", add=["x"], remove=["v2", "absent"]) == ["baseline", "x"]
+    assert store.get("a").tags == ["baseline", "x"]
+    assert [r.run_id for r in store.runs(tag="baseline")] == ["a"]
+    assert store.runs(tag="v2") == []
+    with pytest.raises(ValueError, match="invalid tag"):
+        store.tag_run("a", add=["no spaces"])
+    assert store.get("a").tags == ["baseline", "x"]
+    with pytest.raises(UnknownNameError):
+        store.tag_run("nope", add=["x"])
+    with pytest.raises(ValueError, match="cannot update run field"):
+        store.update_run("a", tags=["sneaky"])
+
+
+def test_latest_is_the_most_recently_started_run(store):
+    with pytest.raises(UnknownNameError, match="unknown run 'latest'"):
+        store.get("latest")
+    store.create_run(make_record("new", started_at="2024-02-01T00:00:00+00:00"))
+    store.create_run(make_record("old", started_at="2024-01-01T00:00:00+00:00"))
+    store.create_run(make_record("tie", started_at="2024-02-01T00:00:00+00:00"))
+    assert store.get("latest").run_id == "tie"
+    store.create_run(make_record("latest"))  # an exact id wins over the keyword
+    assert store.get("latest").run_id == "latest"
+
+
+def test_the_owner_is_recorded_and_updatable(store):
+    store.create_run(make_record("r", host="box", pid=123))
+    assert (store.get("r").host, store.get("r").pid) == ("box", 123)
+    store.update_run("r", host="other", pid=456)
+    assert (store.get("r").host, store.get("r").pid) == ("other", 456)

@@ -89,5 +89,6 @@ class RunFiles:
     CONFUSION = "confusion.png"  # test confusion matrix
     CHECKPOINT_INDEX = "checkpoint.json"  # which checkpoints are best and last, and the state
     CHECKPOINTS = "ckpt"  # the folder of checkpoint files
+    TENSORBOARD = "events.out.tfevents.*"  # per-epoch scalars for TensorBoard (a pattern)
 
-    ALL = (CONFIG, METRICS, CURVES, CONFUSION, CHECKPOINT_INDEX)
+    ALL = (CONFIG, METRICS, CURVES, CONFUSION, CHECKPOINT_INDEX, TENSORBOARD)

@@ -33,6 +33,16 @@ def message(error: BaseException | str) -> str:
     return render(error if isinstance(error, str) else str(error), spell_option)
 
 
+def failing_context(ctx: click.Context) -> click.Context:
+    """The context of the subcommand a group was running when a usage error came up (the
+    group's own when none), so the error shows that command's usage and help hint, as
+    click does for its own option errors: ``Usage: zoo leaderboard [OPTIONS]``."""
+    name = ctx.invoked_subcommand
+    command = ctx.command.get_command(ctx, name) if name and isinstance(ctx.command, click.Group) \
+        else None
+    return ctx if command is None else click.Context(command, info_name=name, parent=ctx)
+
+
 def data_dir_option(f):
     return click.option("--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
                         help="Look for the dataset's files here first [env: ZOO_DATA_DIR].")(f)

@@ -14,8 +14,10 @@ import click
 
 from zoo_core.cli.common import (RUN_OPTIONS, DownloadProgressBar, data_dir_option, echo_json,
                                  json_option, table)
-from zoo_core.errors import ZooError
+from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
+from zoo_core.errors import UsageError, ZooError
 from zoo_core.runs import leaderboard as lb
+from zoo_core.runs.manage import shown_status
 from zoo_core.runs.records import run_files
 from zoo_core.runs.store import open_store
 from zoo_core.settings import RunSettings
@@ -25,20 +27,22 @@ EMPTY_LEADERBOARD = "no completed runs yet: try `zoo run cnn --dataset fashion`"
 
 
 @click.command("show")
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_ids)
 @json_option
 def show(run_id, as_json):
-    """Show a run's summary and where its files are (RUN_ID may be a unique prefix)."""
+    """Show a run's summary and where its files are (RUN_ID may be a unique prefix, or
+    `latest`)."""
     with open_store() as store:
         r = store.get(run_id)
         epochs = store.epochs(r.run_id)
     files = run_files(r)
     if as_json:
-        echo_json({**r.to_dict(), "epochs": epochs, "files": {k: str(v) for k, v in files.items()}})
+        echo_json({**r.to_dict(), "shown_status": shown_status(r), "epochs": epochs,
+                   "files": {k: str(v) for k, v in files.items()}})
         return
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
     rows = [
-        ["status", r.status + (f" ({r.error})" if r.error else "")],
+        ["status", shown_status(r) + (f" ({r.error})" if r.error else "")],
         ["model", f"{r.model} ({r.plugin} {r.plugin_version})"],
         ["dataset", f"{r.dataset} (train {r.split_sizes.get('train')}, val {r.split_sizes.get('val')}, "
                     f"test {r.split_sizes.get('test')})"],
@@ -53,6 +57,7 @@ def show(run_id, as_json):
         ["versions", f"zoo-core {r.zoo_version}, tensorflow {r.tf_version}"],
         ["started / finished", f"{r.started_at} / {r.finished_at or '-'}"],
         ["folder", r.run_dir],
+        *([["tags", ", ".join(r.tags)]] if r.tags else []),
     ]
     click.echo(f"run {r.run_id}")
     click.echo(table(rows, [], "plain"))
@@ -69,7 +74,7 @@ def show(run_id, as_json):
 
 
 @click.command("evaluate")
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_ids)
 @click.option("--split", type=click.Choice(["val", "test", "train"]), default="test", show_default=True,
               help="Which split to evaluate.")
 @data_dir_option
@@ -111,19 +116,32 @@ def evaluate(state, run_id, split, data_dir, as_json):
 
 
 @click.command("leaderboard")
-@click.option("--dataset", "-d", metavar="PATTERN", help="Only these datasets (wildcards allowed).")
-@click.option("--model", "-m", metavar="PATTERN", help="Only these models (wildcards allowed).")
+@click.option("--dataset", "-d", metavar="PATTERN", shell_complete=complete_datasets,
+              help="Only these datasets (wildcards allowed).")
+@click.option("--model", "-m", metavar="PATTERN", shell_complete=complete_models,
+              help="Only these models (wildcards allowed).")
 @click.option("--runs", "per_run", is_flag=True, help="List every completed run instead of aggregates.")
-@click.option("--format", "fmt", default="simple", show_default=True, metavar="FORMAT",
-              help=f"Output format: {_LEADERBOARD_FORMATS}.")
+@click.option("--include-partial", is_flag=True,
+              help="Also rank quick tries made with --limit (marked limit=N).")
+@click.option("--format", "fmt", default=None, metavar="FORMAT",
+              help=f"Output format: {_LEADERBOARD_FORMATS}  [default: simple].")
+@json_option
 @click.option("--commands", is_flag=True,
               help="Add the `zoo run` command that reproduces each row (loads the plugins).")
 @click.pass_obj
-def leaderboard(state, dataset, model, per_run, fmt, commands):
-    """Rank completed runs by test accuracy: mean ± std over seeds per configuration."""
+def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, commands):
+    """Rank completed runs by test accuracy: mean ± std over seeds per configuration.
+
+    Each seed counts once per configuration (the latest run, when one was repeated);
+    runs made with --limit are left out unless --include-partial.
+    """
+    if as_json and fmt not in (None, "json"):
+        raise UsageError(f"--json and --format {fmt} disagree: give one of them")
+    fmt = "json" if as_json else fmt or "simple"
     with open_store() as store:
         records = store.runs(model=model, dataset=dataset, status="completed")
-    rows = lb.runs_rows(records) if per_run else lb.aggregate(records)
+    rows = lb.runs_rows(records, include_partial) if per_run else \
+        lb.aggregate(records, include_partial)
     if commands and rows:
         zoo = state.zoo()
         for row in rows:
@@ -131,7 +149,11 @@ def leaderboard(state, dataset, model, per_run, fmt, commands):
             row["command"] = reproduce_command(
                 row["model"], row["dataset"], row["config"], seeds,
                 _defaults(zoo, row["model"], row["dataset"]))
-    click.echo(lb.render(rows, fmt, runs=per_run, empty=EMPTY_LEADERBOARD))
+    partial = 0 if include_partial else sum(lb.is_partial(r) for r in records)
+    empty = EMPTY_LEADERBOARD if not partial else (
+        f"no completed runs on the full training set; {partial} quick tries made with --limit "
+        "are left out: `zoo leaderboard --include-partial` shows them")
+    click.echo(lb.render(rows, fmt, runs=per_run, empty=empty))
 
 
 def _defaults(zoo, model: str, dataset: str) -> dict | None:

@@ -15,6 +15,7 @@ import click
 
 from zoo_core.cli.common import (DownloadProgressBar, data_dir_option, echo_json, json_option,
                                  message, parse_set_options)
+from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.runs.store import open_store
@@ -46,6 +47,9 @@ class ConsoleProgress:
     def failed(self, run, error):
         self.close()
         click.echo(f"error: {run.label} failed: {_why(error)}", err=True)
+
+    def describe(self, error):
+        return _recorded(error)
 
     def epoch_start(self, epoch, epochs, steps):
         self.epoch, self.epochs = epoch, epochs
@@ -88,9 +92,17 @@ def _why(error: BaseException) -> str:
     return message(error) if isinstance(error, ZooError) else f"{type(error).__name__}: {error}"
 
 
+def _recorded(error: BaseException) -> str:
+    """A failed run's error as the store keeps it: worded as this command line shows it."""
+    from zoo_core.runs.execute import describe_failure  # loaded by now: a run is executing
+
+    return message(error) if isinstance(error, ZooError) else describe_failure(error)
+
+
 @click.command("run")
-@click.argument("model", required=False)
-@click.option("--dataset", "-d", default="fashion", show_default=True, help="Dataset to train on.")
+@click.argument("model", required=False, shell_complete=complete_models)
+@click.option("--dataset", "-d", default="fashion", show_default=True,
+              shell_complete=complete_datasets, help="Dataset to train on.")
 @click.option("--all", "all_models", is_flag=True, help="Train every installed model in turn.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step.")
@@ -103,7 +115,7 @@ def _why(error: BaseException) -> str:
               help="Set any declared hyperparameter (repeatable); see `zoo list MODEL --details`.")
 @data_dir_option
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training examples only.")
-@click.option("--resume", "resume_id", metavar="RUN_ID",
+@click.option("--resume", "resume_id", metavar="RUN_ID", shell_complete=complete_run_ids,
               help="Continue an interrupted run from its last completed epoch.")
 @click.option("--skip-done", is_flag=True,
               help="Skip seeds already completed with the same settings (to finish an "
@@ -172,7 +184,11 @@ def _interruptible(progress: ConsoleProgress):
         yield
     except KeyboardInterrupt as e:
         progress.close()
-        if isinstance(e, RunInterrupted):
+        if isinstance(e, RunInterrupted) and not e.epochs:
+            click.echo(f"\ninterrupted: run {e.run_id} is recorded as interrupted before its "
+                       "first epoch ended, so it has no checkpoint to resume; run the same "
+                       f"command again (`zoo runs rm {e.run_id}` drops the record)", err=True)
+        elif isinstance(e, RunInterrupted):
             click.echo(f"\ninterrupted: run {e.run_id} is recorded as interrupted after "
                        f"{e.epochs} epoch(s), its checkpoints kept; continue it with "
                        f"`zoo run --resume {e.run_id}`", err=True)

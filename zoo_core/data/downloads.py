@@ -130,7 +130,53 @@ def _discard(path: Path) -> None:
 
 def _fetch_verified(spec: DatasetSpec, role: str, url: str, target: Path,
                     progress: DownloadProgress) -> None:
-    """Fetch ``url`` to a .part file beside ``target``, verify it, rename it into place."""
+    """Fetch one IDX file of ``spec`` to ``target``, verified before it is renamed into place."""
+
+    def verify(path: Path, label: str) -> None:
+        verify_file(spec, role, path, label=label, fix="the mirror may be serving a damaged copy")
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == GZIP_MAGIC
+        if not spec.files[role].get("sha256") and not gzipped:
+            # only md5_gz is on record, and it applies to the .gz: nothing unverified is cached
+            raise DataError(f"{label}: is not gzip-compressed, so its md5_gz cannot be checked; "
+                            "the mirror may be serving a different file")
+
+    _fetch_checked(url, target, progress, verify)
+
+
+def download_archive(spec: DatasetSpec, verify, progress: DownloadProgress | None = None) -> Path:
+    """Download a dataset's one archive (``spec.archive``) into the cache, verified by
+    ``verify(path, label)`` (which raises DataError) before it is renamed into place; a cached
+    copy that verifies is kept. Each URL is tried in turn; DataError naming every failure."""
+    if not spec.urls:
+        raise DataError(
+            f"dataset {spec.name!r} is not on this machine and has no download URL: "
+            f"put its archive in a folder and pass {GIVEN}"
+        )
+    target = ensure_dir(cache_dir(spec), "the dataset cache", DataError) / spec.archive["file"]
+    progress = progress if progress is not None else _Silent()
+    if path_kind(target) == "file":
+        try:
+            verify(target, str(target))
+            return target
+        except DataError:
+            _discard(target)
+    errors = []
+    for base in spec.urls:
+        url = base.rstrip("/") + "/" + target.name
+        try:
+            _fetch_checked(url, target, progress, verify)
+            return target
+        except _FETCH_ERRORS as e:
+            errors.append(f"{url}: {_reason(e)}")
+    raise DataError(
+        f"could not download {spec.name} {target.name}: " + "; ".join(errors)
+        + f" -- check your connection, or put the archive in a folder and pass {GIVEN}"
+    )
+
+
+def _fetch_checked(url: str, target: Path, progress: DownloadProgress, verify) -> None:
+    """Fetch ``url`` to a .part file beside ``target``, ``verify`` it, rename it into place."""
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
     except OSError as e:
@@ -140,14 +186,7 @@ def _fetch_verified(spec: DatasetSpec, role: str, url: str, target: Path,
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
             total = int(resp.headers.get("Content-Length") or 0)
             _copy(resp, out, total, f"downloading {target.name}", progress)
-        label = f"the downloaded {target.name}"
-        verify_file(spec, role, Path(tmp), label=label, fix="the mirror may be serving a damaged copy")
-        with open(tmp, "rb") as f:
-            gzipped = f.read(2) == GZIP_MAGIC
-        if not spec.files[role].get("sha256") and not gzipped:
-            # only md5_gz is on record, and it applies to the .gz: nothing unverified is cached
-            raise DataError(f"{label}: is not gzip-compressed, so its md5_gz cannot be checked; "
-                            "the mirror may be serving a different file")
+        verify(Path(tmp), f"the downloaded {target.name}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from zoo_core.catalogue.specs import FILE_ROLES, DatasetSpec
+from zoo_core.data import archives
 from zoo_core.data.downloads import DownloadProgress, download
 from zoo_core.data.idx import verify_file
 from zoo_core.data.search import CACHE, locate, search_dirs
 from zoo_core.data.splits import Data, array_digest, from_plugin, make_splits
-from zoo_core.errors import DataError, UsageError
+from zoo_core.errors import DataError
 
 _DOWNLOADED = "downloaded"
 
@@ -37,6 +38,9 @@ def load(spec: DatasetSpec, data_dir=None, limit: int | None = None, download_ok
         x_tr, y_tr, x_te, y_te = from_plugin(spec, data_dir)
         checksums = {"train": array_digest(x_tr, y_tr), "test": array_digest(x_te, y_te)}
         source = f"plugin {spec.plugin}"
+    elif spec.archive:
+        x_tr, y_tr, x_te, y_te, checksums, source = archives.load(spec, data_dir, download_ok,
+                                                                  progress)
     else:
         arrays, checksums, source = _load_files(spec, data_dir, download_ok, progress)
         x_tr, y_tr = arrays["train_images"], arrays["train_labels"]
@@ -103,12 +107,18 @@ def inspect(spec: DatasetSpec, data_dir=None) -> tuple[str, list[FileStatus]]:
     """Where a dataset's files are and whether each verifies (for ``zoo datasets``).
 
     The location may name a setting by marker (a folder found through ``data_dir``).
+
+    Raises:
+        UsageError: a folder the user named (``data_dir``, ``ZOO_DATA_DIR``) does not exist
+            or is not a folder: the question cannot be answered for it.
     """
     if spec.load is not None:
         return f"plugin {spec.plugin}", []
+    if spec.archive:
+        return _inspect_archive(spec, data_dir)
     try:
         found = locate(spec, data_dir)
-    except (DataError, UsageError) as e:
+    except DataError as e:
         return "cannot be searched", [FileStatus("search", None, False, e.template)]
     if found is None:
         return "not found (downloads on first use)", []
@@ -121,3 +131,21 @@ def inspect(spec: DatasetSpec, data_dir=None) -> tuple[str, list[FileStatus]]:
         except DataError as e:
             statuses.append(FileStatus(role, paths[role], False, e.template))
     return f"{paths['train_images'].parent} ({why})", statuses
+
+
+def _inspect_archive(spec: DatasetSpec, data_dir) -> tuple[str, list[FileStatus]]:
+    """inspect() for a dataset that comes as one archive (see :mod:`zoo_core.data.archives`)."""
+    try:
+        found = archives.locate(spec, data_dir)
+    except DataError as e:
+        return "cannot be searched", [FileStatus("search", None, False, e.template)]
+    if found is None:
+        return "not found (downloads on first use)", []
+    why, path = found
+    if path.is_dir():  # an extracted copy: no file on record to check; shapes checked on load
+        return f"{path} ({why}; an extracted copy, checked on load)", []
+    try:
+        archives.verify_archive(spec, path)
+        return f"{path.parent} ({why})", [FileStatus("archive", path, True, "ok")]
+    except DataError as e:
+        return f"{path.parent} ({why})", [FileStatus("archive", path, False, e.template)]

@@ -23,9 +23,10 @@ from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
-from zoo_core.errors import (DataError, RunInterrupted, StoreError, UsageError, ZooError, render,
-                             setting)
-from zoo_core.runs import plots
+from zoo_core.errors import (DataError, RunInterrupted, StoreError, UsageError, ZooError,
+                             first_line, location, render, setting)
+from zoo_core.runs import manage, plots
+from zoo_core.runs.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
 from zoo_core.runs.records import RunRecord, utc_now
 from zoo_core.runs.store import Store
@@ -48,6 +49,18 @@ class Events(loop.Progress):
 
     def failed(self, run: PlannedRun, error: BaseException) -> None:
         """A run failed (recorded as failed); the batch goes on with the next one."""
+
+    def describe(self, error: BaseException) -> str:
+        """The words a failed run is recorded with: what the user is shown of ``error``
+        (a front end names settings its own way; see :func:`zoo_core.errors.render`)."""
+        return describe_failure(error)
+
+
+def describe_failure(error: BaseException) -> str:
+    """A failure in one line (a paragraph for a plugin's graph error), the library's words."""
+    if isinstance(error, ZooError):
+        return str(error)
+    return f"{type(error).__name__}: {first_line(error)}{location(error)}"
 
 
 @dataclass
@@ -121,6 +134,7 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
         plugin_version=run.model.plugin_version, zoo_version=__version__,
         tf_version=tf.__version__, config=run.settings.config, seed=run.seed,
         data_checksums=loaded.checksums, split_sizes=loaded.split_sizes, run_dir=str(run_dir),
+        **manage.owner(),
     )
     checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
         "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
@@ -154,6 +168,10 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     (checksums are compared). Returns the completed run's record.
     """
     record = store.get(run_id)
+    if manage.owner_died(record):  # stored as running, its process gone: interrupted
+        store.finish_run(record.run_id, status="interrupted", finished_at=utc_now(),
+                         error="its process died")
+        record = store.get(record.run_id)
     if record.status not in ("interrupted", "failed"):
         raise UsageError(f"run {record.run_id} is {record.status}; only interrupted or failed "
                          "runs can be resumed")
@@ -168,6 +186,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     for epoch in saved.get("epochs", []):  # an epoch saved but not yet stored when interrupted
         store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
     store.mark_running(record.run_id)
+    store.update_run(record.run_id, **manage.owner())
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
 
 
@@ -190,19 +209,22 @@ def sigterm_as_interrupt():
 def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
                       settings: RunSettings, loaded: Data, progress, resume: bool) -> RunRecord:
     run_id, run_dir = record.run_id, Path(record.run_dir)
-    recorder = _Recorder(store, run_id, progress)
+    recorder = _Recorder(store, run_id, progress, EventWriter(run_dir))
     try:
         with sigterm_as_interrupt():
             result = loop.train(model, settings.hparams, settings.trainer, loaded, record.seed,
                                 run_dir, recorder, resume=resume)
+        recorder.events.close()
     except KeyboardInterrupt:
+        recorder.events.close()
         store.finish_run(run_id, status="interrupted", finished_at=utc_now(),
                          error=f"interrupted after {recorder.epochs} epoch(s)", **recorder.best())
         _finished(zoo, store, run_id)
         raise RunInterrupted(run_id, recorder.epochs) from None
     except Exception as e:  # recorded as failed, then passed on
-        error = str(e) if isinstance(e, ZooError) else f"{type(e).__name__}: {e}"
-        store.finish_run(run_id, status="failed", finished_at=utc_now(), error=error)
+        recorder.events.close()
+        describe = getattr(progress, "describe", describe_failure)  # the front end's words
+        store.finish_run(run_id, status="failed", finished_at=utc_now(), error=describe(e))
         _finished(zoo, store, run_id)
         raise
     _write_outputs(store, record, result, loaded)
@@ -236,10 +258,12 @@ def _write_outputs(store: Store, record: RunRecord, result: loop.TrainResult, lo
 
 
 class _Recorder(loop.Progress):
-    """Passes progress through and stores each epoch as it ends."""
+    """Passes progress through and stores each epoch as it ends (and writes it for
+    TensorBoard)."""
 
-    def __init__(self, store: Store, run_id: str, progress: loop.Progress | None):
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: Store, run_id: str, progress: loop.Progress | None,
+                 events: EventWriter):
+        self.store, self.run_id, self.events = store, run_id, events
         self.progress = progress or loop.Progress()
         self.epochs = 0
         self.best_record: dict | None = None
@@ -255,6 +279,7 @@ class _Recorder(loop.Progress):
         if record.get("best"):
             self.best_record = record
         self.store.add_epoch(self.run_id, record["epoch"], **{k: record[k] for k in EPOCH_METRICS})
+        self.events.epoch(record)
         self.progress.epoch_end(record)
 
     def best(self) -> dict:
@@ -269,9 +294,12 @@ def _finished(zoo: Zoo, store: Store, run_id: str) -> RunRecord:
     record = store.get(run_id)
     manager = zoo.plugins.manager
     if manager is not None:
-        try:
-            manager.hook.zoo_run_finished(run=record)
-        except Exception as e:  # noqa: BLE001 - a reporter must not lose the run
-            warnings.warn(f"a zoo_run_finished hook failed: {type(e).__name__}: {e}")
+        for impl in manager.hook.zoo_run_finished.get_hookimpls():
+            try:
+                impl.function(**{name: record for name in impl.argnames})  # `run`, or none
+            except Exception as e:  # noqa: BLE001 - a reporter must not lose the run
+                warnings.warn(f"plugin {impl.plugin_name}'s zoo_run_finished hook failed: "
+                              f"{type(e).__name__}: {first_line(e)}{location(e)}; the run is "
+                              "recorded all the same", stacklevel=1)
     return record
 

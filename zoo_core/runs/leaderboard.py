@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import statistics
+import textwrap
 from typing import Any, Iterable
 
 import tabulate
@@ -18,23 +19,38 @@ from zoo_core.errors import UsageError
 from zoo_core.runs.records import RunRecord
 
 AGGREGATE_KEYS = (
-    "model", "dataset", "config_id", "config", "n", "seeds", "test_acc_mean", "test_acc_std",
-    "best_run", "best_test_acc", "params", "train_seconds", "examples_per_sec", "flagged",
+    "model", "plugin", "dataset", "config_id", "config", "n", "seeds", "test_acc_mean",
+    "test_acc_std", "best_run", "best_test_acc", "params", "train_seconds", "examples_per_sec", "flagged",
+    "partial", "replaced",
 )
 RUN_KEYS = (
-    "run_id", "model", "dataset", "config_id", "config", "seed", "test_accuracy", "test_loss",
-    "val_accuracy", "best_epoch", "epochs_run", "params", "train_seconds", "examples_per_sec",
-    "started_at",
+    "run_id", "model", "plugin", "dataset", "config_id", "config", "seed", "test_accuracy",
+    "test_loss", "val_accuracy", "best_epoch", "epochs_run", "params", "train_seconds", "examples_per_sec",
+    "started_at", "partial",
 )
 MACHINE_FORMATS = ("csv", "json")
-_CONFIG_WIDTH = 28
+_CONFIG_WIDTH = 40  # a longer config label wraps onto more lines (where the format can)
+_WRAPPING_FORMATS = set(tabulate.multiline_formats) - {"github", "pipe", "orgtbl", "jira"}
+PARTIAL_NOTE = ("limit=N: a quick try on the first N training examples (`zoo run --limit`), "
+                "shown with --include-partial; not comparable with runs on the full training set")
 
 
 # -- aggregation -------------------------------------------------------------------------------
 
 
-def aggregate(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
-    """One row per (model, dataset, config_id) over the completed runs with a test accuracy.
+def is_partial(run: RunRecord) -> bool:
+    """A run trained on a subset of the training split (``--limit``): a quick try."""
+    return run.config.get("limit") is not None
+
+
+def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
+    """One row per (model, plugin, dataset, config_id) over the completed runs with a test
+    accuracy.
+
+    Each seed counts once per row: when the same settings ran with the same seed more than
+    once, the latest run (by ``started_at``) is the one averaged, and ``replaced`` counts the
+    others. Runs on a subset of the training split (``limit`` set) are left out unless
+    ``include_partial``; their rows have ``partial`` True.
 
     A group whose runs disagree about the data (checksums, or the test split size) is not
     averaged: its ``flagged`` says why, its mean and std are None, and it sorts last.
@@ -42,11 +58,18 @@ def aggregate(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
     Returns:
         rows with the keys of AGGREGATE_KEYS, best mean test accuracy first.
     """
-    groups: dict[tuple[str, str, str], list[RunRecord]] = {}
-    for run in runs:
-        if run.status == "completed" and run.test_accuracy is not None:
-            groups.setdefault((run.model, run.dataset, run.config_id), []).append(run)
-    rows = [_aggregate_group(group) for group in groups.values()]
+    groups: dict[tuple[str, str, str, str], dict[int, list[RunRecord]]] = {}
+    for run in sorted(runs, key=lambda run: run.started_at):  # stable: ties keep their order
+        if run.status == "completed" and run.test_accuracy is not None and (
+                include_partial or not is_partial(run)):
+            # the plugin too: a model name built by another plugin is another model
+            seeds = groups.setdefault((run.model, run.plugin, run.dataset, run.config_id), {})
+            seeds.setdefault(run.seed, []).append(run)
+    rows = []
+    for seeds in groups.values():
+        row = _aggregate_group([same_seed[-1] for same_seed in seeds.values()])
+        row["replaced"] = sum(len(same_seed) - 1 for same_seed in seeds.values())
+        rows.append(row)
     return sorted(rows, key=_rank_key)
 
 
@@ -60,6 +83,7 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         std = statistics.stdev(accuracies) if len(group) > 1 else 0.0
     return {
         "model": best.model,
+        "plugin": best.plugin,
         "dataset": best.dataset,
         "config_id": best.config_id,
         "config": best.config,
@@ -73,6 +97,8 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "train_seconds": _mean(run.train_seconds for run in group),
         "examples_per_sec": _mean(run.examples_per_sec for run in group),
         "flagged": flagged,
+        "partial": is_partial(best),
+        "replaced": 0,
     }
 
 
@@ -99,11 +125,14 @@ def _rank_key(row: dict[str, Any]) -> tuple:
             row["model"], row["dataset"], row["config_id"])
 
 
-def runs_rows(runs: Iterable[RunRecord]) -> list[dict[str, Any]]:
-    """One row per completed run (keys of RUN_KEYS), best test accuracy first."""
-    completed = [run for run in runs if run.status == "completed"]
+def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
+    """One row per completed run (keys of RUN_KEYS), best test accuracy first; runs on a
+    subset of the training split only with ``include_partial``."""
+    completed = [run for run in runs if run.status == "completed"
+                 and (include_partial or not is_partial(run))]
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
-    return [{key: getattr(run, key) for key in RUN_KEYS} for run in completed]
+    return [{**{key: getattr(run, key) for key in RUN_KEYS if key != "partial"},
+             "partial": is_partial(run)} for run in completed]
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -137,6 +166,12 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False,
     if not rows:
         return empty
     headers, aligns, table, notes = (_runs_table if runs else _aggregate_table)(rows)
+    if any(row.get("partial") for row in rows):
+        notes = [*notes, PARTIAL_NOTE]
+    if fmt in _WRAPPING_FORMATS:  # elsewhere (markdown, csv ...) a cell stays one line
+        column = headers.index("config")
+        for cells in table:
+            cells[column] = textwrap.fill(cells[column], _CONFIG_WIDTH, break_long_words=False)
     if "command" in rows[0]:  # from `zoo leaderboard --commands`
         code = "`{}`" if fmt in ("github", "pipe") else "{}"
         headers, aligns = [*headers, "command"], [*aligns, "left"]
@@ -169,6 +204,9 @@ def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], 
     aligns = ["right", "left", "left", "left", "right", "right", "left", "right", "right",
               "right"]
     table, notes, rank = [], [], 0
+    builders: dict[str, set] = {}
+    for row in rows:
+        builders.setdefault(row["model"], set()).add(row.get("plugin"))
     for row, label in zip(rows, _config_labels(rows)):
         if row["flagged"]:
             notes.append(f"[{len(notes) + 1}] {row['model']} on {row['dataset']} ({label}), "
@@ -180,7 +218,8 @@ def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], 
             accuracy = format_accuracy(row["test_acc_mean"], row["test_acc_std"], row["n"])
         table.append([
             position,
-            row["model"],
+            # the plugin, when runs of this name were built by more than one
+            row["model"] + (f" ({row.get('plugin')})" if len(builders[row["model"]]) > 1 else ""),
             row["dataset"],
             label,
             accuracy,
@@ -230,8 +269,10 @@ def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
         siblings = configs[(row["model"], row["dataset"])]
         keys = sorted({key for config in siblings for key in config})
         varying = [k for k in keys if len({format_setting(c.get(k)) for c in siblings}) > 1]
+        if row.get("partial") and "limit" not in varying:
+            varying.insert(0, "limit")  # a quick try says so, whatever its siblings
         label = " ".join(f"{k}={format_setting(row['config'].get(k))}" for k in varying)
-        labels.append(_truncate(label) if label else row["config_id"])
+        labels.append(label or row["config_id"])
     return labels
 
 
@@ -241,10 +282,6 @@ def format_setting(value: Any) -> str:
         return str(value)
     short = f"{value:g}"
     return short if float(short) == value else repr(value)
-
-
-def _truncate(text: str, width: int = _CONFIG_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- cell formats ------------------------------------------------------------------------------

@@ -68,10 +68,10 @@ def plan(zoo: Zoo, request: RunRequest, store: Store | None = None) -> RunPlan:
             declaration (nothing has run yet); StoreError: the store cannot be opened
             (checked before any work whose result it would have to hold).
     """
-    dataset = zoo.dataset(request.dataset)
     resolved = {name: zoo.resolve(name, request.dataset, request.overrides,
                                   request.text_overrides, request.limit)
                 for name in request.models}
+    dataset = zoo.dataset(request.dataset)  # after the models: an unknown model is named first
     done: dict[tuple[str, str, int], RunRecord] = {}
     if store is not None:
         store.check()

@@ -54,6 +54,40 @@ def learning_curves(epochs: list[dict], path, title: str = "") -> Path:
         plt.close(fig)
 
 
+def compare_curves(runs: dict[str, list[dict]], path, title: str = "") -> Path:
+    """Overlay several runs' learning curves in one PNG: loss and accuracy (%) per epoch,
+    each run in its own colour, validation solid and training dashed.
+
+    ``runs`` maps a label (a run id) to its epochs, as :func:`learning_curves` takes them.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=LEARNING_CURVES_SIZE, layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    try:
+        for ax, name, scale in ((axes[0], "loss", 1.0), (axes[1], "accuracy", 100.0)):
+            epochs = []
+            for i, (label, rows) in enumerate(runs.items()):
+                rows = sorted((e for e in rows if _number(e.get("epoch")) is not None),
+                              key=lambda e: e["epoch"])
+                epochs += [int(e["epoch"]) for e in rows]
+                for split, style in (("val", "-"), ("train", "--")):
+                    xs, ys = _series(rows, f"{split}_{name}", scale)
+                    if xs:
+                        ax.plot(xs, ys, style, color=colours[i % len(colours)], linewidth=1.6,
+                                label=f"{label} ({'validation' if split == 'val' else 'train'})")
+            ax.set_title(name)
+            ax.set_xlabel("epoch")
+            if epochs:
+                _epoch_axis(ax, min(epochs), max(epochs))
+            ax.grid(alpha=0.3)
+        if axes[1].get_legend_handles_labels()[0]:
+            axes[1].legend(fontsize="x-small", loc="lower right")
+        fig.suptitle(title or "learning curves compared")
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def _series(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list[int], list[float]]:
     """The epochs that have a number for ``key``, and those numbers times ``scale``."""
     xs, ys = [], []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class RunRecord:
 
     Accuracies are fractions in [0, 1]. ``config`` holds the merged hyperparameters and the
     trainer settings (epochs, lr, limit ...); ``config_id`` is filled in from it when empty.
+    ``tags`` are the user's labels (sorted); ``host`` and ``pid`` name the process that last
+    started or resumed the run (empty for runs recorded before zoo-core recorded them).
     """
 
     run_id: str
@@ -59,6 +62,9 @@ class RunRecord:
     finished_at: str | None = None
     error: str | None = None
     run_dir: str = ""
+    tags: list[str] = dataclasses.field(default_factory=list)
+    host: str = ""
+    pid: int | None = None
 
     def __post_init__(self):
         if not self.config_id:
@@ -70,22 +76,46 @@ class RunRecord:
 
 
 def run_files(record: RunRecord) -> dict[str, Path]:
-    """The files the run left in its folder (those of ``paths.RunFiles.ALL`` that exist)."""
+    """The files the run left in its folder (those of ``paths.RunFiles.ALL`` that exist; for
+    a pattern, the newest match)."""
     folder = Path(record.run_dir)
-    return {name: folder / name for name in paths.RunFiles.ALL if (folder / name).exists()}
+    if not record.run_dir or not folder.is_dir():
+        return {}
+    found = {}
+    for name in paths.RunFiles.ALL:
+        matches = sorted(folder.glob(name)) if "*" in name else [folder / name]
+        matches = [m for m in matches if m.exists()]
+        if matches:
+            found[name] = matches[-1]
+    return found
 
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord))
-# Stored as JSON text (the values are dicts).
-JSON_FIELDS = ("config", "data_checksums", "split_sizes")
+# Stored as JSON text (the values are dicts, or the list of tags).
+JSON_FIELDS = ("config", "data_checksums", "split_sizes", "tags")
 # What identifies a run: never changed once the run is created.
 IDENTITY_FIELDS = (
     "run_id", "model", "dataset", "plugin", "plugin_version", "zoo_version", "tf_version",
     "config", "config_id", "seed", "started_at",
 )
 # What update_run may change; the status changes only through claim_run, mark_running and
-# finish_run, so that every backend keeps a run's life in order.
-UPDATABLE_FIELDS = tuple(c for c in COLUMNS if c not in IDENTITY_FIELDS and c != "status")
+# finish_run, so that every backend keeps a run's life in order; the tags only through tag_run.
+UPDATABLE_FIELDS = tuple(c for c in COLUMNS if c not in (*IDENTITY_FIELDS, "status", "tags"))
+# A tag: a letter or digit, then letters, digits, and . _ : - (no spaces, no commas).
+TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+# What Store.get takes, besides an id or a prefix, for the most recently started run.
+LATEST = "latest"
+
+
+def check_tags(tags) -> list[str]:
+    """The tags, checked against TAG_PATTERN (ValueError otherwise), deduplicated and sorted."""
+    bad = [t for t in tags if not isinstance(t, str) or not TAG_PATTERN.fullmatch(t)]
+    if bad:
+        raise ValueError(
+            f"invalid tag(s) {', '.join(map(repr, bad))}: a tag is a letter or digit followed by "
+            "up to 63 letters, digits, '.', '_', ':' or '-'"
+        )
+    return sorted(set(tags))
 
 
 def check_status(status: str) -> None:

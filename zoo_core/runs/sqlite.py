@@ -30,66 +30,24 @@ from typing import Any, Iterator
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
+from zoo_core.runs import sqlite_schema
 from zoo_core.runs.records import (
     COLUMNS,
     JSON_FIELDS,
+    LATEST,
     RunRecord,
     check_epoch_metrics,
     check_fields,
     check_final_status,
     check_status,
+    check_tags,
 )
 from zoo_core.train.metrics import EPOCH_METRICS
 
 BUSY_TIMEOUT_S = 30.0
 
-# The schema, as an ordered list of migrations: entry i takes a file from
-# ``PRAGMA user_version`` i to i + 1. Never edit a released entry; append a new one.
-MIGRATIONS: list[tuple[str, ...]] = [
-    # 1: the initial schema
-    (
-        """CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            model TEXT NOT NULL,
-            dataset TEXT NOT NULL,
-            plugin TEXT NOT NULL,
-            plugin_version TEXT NOT NULL,
-            zoo_version TEXT NOT NULL,
-            tf_version TEXT NOT NULL,
-            config TEXT NOT NULL,
-            config_id TEXT NOT NULL,
-            seed INTEGER NOT NULL,
-            data_checksums TEXT NOT NULL,
-            split_sizes TEXT NOT NULL,
-            params INTEGER,
-            epochs_run INTEGER NOT NULL DEFAULT 0,
-            best_epoch INTEGER,
-            train_seconds REAL,
-            examples_per_sec REAL,
-            val_accuracy REAL,
-            test_loss REAL,
-            test_accuracy REAL,
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            error TEXT,
-            run_dir TEXT NOT NULL DEFAULT ''
-        )""",
-        "CREATE INDEX runs_by_started_at ON runs (started_at)",
-        "CREATE INDEX runs_by_model_dataset ON runs (model, dataset)",
-        """CREATE TABLE epochs (
-            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-            epoch INTEGER NOT NULL,
-            train_loss REAL,
-            train_accuracy REAL,
-            val_loss REAL,
-            val_accuracy REAL,
-            lr REAL,
-            seconds REAL,
-            PRIMARY KEY (run_id, epoch)
-        )""",
-    ),
-]
+# The schema's migrations (read here at run time, so tests can append one).
+MIGRATIONS = sqlite_schema.MIGRATIONS
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"
 _QUEUE_ORDER = "ORDER BY started_at, rowid"  # oldest first: also the order of runs()
@@ -269,6 +227,25 @@ class SQLiteStore:
         check_fields(fields)
         self._set(run_id, fields)
 
+    @_translate_errors
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run's row, its epochs and its tags (see Store.delete_run)."""
+        with self._write() as conn:
+            self._require(conn, run_id)
+            conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    @_translate_errors
+    def tag_run(self, run_id: str, add=(), remove=()) -> list[str]:
+        """Add and remove tags in one write; the run's tags after it (see Store.tag_run)."""
+        add, remove = check_tags(add), check_tags(remove)
+        with self._write() as conn:
+            self._require(conn, run_id)
+            row = conn.execute("SELECT tags FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            tags = sorted((set(json.loads(row[0])) | set(add)) - set(remove))
+            conn.execute("UPDATE runs SET tags = ? WHERE run_id = ?", (json.dumps(tags), run_id))
+        return tags
+
     # -- reading -----------------------------------------------------------------------------
 
     @_translate_errors
@@ -276,7 +253,11 @@ class SQLiteStore:
         """The run with this id, or the only run whose id starts with it (see Store.get)."""
         conn = self._connection()
         rows = conn.execute(f"{_SELECT} WHERE run_id = ?", (run_id,)).fetchall()
-        if not rows and run_id:
+        if not rows and run_id == LATEST:
+            rows = conn.execute(
+                f"{_SELECT} ORDER BY started_at DESC, rowid DESC LIMIT 1"
+            ).fetchall()
+        elif not rows and run_id:
             rows = conn.execute(
                 f"{_SELECT} WHERE substr(run_id, 1, ?) = ? {_QUEUE_ORDER}",
                 (len(run_id), run_id),
@@ -294,7 +275,8 @@ class SQLiteStore:
 
     @_translate_errors
     def runs(
-        self, model: str | None = None, dataset: str | None = None, status: str | None = None
+        self, model: str | None = None, dataset: str | None = None, status: str | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
         """The runs, oldest first, optionally filtered (see Store.runs)."""
         query, args = _SELECT, ()
@@ -302,11 +284,12 @@ class SQLiteStore:
             check_status(status)
             query, args = f"{query} WHERE status = ?", (status,)
         rows = self._connection().execute(f"{query} {_QUEUE_ORDER}", args)
-        return [
+        records = [
             _from_row(row)
             for row in rows
             if _matches(row["model"], model) and _matches(row["dataset"], dataset)
         ]
+        return records if tag is None else [r for r in records if tag in r.tags]
 
     @_translate_errors
     def epochs(self, run_id: str) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Iterable, Protocol, runtime_checkable
 
 from zoo_core import paths
 from zoo_core.errors import StoreError
@@ -128,10 +128,35 @@ class Store(Protocol):
         """
         ...
 
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run from the store: its row, its epochs and its tags, in one write. Its
+        folder is the caller's to remove (:func:`zoo_core.runs.manage.remove_run`).
+
+        Raises:
+            UnknownNameError: no run has this id.
+        """
+        ...
+
+    def tag_run(self, run_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+                ) -> list[str]:
+        """Add the tags ``add`` and remove the tags ``remove`` (absent ones are ignored), in
+        one write, whatever else writes to the run meanwhile.
+
+        Returns:
+            the run's tags afterwards, sorted, each once.
+
+        Raises:
+            ValueError: a tag that breaks ``records.TAG_PATTERN``; nothing is changed.
+            UnknownNameError: no run has this id.
+        """
+        ...
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, run_id: str) -> RunRecord:
-        """The run with this exact id, or else the only run whose id starts with it.
+        """The run with this exact id; else, for ``"latest"`` (``records.LATEST``), the most
+        recently started run (the last added, on a tie); else the only run whose id starts
+        with ``run_id``.
 
         Raises:
             UnknownNameError: no run matches (it suggests close ids).
@@ -140,14 +165,17 @@ class Store(Protocol):
         ...
 
     def runs(
-        self, model: str | None = None, dataset: str | None = None, status: str | None = None
+        self, model: str | None = None, dataset: str | None = None, status: str | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
         """The runs, oldest ``started_at`` first (ties in the order they were added).
 
         Args:
             model: a model name or shell wildcard (``"*rnn"``), case-sensitive.
             dataset: a dataset name or shell wildcard.
-            status: one of STATUSES (ValueError otherwise).
+            status: one of STATUSES (ValueError otherwise), as stored (a run whose process
+                died is still "running" here: see :mod:`zoo_core.runs.manage`).
+            tag: only runs carrying this tag (exact).
         """
         ...
 

@@ -1,0 +1,221 @@
+"""``zoo runs`` (list, ``rm``, ``tag``), ``zoo compare`` and ``zoo completion``: managing the
+recorded runs. None of these import TensorFlow.
+
+A RUN_ID is an id, a unique prefix of one, or ``latest`` (the store's ``get`` resolves it).
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import click
+from click.shell_completion import get_completion_class
+
+from zoo_core import paths
+from zoo_core.cli.common import echo_json, failing_context, json_option, message, table
+from zoo_core.cli.completion import complete_run_ids
+from zoo_core.errors import UsageError
+from zoo_core.runs import manage
+from zoo_core.runs.leaderboard import format_accuracy, format_count, format_duration, format_rate
+from zoo_core.runs.records import STATUSES, check_tags
+from zoo_core.runs.store import open_store
+
+EMPTY_RUNS = "no runs recorded yet: try `zoo run cnn --dataset fashion`"
+
+
+class RunsGroup(click.Group):
+    """``zoo runs``: lists runs without a subcommand; a library usage error names the
+    failing subcommand (``zoo runs tag``), as click does for its own errors."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as e:
+            raise click.UsageError(message(e), failing_context(ctx)) from None
+
+
+def now() -> datetime.datetime:
+    """The current time, UTC (docs/samples.py fixes it, so the samples' ages stay put)."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def age(started_at: str) -> str:
+    """How long ago a run started: ``45s``, ``12m``, ``3h``, ``2d``."""
+    try:
+        seconds = (now() - datetime.datetime.fromisoformat(started_at)).total_seconds()
+    except (TypeError, ValueError):
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+@click.group("runs", cls=RunsGroup, invoke_without_command=True)
+@click.option("--model", "-m", metavar="PATTERN", help="Only these models (wildcards allowed).")
+@click.option("--dataset", "-d", metavar="PATTERN", help="Only these datasets (wildcards allowed).")
+@click.option("--status", type=click.Choice(STATUSES),
+              help="Only runs with this status (a run whose process died counts as interrupted).")
+@click.option("--tag", "-t", help="Only runs with this tag.")
+@click.option("--last", "-n", type=click.IntRange(min=1), help="Only the N most recent runs.")
+@json_option
+@click.pass_context
+def runs(ctx, model, dataset, status, tag, last, as_json):
+    """List the recorded runs, newest first: status, model, dataset, seed, accuracy, age.
+
+    \b
+    Subcommands:
+      zoo runs rm RUN_ID...        remove runs: their records and folders
+      zoo runs tag RUN_ID TAG...   label a run (--remove to take labels off)
+    A RUN_ID may be a unique prefix, or `latest`. A run whose process died without
+    recording its end shows as `interrupted (process died)`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_store() as store:
+        records = store.runs(model=model, dataset=dataset, tag=tag)
+    shown = [(r, manage.shown_status(r)) for r in reversed(records)]
+    if status is not None:
+        shown = [(r, s) for r, s in shown if s.split(" ")[0] == status]
+    shown = shown[:last] if last else shown
+    if as_json:
+        echo_json([{**r.to_dict(), "shown_status": s} for r, s in shown])
+        return
+    if not shown:
+        click.echo(EMPTY_RUNS if not (model or dataset or status or tag) else
+                   "no runs match these filters")
+        return
+    click.echo(table(
+        [[r.run_id, s, r.model, r.dataset, r.seed, _accuracy(r), r.epochs_run, age(r.started_at),
+          ", ".join(r.tags)] for r, s in shown],
+        ["run", "status", "model", "dataset", "seed", "test acc", "epochs", "age", "tags"]))
+
+
+def _accuracy(record) -> str:
+    text = format_accuracy(record.test_accuracy)
+    limit = record.config.get("limit")
+    return f"{text} (limit {limit})" if text and limit is not None else text
+
+
+@runs.command("rm")
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN_ID...",
+                shell_complete=complete_run_ids)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def remove(run_ids, yes):
+    """Remove runs: their records in the store and their folders (checkpoints, curves)."""
+    with open_store() as store:
+        records = {}
+        for run_id in run_ids:  # every id resolved before anything is removed
+            record = store.get(run_id)
+            records[record.run_id] = record
+        click.echo(f"{len(records)} run(s) to remove, with their folders:")
+        for r in records.values():
+            click.echo(f"  {r.run_id}  {manage.shown_status(r)}, {r.model} on {r.dataset}  "
+                       f"{r.run_dir or '-'}")
+        if not yes:
+            click.confirm("Remove them?", abort=True)
+        for r in records.values():
+            manage.remove_run(store, r)
+            click.echo(f"removed {r.run_id}")
+
+
+@runs.command("tag")
+@click.argument("run_id", shell_complete=complete_run_ids)
+@click.argument("tags", nargs=-1, required=True, metavar="TAG...")
+@click.option("--remove", is_flag=True, help="Take these tags off instead.")
+def tag(run_id, tags, remove):
+    """Label a run with tags; `zoo runs --tag TAG` lists the runs with one.
+
+    A tag is a letter or digit followed by letters, digits, '.', '_', ':' or '-'.
+    """
+    try:
+        check_tags(tags)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    with open_store() as store:
+        record = store.get(run_id)
+        now = store.tag_run(record.run_id, **({"remove": tags} if remove else {"add": tags}))
+    click.echo(f"{record.run_id}: tags {', '.join(now) or '(none)'}")
+
+
+@click.command("compare")
+@click.argument("run_a", shell_complete=complete_run_ids)
+@click.argument("run_b", shell_complete=complete_run_ids)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Write the overlaid curves here [default: $ZOO_HOME/compare/A--B.png].")
+@json_option
+def compare(run_a, run_b, plot_path, as_json):
+    """Compare two runs: the settings that differ, metrics side by side, and their learning
+    curves overlaid in one PNG."""
+    from zoo_core.runs import plots  # numpy and matplotlib: only when comparing
+
+    with open_store() as store:
+        a, b = store.get(run_a), store.get(run_b)
+        curves = {a.run_id: store.epochs(a.run_id), b.run_id: store.epochs(b.run_id)}
+    keys = sorted(set(a.config) | set(b.config))
+    differ = {k: [a.config.get(k), b.config.get(k)] for k in keys
+              if a.config.get(k) != b.config.get(k)}
+    metrics = _metrics(a, b)
+    path = Path(plot_path) if plot_path else \
+        paths.zoo_home() / "compare" / f"{a.run_id}--{b.run_id}.png"
+    if any(curves.values()):
+        paths.ensure_dir(path.parent, "the folder for the comparison's curves")
+        plots.compare_curves(curves, path, title=f"{a.run_id} vs {b.run_id}")
+    else:
+        path = None
+    if as_json:
+        echo_json({"runs": [a.run_id, b.run_id], "settings_that_differ": differ,
+                   "metrics": {k: v[2:] for k, v in metrics.items()},
+                   "curves": str(path) if path else None})
+        return
+    click.echo(f"A  {a.run_id}\nB  {b.run_id}\n")
+    if a.model != b.model or a.dataset != b.dataset:
+        click.echo(f"model/dataset: A {a.model} on {a.dataset}, B {b.model} on {b.dataset}\n")
+    click.echo(table([[k, _text(va), _text(vb)] for k, (va, vb) in differ.items()],
+                     ["setting", "A", "B"]) if differ else "the same settings")
+    click.echo("")
+    click.echo(table([[k, *v[:2]] for k, v in metrics.items()], ["metric", "A", "B"]))
+    click.echo(f"\ncurves: {path}" if path else "\ncurves: no epochs recorded")
+
+
+def _text(value) -> str:
+    return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _metrics(a, b) -> dict[str, list]:
+    """metric -> [A shown, B shown, A raw, B raw]."""
+    rows = {
+        "status": (manage.shown_status, str),
+        "seed": (lambda r: r.seed, str),
+        "test accuracy": (lambda r: r.test_accuracy, format_accuracy),
+        "validation accuracy": (lambda r: r.val_accuracy, format_accuracy),
+        "test loss": (lambda r: r.test_loss, lambda v: "" if v is None else f"{v:.4f}"),
+        "best epoch": (lambda r: r.best_epoch, lambda v: "" if v is None else str(v)),
+        "epochs run": (lambda r: r.epochs_run, str),
+        "parameters": (lambda r: r.params, format_count),
+        "training time": (lambda r: r.train_seconds, format_duration),
+        "examples/s": (lambda r: r.examples_per_sec, format_rate),
+    }
+    return {name: [fmt(get(a)), fmt(get(b)), get(a), get(b)] for name, (get, fmt) in rows.items()}
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@click.pass_context
+def completion(ctx, shell):
+    """Print the shell completion script for SHELL (commands, options, models, datasets,
+    run ids).
+
+    \b
+    Enable it once, e.g. in ~/.bashrc:    eval "$(zoo completion bash)"
+    zsh (~/.zshrc):                       eval "$(zoo completion zsh)"
+    fish:  zoo completion fish > ~/.config/fish/completions/zoo.fish
+    """
+    root = ctx.find_root()
+    name = root.info_name or "zoo"
+    var = f"_{name.replace('-', '_').upper()}_COMPLETE"
+    click.echo(get_completion_class(shell)(root.command, {}, name, var).source())
+
+
+COMMANDS = [runs, compare, completion]

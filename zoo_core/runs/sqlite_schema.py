@@ -1,0 +1,60 @@
+"""The SQLite store's schema, as an ordered list of migrations (:data:`MIGRATIONS`).
+
+Entry i takes a file from ``PRAGMA user_version`` i to i + 1. Never edit a released entry;
+append a new one. :mod:`zoo_core.runs.sqlite` applies them (it reads ``sqlite.MIGRATIONS``).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 1: the initial schema
+    (
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            model TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            plugin TEXT NOT NULL,
+            plugin_version TEXT NOT NULL,
+            zoo_version TEXT NOT NULL,
+            tf_version TEXT NOT NULL,
+            config TEXT NOT NULL,
+            config_id TEXT NOT NULL,
+            seed INTEGER NOT NULL,
+            data_checksums TEXT NOT NULL,
+            split_sizes TEXT NOT NULL,
+            params INTEGER,
+            epochs_run INTEGER NOT NULL DEFAULT 0,
+            best_epoch INTEGER,
+            train_seconds REAL,
+            examples_per_sec REAL,
+            val_accuracy REAL,
+            test_loss REAL,
+            test_accuracy REAL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            error TEXT,
+            run_dir TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX runs_by_started_at ON runs (started_at)",
+        "CREATE INDEX runs_by_model_dataset ON runs (model, dataset)",
+        """CREATE TABLE epochs (
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL,
+            train_loss REAL,
+            train_accuracy REAL,
+            val_loss REAL,
+            val_accuracy REAL,
+            lr REAL,
+            seconds REAL,
+            PRIMARY KEY (run_id, epoch)
+        )""",
+    ),
+    # 2: the user's tags, and the process that owns a run (host, pid), so that a run whose
+    # process died shows as interrupted rather than running
+    (
+        "ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+    ),
+]
