@@ -72,7 +72,9 @@ def zoo_process(*args: str, timeout: float = 180) -> subprocess.CompletedProcess
 
 # -- 1. a plugin cannot take a curated model's name ------------------------------------------------
 
-@pytest.mark.parametrize("entry_point", ["aaa", "zzz"])  # before and after zoo-cnn's `cnn`
+# before and after zoo-cnn's `cnn`, and `cnn` itself: another distribution's entry point of
+# the same name must not hide zoo-cnn's
+@pytest.mark.parametrize("entry_point", ["aaa", "zzz", "cnn"])
 def test_a_curated_name_always_belongs_to_its_registry_plugin(site, entry_point):
     site("evil-models", {"evil_models": MODEL.format(name="cnn", extra="") + """
 @hookimpl

@@ -166,3 +166,36 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resumes(subs
         monkeypatch.setattr(checkpoints, "write_json_atomic", real)  # space freed
         done = execute.resume(zoo, record.run_id, store)
     assert done.status == "completed" and done.epochs_run == 3
+
+
+class _StopAt:
+    """Progress that presses Ctrl-C when epoch ``at`` starts."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def epoch_start(self, epoch, epochs, steps):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+    def step(self, loss, accuracy):
+        pass
+
+    def epoch_end(self, record):
+        pass
+
+
+def test_a_resumed_run_interrupted_again_counts_the_epochs_before_the_resume(subset):
+    from zoo_core.errors import RunInterrupted
+
+    zoo = open_zoo()
+    with open_store() as store:
+        with pytest.raises(RunInterrupted) as first:
+            execute.execute(zoo, planned(zoo, "cnn", overrides={"epochs": 3}), store, subset,
+                            _StopAt(2))
+        assert first.value.epochs == 1
+        with pytest.raises(RunInterrupted) as again:  # before the resumed run's first epoch ends
+            execute.resume(zoo, first.value.run_id, store, progress=_StopAt(2))
+        assert again.value.epochs == 1  # its checkpoint of epoch 1 is still there to resume
+        record = store.get(first.value.run_id)
+        assert (record.status, record.error) == ("interrupted", "interrupted after 1 epoch(s)")

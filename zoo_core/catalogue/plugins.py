@@ -95,13 +95,21 @@ def _allowed() -> set[str] | None:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
+    """The ``zoo`` entry points, each once: the same distribution found twice on sys.path
+    counts once, while two distributions that use one entry-point name both load (so
+    neither can hide the other)."""
     eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
     seen, unique = set(), []
-    for ep in sorted(eps, key=lambda e: e.name):
-        if ep.name not in seen:  # the same dist on sys.path twice
-            seen.add(ep.name)
+    for ep in sorted(eps, key=lambda e: (e.name, _dist_name(e), e.value)):
+        key = (ep.name, ep.value, _normal(_dist_name(ep)))
+        if key not in seen:
+            seen.add(key)
             unique.append(ep)
     return unique
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist else ""
 
 
 def load(plugins: list[types.ModuleType | object] | None = None, *, entry_points: bool = True,
@@ -206,7 +214,9 @@ def _register(pm: pluggy.PluginManager, obj, report: PluginReport,
               timeout: float) -> tuple[dict, dict] | None:
     """Register one plugin: its (models, datasets), or None with its report marked failed."""
     try:
-        pm.register(obj, name=report.name)
+        # two distributions may use one entry-point name: pluggy's names must differ
+        taken = pm.get_plugin(report.name) is not None
+        pm.register(obj, name=f"{report.dist}:{report.name}" if taken else report.name)
         pm.check_pending()
     except Exception as e:  # unknown hook names, bad signatures
         if pm.is_registered(obj):

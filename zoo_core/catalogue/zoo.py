@@ -130,7 +130,7 @@ class Zoo:
         from zoo_core.catalogue.diagnose import misfiled  # metadata only, on this path only
 
         for ep, dist in misfiled():
-            if ep.name == name or name in dist or name in ep.value:
+            if name in (ep.name, dist, ep.value, ep.value.split(":")[0].split(".")[-1]):
                 return UsageError(
                     f"unknown model {name!r}: {dist} lists {ep.name} = {ep.value} under the "
                     f"entry-point group {ep.group!r}, which the zoo does not read; write "

@@ -8,6 +8,7 @@ for (``zoo --traceback``, ``ZOO_DEBUG=1``).
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 import warnings
@@ -31,7 +32,7 @@ class ZooGroup(click.Group):
         try:
             try:
                 return super().invoke(ctx)
-            except (click.ClickException, click.exceptions.Exit, click.Abort):
+            except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
                 raise
             except Exception as e:
                 if ctx.params.get("traceback"):
@@ -41,7 +42,7 @@ class ZooGroup(click.Group):
             raise click.UsageError(message(e), failing_context(ctx)) from None
         except ZooError as e:
             raise click.ClickException(message(e)) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise
         except Exception as e:
             more = "" if ctx.params.get("traceback") else (
@@ -104,7 +105,11 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 def main() -> None:
     """Console-script entry point."""
     warnings.formatwarning = _format_warning
-    cli(prog_name="zoo")
+    try:
+        cli(prog_name="zoo")
+    except BrokenPipeError:  # the reader went away (`zoo runs | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

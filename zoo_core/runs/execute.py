@@ -209,7 +209,8 @@ def sigterm_as_interrupt():
 def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
                       settings: RunSettings, loaded: Data, progress, resume: bool) -> RunRecord:
     run_id, run_dir = record.run_id, Path(record.run_dir)
-    recorder = _Recorder(store, run_id, progress, EventWriter(run_dir))
+    recorder = _Recorder(store, run_id, progress, EventWriter(run_dir),
+                         done=store.get(run_id).epochs_run if resume else 0)
     try:
         with sigterm_as_interrupt():
             result = loop.train(model, settings.hparams, settings.trainer, loaded, record.seed,
@@ -262,10 +263,10 @@ class _Recorder(loop.Progress):
     TensorBoard)."""
 
     def __init__(self, store: Store, run_id: str, progress: loop.Progress | None,
-                 events: EventWriter):
+                 events: EventWriter, done: int = 0):
         self.store, self.run_id, self.events = store, run_id, events
         self.progress = progress or loop.Progress()
-        self.epochs = 0
+        self.epochs = done  # epochs finished, counting those before a resume
         self.best_record: dict | None = None
 
     def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
