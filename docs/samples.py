@@ -72,7 +72,7 @@ def fill_store() -> None:
                 plugin_version="0.1.0", zoo_version="0.1.0", tf_version="2.21.0",
                 config=config, seed=seed, data_checksums=CHECKSUMS,
                 split_sizes={"train": config["limit"] or 55000, "val": 5000, "test": 10000},
-                started_at=f"{start}+00:00", run_dir=f"~/.local/share/zoo/runs/{run_id}",
+                started_at=f"{start}+00:00", run_dir=str(_run_folder(run_id)),
                 host=socket.gethostname(), pid=4_999_999))  # no such process: it died
             for i, (tl, ta, vl, va) in enumerate(epochs, 1):
                 store.add_epoch(run_id, i, train_loss=tl, train_accuracy=ta, val_loss=vl,
@@ -84,6 +84,13 @@ def fill_store() -> None:
                     val_accuracy=epochs[best][3], best_epoch=best + 1, params=params,
                     train_seconds=seconds, examples_per_sec=config["epochs"] * 55000 / seconds,
                     finished_at=f"{start[:-2]}59+00:00")
+
+
+def _run_folder(run_id: str) -> Path:
+    """A DEMO run's folder, made (empty) so that `zoo runs rm` finds it."""
+    folder = Path(os.environ["ZOO_HOME"], "runs", run_id)
+    folder.mkdir(parents=True)
+    return folder
 
 
 @contextlib.contextmanager
@@ -116,7 +123,7 @@ def run(command: str) -> str:
 
     args = shlex.split(command.split("  #")[0])[1:]
     result = CliRunner().invoke(cli, args, prog_name="zoo")
-    return result.output
+    return result.output.replace(os.environ["ZOO_HOME"], "~/.local/share/zoo")
 
 
 def regenerate(text: str) -> str:

@@ -168,6 +168,120 @@ def test_runs_rm_checks_every_id_before_removing_any(home):
     assert (home / "runs" / "cnn-b").exists()
 
 
+def test_runs_rm_removes_none_when_one_cannot_be_removed(home):
+    with open_store() as store:
+        store.create_run(record("cnn-dead", host=socket.gethostname(), pid=dead_pid()))
+        store.create_run(record("cnn-live", host=socket.gethostname(), pid=os.getpid()))
+    r = zoo("runs", "rm", "cnn-dead", "cnn-a", "cnn-live", input="y\n")
+    assert r.exit_code == 1
+    assert r.output == (f"Error: run cnn-live is running (pid {os.getpid()} on "
+                        f"{socket.gethostname()}): stop it first, then remove it\n")
+    with open_store() as store:
+        assert {run.run_id for run in store.runs()} == {"cnn-a", "cnn-b", "cnn-dead", "cnn-live"}
+    assert (home / "runs" / "cnn-a").exists()
+
+
+def test_runs_rm_keeps_a_run_that_changed_while_the_user_confirmed(home, monkeypatch):
+    with open_store() as store:
+        store.create_run(record("cnn-dead", host=socket.gethostname(), pid=dead_pid()))
+        store.queue_run(record("cnn-q", seed=1))
+
+    def confirm_while_others_work(*args, **kwargs):
+        with open_store() as store:  # meanwhile: a --resume takes the dead run over, a worker
+            store.mark_running("cnn-dead", host=socket.gethostname(), pid=os.getpid())
+            assert store.claim_run().run_id == "cnn-q"  # claims the queued one
+        return True
+
+    monkeypatch.setattr("zoo_core.cli.manage.click.confirm", confirm_while_others_work)
+    r = zoo("runs", "rm", "cnn-dead", "cnn-q", "cnn-a")
+    assert r.exit_code == 1
+    assert "  cnn-dead  interrupted (process died), cnn on fashion  no files: no folder found\n" \
+        in r.output
+    assert ("Error: run cnn-dead changed since it was confirmed (now running, pid "
+            f"{os.getpid()} on {socket.gethostname()}): kept\n") in r.output
+    assert "Error: run cnn-q changed since it was confirmed (now running, no owner recorded): " \
+        "kept\n" in r.output
+    assert r.output.endswith("removed cnn-a\n")
+    with open_store() as store:
+        assert {run.run_id for run in store.runs()} == {"cnn-b", "cnn-dead", "cnn-q"}
+
+
+def test_runs_rm_finds_the_folder_when_the_recorded_one_is_elsewhere(home, tmp_path):
+    (home / "runs" / "cnn-copied").mkdir()
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    with open_store() as store:
+        add_completed(store, "cnn-copied", 0.9, folder="/old-machine/zoo/runs/cnn-copied")
+        add_completed(store, "cnn-nofolder", 0.9, folder="/old-machine/zoo/runs/cnn-nofolder")
+        add_completed(store, "cnn-odd", 0.9, folder=precious)
+    r = zoo("runs", "rm", "cnn-copied", "cnn-nofolder", "cnn-odd", "--yes")
+    assert r.exit_code == 0, r.output
+    assert r.output == (
+        "3 run(s) to remove, with their folders:\n"
+        f"  cnn-copied  completed, cnn on fashion  {home / 'runs' / 'cnn-copied'} (not at the "
+        "recorded /old-machine/zoo/runs/cnn-copied)\n"
+        "  cnn-nofolder  completed, cnn on fashion  no files: no folder found\n"
+        f"  cnn-odd  completed, cnn on fashion  no files: {precious} is not a folder named "
+        "cnn-odd\n"
+        "removed cnn-copied\n"
+        "removed cnn-nofolder (its record only: no folder found)\n"
+        f"removed cnn-odd (its record only: {precious} is not a folder named cnn-odd)\n")
+    assert not (home / "runs" / "cnn-copied").exists() and precious.exists()
+
+
+@pytest.mark.parametrize("owner, shown", [
+    ({}, "no owner recorded"), ({"host": "gpu-box", "pid": 4242}, "pid 4242 on gpu-box")])
+def test_a_running_run_zoo_cannot_see_is_removed_only_with_force(home, owner, shown):
+    with open_store() as store:
+        store.create_run(record("cnn-old", **owner))
+    r = zoo("runs", "rm", "cnn-old", "--yes")
+    assert (r.exit_code, r.output) == (1, (
+        f"Error: run cnn-old is recorded as running ({shown}) and zoo cannot see whether that "
+        "process still runs: if it does not, `zoo runs rm --force cnn-old` removes the run "
+        "(taking such a run over needs the heartbeat of a later zoo-core)\n"))
+    r = zoo("run", "--resume", "cnn-old")
+    assert r.exit_code == 2 and "`zoo runs rm --force cnn-old` removes the run" in r.output
+    r = zoo("runs", "rm", "cnn-old", "--force", input="y\n")
+    assert r.exit_code == 0, r.output
+    assert (f"--force: cnn-old is recorded as running ({shown}) and zoo cannot see that "
+            "process; if it still runs, it will fail at its next epoch\nRemove them? [y/N]: y\n"
+            "removed cnn-old (its record only: no folder found)\n") in r.output
+
+
+def test_a_queued_run_can_be_removed(home):
+    with open_store() as store:
+        store.queue_run(record("cnn-q"))
+    r = zoo("runs", "rm", "cnn-q", "--yes")
+    assert (r.exit_code, r.output.splitlines()[-1]) == (0, "removed cnn-q (its record only: no "
+                                                          "folder found)")
+
+
+def test_resume_does_not_take_over_a_run_another_resume_took_meanwhile(home, monkeypatch):
+    from types import SimpleNamespace
+
+    from zoo_core.runs import execute
+
+    with open_store() as store:
+        add_completed(store, "cnn-f", 0.5, folder=home / "runs" / "cnn-f")
+        store.update_run("cnn-f", error="boom")
+
+    def load_while_another_resumes(*args, **kwargs):
+        with open_store() as store:  # another `zoo run --resume cnn-f` takes it over meanwhile
+            store.mark_running("cnn-f")
+            store.update_run("cnn-f", host=socket.gethostname(), pid=os.getpid())
+        return SimpleNamespace(checksums={"test_images": "aa"})
+
+    trained = []
+    monkeypatch.setattr(execute.data, "load", load_while_another_resumes)
+    monkeypatch.setattr(execute, "_train_and_record", lambda *a, **k: trained.append(a))
+    with open_store() as store:
+        store.finish_run("cnn-f", status="failed")
+    r = zoo("run", "--resume", "cnn-f")
+    assert r.exit_code == 1 and trained == []
+    assert r.output.endswith("Error: run cnn-f was resumed or changed by another process "
+                             "meanwhile: see `zoo runs`\n")
+
+
 def test_runs_tag_and_filter_by_tag(home):
     r = zoo("runs", "tag", "cnn-a", "baseline", "v1")
     assert (r.exit_code, r.output) == (0, "cnn-a: tags baseline, v1\n")
@@ -262,6 +376,27 @@ def test_completion_of_commands_options_models_datasets_and_run_ids(home):
     assert complete("zoo run cnn --dataset fa", home) == ["fashion"]
     assert complete("zoo show ", home) == ["latest", "cnn-b", "cnn-a"]
     assert complete("zoo runs rm cnn-a", home) == ["cnn-a"]
+
+
+def test_completion_never_imports_a_plugin_nor_writes_to_stderr(fake_dist, tmp_path):
+    imported = tmp_path / "imported"
+    fake_dist("zoo-noisy", {"zoo_noisy": f"""
+        import pathlib, sys, time
+        pathlib.Path({str(imported)!r}).write_text("imported")
+        sys.stderr.write("I tensorflow/core/platform/cpu_feature_guard.cc:210] This TensorFlow "
+                         "binary is optimized...\\n")
+        time.sleep(3)
+    """})
+    env = {"_ZOO_COMPLETE": "bash_complete", "COMP_WORDS": "zoo run ", "COMP_CWORD": "2"}
+    r = CliRunner().invoke(cli, [], env=env, prog_name="zoo")
+    assert r.exit_code == 0 and r.stderr == ""
+    names = [line.split(",")[1] for line in r.stdout.splitlines()]
+    assert names == ["cnn", "cnn-bn", "lstm", "lstm-stack", "noisy", "rnn"]
+    env["COMP_WORDS"] = "zoo run cnn --dataset "
+    env["COMP_CWORD"] = "4"
+    r = CliRunner().invoke(cli, [], env=env, prog_name="zoo")
+    assert [line.split(",")[1] for line in r.stdout.splitlines()] == ["cifar10", "fashion", "mnist"]
+    assert not imported.exists() and "zoo_noisy" not in sys.modules
 
 
 @pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F _zoo_completion zoo"),

@@ -721,6 +721,31 @@ def test_delete_run_removes_the_row_and_its_epochs(store):
     assert store.epochs("gone") == []
 
 
+def test_delete_run_with_expect_deletes_only_a_run_that_still_has_those_fields(store):
+    store.create_run(make_record("r1", host="h", pid=1))
+    assert store.delete_run("r1", expect={"status": "running", "host": "h", "pid": 2}) is False
+    assert store.delete_run("r1", expect={"status": "queued"}) is False
+    assert store.get("r1").status == "running"  # kept
+    with pytest.raises(ValueError, match="cannot expect run field.s. model"):
+        store.delete_run("r1", expect={"model": "cnn"})
+    store.queue_run(make_record("q", pid=None))
+    assert store.delete_run("q", expect={"status": "queued", "pid": None}) is True
+    assert store.delete_run("r1", expect={"status": "running", "host": "h", "pid": 1}) is True
+    assert store.runs() == []
+
+
+def test_mark_running_sets_the_owner_in_the_same_write_if_still_expected(store):
+    store.create_run(make_record("r1", host="old", pid=1))
+    store.finish_run("r1", status="interrupted", error="its process died")
+    before = {"status": "interrupted", "host": "old", "pid": 1}
+    assert store.mark_running("r1", host="new", pid=2, expect=before) is True
+    got = store.get("r1")
+    assert (got.status, got.error, got.host, got.pid) == ("running", None, "new", 2)
+    # a second resume that read the run as interrupted does not take it over
+    assert store.mark_running("r1", host="other", pid=3, expect=before) is False
+    assert (store.get("r1").host, store.get("r1").pid) == ("new", 2)
+
+
 def test_tags_are_added_removed_listed_and_filtered(store):
     store.create_run(make_record("a"))
     store.create_run(make_record("b"))

@@ -15,7 +15,7 @@ from click.shell_completion import get_completion_class
 from zoo_core import paths
 from zoo_core.cli.common import echo_json, failing_context, json_option, message, table
 from zoo_core.cli.completion import complete_run_ids
-from zoo_core.errors import UsageError
+from zoo_core.errors import UsageError, ZooError
 from zoo_core.runs import manage
 from zoo_core.runs.leaderboard import format_accuracy, format_count, format_duration, format_rate
 from zoo_core.runs.records import STATUSES, check_tags
@@ -102,22 +102,55 @@ def _accuracy(record) -> str:
 @click.argument("run_ids", nargs=-1, required=True, metavar="RUN_ID...",
                 shell_complete=complete_run_ids)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def remove(run_ids, yes):
-    """Remove runs: their records in the store and their folders (checkpoints, curves)."""
+@click.option("--force", is_flag=True,
+              help="Also remove runs recorded as running whose process zoo cannot see (no "
+                   "owner recorded, or another host's).")
+@click.pass_context
+def remove(ctx, run_ids, yes, force):
+    """Remove runs: their records in the store and their folders (checkpoints, curves).
+
+    Every run is checked first; if one cannot be removed (it is running), none is.
+    """
     with open_store() as store:
         records = {}
         for run_id in run_ids:  # every id resolved before anything is removed
             record = store.get(run_id)
             records[record.run_id] = record
-        click.echo(f"{len(records)} run(s) to remove, with their folders:")
+        refusals = [line for r in records.values()
+                    if (line := manage.removal_refusal(r, force)) is not None]
+        for line in refusals:
+            click.echo(f"Error: {line}", err=True)
+        if refusals:
+            ctx.exit(1)
+        _confirm_removal(records.values(), yes)
+        failed = False
         for r in records.values():
-            click.echo(f"  {r.run_id}  {manage.shown_status(r)}, {r.model} on {r.dataset}  "
-                       f"{r.run_dir or '-'}")
-        if not yes:
-            click.confirm("Remove them?", abort=True)
-        for r in records.values():
-            manage.remove_run(store, r)
-            click.echo(f"removed {r.run_id}")
+            try:
+                folder = manage.remove_run(store, r, force)
+            except ZooError as e:
+                click.echo(f"Error: {message(e)}", err=True)
+                failed = True
+                continue
+            click.echo(f"removed {r.run_id}" if folder.path else
+                       f"removed {r.run_id} (its record only: {folder.note})")
+    if failed:
+        ctx.exit(1)
+
+
+def _confirm_removal(records, yes: bool) -> None:
+    """List the runs and their folders, say which are forced, and ask (unless ``yes``)."""
+    click.echo(f"{len(records)} run(s) to remove, with their folders:")
+    for r in records:
+        folder = manage.run_folder(r)
+        where = (f"{folder.path}" + (f" ({folder.note})" if folder.note else "")
+                 if folder.path else f"no files: {folder.note}")
+        click.echo(f"  {r.run_id}  {manage.shown_status(r)}, {r.model} on {r.dataset}  {where}")
+    forced = [r for r in records if manage.owner_unseen(r)]
+    for r in forced:
+        click.echo(f"--force: {r.run_id} is recorded as running ({manage.owner_text(r)}) and "
+                   "zoo cannot see that process; if it still runs, it will fail at its next epoch")
+    if not yes:
+        click.confirm("Remove them?", abort=True)
 
 
 @runs.command("tag")

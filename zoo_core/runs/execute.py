@@ -172,6 +172,9 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         store.finish_run(record.run_id, status="interrupted", finished_at=utc_now(),
                          error="its process died")
         record = store.get(record.run_id)
+    if manage.owner_unseen(record):
+        raise UsageError(f"{manage.unseen_owner_hint(record)}; only interrupted or failed runs "
+                         "can be resumed")
     if record.status not in ("interrupted", "failed"):
         raise UsageError(f"run {record.run_id} is {record.status}; only interrupted or failed "
                          "runs can be resumed")
@@ -185,8 +188,9 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     saved = (checkpoints.read_index(Path(record.run_dir)) or {}).get("state", {})
     for epoch in saved.get("epochs", []):  # an epoch saved but not yet stored when interrupted
         store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
-    store.mark_running(record.run_id)
-    store.update_run(record.run_id, **manage.owner())
+    if not store.mark_running(record.run_id, **manage.owner(), expect=manage.expected(record)):
+        raise ZooError(f"run {record.run_id} was resumed or changed by another process "
+                       "meanwhile: see `zoo runs`")
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
 
 

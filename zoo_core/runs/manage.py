@@ -4,8 +4,9 @@ A run records the process that started (or resumed) it: ``host`` and ``pid``. A 
 "running" whose owner was on this machine and is gone died without recording its end (a
 ``kill -9``, a power cut): :func:`shown_status` reports it as interrupted. The full liveness
 mechanism (heartbeats, runs owned by other machines, taking over a dead run's lease) is
-issue 19's; until then a running run owned by another host is shown as running. Nothing here
-imports TensorFlow.
+issue 19's; until then a running run owned by another host, or with no recorded owner (made
+before owners were recorded), is shown as running, and only removing it with ``force`` (``zoo
+runs rm --force``) ends it. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from zoo_core import paths
@@ -52,25 +54,104 @@ def shown_status(record: RunRecord) -> str:
     return DIED if owner_died(record) else record.status
 
 
-def remove_run(store: Store, record: RunRecord) -> None:
-    """Delete a run's folder, then its record.
+def owner_unseen(record: RunRecord) -> bool:
+    """A run stored as running whose process zoo cannot check from here: no owner is recorded
+    (a run made before owners were), or the owner is on another host."""
+    return record.status == "running" and (
+        record.pid is None or record.host != socket.gethostname())
 
-    The folder is deleted only when it is the run's own (named after its id); a run still
-    running in a live process is refused, so no process writes into a removed run.
+
+def owner_text(record: RunRecord) -> str:
+    """The owner as messages show it: ``pid 4242 on gpu-box``, or ``no owner recorded``."""
+    return "no owner recorded" if record.pid is None else f"pid {record.pid} on {record.host}"
+
+
+def unseen_owner_hint(record: RunRecord) -> str:
+    """Why a run recorded as running, whose process zoo cannot see, is left alone, and the way
+    out (taking such a run over after a missed heartbeat is issue 19's)."""
+    return (f"run {record.run_id} is recorded as running ({owner_text(record)}) and zoo cannot "
+            "see whether that process still runs: if it does not, `zoo runs rm --force "
+            f"{record.run_id}` removes the run (taking such a run over needs the heartbeat "
+            "of a later zoo-core)")
+
+
+def removal_refusal(record: RunRecord, force: bool = False) -> str | None:
+    """Why ``record`` cannot be removed now (one line), or None when it can.
+
+    A run running in a live process on this machine is refused; a run recorded as running
+    whose process zoo cannot see (:func:`owner_unseen`) is refused unless ``force``. Queued
+    runs, dead runs and finished runs can be removed.
+    """
+    if record.status != "running" or owner_died(record):
+        return None
+    if owner_unseen(record):
+        return None if force else unseen_owner_hint(record)
+    return f"run {record.run_id} is running ({owner_text(record)}): stop it first, then remove it"
+
+
+def expected(record: RunRecord) -> dict[str, object]:
+    """The fields a conditional write checks the run still has: its status and owner."""
+    return {"status": record.status, "host": record.host, "pid": record.pid}
+
+
+@dataclass(frozen=True)
+class Folder:
+    """The folder removing a run deletes (``path``; None for none), and why, when it is not
+    the recorded one (``note``)."""
+
+    path: Path | None
+    note: str = ""
+
+
+def run_folder(record: RunRecord) -> Folder:
+    """The folder that is this run's own: the recorded ``run_dir``, or, when that does not
+    exist (a store copied from elsewhere), ``runs_dir() / run_id``. Only a folder named after
+    the run id qualifies, so nothing else is ever deleted."""
+    run_id = record.run_id
+    if not run_id or run_id in (".", "..") or "/" in run_id or os.sep in run_id:
+        return Folder(None, "the run id is not a folder name")
+    if record.run_dir:
+        recorded = Path(record.run_dir)
+        if recorded.name != run_id or recorded.is_symlink() or \
+                (recorded.exists() and not recorded.is_dir()):
+            return Folder(None, f"{recorded} is not a folder named {run_id}")
+        if recorded.is_dir():
+            return Folder(recorded)
+    fallback = paths.runs_dir() / run_id
+    if fallback.is_dir() and not fallback.is_symlink():
+        return Folder(fallback, f"not at the recorded {record.run_dir}" if record.run_dir else "")
+    return Folder(None, "no folder found")
+
+
+def remove_run(store: Store, confirmed: RunRecord, force: bool = False) -> Folder:
+    """Remove a run the user confirmed: its record, then its folder (:func:`run_folder`).
+
+    The run is read again, and its record deleted only if it still has the status and owner
+    it was confirmed with, in one transaction: a run claimed, resumed or started meanwhile is
+    kept. Its folder is deleted after its record, so that no process resuming it writes into
+    a deleted folder.
+
+    Returns:
+        the folder deleted (``path``), or why none was (``note``).
 
     Raises:
-        ZooError: the run is running in a live process.
-        StoreError: the folder cannot be deleted (the record is kept, to try again).
+        ZooError: the run cannot be removed (:func:`removal_refusal`), or it changed since it
+            was confirmed; nothing of it is removed.
+        StoreError: the folder cannot be deleted (the record is gone; the message says so).
     """
-    if record.status in ("running", "queued") and not owner_died(record):
-        where = f" (pid {record.pid} on {record.host})" if record.pid is not None else ""
-        raise ZooError(f"run {record.run_id} is {record.status}{where}: stop it first, "
-                       "then remove it")
-    folder = Path(record.run_dir) if record.run_dir else None
-    if folder is not None and folder.name == record.run_id and folder.exists():
+    current = store.get(confirmed.run_id)
+    refusal = removal_refusal(current, force)
+    if expected(current) != expected(confirmed):
+        refusal = (f"run {current.run_id} changed since it was confirmed (now "
+                   f"{shown_status(current)}, {owner_text(current)}): kept")
+    if refusal is not None or not store.delete_run(current.run_id, expect=expected(current)):
+        raise ZooError(refusal or f"run {current.run_id} changed while being removed: kept")
+    folder = run_folder(current)
+    if folder.path is not None:
         try:
-            shutil.rmtree(folder)
+            shutil.rmtree(folder.path)
         except OSError as e:
-            raise StoreError(f"cannot delete the run folder {folder} "
-                             f"({paths.why_not(e, folder)}): {paths.remedy(e)}") from None
-    store.delete_run(record.run_id)
+            raise StoreError(
+                f"removed the record of run {current.run_id}, but cannot delete its folder "
+                f"{folder.path} ({paths.why_not(e, folder.path)}): delete it by hand") from None
+    return folder

@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from zoo_core import paths
 from zoo_core.settings import config_id
@@ -101,6 +101,8 @@ IDENTITY_FIELDS = (
 # What update_run may change; the status changes only through claim_run, mark_running and
 # finish_run, so that every backend keeps a run's life in order; the tags only through tag_run.
 UPDATABLE_FIELDS = tuple(c for c in COLUMNS if c not in (*IDENTITY_FIELDS, "status", "tags"))
+# What a conditional write (Store.delete_run, Store.mark_running) may expect a run to still have.
+EXPECTABLE_FIELDS = ("status", "host", "pid")
 # A tag: a letter or digit, then letters, digits, and . _ : - (no spaces, no commas).
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 # What Store.get takes, besides an id or a prefix, for the most recently started run.
@@ -133,6 +135,14 @@ def check_final_status(status: str) -> None:
             f"{status!r}: a resumed run is marked running by mark_running, a queued run is "
             "taken by claim_run"
         )
+
+
+def check_expect(expect: Mapping[str, Any] | None) -> None:
+    """Raise ValueError for a field a conditional write cannot expect (EXPECTABLE_FIELDS)."""
+    unknown = sorted(set(expect or ()) - set(EXPECTABLE_FIELDS))
+    if unknown:
+        raise ValueError(f"cannot expect run field(s) {', '.join(unknown)}; "
+                         f"expectable: {', '.join(EXPECTABLE_FIELDS)}")
 
 
 def check_fields(fields: dict[str, Any]) -> None:

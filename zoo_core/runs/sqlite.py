@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
@@ -37,6 +37,7 @@ from zoo_core.runs.records import (
     LATEST,
     RunRecord,
     check_epoch_metrics,
+    check_expect,
     check_fields,
     check_final_status,
     check_status,
@@ -66,6 +67,15 @@ def _from_row(row: sqlite3.Row) -> RunRecord:
     for name in JSON_FIELDS:
         values[name] = json.loads(values[name])
     return RunRecord(**values)
+
+
+def _has(conn: sqlite3.Connection, run_id: str, expect: Mapping[str, Any] | None) -> bool:
+    """Whether the run has the ``expect`` fields (names already checked; None is NULL)."""
+    if not expect:
+        return True
+    where = " AND ".join(f"{name} IS ?" for name in expect)
+    return conn.execute(f"SELECT 1 FROM runs WHERE run_id = ? AND {where}",
+                        (run_id, *expect.values())).fetchone() is not None
 
 
 def _matches(value: str, pattern: str | None) -> bool:
@@ -211,9 +221,21 @@ class SQLiteStore:
                 (run_id, run_id),
             )
 
-    def mark_running(self, run_id: str) -> None:
-        """Set the status to running and clear the error (see Store.mark_running)."""
-        self._set(run_id, {"status": "running", "error": None})
+    @_translate_errors
+    def mark_running(self, run_id: str, *, host: str | None = None, pid: int | None = None,
+                     expect: Mapping[str, Any] | None = None) -> bool:
+        """Set the status to running, the owner, and clear the error, in one write, if the run
+        still has the ``expect`` fields (see Store.mark_running)."""
+        check_expect(expect)
+        with self._write() as conn:
+            self._require(conn, run_id)
+            if not _has(conn, run_id, expect):
+                return False
+            owner = {} if host is None and pid is None else {"host": host or "", "pid": pid}
+            fields = {"status": "running", "error": None, **owner}
+            conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} "
+                         "WHERE run_id = ?", (*fields.values(), run_id))
+        return True
 
     def finish_run(self, run_id: str, *, status: str, **fields: Any) -> None:
         """Set a final status and the results (see Store.finish_run)."""
@@ -228,12 +250,17 @@ class SQLiteStore:
         self._set(run_id, fields)
 
     @_translate_errors
-    def delete_run(self, run_id: str) -> None:
-        """Remove a run's row, its epochs and its tags (see Store.delete_run)."""
+    def delete_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None) -> bool:
+        """Remove a run's row, its epochs and its tags, if it still has the ``expect``
+        fields (see Store.delete_run)."""
+        check_expect(expect)
         with self._write() as conn:
             self._require(conn, run_id)
+            if not _has(conn, run_id, expect):
+                return False
             conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        return True
 
     @_translate_errors
     def tag_run(self, run_id: str, add=(), remove=()) -> list[str]:

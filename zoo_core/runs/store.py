@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
 from zoo_core import paths
 from zoo_core.errors import StoreError
@@ -35,7 +35,8 @@ class Store(Protocol):
     line naming the store and what to do; a write that fails keeps nothing of itself. Arguments
     that break a rule below raise ValueError and change nothing. The rules on statuses and
     fields are those of :mod:`zoo_core.runs.records` (``STATUSES``, ``FINAL_STATUSES``,
-    ``UPDATABLE_FIELDS``, ``check_*``), so that all backends accept and refuse the same writes.
+    ``UPDATABLE_FIELDS``, ``EXPECTABLE_FIELDS``, ``check_*``), so that all backends accept and
+    refuse the same writes.
     Run ids are exact in every write; only :meth:`get` takes a prefix.
     """
 
@@ -100,10 +101,23 @@ class Store(Protocol):
         """
         ...
 
-    def mark_running(self, run_id: str) -> None:
-        """Set a run's status to "running" again and clear its error (resuming a run).
+    def mark_running(self, run_id: str, *, host: str | None = None, pid: int | None = None,
+                     expect: Mapping[str, Any] | None = None) -> bool:
+        """Resume a run: set its status to "running", its owner to ``host`` and ``pid`` (kept
+        as it is when neither is given), and clear its error, in one write, so that no other
+        process sees it running with its old owner (and takes it over) in between.
+
+        Args:
+            expect: the fields the run must still have, any of EXPECTABLE_FIELDS (``status``,
+                ``host``, ``pid``; None matches a missing value), checked in the same
+                transaction as the write: two processes that read the same interrupted run
+                and both try to resume it cannot both succeed.
+
+        Returns:
+            True; False when the run no longer has the ``expect`` fields (nothing is written).
 
         Raises:
+            ValueError: a field in ``expect`` that is not in EXPECTABLE_FIELDS.
             UnknownNameError: no run has this id.
         """
         ...
@@ -128,11 +142,22 @@ class Store(Protocol):
         """
         ...
 
-    def delete_run(self, run_id: str) -> None:
+    def delete_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None) -> bool:
         """Remove a run from the store: its row, its epochs and its tags, in one write. Its
         folder is the caller's to remove (:func:`zoo_core.runs.manage.remove_run`).
 
+        Args:
+            expect: the fields the run must still have to be deleted, any of
+                EXPECTABLE_FIELDS (``{"status": "completed"}``, or a running run's
+                ``status``, ``host`` and ``pid``), checked in the same transaction as the
+                delete: a run confirmed for removal that a worker claimed or a process
+                resumed meanwhile is kept.
+
+        Returns:
+            True; False when the run no longer has the ``expect`` fields (nothing is deleted).
+
         Raises:
+            ValueError: a field in ``expect`` that is not in EXPECTABLE_FIELDS.
             UnknownNameError: no run has this id.
         """
         ...
