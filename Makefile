@@ -1,6 +1,7 @@
 # zoo's set-up. A newcomer on a fresh machine runs one of:
 #   make run    install everything, then train the CNN on the real Fashion-MNIST
-#   make test   install everything, then run the test suite
+#   make test   install everything (and Debian's postgresql server binaries), then run
+#               the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,9 @@ PLUGINS := plugins/zoo-rnn plugins/zoo-lstm plugins/zoo-cnn
 FASHION := /usr/share/datasets/fashion-mnist
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data run test bench clean
+PGBIN   = $(wildcard /usr/lib/postgresql/*/bin/pg_ctl)
+
+.PHONY: setup data postgresql run test bench clean
 
 setup: $(VENV)/.installed data
 
@@ -31,10 +34,22 @@ data:
 	  echo "no apt-get here: zoo will download Fashion-MNIST on first use"; \
 	fi
 
+# The PostgreSQL server binaries the tests start a throw-away server from (Debian's
+# postgresql package; the tests never use a server already running).
+postgresql:
+	@if [ -n "$(PGBIN)" ]; then \
+	  echo "PostgreSQL: $(dir $(firstword $(PGBIN)))"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	else \
+	  echo "no apt-get here: the PostgreSQL store tests are skipped (install PostgreSQL's server)"; \
+	fi
+
 run: setup
 	$(BIN)/zoo run cnn --dataset fashion
 
-test: setup
+test: setup postgresql
 	$(BIN)/python -m pytest -q
 
 clean:

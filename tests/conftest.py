@@ -49,3 +49,92 @@ def fake_dist(tmp_path, monkeypatch):
 # tests/data holds fixtures, among them a plugin's own tests, which run only through
 # tests/test_compat.py (with the plugin on the path).
 collect_ignore_glob = ["data/*"]
+
+
+# -- a real PostgreSQL server (issue 15) ---------------------------------------------------------
+
+PG_USER = "zoo-pg"  # the unprivileged user the server runs as when the tests run as root
+
+
+def _pg_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    """``command`` run as PG_USER when we are root (PostgreSQL refuses to run as root)."""
+    import os
+    import pwd
+    import subprocess
+
+    if os.geteuid() != 0:
+        return command
+    try:
+        pwd.getpwnam(PG_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        PG_USER], check=True, capture_output=True)
+    return ["runuser", "-u", PG_USER, "--", *command]
+
+
+@pytest.fixture(scope="session")
+def postgresql_server():
+    """The base URL (``postgresql://zoo@127.0.0.1:PORT``) of a real PostgreSQL server, started
+    from Debian's binaries in a temporary folder for the session, on 127.0.0.1 only, as an
+    unprivileged user; stopped at the end. Skipped where the binaries are absent, except in CI
+    (``CI`` set), where that fails."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    bindir = _pg_bindir()
+    if bindir is None:
+        reason = ("PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) are absent: "
+                  "apt-get install postgresql (make test does)")
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    pytest.importorskip("psycopg", reason="pip install 'zoo-core[postgresql]'")
+    folder = Path(tempfile.mkdtemp(prefix="zoo-pg-"))
+    data, port = folder / "data", _free_port()
+    if os.geteuid() == 0:
+        _as_server_user(["true"])  # creates the user if needed
+        shutil.chown(folder, PG_USER)
+    run = dict(check=True, capture_output=True, text=True)
+    subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", "zoo",
+                                    "--auth=trust", "-E", "UTF8", "--no-sync"]), **run)
+    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
+               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60",
+                                    "-l", str(folder / "server.log"), "-o", options, "start"]),
+                   **run)
+    try:
+        yield f"postgresql://zoo@127.0.0.1:{port}"
+    finally:
+        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m",
+                                        "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server) -> str:
+    """The URL of a new, empty database on the test server."""
+    import psycopg
+
+    name = f"zoo_test_{next(_databases)}"
+    with psycopg.connect(f"{postgresql_server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{postgresql_server}/{name}"

@@ -108,11 +108,12 @@ def test_listing_commands_do_not_import_tensorflow_or_numpy():
     # what keeps them answering in a fraction of a second
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom zoo_core.cli import cli\n"
-        "for args in (['--help'], ['list'], ['plugins'], ['list', '--json'], ['leaderboard']):\n"
+        "for args in (['--help'], ['list'], ['plugins'], ['list', '--json'], ['leaderboard'],\n"
+        "             ['store', '--help'], ['store', 'migrate']):\n"
         "    r = CliRunner().invoke(cli, args)\n"
         "    assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in\n"
-        "             ('tensorflow', 'keras', 'tf_keras', 'matplotlib', 'numpy')))\n"
+        "             ('tensorflow', 'keras', 'tf_keras', 'matplotlib', 'numpy', 'psycopg')))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -26,8 +26,9 @@ from zoo_core.runs.records import STATUSES, RunRecord, config_id, run_files, utc
 from zoo_core.runs.sqlite import SQLiteStore
 from zoo_core.runs.store import Store, open_store
 
-# The store backends every contract test runs against (PostgreSQL joins here, issue 15).
-BACKENDS = ["sqlite"]
+# The store backends every contract test runs against (PostgreSQL: a real server that
+# tests/conftest.py starts).
+BACKENDS = ["sqlite", "postgresql"]
 RELEASE_0_1_0_STORE = Path(__file__).parent / "data" / "store-0.1.0.db"
 
 
@@ -52,7 +53,9 @@ def make_record(run_id: str, **overrides) -> RunRecord:
 @pytest.fixture(params=BACKENDS)
 def location(request, tmp_path) -> str:
     """Where a new, empty store of each backend lives, as open_store() takes it."""
-    return {"sqlite": str(tmp_path / "home" / "zoo.db")}[request.param]
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgresql_url")
+    return str(tmp_path / "home" / "zoo.db")
 
 
 @pytest.fixture
@@ -333,13 +336,61 @@ def test_open_store_opens_the_sqlite_file(monkeypatch, tmp_path, location):
     assert not (tmp_path / "other.db").exists()  # opened lazily
 
 
+def test_an_unreachable_postgresql_server_is_one_line_with_the_password_masked():
+    pytest.importorskip("psycopg")
+    store = open_store("postgresql://zoo:s3cret@127.0.0.1:1/zoo")
+    with pytest.raises(StoreError) as excinfo:
+        store.runs()
+    text = str(excinfo.value)
+    assert text.startswith("cannot connect to the results store postgresql://zoo:***@127.0.0.1:1/zoo (")
+    assert "s3cret" not in text and "PGPASSWORD or ~/.pgpass" in text
+
+
 @pytest.mark.parametrize("url", ["postgresql://zoo:s3cret@db.example:5432/zoo",
                                  "postgres://db.example/zoo"])
-def test_a_postgresql_url_says_the_backend_is_not_available_yet(url):
-    with pytest.raises(StoreError, match="the PostgreSQL store is not available yet") as excinfo:
+def test_a_postgresql_url_without_psycopg_says_what_to_install(monkeypatch, url):
+    from zoo_core.runs import postgresql
+
+    monkeypatch.setattr(postgresql, "psycopg", None)
+    with pytest.raises(StoreError, match=r"pip install 'zoo-core\[postgresql\]'") as excinfo:
         open_store(url)
     assert "s3cret" not in str(excinfo.value)
     assert "db.example" in str(excinfo.value)
+
+
+def test_zoo_store_names_the_default_store(monkeypatch, tmp_path, location):
+    monkeypatch.setenv("ZOO_STORE", location)
+    with open_store() as store:
+        store.create_run(make_record("r1"))
+    monkeypatch.delenv("ZOO_STORE")
+    with open_store(location) as store:
+        assert [r.run_id for r in store.runs()] == ["r1"]
+
+
+def test_a_newer_or_foreign_postgresql_database_is_refused(postgresql_url):
+    import psycopg
+
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE runs (x INTEGER)")
+    with pytest.raises(StoreError, match="has a table 'runs' but is not a zoo results store"):
+        open_store(postgresql_url).runs()
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE runs")
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (99)")
+    with pytest.raises(StoreError, match="has schema version 99, but this zoo-core knows only"):
+        open_store(postgresql_url).runs()
+
+
+def test_postgresql_has_the_same_migrations_and_doubles(postgresql_url):
+    from zoo_core.runs import postgresql
+
+    assert len(postgresql.migrations()) == len(sqlite.MIGRATIONS)
+    with open_store(postgresql_url) as store:
+        assert store.version() == len(sqlite.MIGRATIONS)
+        store.create_run(make_record("r1"))
+        store.finish_run("r1", status="completed", test_accuracy=0.9123456789)
+        assert store.get("r1").test_accuracy == 0.9123456789  # 8 bytes, as in SQLite
 
 
 def test_an_unknown_store_url_is_refused():
@@ -780,3 +831,26 @@ def test_the_owner_is_recorded_and_updatable(store):
     assert (store.get("r").host, store.get("r").pid) == ("box", 123)
     store.update_run("r", host="other", pid=456)
     assert (store.get("r").host, store.get("r").pid) == ("other", 456)
+
+
+def test_a_version_1_postgresql_database_is_migrated_and_its_data_survive(postgresql_url):
+    import psycopg
+
+    from zoo_core.runs import postgresql
+
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        for statement in postgresql.migrations()[0]:
+            conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute(
+            "INSERT INTO runs (run_id, status, model, dataset, plugin, plugin_version,"
+            " zoo_version, tf_version, config, config_id, seed, data_checksums, split_sizes,"
+            " started_at) VALUES ('v1-run', 'completed', 'cnn', 'fashion', 'zoo-cnn', '0.0.9',"
+            " '0.0.9', '2.15.0', '{\"epochs\": 2}', 'abc', 3, '{}', '{}',"
+            " '2023-05-01T10:00:00+00:00')")
+    with open_store(postgresql_url) as store:
+        old = store.get("v1-run")
+        assert (old.seed, old.config, old.tags, old.host, old.pid) == (3, {"epochs": 2}, [], "", None)
+        assert store.version() == len(sqlite.MIGRATIONS)
+        assert store.tag_run("v1-run", add=["kept"]) == ["kept"]

@@ -28,6 +28,9 @@ class ZooGroup(click.Group):
     the same one-line message; an unexpected exception is one line too, without it.
     """
 
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoist_store(args))
+
     def invoke(self, ctx):
         try:
             try:
@@ -50,6 +53,19 @@ class ZooGroup(click.Group):
             raise click.ClickException(f"{type(e).__name__}: {first_line(e)}{more}") from None
 
 
+def hoist_store(args: list[str]) -> list[str]:
+    """``args`` with ``--store URL`` moved to the front, so that the zoo's own option may also
+    follow the command (``zoo leaderboard --store URL``), as it reads naturally."""
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    for i, arg in enumerate(args[:end]):
+        if arg.startswith("--store="):
+            return [arg, *args[:i], *args[i + 1:]]
+        if arg == "--store" and i + 1 < end:
+            return [*args[i:i + 2], *args[:i], *args[i + 2:]]
+    return args
+
+
 class State:
     """What commands share through ``ctx.obj``: the registry, loaded on first use."""
 
@@ -70,10 +86,14 @@ class State:
 @click.version_option(__version__, prog_name="zoo")
 @click.option("--registry", type=click.Path(dir_okay=False), envvar="ZOO_REGISTRY",
               help="Use this registry.toml instead of the packaged catalogue [env: ZOO_REGISTRY].")
+@click.option("--store", metavar="URL", envvar="ZOO_STORE",
+              help="The results store, for every command (also after it): a "
+                   "postgresql://user@host/db URL (needs zoo-core[postgresql]) or a SQLite "
+                   "file [default: $ZOO_HOME/zoo.db; env: ZOO_STORE].")
 @click.option("--traceback", is_flag=True, envvar="ZOO_DEBUG",
               help="On an error, also print Python's traceback [env: ZOO_DEBUG=1].")
 @click.pass_context
-def cli(ctx, registry, traceback):
+def cli(ctx, registry, store, traceback):
     """zoo: train, compare and publish small image classifiers built as TF1 graphs.
 
     \b
@@ -90,10 +110,10 @@ def cli(ctx, registry, traceback):
 
 # The commands, one small module per group; imported after `cli` exists (they import
 # zoo_core.cli.common, which this package's import is running).
-from zoo_core.cli import catalogue, develop, manage, results, runs  # noqa: E402
+from zoo_core.cli import catalogue, develop, manage, results, runs, store  # noqa: E402
 
 for _command in (catalogue.COMMANDS + runs.COMMANDS + results.COMMANDS + manage.COMMANDS
-                 + develop.COMMANDS):
+                 + develop.COMMANDS + store.COMMANDS):
     cli.add_command(_command)
 
 

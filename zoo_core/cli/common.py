@@ -19,6 +19,13 @@ _OPTIONS = {
 }
 
 
+def store_location() -> str | None:
+    """The results store the command line names (``zoo --store URL``, or ``ZOO_STORE``), for
+    ``open_store()``; None for the default SQLite file."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().params.get("store") if ctx is not None else None
+
+
 def spell_option(name: str, value: str | None) -> str:
     """A setting as the command line spells it: ``--lr 0.0001``, ``--set clip_norm=1.0``."""
     if name in _OPTIONS:

@@ -88,12 +88,13 @@ def complete_datasets(ctx, param, incomplete: str) -> list[CompletionItem]:
 def complete_run_ids(ctx, param, incomplete: str) -> list[CompletionItem]:
     """``latest`` and the recorded runs' ids, newest first (a store that does not exist yet
     is not created)."""
+    from zoo_core.cli.common import store_location
     from zoo_core.runs.store import open_store
 
     try:
-        if not paths.store_path().exists():
+        if store_location() is None and not paths.store_path().exists():
             return _items([LATEST], incomplete)
-        with _quiet(), open_store() as store:
+        with _quiet(), open_store(store_location()) as store:
             ids = [r.run_id for r in reversed(store.runs())]
         return _items([LATEST, *ids], incomplete)
     except Exception:  # noqa: BLE001

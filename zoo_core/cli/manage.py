@@ -13,7 +13,7 @@ import click
 from click.shell_completion import get_completion_class
 
 from zoo_core import paths
-from zoo_core.cli.common import echo_json, failing_context, json_option, message, table
+from zoo_core.cli.common import echo_json, failing_context, json_option, message, store_location, table
 from zoo_core.cli.completion import complete_run_ids
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.runs import manage
@@ -73,7 +73,7 @@ def runs(ctx, model, dataset, status, tag, last, as_json):
     """
     if ctx.invoked_subcommand is not None:
         return
-    with open_store() as store:
+    with open_store(store_location()) as store:
         records = store.runs(model=model, dataset=dataset, tag=tag)
     shown = [(r, manage.shown_status(r)) for r in reversed(records)]
     if status is not None:
@@ -111,7 +111,7 @@ def remove(ctx, run_ids, yes, force):
 
     Every run is checked first; if one cannot be removed (it is running), none is.
     """
-    with open_store() as store:
+    with open_store(store_location()) as store:
         records = {}
         for run_id in run_ids:  # every id resolved before anything is removed
             record = store.get(run_id)
@@ -166,7 +166,7 @@ def tag(run_id, tags, remove):
         check_tags(tags)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    with open_store() as store:
+    with open_store(store_location()) as store:
         record = store.get(run_id)
         now = store.tag_run(record.run_id, **({"remove": tags} if remove else {"add": tags}))
     click.echo(f"{record.run_id}: tags {', '.join(now) or '(none)'}")
@@ -183,7 +183,7 @@ def compare(run_a, run_b, plot_path, as_json):
     curves overlaid in one PNG."""
     from zoo_core.runs import plots  # numpy and matplotlib: only when comparing
 
-    with open_store() as store:
+    with open_store(store_location()) as store:
         a, b = store.get(run_a), store.get(run_b)
         curves = {a.run_id: store.epochs(a.run_id), b.run_id: store.epochs(b.run_id)}
     keys = sorted(set(a.config) | set(b.config))

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from zoo_core.cli.common import (RUN_OPTIONS, DownloadProgressBar, data_dir_option, echo_json,
-                                 json_option, table)
+                                 json_option, store_location, table)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.runs import leaderboard as lb
@@ -32,7 +32,7 @@ EMPTY_LEADERBOARD = "no completed runs yet: try `zoo run cnn --dataset fashion`"
 def show(run_id, as_json):
     """Show a run's summary and where its files are (RUN_ID may be a unique prefix, or
     `latest`)."""
-    with open_store() as store:
+    with open_store(store_location()) as store:
         r = store.get(run_id)
         epochs = store.epochs(r.run_id)
     files = run_files(r)
@@ -90,7 +90,7 @@ def evaluate(state, run_id, split, data_dir, as_json):
     from zoo_core.data import load
     from zoo_core.train.evaluate import evaluate_checkpoint
 
-    with open_store() as store:
+    with open_store(store_location()) as store:
         r = store.get(run_id)
     zoo = state.zoo()
     spec = zoo.model(r.model)
@@ -138,7 +138,7 @@ def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, c
     if as_json and fmt not in (None, "json"):
         raise UsageError(f"--json and --format {fmt} disagree: give one of them")
     fmt = "json" if as_json else fmt or "simple"
-    with open_store() as store:
+    with open_store(store_location()) as store:
         records = store.runs(model=model, dataset=dataset, status="completed")
     rows = lb.runs_rows(records, include_partial) if per_run else \
         lb.aggregate(records, include_partial)

@@ -14,7 +14,7 @@ import sys
 import click
 
 from zoo_core.cli.common import (DownloadProgressBar, data_dir_option, echo_json, json_option,
-                                 message, parse_set_options)
+                                 message, parse_set_options, store_location)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
@@ -151,7 +151,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
         if given or seeds != 1 or seed != 0:
             raise UsageError("--resume continues a run with its own settings; drop "
                              + (", ".join(given) or "--seed/--seeds"))
-        with open_store() as store, _interruptible(progress):
+        with open_store(store_location()) as store, _interruptible(progress):
             record = execute.resume(zoo, resume_id, store, data_dir=data_dir, progress=progress,
                                     download=DownloadProgressBar())
         echo_json(record.to_dict()) if as_json else _print_result(record)
@@ -163,7 +163,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
         seeds=range(seed, seed + seeds), overrides={"epochs": epochs, "batch_size": batch_size,
                                                    "lr": lr},
         text_overrides=parse_set_options(settings), limit=limit, skip_done=skip_done)
-    with open_store() as store:
+    with open_store(store_location()) as store:
         batch = plan(zoo, request, store)  # every setting and the store checked before training
         with _interruptible(progress):
             result = execute.execute_plan(zoo, batch, store, data_dir=data_dir, events=progress,

@@ -155,3 +155,70 @@ def remove_run(store: Store, confirmed: RunRecord, force: bool = False) -> Folde
                 f"removed the record of run {current.run_id}, but cannot delete its folder "
                 f"{folder.path} ({paths.why_not(e, folder.path)}): delete it by hand") from None
     return folder
+
+
+@dataclass
+class Copied:
+    """What :func:`copy_runs` did: the runs it copied (with their epochs and tags), and those
+    the target already held, identical."""
+
+    runs: int = 0
+    epochs: int = 0
+    tags: int = 0
+    already: int = 0
+
+
+def copy_runs(source: Store, target: Store) -> Copied:
+    """Copy every run of ``source`` (its row, epochs and tags, as they are) into ``target``,
+    then read each one back from ``target`` and compare.
+
+    A run the target already holds identically is skipped (so a copy can be run again, also
+    after one that stopped half-way: a run copied without all its epochs gets the rest).
+
+    Raises:
+        StoreError: the target holds some of these run ids with other contents (nothing is
+            copied), or a run reads back different after the copy.
+    """
+    records = source.runs()
+    held = {record.run_id: record for record in target.runs()}
+    plan, copied = [], Copied()
+    for record in records:
+        epochs = source.epochs(record.run_id)
+        if record.run_id not in held:
+            plan.append((record, epochs, []))
+            continue
+        present = target.epochs(record.run_id)
+        if held[record.run_id] != record or present != epochs[:len(present)]:
+            raise StoreError(
+                f"results store {target.name} already holds run "
+                f"{record.run_id!r} with other contents: nothing was copied; copy into a new "
+                "database, or remove that run there first (zoo --store URL runs rm ID)"
+            )
+        if present == epochs:
+            copied.already += 1
+        else:
+            plan.append((record, epochs, present))
+    for record, epochs, present in plan:
+        if not present:
+            target.create_run(record)
+        for row in epochs[len(present):]:
+            metrics = {k: v for k, v in row.items() if k != "epoch"}
+            target.add_epoch(record.run_id, row["epoch"], **metrics)
+        if target.get(record.run_id).epochs_run != record.epochs_run:  # as the source has it
+            target.update_run(record.run_id, epochs_run=record.epochs_run)
+        copied.runs += 1
+        copied.epochs += len(epochs)
+        copied.tags += len(record.tags)
+    _check_copy(source, target, records)
+    return copied
+
+
+def _check_copy(source: Store, target: Store, records: list[RunRecord]) -> None:
+    """Every run of ``records`` reads back from ``target`` exactly as from ``source``."""
+    for record in records:
+        if (target.get(record.run_id) != record
+                or target.epochs(record.run_id) != source.epochs(record.run_id)):
+            raise StoreError(
+                f"run {record.run_id!r} reads back different from the results store "
+                f"{target.name} after the copy: report this"
+            )

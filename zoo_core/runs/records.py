@@ -1,8 +1,8 @@
 """A run as the results store holds it, and the rules every store backend applies to it.
 
 :class:`RunRecord` is what a store returns and what ``zoo_run_finished`` hooks receive;
-:func:`run_files` finds the files it left in its run folder. The field lists and checks below are shared by every backend (:mod:`zoo_core.runs.sqlite`, and a
-PostgreSQL sibling later), so that all of them accept and refuse the same writes.
+:func:`run_files` finds the files it left in its run folder. The field lists and checks below are shared by every backend (:mod:`zoo_core.runs.sqlite`, :mod:`zoo_core.runs.postgresql`,
+through :mod:`zoo_core.runs.sql`), so that all of them accept and refuse the same writes.
 """
 
 from __future__ import annotations

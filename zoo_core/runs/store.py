@@ -3,9 +3,10 @@
 
 Code that records or reads runs (running a batch, the leaderboard, ``zoo show``) talks to a
 ``Store`` and never to a database library, so every backend can stand in for another: today
-:class:`zoo_core.runs.sqlite.SQLiteStore` (the embedded default, one file); a PostgreSQL
-backend will be a sibling module implementing the same protocol with the same schema and
-migrations, and run the same tests.
+:class:`zoo_core.runs.sqlite.SQLiteStore` (the embedded default, one file) and
+:class:`zoo_core.runs.postgresql.PostgreSQLStore` (a team's server, ``ZOO_STORE=postgresql://...``),
+both :class:`zoo_core.runs.sql.SQLStore`s with the same schema and migrations, run through the
+same tests.
 
 The store is also the work queue of a sweep: :meth:`Store.queue_run` adds runs with status
 "queued", and any number of workers, on any machine that reaches the store, take them one at a
@@ -24,6 +25,7 @@ from zoo_core.runs.records import RunRecord
 from zoo_core.runs.sqlite import SQLiteStore
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres")
+STORE_ENV = "ZOO_STORE"  # the store to use when none is given: a SQLite path or a URL
 
 
 @runtime_checkable
@@ -40,9 +42,17 @@ class Store(Protocol):
     Run ids are exact in every write; only :meth:`get` takes a prefix.
     """
 
+    name: str
+    """The store as messages name it: the SQLite file's path, or the URL, password masked."""
+
     def check(self) -> None:
         """Open the store now (creating its schema, or upgrading an older one), so that a store
         that cannot hold results is reported before any work whose results it would hold."""
+        ...
+
+    def version(self) -> int:
+        """The store's schema version (the number of migrations applied), after opening, and
+        so upgrading, it: ``zoo store migrate``."""
         ...
 
     def close(self) -> None:
@@ -81,7 +91,7 @@ class Store(Protocol):
 
         Atomic across threads, processes and machines: two claims never return the same run.
         SQLite does it in one immediate transaction (the write lock held from the start);
-        PostgreSQL will select with ``FOR UPDATE SKIP LOCKED``, so that claimers skip each
+        PostgreSQL selects with ``FOR UPDATE SKIP LOCKED``, so that claimers skip each
         other's row instead of waiting for it.
         """
         ...
@@ -214,26 +224,31 @@ def open_store(location: str | os.PathLike | None = None) -> Store:
     """The results store at ``location``, not yet opened (the first use, or ``check()``, does).
 
     Args:
-        location: None for the default, the SQLite file ``paths.store_path()``
-            (``$ZOO_HOME/zoo.db``); or the path of a SQLite file. A ``postgresql://`` URL
-            names a PostgreSQL store, which this zoo-core cannot open yet.
+        location: a ``postgresql://`` (or ``postgres://``) URL for a PostgreSQL store
+            (:class:`zoo_core.runs.postgresql.PostgreSQLStore`, needs ``zoo-core[postgresql]``),
+            or the path of a SQLite file. None for the environment's ``ZOO_STORE`` (either
+            kind), else the default, the SQLite file ``paths.store_path()``
+            (``$ZOO_HOME/zoo.db``).
 
     Raises:
-        StoreError: a URL of a store this zoo-core cannot open.
+        StoreError: a URL of a store this zoo-core cannot open, or a PostgreSQL URL without
+            psycopg installed.
     """
+    if location is None:
+        location = os.environ.get(STORE_ENV) or None
     if location is None:
         return SQLiteStore(paths.store_path())
     location = os.fspath(location)
     scheme = urllib.parse.urlsplit(location).scheme if "://" in location else ""
     if scheme in POSTGRESQL_SCHEMES:
-        raise StoreError(
-            f"results store {_without_password(location)}: the PostgreSQL store is not "
-            "available yet in this zoo-core; use a SQLite file for now"
-        )
+        # psycopg is imported only when a PostgreSQL store is opened (light commands stay light)
+        from zoo_core.runs.postgresql import PostgreSQLStore
+
+        return PostgreSQLStore(location)
     if scheme:
         raise StoreError(
             f"results store {_without_password(location)}: unknown kind of store {scheme!r}; "
-            "give the path of a SQLite file"
+            "give the path of a SQLite file or a postgresql:// URL"
         )
     return SQLiteStore(location)
 

@@ -1,0 +1,339 @@
+"""What the SQL store backends share: :class:`SQLStore`, the Store methods written once.
+
+:class:`zoo_core.runs.sqlite.SQLiteStore` and :class:`zoo_core.runs.postgresql.PostgreSQLStore`
+subclass it and supply only what differs between the two databases, each named here:
+
+- ``_open()``: a new connection of this process, its schema migrated;
+- ``_transaction(conn)``: one short write transaction (SQLite ``BEGIN IMMEDIATE``,
+  PostgreSQL a ``BEGIN``/``COMMIT`` block);
+- ``_CLAIM_LOCK``: what the claim's select appends (PostgreSQL ``FOR UPDATE SKIP LOCKED``);
+- ``_ROW_LOCK``: what a write's select of its run appends (PostgreSQL ``FOR UPDATE``);
+- ``_IS``: the null-safe comparison (SQLite ``IS``, PostgreSQL ``IS NOT DISTINCT FROM``);
+- ``_DB_ERROR`` and ``_store_error(exc)``: the driver's errors, and which of them are about
+  the store itself (then a StoreError line naming the store and the fix).
+
+SQL is written with ``?`` placeholders; ``_sql()`` turns them into the driver's. Runs keep
+the order they were added in a ``rowid`` column (SQLite's own; a serial column on
+PostgreSQL). A connection belongs to the process that opened it: after a fork the child
+opens its own, and the parent's is kept referenced, never closed or used by the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import functools
+import json
+import os
+from typing import Any, Mapping
+
+from zoo_core.errors import StoreError, UnknownNameError, UsageError
+from zoo_core.runs.records import (
+    COLUMNS,
+    JSON_FIELDS,
+    LATEST,
+    RunRecord,
+    check_epoch_metrics,
+    check_expect,
+    check_fields,
+    check_final_status,
+    check_status,
+    check_tags,
+)
+from zoo_core.train.metrics import EPOCH_METRICS
+
+SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"
+QUEUE_ORDER = "ORDER BY started_at, rowid"  # oldest first: also the order of runs()
+_EPOCH_COLUMNS = ("run_id", "epoch", *EPOCH_METRICS)
+_UPSERT_EPOCH = (
+    f"INSERT INTO epochs ({', '.join(_EPOCH_COLUMNS)}) VALUES ({', '.join('?' * len(_EPOCH_COLUMNS))})"
+    f" ON CONFLICT (run_id, epoch) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in EPOCH_METRICS)
+)
+
+# Connections inherited across a fork: a child must never use (nor close) them.
+_INHERITED: list[Any] = []
+
+
+def encode(name: str, value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if name in JSON_FIELDS else value
+
+
+def from_row(row: Mapping[str, Any]) -> RunRecord:
+    values = {name: row[name] for name in COLUMNS}
+    for name in JSON_FIELDS:
+        values[name] = json.loads(values[name])
+    return RunRecord(**values)
+
+
+def _matches(value: str, pattern: str | None) -> bool:
+    return pattern is None or fnmatch.fnmatchcase(value, pattern)
+
+
+def translate_errors(method):
+    """Turn the driver's errors about the store itself into a StoreError that says what to do."""
+
+    @functools.wraps(method)
+    def wrapper(self: SQLStore, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except self._DB_ERROR as exc:
+            error = self._store_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    return wrapper
+
+
+class SQLStore:
+    """The Store methods over a DB-API connection; see the module for what a subclass adds."""
+
+    _CLAIM_LOCK = ""
+    _ROW_LOCK = ""
+    _IS = "IS"
+    _DB_ERROR: type[BaseException] = Exception
+    _conn: Any = None
+    _pid: int | None = None
+    name = ""  # the store as messages name it: a file, or a URL without its password
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this process's connection (a later call reopens it)."""
+        if self._conn is not None:
+            if self._pid == os.getpid():
+                self._conn.close()
+            else:
+                _INHERITED.append(self._conn)
+            self._conn = None
+
+    @translate_errors
+    def check(self) -> None:
+        """Open the store now, creating or upgrading its schema (see Store.check)."""
+        self._connection()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    @translate_errors
+    def create_run(self, record: RunRecord) -> None:
+        """Insert a new run with the record's status (see Store.create_run)."""
+        check_status(record.status)
+        with self._write() as conn:
+            if self._run(conn, "SELECT 1 FROM runs WHERE run_id = ?", (record.run_id,)).fetchone():
+                raise self._exists(record.run_id)
+            self._run(
+                conn,
+                f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                [encode(name, getattr(record, name)) for name in COLUMNS],
+            )
+
+    def queue_run(self, record: RunRecord) -> None:
+        """Insert a new run with status "queued" (see Store.queue_run)."""
+        self.create_run(dataclasses.replace(record, status="queued"))
+
+    @translate_errors
+    def claim_run(self) -> RunRecord | None:
+        """Make the oldest queued run running and return it (see Store.claim_run): the select
+        and the update are one transaction (SQLite holds the write lock from its start;
+        PostgreSQL locks the row and other claimers skip it)."""
+        with self._write() as conn:
+            row = self._run(
+                conn, f"{SELECT} WHERE status = 'queued' {QUEUE_ORDER} LIMIT 1 {self._CLAIM_LOCK}"
+            ).fetchone()
+            if row is None:
+                return None
+            self._run(conn, "UPDATE runs SET status = 'running' WHERE run_id = ?",
+                      (row["run_id"],))
+        return dataclasses.replace(from_row(row), status="running")
+
+    @translate_errors
+    def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
+        """Record (or replace) one epoch's metrics (see Store.add_epoch)."""
+        check_epoch_metrics(metrics)
+        with self._write() as conn:
+            self._require(conn, run_id)
+            self._run(conn, _UPSERT_EPOCH,
+                      [run_id, epoch, *(metrics.get(name) for name in EPOCH_METRICS)])
+            self._run(
+                conn,
+                "UPDATE runs SET epochs_run = (SELECT COUNT(*) FROM epochs WHERE run_id = ?)"
+                " WHERE run_id = ?",
+                (run_id, run_id),
+            )
+
+    @translate_errors
+    def mark_running(self, run_id: str, *, host: str | None = None, pid: int | None = None,
+                     expect: Mapping[str, Any] | None = None) -> bool:
+        """Set the status to running, the owner, and clear the error, in one write, if the run
+        still has the ``expect`` fields (see Store.mark_running)."""
+        check_expect(expect)
+        with self._write() as conn:
+            self._require(conn, run_id)
+            if not self._has(conn, run_id, expect):
+                return False
+            owner = {} if host is None and pid is None else {"host": host or "", "pid": pid}
+            fields = {"status": "running", "error": None, **owner}
+            self._run(conn, f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} "
+                      "WHERE run_id = ?", (*fields.values(), run_id))
+        return True
+
+    def finish_run(self, run_id: str, *, status: str, **fields: Any) -> None:
+        """Set a final status and the results (see Store.finish_run)."""
+        check_final_status(status)
+        if fields:
+            check_fields(fields)
+        self._set(run_id, {"status": status, **fields})
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Update fields other than the status and the identity (see Store.update_run)."""
+        check_fields(fields)
+        self._set(run_id, fields)
+
+    @translate_errors
+    def delete_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None) -> bool:
+        """Remove a run's row, its epochs and its tags, if it still has the ``expect``
+        fields (see Store.delete_run)."""
+        check_expect(expect)
+        with self._write() as conn:
+            self._require(conn, run_id)
+            if not self._has(conn, run_id, expect):
+                return False
+            self._run(conn, "DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            self._run(conn, "DELETE FROM runs WHERE run_id = ?", (run_id,))
+        return True
+
+    @translate_errors
+    def tag_run(self, run_id: str, add=(), remove=()) -> list[str]:
+        """Add and remove tags in one write; the run's tags after it (see Store.tag_run)."""
+        add, remove = check_tags(add), check_tags(remove)
+        with self._write() as conn:
+            self._require(conn, run_id)
+            row = self._run(conn, "SELECT tags FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            tags = sorted((set(json.loads(row["tags"])) | set(add)) - set(remove))
+            self._run(conn, "UPDATE runs SET tags = ? WHERE run_id = ?", (json.dumps(tags), run_id))
+        return tags
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @translate_errors
+    def get(self, run_id: str) -> RunRecord:
+        """The run with this id, or the only run whose id starts with it (see Store.get)."""
+        conn = self._connection()
+        rows = self._run(conn, f"{SELECT} WHERE run_id = ?", (run_id,)).fetchall()
+        if not rows and run_id == LATEST:
+            rows = self._run(
+                conn, f"{SELECT} ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchall()
+        elif not rows and run_id:
+            rows = self._run(
+                conn, f"{SELECT} WHERE substr(run_id, 1, CAST(? AS INTEGER)) = ? {QUEUE_ORDER}",
+                (len(run_id), run_id),
+            ).fetchall()
+        if not rows:
+            raise UnknownNameError("run", run_id, self._ids(conn))
+        if len(rows) > 1:
+            shown = [row["run_id"] for row in rows[:10]]
+            more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+            raise UsageError(
+                f"run id prefix {run_id!r} is ambiguous: it matches {', '.join(shown)}{more}; "
+                "give more characters"
+            )
+        return from_row(rows[0])
+
+    @translate_errors
+    def runs(
+        self, model: str | None = None, dataset: str | None = None, status: str | None = None,
+        tag: str | None = None,
+    ) -> list[RunRecord]:
+        """The runs, oldest first, optionally filtered (see Store.runs)."""
+        query, args = SELECT, ()
+        if status is not None:
+            check_status(status)
+            query, args = f"{query} WHERE status = ?", (status,)
+        rows = self._run(self._connection(), f"{query} {QUEUE_ORDER}", args).fetchall()
+        records = [
+            from_row(row)
+            for row in rows
+            if _matches(row["model"], model) and _matches(row["dataset"], dataset)
+        ]
+        return records if tag is None else [r for r in records if tag in r.tags]
+
+    @translate_errors
+    def epochs(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's per-epoch metrics in epoch order (see Store.epochs)."""
+        rows = self._run(
+            self._connection(),
+            f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM epochs WHERE run_id = ? ORDER BY epoch",
+            (run_id,),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _sql(self, statement: str) -> str:
+        """The statement with the driver's placeholders (SQLite takes ``?`` as written)."""
+        return statement
+
+    def _run(self, conn, statement: str, args=()):
+        """Execute one statement on ``conn``; its cursor."""
+        return conn.execute(self._sql(statement), args)
+
+    def _exists(self, run_id: str) -> StoreError:
+        return StoreError(f"run {run_id!r} is already in the results store {self.name}")
+
+    @translate_errors
+    def _set(self, run_id: str, fields: dict[str, Any]) -> None:
+        """Write already-checked fields of one existing run."""
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = [encode(name, value) for name, value in fields.items()]
+        with self._write() as conn:
+            self._require(conn, run_id)
+            self._run(conn, f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
+
+    def _has(self, conn, run_id: str, expect: Mapping[str, Any] | None) -> bool:
+        """Whether the run has the ``expect`` fields (names already checked; None is NULL)."""
+        if not expect:
+            return True
+        where = " AND ".join(f"{name} {self._IS} ?" for name in expect)
+        return self._run(conn, f"SELECT 1 FROM runs WHERE run_id = ? AND {where}",
+                         (run_id, *expect.values())).fetchone() is not None
+
+    def _connection(self):
+        """This process's connection, opened (and the schema migrated) on first use."""
+        if self._conn is not None and self._pid != os.getpid():
+            _INHERITED.append(self._conn)
+            self._conn = None
+        if self._conn is None:
+            self._conn = self._open()
+            self._pid = os.getpid()
+        return self._conn
+
+    def _write(self) -> contextlib.AbstractContextManager:
+        return self._transaction(self._connection())
+
+    def _require(self, conn, run_id: str) -> None:
+        """Raise UnknownNameError unless the run exists; where the database locks rows
+        (``_ROW_LOCK``), hold the run's row until the write ends, so that a check of its
+        fields and the write after it see no other write in between."""
+        if not self._run(conn, f"SELECT 1 FROM runs WHERE run_id = ? {self._ROW_LOCK}",
+                         (run_id,)).fetchone():
+            raise UnknownNameError("run", run_id, self._ids(conn))
+
+    def _ids(self, conn) -> list[str]:
+        return [row["run_id"] for row in self._run(conn, "SELECT run_id FROM runs").fetchall()]
+
+    # -- what a backend supplies -------------------------------------------------------------
+
+    def _open(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _transaction(self, conn) -> contextlib.AbstractContextManager:  # pragma: no cover
+        raise NotImplementedError
+
+    def _store_error(self, exc: BaseException) -> StoreError | None:  # pragma: no cover
+        raise NotImplementedError
