@@ -69,7 +69,7 @@ def test_store_copy_refuses_a_target_with_other_runs_of_the_same_id(sqlite_file,
         target.create_run(record("cnn-b", seed=7))
     r = zoo("store", "copy", str(sqlite_file), postgresql_url)
     assert r.exit_code == 1
-    assert f"already holds run 'cnn-b' with other contents: nothing was copied" in r.output
+    assert "already holds run 'cnn-b' with other contents: nothing was copied" in r.output
     assert [run.run_id for run in open_store(postgresql_url).runs()] == ["cnn-b"]
 
 

@@ -13,6 +13,20 @@
 Nothing here imports TensorFlow.
 """
 
-from zoo_core.catalogue.zoo import Zoo, open_zoo
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers; at run time, __getattr__ below
+    from zoo_core.catalogue.zoo import Zoo, open_zoo
 
 __all__ = ["Zoo", "open_zoo"]
+
+
+def __getattr__(name: str):
+    """``open_zoo`` and ``Zoo``, imported on first use: ``import zoo_core`` (what every plugin
+    does for ``hookimpl``) needs only hookspecs and specs, not the plugin loader and the
+    registry reader behind them."""
+    if name in __all__:
+        from zoo_core.catalogue import zoo
+
+        return getattr(zoo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -219,19 +219,18 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
         with sigterm_as_interrupt():
             result = loop.train(model, settings.hparams, settings.trainer, loaded, record.seed,
                                 run_dir, recorder, resume=resume)
-        recorder.events.close()
     except KeyboardInterrupt:
-        recorder.events.close()
         store.finish_run(run_id, status="interrupted", finished_at=utc_now(),
                          error=f"interrupted after {recorder.epochs} epoch(s)", **recorder.best())
         _finished(zoo, store, run_id)
         raise RunInterrupted(run_id, recorder.epochs) from None
     except Exception as e:  # recorded as failed, then passed on
-        recorder.events.close()
         describe = getattr(progress, "describe", describe_failure)  # the front end's words
         store.finish_run(run_id, status="failed", finished_at=utc_now(), error=describe(e))
         _finished(zoo, store, run_id)
         raise
+    finally:
+        recorder.events.close()
     _write_outputs(store, record, result, loaded)
     store.finish_run(
         run_id, status="completed", finished_at=utc_now(), params=result.params,

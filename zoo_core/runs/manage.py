@@ -180,10 +180,11 @@ def copy_runs(source: Store, target: Store) -> Copied:
             copied), or a run reads back different after the copy.
     """
     records = source.runs()
+    epochs_of = {record.run_id: source.epochs(record.run_id) for record in records}
     held = {record.run_id: record for record in target.runs()}
     plan, copied = [], Copied()
     for record in records:
-        epochs = source.epochs(record.run_id)
+        epochs = epochs_of[record.run_id]
         if record.run_id not in held:
             plan.append((record, epochs, []))
             continue
@@ -209,15 +210,15 @@ def copy_runs(source: Store, target: Store) -> Copied:
         copied.runs += 1
         copied.epochs += len(epochs)
         copied.tags += len(record.tags)
-    _check_copy(source, target, records)
+    _check_copy(target, records, epochs_of)
     return copied
 
 
-def _check_copy(source: Store, target: Store, records: list[RunRecord]) -> None:
-    """Every run of ``records`` reads back from ``target`` exactly as from ``source``."""
+def _check_copy(target: Store, records: list[RunRecord], epochs_of: dict[str, list]) -> None:
+    """Every run of ``records`` reads back from ``target`` as the source had it."""
     for record in records:
         if (target.get(record.run_id) != record
-                or target.epochs(record.run_id) != source.epochs(record.run_id)):
+                or target.epochs(record.run_id) != epochs_of[record.run_id]):
             raise StoreError(
                 f"run {record.run_id!r} reads back different from the results store "
                 f"{target.name} after the copy: report this"
