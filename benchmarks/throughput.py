@@ -31,8 +31,9 @@ How it measures, on a machine whose speed drifts by tens of percent from minute 
   chunk (--chunk seconds) while every other one waits, blocked on its pipe or its thread's
   event. So only one computes at a time.
 - Round 0 warms every implementation up (not timed). Then --rounds rounds, each giving every
-  implementation one chunk, in an order that rotates from round to round (models too); the
-  numpy GEMM peak is one more chunk of each round. Time between an epoch's last step and
+  implementation one chunk, in an order that rotates from round to round (models too), as
+  two halves: the round's order forwards, then backwards (A B B A), so that a drift within
+  the round weighs on every implementation alike. The numpy GEMM peak is one more chunk. Time between an epoch's last step and
   the next one's first (zoo's per-epoch evaluation and checkpoint) is not counted.
 - Each round gives each implementation an examples/s. Ratios are taken within a round, so
   drift between rounds cancels; the tables give the median of the per-round ratios and
@@ -848,6 +849,7 @@ def _rounds(args, impls, path, tmp, result) -> dict:
     timeout = max(120.0, 30 * args.chunk)
 
     def turn(model, impl, seconds, min_steps, label):
+        """One chunk: (examples, seconds), or None when it failed (now or before)."""
         key = f"{model}/{impl}"
         if key in failed:
             return None
@@ -857,7 +859,7 @@ def _rounds(args, impls, path, tmp, result) -> dict:
             failed[key] = reply["error"]
             print(f"  {label} {key}: failed: {reply['error'][:300]}", file=sys.stderr)
             return None
-        return reply["examples"] / reply["seconds"]
+        return reply["examples"], reply["seconds"]
 
     for model in args.models:  # round 0: warm-up, not timed
         for impl in impls:
@@ -866,15 +868,26 @@ def _rounds(args, impls, path, tmp, result) -> dict:
     for r in range(args.rounds):
         tasks = [(m, i) for m in rotate(list(args.models), r) for i in rotate(list(impls), r)]
         tasks.insert(r % (len(tasks) + 1), ("gemm", "numpy"))
-        line = []
-        for model, impl in tasks:
+        # forwards, then backwards (A B B A): a drift linear in time within the round
+        # weighs on every implementation alike; each half is half a chunk
+        done: dict = {}
+        halves = []
+        for model, impl in tasks + tasks[::-1]:
             if model == "gemm":
-                chunk = gemm_chunk(min(args.chunk, 2.0), tf_gemm=tf_gemm)
-                gemm.append(chunk["peak"])
-                gemm_parts.append(chunk)
+                halves.append(gemm_chunk(min(args.chunk, 2.0) / 2, tf_gemm=tf_gemm))
                 continue
-            rate = turn(model, impl, args.chunk, 3, f"round {r + 1}")
-            rates[(model, impl)].append(rate)
+            got = turn(model, impl, args.chunk / 2, 2, f"round {r + 1}")
+            if got is None:
+                done[(model, impl)] = None
+            elif done.get((model, impl), ()) is not None:
+                ex, sec = done.get((model, impl), (0, 0.0))
+                done[(model, impl)] = (ex + got[0], sec + got[1])
+        for key in rates:
+            got = done.get(key)
+            rates[key].append(got[0] / got[1] if got else None)
+        gemm.append(statistics.mean(h["peak"] for h in halves))
+        gemm_parts.append({k: statistics.mean(h[k] for h in halves) for k in halves[0]})
+        line = []
         for m in args.models:
             ref = rates[(m, REFERENCE)][-1] if REFERENCE in impls else None
             parts = [f"{i} {rates[(m, i)][-1] or 0:,.0f}" for i in impls]
@@ -1031,8 +1044,9 @@ def report(result: dict) -> str:
         "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(result["versions"].items()))
         + f", python {result['python']}",
         f"method: {meth['rounds']} rounds after a warm-up round; each round gives every "
-        f"implementation one {meth['chunk_seconds']:g} s chunk, in rotating order, one at a "
-        "time (pipe handshake)",
+        f"implementation one {meth['chunk_seconds']:g} s chunk, one at a time (pipe handshake), "
+        "in an order that rotates every round, as two halves (the order forwards, then "
+        "backwards)",
         "processes: " + "; ".join(f"{h}: {', '.join(i)}" for h, i in meth["hosts"].items()),
         f"batch {meth['batch']}, {meth['optimizer']}, float32 unless marked, {meth['data']}, "
         f"cycling through {meth['timed_examples']:,} training examples",
