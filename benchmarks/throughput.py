@@ -11,7 +11,9 @@ float32, real Fashion-MNIST images, trained by
   zoo       zoo's trainer as a user gets it: zoo_core.train.loop.train itself (build_graph,
             the session loop, K steps per Session.run where the trainer has steps_per_call),
             the plugin's default hyperparameters, and registry.toml's speed settings
-  zoo-bf16  the same with the trainer's bfloat16 setting (on CPUs with native bfloat16)
+  zoo-seq   the same with the plugin's sequence kernel (kernel=sequence), for the models
+            whose plugin has one and does not use it by default
+  zoo-bf16  the same as zoo with the trainer's bfloat16 setting (on CPUs with native bfloat16)
   tf1       the reference: a plain hand-written TF1 loop (placeholders, feed_dict, a default
             Session) around the plugin's original graph
   keras     Keras 3 ``fit`` with the same layers, in a sibling process (Keras 3 cannot share a
@@ -64,9 +66,9 @@ import traceback
 from pathlib import Path
 
 MODELS = ("rnn", "lstm", "cnn")
-IMPLS = ("zoo", "zoo-bf16", "tf1", "keras", "torch", "torch-1t")
-HOST = {"zoo": "tf", "zoo-bf16": "tf", "tf1": "tf", "keras": "keras", "torch": "torch",
-        "torch-1t": "torch-1t"}
+IMPLS = ("zoo", "zoo-seq", "zoo-bf16", "tf1", "keras", "torch", "torch-1t")
+HOST = {"zoo": "tf", "zoo-seq": "tf", "zoo-bf16": "tf", "tf1": "tf", "keras": "keras",
+        "torch": "torch", "torch-1t": "torch-1t"}
 TORCH = ("torch", "torch-1t")  # "vs torch" is against the faster of these in each round
 PRECISION = {"zoo-bf16": "bfloat16"}  # every other implementation: float32
 BATCH = 128
@@ -454,10 +456,35 @@ TRAIN = {"zoo": train_zoo, "zoo-bf16": train_zoo, "tf1": train_tf1, "keras": tra
          "torch": train_torch, "torch-1t": train_torch}
 
 
+class NotApplicable(Exception):
+    """This implementation does not apply to this model (why)."""
+
+
+def zoo_variant(impl: str, model: str, settings=()) -> tuple[str, list]:
+    """The precision and ``--set`` options of a zoo row.
+
+    Raises:
+        NotApplicable: zoo-seq for a model whose plugin has no sequence kernel, or uses
+            it already.
+    """
+    settings = list(settings)
+    if impl == "zoo-seq":
+        from zoo_core.catalogue import open_zoo
+
+        declared = open_zoo().model(model).hparams.get("kernel")
+        if declared is None or "sequence" not in (declared.choices or ()):
+            raise NotApplicable("its plugin has no sequence kernel")
+        if zoo_settings(model, settings)[1].get("kernel") == "sequence":
+            raise NotApplicable("zoo uses the sequence kernel already")
+        settings.append("kernel=sequence")
+    return PRECISION.get(impl, "float32"), settings
+
+
 def _train(impl: str, model, arrays, n, clock, note, settings=()) -> None:
     kwargs = {}
     if impl.startswith("zoo"):
-        kwargs = {"precision": PRECISION.get(impl, "float32"), "settings": settings}
+        precision, settings = zoo_variant(impl, model, settings)
+        kwargs = {"precision": precision, "settings": settings}
     elif impl == "torch-1t":
         kwargs = {"threads": 1}
     TRAIN[impl](model, arrays, n, clock, note, **kwargs)
@@ -571,6 +598,8 @@ def serve(args) -> None:
                     clock.results.put({"error": "training ended"})
                 except Stopped:
                     pass
+                except NotApplicable as e:
+                    clock.results.put({"skip": str(e)})
                 except BaseException as e:  # noqa: BLE001 - reported to the coordinator
                     clock.results.put({"error": f"{type(e).__name__}: {e}",
                                        "traceback": traceback.format_exc()[-3000:]})
@@ -578,8 +607,8 @@ def serve(args) -> None:
             thread = threading.Thread(target=run, name=key, daemon=True)
             thread.start()  # one at a time: graphs and sessions are built one after another
             first = clock.results.get()
-            clock.dead = "error" in first
-            info["impls"][key] = {**note, **({"error": first["error"]} if clock.dead else {})}
+            clock.dead = "error" in first or "skip" in first
+            info["impls"][key] = {**note, **{k: first[k] for k in ("error", "skip") if k in first}}
             if clock.dead:
                 print(first.get("traceback", ""), file=sys.stderr)
             threads.append(thread)
@@ -629,8 +658,8 @@ def rss_run(args) -> None:
         n = args.examples or len(arrays["y_train"])
         arrays = {**arrays, "x_train": arrays["x_train"][:n], "y_train": arrays["y_train"][:n]}
         if impl.startswith("zoo"):  # a real one-epoch run: steps, evaluations, checkpoint
-            train_zoo(model, arrays, None, OneEpoch(10**9), note, PRECISION.get(impl, "float32"),
-                      args.set, epochs=1)
+            precision, settings = zoo_variant(impl, model, args.set)
+            train_zoo(model, arrays, None, OneEpoch(10**9), note, precision, settings, epochs=1)
         else:
             try:
                 _train(impl, model, arrays, n, OneEpoch(min(n // BATCH, RSS_PEER_STEPS)), note)
@@ -840,8 +869,10 @@ def _rounds(args, impls, path, tmp, result) -> dict:
         result["flops"] = {**result.get("flops", {}), **info["flops"]}
         for key, note in info["impls"].items():
             model, impl = key.split("/", 1)
-            entry = result["models"].setdefault(model, {}).setdefault(impl, {})
-            entry.update(note)
+            if "skip" in note:
+                result["skipped"][key] = note["skip"]
+                continue
+            result["models"].setdefault(model, {}).setdefault(impl, {}).update(note)
             if "error" in note:
                 failed[key] = note["error"]
     rates = {(m, i): [] for m in args.models for i in impls}
@@ -851,7 +882,7 @@ def _rounds(args, impls, path, tmp, result) -> dict:
     def turn(model, impl, seconds, min_steps, label):
         """One chunk: (examples, seconds), or None when it failed (now or before)."""
         key = f"{model}/{impl}"
-        if key in failed:
+        if key in failed or key in result["skipped"]:
             return None
         reply = workers[HOST[impl]].ask({"cmd": "run", "key": key, "seconds": seconds,
                                          "min_steps": min_steps}, timeout)
@@ -890,7 +921,8 @@ def _rounds(args, impls, path, tmp, result) -> dict:
         line = []
         for m in args.models:
             ref = rates[(m, REFERENCE)][-1] if REFERENCE in impls else None
-            parts = [f"{i} {rates[(m, i)][-1] or 0:,.0f}" for i in impls]
+            parts = [f"{i} {rates[(m, i)][-1] or 0:,.0f}" for i in impls
+                     if f"{m}/{i}" not in result["skipped"]]
             if ref:
                 parts.append(f"zoo/tf1 {(rates[(m, 'zoo')][-1] or 0) / ref:.2f}"
                              if "zoo" in impls else "")
@@ -921,7 +953,7 @@ def _rounds(args, impls, path, tmp, result) -> dict:
 def _memory(args, impls, path, result) -> None:
     """Each implementation alone in a fresh process, one epoch: its peak RSS (several at a
     time, after the timed rounds: memory does not depend on speed)."""
-    runs = [(m, i) for m in args.models for i in impls]
+    runs = [(m, i) for m in args.models for i in impls if f"{m}/{i}" not in result["skipped"]]
     if not args.quick:
         runs += [("-", "tf-floor")] + ([("-", "torch-floor")] if set(TORCH) & set(impls) else [])
     script = os.path.abspath(__file__)
@@ -968,6 +1000,8 @@ def _summarize(args, impls, rates, result) -> None:
         if torches:  # the faster torch of each round
             references["torch"] = [max((r for r in rs if r), default=None) for rs in zip(*torches)]
         for impl in impls:
+            if f"{model}/{impl}" in result["skipped"]:
+                continue
             e = entries.setdefault(impl, {})
             rs = rates[(model, impl)]
             e["precision"] = PRECISION.get(impl, "float32")
