@@ -28,8 +28,11 @@ class BuilderError(PluginError):
     """The plugin's builder raised; ``error`` is what it raised."""
 
     def __init__(self, model: ModelSpec, error: BaseException):
-        super().__init__(f"{_where(model)}: the builder raised {type(error).__name__}: "
-                         f"{first_line(error)}{location(error)}")
+        if isinstance(error, SystemExit):
+            what = f"the builder called sys.exit({error.code!r})"
+        else:
+            what = f"the builder raised {type(error).__name__}: {first_line(error)}"
+        super().__init__(f"{_where(model)}: {what}{location(error)}")
         self.error = error
 
 
@@ -99,7 +102,7 @@ def forward(model: ModelSpec, images, training, *, num_classes: int,
         try:
             logits = model.build(images, num_classes=num_classes, hparams=dict(hparams),
                                  training=training)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in a plugin is the plugin's failure
             raise BuilderError(model, e) from e
     problem = logits_problem(logits, num_classes)
     if problem is not None:

@@ -91,6 +91,8 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
                 break
             now["doing"] = f"in epoch {epoch}" + (" (its first step)" if epoch == 1 else "")
             record = _epoch(sess, g, settings, data, seed, epoch, progress)
+            _check_finite(f"the validation split after epoch {epoch}", record["val_loss"],
+                          record["val_accuracy"])
             state.add(record, n / record["seconds"])
             checkpoints.save(sess, g.saver, run_dir, state)
             progress.epoch_end(record)
@@ -99,11 +101,23 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
         g.saver.restore(sess, str(run_dir / state.best_prefix))
         now["doing"] = "on the test split"
         test = evaluate(sess, g, data.x_test, data.y_test, data.num_classes)
+        _check_finite(f"the test split (best epoch {state.best_epoch})", test.loss, test.accuracy)
     return TrainResult(
         epochs=state.epochs, best_epoch=state.best_epoch, val_accuracy=state.best_acc, test=test,
         params=g.params, train_seconds=state.train_seconds,
         examples_per_sec=float(np.median(state.rates)), stopped_early=state.stopped_early,
     )
+
+
+def _check_finite(where: str, loss: float, accuracy: float) -> None:
+    """A non-finite loss on an evaluated split fails the run: its model outputs NaN or inf
+    there, so its accuracy (argmax of NaN) would be a meaningless number."""
+    if not (math.isfinite(loss) and math.isfinite(accuracy)):
+        raise TrainingError(
+            f"the model's outputs are not finite on {where} (loss {loss}): the run is not "
+            f"recorded as completed; try a lower learning rate ({setting('lr')}) or "
+            f"{setting('clip_norm', '1.0')}, and check the model's evaluation path "
+            "(training=False)")
 
 
 def _epoch(sess, g: ModelGraph, settings: TrainerSettings, data: Data, seed: int, epoch: int,
