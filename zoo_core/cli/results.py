@@ -35,6 +35,9 @@ def show(run_id, as_json):
     with open_store(store_location()) as store:
         r = store.get(run_id)
         epochs = store.epochs(r.run_id)
+    from zoo_core.runs import plots  # numpy and matplotlib: only here
+
+    plots.draw_missing(r, epochs)  # a signal may have cut in while they were drawn
     files = run_files(r)
     if as_json:
         echo_json({**r.to_dict(), "shown_status": shown_status(r), "epochs": epochs,

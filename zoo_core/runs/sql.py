@@ -36,6 +36,7 @@ from zoo_core.runs.records import (
     RunRecord,
     check_epoch_metrics,
     check_expect,
+    check_owner,
     check_fields,
     check_final_status,
     check_status,
@@ -168,16 +169,16 @@ class SQLStore:
             )
 
     @translate_errors
-    def mark_running(self, run_id: str, *, host: str | None = None, pid: int | None = None,
-                     expect: Mapping[str, Any] | None = None) -> bool:
+    def mark_running(self, run_id: str, *, expect: Mapping[str, Any] | None = None,
+                     **owner: Any) -> bool:
         """Set the status to running, the owner, and clear the error, in one write, if the run
         still has the ``expect`` fields (see Store.mark_running)."""
         check_expect(expect)
+        check_owner(owner)
         with self._write() as conn:
             self._require(conn, run_id)
             if not self._has(conn, run_id, expect):
                 return False
-            owner = {} if host is None and pid is None else {"host": host or "", "pid": pid}
             fields = {"status": "running", "error": None, **owner}
             self._run(conn, f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} "
                       "WHERE run_id = ?", (*fields.values(), run_id))

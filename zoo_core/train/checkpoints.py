@@ -88,11 +88,19 @@ def save(sess, saver, run_dir: Path, state: TrainState) -> None:
 
 
 def restore_last(sess, saver, run_dir: Path) -> TrainState:
-    """Restore the last completed epoch's variables and the run's progress."""
+    """Restore the last completed epoch's variables and the run's progress; a run that ended
+    before its first epoch did has nothing to restore and starts from its first epoch (its
+    seed makes that the same run).
+
+    Raises:
+        TrainingError: ``checkpoint.json`` exists but cannot be read.
+    """
+    if not (run_dir / RunFiles.CHECKPOINT_INDEX).exists():
+        return TrainState()
     index = read_index(run_dir)
     if not index or not index.get("last"):
-        raise TrainingError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
-                            "first epoch finished); start it again as a new run")
+        raise TrainingError(f"{run_dir / RunFiles.CHECKPOINT_INDEX} cannot be read, so the run "
+                            "cannot be resumed: start it again as a new run")
     saver.restore(sess, str(run_dir / index["last"]))
     return TrainState(**index["state"])
 
