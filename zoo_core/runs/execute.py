@@ -307,7 +307,7 @@ class _Recorder(loop.Progress):
             self.last_beat = now
             try:
                 self.store.update_run(self.run_id, heartbeat_at=utc_now())
-            except StoreError:
+            except (StoreError, UsageError):  # busy, full, or removed: still_ours() tells
                 pass
 
     def still_ours(self) -> None:
