@@ -8,7 +8,7 @@ on real Fashion-MNIST images, through:
 
   zoo      zoo's own trainer (zoo_core.train.loop.train), with the plugin's builder and
            default architecture, plain Adam like the peers, and registry.toml's speed
-           settings (threads, xla, bf16) for the model; float32 unless those say bf16
+           settings (threads, bf16) for the model; float32 unless those say bf16
   zoo-bf16 the same with --set bf16=true: oneDNN bfloat16 mixed precision, on CPUs
            with AMX/AVX512-BF16 (the peers run float32; compare with care)
   tf1      a plain hand-written TF1 Session loop with feed_dict, the same builder
@@ -50,7 +50,7 @@ def _timed_rate(stamps: list[float], warmup: int) -> float:
 
 
 # Trainer settings that change speed, not the model or the optimizer.
-SPEED = ("threads", "xla", "bf16")
+SPEED = ("threads", "bf16")
 
 
 def zoo_settings(model: str, settings=()) -> tuple:

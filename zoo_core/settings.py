@@ -152,8 +152,11 @@ class TrainerSettings:
     """The settings every model shares, owned by the trainer.
 
     A model may not declare these names; registry.toml and the command line may set
-    them. The last three change how fast a run trains, not what it computes (beyond
-    float rounding), and are chosen per model in registry.toml from measurements.
+    them. ``threads`` and ``bf16`` change how fast a run trains, not what it computes
+    (beyond float rounding), and are chosen per model in registry.toml from
+    measurements; they are part of the config all the same, as they always were. The
+    :data:`SPEED_ONLY` settings change only how the same steps are dispatched: a run
+    records them, but its config (and config id) leaves them out.
     """
 
     epochs: int = _setting(10, "passes over the training split", min=1, max=10_000)
@@ -173,13 +176,38 @@ class TrainerSettings:
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(
         0, "threads per op and ops at once (0: TensorFlow's default, all cores)", min=0, max=256)
-    xla: bool = _setting(False, "compile the training step with XLA")
     bf16: bool = _setting(False, "mixed precision: oneDNN bfloat16 matmuls and convolutions on "
                                  "CPUs with AVX512-BF16 or AMX (variables stay float32); float32 "
                                  "on other CPUs")
+    steps_per_call: int = _setting(
+        0, "optimizer steps per Session.run, the same math (0: automatic, about 50 ms per call; "
+           "1: one step per call); speed only, not part of the config id", min=0, max=1024)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Trainer settings that change how fast, never what, a run computes: recorded with the run
+# (its run folder's config.json and metrics.json) but left out of its config and config id,
+# so runs that differ only in them are the same configuration on the leaderboard.
+SPEED_ONLY = ("steps_per_call",)
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A trainer setting the zoo no longer has."""
+
+    value: Any  # the value that made it do nothing: config ids hash it as that
+    why: str  # why it went, for the error that rejects it
+
+
+# Removed settings. A config recorded before one went names it; config_id hashes a config
+# as if it did, with the retired value, so the ids of runs and of registry.toml's
+# reference results are the same before and after.
+RETIRED: dict[str, Retired] = {
+    "xla": Retired(False, "it set XLA's global JIT level, which does nothing on a CPU, where "
+                          "the zoo trains (and XLA on the whole step measured slower there)"),
+}
 
 
 # The declarations of the trainer settings, in field order.
@@ -191,9 +219,16 @@ COMMAND_LINE = "command line"
 
 
 def config_id(config: Mapping[str, Any]) -> str:
-    """The first 10 hex digits of the SHA-256 of ``config`` as canonical JSON."""
-    canonical = json.dumps(dict(config), sort_keys=True, separators=(",", ":"))
+    """The first 10 hex digits of the SHA-256 of ``config`` as canonical JSON, with the
+    :data:`RETIRED` settings it does not name at their retired values."""
+    canonical = json.dumps(with_retired(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
+
+
+def with_retired(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with each :data:`RETIRED` setting it does not name at its retired value:
+    what config ids hash, and how two recorded configs compare."""
+    return {**{k: r.value for k, r in RETIRED.items()}, **config}
 
 
 @dataclass(frozen=True)
@@ -211,8 +246,20 @@ class RunSettings:
 
     @property
     def config(self) -> dict[str, Any]:
-        """What a run records as its settings (and hashes into its config id)."""
-        return {**self.trainer.to_dict(), **self.hparams, "limit": self.limit}
+        """What a run records as its settings (and hashes into its config id): all but the
+        :data:`SPEED_ONLY` ones."""
+        trainer = {k: v for k, v in self.trainer.to_dict().items() if k not in SPEED_ONLY}
+        return {**trainer, **self.hparams, "limit": self.limit}
+
+    @property
+    def speed(self) -> dict[str, Any]:
+        """The :data:`SPEED_ONLY` settings, which a run records beside its config."""
+        return {k: getattr(self.trainer, k) for k in SPEED_ONLY}
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every setting: the config and the speed-only ones."""
+        return {**self.config, **self.speed}
 
     @property
     def config_id(self) -> str:
@@ -220,8 +267,9 @@ class RunSettings:
 
     @classmethod
     def recorded(cls, config: Mapping[str, Any], declared: Mapping[str, HParam]) -> RunSettings:
-        """A run's settings as it recorded them (``config``), for the model's ``declared``
-        hyperparameters. Settings added since the run was made take their defaults."""
+        """A run's settings as it recorded them (``config``, and its speed-only settings if
+        given there too), for the model's ``declared`` hyperparameters. Settings added
+        since the run was made take their defaults; retired ones are ignored."""
         trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
@@ -275,6 +323,11 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:
+    if key not in every and key in RETIRED:
+        removed = f"setting {short_repr(key)} was removed: {RETIRED[key].why}; remove it"
+        if layer.where:
+            raise RegistryError(f"{layer.where} sets {removed} from there")
+        raise HParamError(removed)
     if key not in every:
         if layer.where:
             raise RegistryError(f"{layer.where} sets unknown hyperparameter {short_repr(key)}; "
