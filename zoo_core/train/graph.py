@@ -5,17 +5,16 @@ the way every run, evaluation and conformance check does; :func:`forward` is the
 place the zoo calls a builder, and :func:`logits_problem` the one check of what it
 returned. The inputs hold the training data in the graph (fed once) and gather each
 batch by index, so a step sends only the indices; ``images`` and ``labels`` can also be
-fed directly (evaluation). :class:`StepLoop` runs several optimizer steps in one
-``Session.run``: a ``while_loop`` whose body builds the same forward pass, loss and
-Adam update over the same variables, one row of a fed index matrix per step.
+fed directly (evaluation). With ``step_loop``, the graph also holds a
+:class:`~zoo_core.train.steploop.StepLoop`: several optimizer steps in one ``Session.run``,
+built from this module's pieces.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -25,6 +24,9 @@ from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.errors import PluginError
 from zoo_core.settings import TrainerSettings
 from zoo_core.train.blame import first_line, location
+
+if TYPE_CHECKING:
+    from zoo_core.train.steploop import StepLoop
 
 
 class BuilderError(PluginError):
@@ -154,16 +156,19 @@ def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerS
         seed: graph-level seed.
         n_train: training examples held in the graph (0 when only evaluating).
         steps_per_epoch: for the learning-rate schedule.
-        step_loop: also build a :class:`StepLoop`. It is built after everything else, so
-            the rest of the graph (and every random initial value) is the same either way.
-            When the model cannot run in it, the graph is built again without one and
-            ``steps_problem`` says why.
+        step_loop: also build a :class:`~zoo_core.train.steploop.StepLoop`. It is built
+            after the single step, so the rest of the graph (every random initial value)
+            is the same either way. When the model cannot run in it exactly, there is
+            none (the graph is built again without it if need be) and ``steps_problem``
+            says why.
     """
     args = (model, hparams, settings, image_shape, num_classes, seed, n_train, steps_per_epoch)
     if step_loop:
+        from zoo_core.train.steploop import NoLoop  # here: steploop imports this module
+
         try:
             return _build(*args, step_loop=True)
-        except _NoLoop as e:
+        except NoLoop as e:
             g = _build(*args, step_loop=False)
             g.steps_problem = str(e)
             return g
@@ -188,17 +193,22 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
             optimizer = v1.train.AdamOptimizer(rate)
             train_op = _train_op(tf, optimizer, loss.total, net.trainable, settings,
                                  inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS))
-        steps = None
+        steps, problem = None, ""
         if step_loop:
-            steps = StepLoop(tf, _LoopParts(model, hparams, num_classes, settings, seed,
-                                            total_steps, inputs, net, optimizer, rate))
+            # here, not at the top: steploop builds its body from this module's pieces
+            from zoo_core.train.steploop import LoopParts, StepLoop, loop_problem
+
+            problem = loop_problem(tf, graph, loss.total)
+            if not problem:
+                steps = StepLoop(tf, LoopParts(model, hparams, num_classes, settings, seed,
+                                               total_steps, inputs, net, optimizer, rate))
         saver = v1.train.Saver(var_list=v1.global_variables(), max_to_keep=None)
         init = v1.global_variables_initializer()
     graph.finalize()
     return ModelGraph(graph, inputs.images, inputs.labels, inputs.index, inputs.training,
                       net.logits, loss.predictions, loss.example_losses, loss.total,
                       loss.accuracy, train_op, lr, inputs.global_step, saver, init,
-                      inputs.data_init, inputs.data_feed, net.params, steps)
+                      inputs.data_init, inputs.data_feed, net.params, steps, problem)
 
 
 class _Inputs:
@@ -268,158 +278,6 @@ def _train_op(tf, optimizer, loss, trainable, settings: TrainerSettings, global_
         grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
     with tf.control_dependencies(update_ops):
         return optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
-
-
-class _NoLoop(Exception):
-    """The model cannot train in a :class:`StepLoop` exactly as in single steps; why."""
-
-
-@dataclass
-class _LoopParts:
-    """What the loop body rebuilds from: the model, the settings, the single step's pieces."""
-
-    model: ModelSpec
-    hparams: Mapping[str, Any]
-    num_classes: int
-    settings: TrainerSettings
-    seed: int
-    total_steps: int  # for the learning-rate schedule
-    inputs: Any  # _Inputs
-    net: Forward  # the single step's forward pass: its variables are the loop's
-    optimizer: Any  # the single step's Adam: the same slots and beta powers
-    rate: _Rate
-
-
-# Stateful random ops: in a loop body they would draw from another stream than the single
-# step's op (dropout masks), so the steps would not be the same steps.
-_RANDOM_OPS = ("Random", "TruncatedNormal", "Multinomial")
-
-
-class StepLoop:
-    """K optimizer steps in one ``Session.run``: a ``while_loop`` over a fed ``[K, batch]``
-    index matrix, one row per step.
-
-    Each step gathers its batch, augments it keyed by (seed, its global step), calls the
-    builder again on the same variables (``reuse``), and applies Adam with its learning
-    rate and the model's UPDATE_OPS built in the body: the same math as K single steps.
-    The running sums (``loss_sum``, ``acc_sum``, float64, weighted by examples) are fed
-    in and fetched back, so an epoch sums in the same order as single steps. The loop
-    stops after a step whose loss is not finite.
-
-    Raises:
-        _NoLoop: the model adds regularization losses, draws stateful random numbers
-            (dropout), or creates variables again when called again; or the body fails.
-    """
-
-    def __init__(self, tf, parts: _LoopParts):
-        v1 = tf.compat.v1
-        if v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES):
-            raise _NoLoop("the model adds regularization losses, which a loop would compute "
-                          "once per call")
-        graph = v1.get_default_graph()
-        first_op = len(graph.get_operations())
-        variables = len(v1.global_variables())
-        with v1.name_scope("steps"):
-            self.indices = v1.placeholder(tf.int32, [None, None], name="indices")
-            self.loss_sum = v1.placeholder_with_default(tf.constant(0.0, tf.float64), [],
-                                                        name="loss_sum")
-            self.acc_sum = v1.placeholder_with_default(tf.constant(0.0, tf.float64), [],
-                                                       name="acc_sum")
-            start = parts.inputs.global_step.read_value()
-            try:
-                self.outputs = v1.while_loop(
-                    lambda i, loss_sum, acc_sum, loss, lr: (
-                        (i < tf.shape(self.indices)[0]) & tf.math.is_finite(loss)),
-                    lambda *state: self._body(tf, parts, start, *state),
-                    [tf.constant(0), self.loss_sum, self.acc_sum, tf.constant(0.0),
-                     tf.constant(0.0)],
-                    parallel_iterations=1, back_prop=False, name="loop")
-            except Exception as e:  # noqa: BLE001 - the single step still works
-                raise _NoLoop(f"building it in a loop failed: {type(e).__name__}: "
-                              f"{first_line(e)}") from e
-        if len(v1.global_variables()) != variables:
-            raise _NoLoop("its builder created new variables when called again (use "
-                          "tf.compat.v1.get_variable or layers, which reuse them)")
-        new_ops = graph.get_operations()[first_op:]
-        stale = _stale_read(new_ops, start)
-        if stale:
-            raise _NoLoop(f"its loop body would read {stale!r} once per call, not once per step")
-        randoms = _random_ops(graph, new_ops)
-        if randoms:
-            raise _NoLoop(f"it draws stateful random numbers ({', '.join(randoms)}: dropout?), "
-                          "which a loop would draw from another stream than single steps")
-
-    def _body(self, tf, p: _LoopParts, start, i, loss_sum, acc_sum, _loss, _lr):
-        v1 = tf.compat.v1
-        step = start + tf.cast(i, start.dtype)
-        index = self.indices[i]
-        images = _augment(tf, tf.gather(p.inputs.x_all, index), p.settings, p.seed, step)
-        images.set_shape(p.inputs.images.shape)  # as the single step's builder sees them
-        labels = tf.gather(p.inputs.y_all, index)
-        before = list(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
-        with _fresh_reads(v1.global_variables()):
-            net = forward(p.model, images, tf.constant(True), num_classes=p.num_classes,
-                          hparams=p.hparams, reuse=True)
-        updates = [u for u in v1.get_collection(v1.GraphKeys.UPDATE_OPS)
-                   if not any(u is b for b in before)]
-        loss = _Loss(tf, Forward(net.logits, p.net.trainable, p.net.params), labels,
-                     p.num_classes, p.settings)
-        lr = _learning_rate(tf, p.settings, step, p.total_steps)
-        p.rate.value = lr
-        with tf.control_dependencies([step]):
-            train_op = _train_op(tf, p.optimizer, loss.total, p.net.trainable, p.settings,
-                                 p.inputs.global_step, updates)
-        examples = tf.cast(tf.size(index), tf.float64)
-        with tf.control_dependencies([train_op]):
-            return (i + 1, loss_sum + tf.cast(loss.total, tf.float64) * examples,
-                    acc_sum + tf.cast(loss.accuracy, tf.float64) * examples,
-                    tf.identity(loss.total), tf.identity(lr))
-
-
-@contextlib.contextmanager
-def _fresh_reads(variables):
-    """Variables read afresh where they are used, while building the loop body.
-
-    ``static_rnn`` sets a caching device, so its cells' variables hold one read made when
-    they were created; inside a loop that read would be made once per call, and every
-    step of it would see the weights as they were at its start. ``_stale_read`` checks
-    that no such read is left.
-    """
-    cached = [(v, v._cached_value) for v in variables  # noqa: SLF001 - see above
-              if getattr(v, "_cached_value", None) is not None]
-    for v, _ in cached:
-        v._cached_value = None  # noqa: SLF001
-    try:
-        yield
-    finally:
-        for v, value in cached:
-            v._cached_value = value  # noqa: SLF001
-
-
-def _stale_read(new_ops, start) -> str:
-    """The variable a loop reads from outside its body (once per call), or ""."""
-    entering = [t for op in new_ops if op.type in ("While", "StatelessWhile", "Enter")
-                for t in op.inputs]
-    seen, todo = set(), [t.op for t in entering]
-    while todo:
-        op = todo.pop()
-        if op.name in seen or op is start.op:
-            continue
-        seen.add(op.name)
-        if op.type == "ReadVariableOp":
-            return op.inputs[0].op.name
-        todo.extend(t.op for t in op.inputs)
-    return ""
-
-
-def _random_ops(graph, new_ops) -> list[str]:
-    """The stateful random ops among ``new_ops`` and the graph's functions (a while_loop
-    body, its conditionals), by type."""
-    types = {op.type for op in new_ops}
-    for fn in graph.as_graph_def().library.function:
-        types.update(node.op for node in fn.node_def)
-    return sorted(t for t in types
-                  if any(r in t for r in _RANDOM_OPS) and not t.startswith(("Stateless", "Stateful")))
 
 
 def _learning_rate(tf, settings: TrainerSettings, step, total_steps: int):
