@@ -5,7 +5,9 @@ Fashion-MNIST, batch 128) with its step loop, picks K as the trainer does when
 ``steps_per_call`` is 0 (about 50 ms per call, at most 64), then alternates timed chunks
 of single steps and of K-step calls, swapping which goes first each round. Both run the
 same graph in the same session, so the shared machine's slow phases hit both; the
-ratio of each round is reported as the median and inter-quartile range over rounds.
+ratio of each round is reported as the median and inter-quartile range over rounds, of
+examples per second (wall clock) and, less disturbed by other processes on a shared
+machine, of examples per CPU second of this process.
 
     python benchmarks/steps_per_call.py                  # rnn, 7 rounds of ~2 s chunks
     python benchmarks/steps_per_call.py --model cnn --rounds 9 --seconds 3
@@ -74,26 +76,28 @@ def main() -> None:
         calls(k, k)  # warm-up of the loop
         steps = max(k, math.ceil(args.seconds / per_step / k) * k)
 
-        def rate(work) -> float:
-            start = time.perf_counter()
+        def rate(work) -> tuple[float, float]:
+            wall, cpu = time.perf_counter(), time.process_time()
             work()
-            return steps * batch / (time.perf_counter() - start)
+            return (steps * batch / (time.perf_counter() - wall),
+                    steps * batch / (time.process_time() - cpu))
 
-        ratios, rates = [], []
+        ratios, cpu_ratios = [], []
         for i in range(args.rounds):
             order = [("1", lambda: single(steps)), ("K", lambda: calls(steps, k))]
             measured = dict((name, rate(work)) for name, work in (order if i % 2 == 0
                                                                   else order[::-1]))
-            ratios.append(measured["K"] / measured["1"])
-            rates.append(measured)
-            print(f"round {i + 1}: 1 step/call {measured['1']:8,.0f} ex/s   "
-                  f"{k} steps/call {measured['K']:8,.0f} ex/s   ratio {ratios[-1]:.3f}",
-                  flush=True)
-    q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+            ratios.append(measured["K"][0] / measured["1"][0])
+            cpu_ratios.append(measured["K"][1] / measured["1"][1])
+            print(f"round {i + 1}: 1 step/call {measured['1'][0]:8,.0f} ex/s   "
+                  f"{k} steps/call {measured['K'][0]:8,.0f} ex/s   ratio {ratios[-1]:.3f}   "
+                  f"per CPU second {cpu_ratios[-1]:.3f}", flush=True)
     print(f"{args.model} {' '.join(args.settings)}, batch {batch}, K={k} (single step "
-          f"{1000 * per_step:.1f} ms), "
-          f"{steps} steps per chunk, {args.rounds} rounds: K steps per call / 1 step per call = "
-          f"{median:.3f}x (median; IQR {q1:.3f}-{q3:.3f})")
+          f"{1000 * per_step:.1f} ms), {steps} steps per chunk, {args.rounds} rounds, "
+          "K steps per call / 1 step per call (median; IQR):")
+    for name, values in (("examples/s", ratios), ("examples per CPU second", cpu_ratios)):
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        print(f"  {name}: {median:.3f}x ({q1:.3f}-{q3:.3f})")
 
 
 if __name__ == "__main__":

@@ -176,3 +176,14 @@ def test_xla_was_removed_with_a_reason_and_old_runs_still_load(zoo):
     assert config_id(old) == settings.config_id
     assert config_id({**settings.config, "xla": True}) != settings.config_id
     assert RunSettings.recorded(old, zoo.model("cnn").hparams).config_id == settings.config_id
+
+
+def test_a_registry_that_still_sets_xla_says_it_was_removed(tmp_path):
+    from zoo_core.errors import RegistryError
+
+    text = (Path(__file__).resolve().parents[1] / "registry.toml").read_text()
+    path = tmp_path / "registry.toml"
+    path.write_text(text.replace("[models.cnn.hparams]\n", "[models.cnn.hparams]\nxla = true\n"))
+    with pytest.raises(RegistryError, match=r"\[models.cnn.hparams\] sets 'xla', a setting that "
+                                            r"was removed: .*; delete it there$"):
+        open_zoo(path).resolve("cnn", "fashion")

@@ -324,10 +324,11 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:
     if key not in every and key in RETIRED:
-        removed = f"setting {short_repr(key)} was removed: {RETIRED[key].why}; remove it"
+        why = RETIRED[key].why
         if layer.where:
-            raise RegistryError(f"{layer.where} sets {removed} from there")
-        raise HParamError(removed)
+            raise RegistryError(f"{layer.where} sets {short_repr(key)}, a setting that was "
+                                f"removed: {why}; delete it there")
+        raise HParamError(f"setting {short_repr(key)} was removed: {why}; leave it out")
     if key not in every:
         if layer.where:
             raise RegistryError(f"{layer.where} sets unknown hyperparameter {short_repr(key)}; "
