@@ -171,11 +171,12 @@ def test_xla_was_removed_with_a_reason_and_old_runs_still_load(zoo):
                                           r"level, which does nothing on a CPU"):
         zoo.resolve("cnn", "fashion", raw_overrides={"xla": "true"})
     settings = zoo.resolve("cnn", "fashion").settings
-    assert "xla" not in settings.config
-    old = {**settings.config, "xla": False}  # as runs recorded it before
-    assert config_id(old) == settings.config_id
-    assert config_id({**settings.config, "xla": True}) != settings.config_id
-    assert RunSettings.recorded(old, zoo.model("cnn").hparams).config_id == settings.config_id
+    assert settings.config["xla"] is False  # as every run recorded it: the same config ids
+    assert "xla" not in settings.trainer.to_dict()
+    old = {**settings.config, "xla": True}  # a run recorded with it on (it did nothing)
+    recorded = RunSettings.recorded(old, zoo.model("cnn").hparams)
+    assert recorded.trainer == settings.trainer
+    assert config_id(old) != settings.config_id  # it stays the run it was
 
 
 def test_a_registry_that_still_sets_xla_says_it_was_removed(tmp_path):

@@ -201,9 +201,9 @@ class Retired:
     why: str  # why it went, for the error that rejects it
 
 
-# Removed settings. A config recorded before one went names it; config_id hashes a config
-# as if it did, with the retired value, so the ids of runs and of registry.toml's
-# reference results are the same before and after.
+# Removed settings. Every config still names each, at the value that made it do nothing
+# (what runs recorded before it went), so config ids, registry.toml's reference results
+# and the leaderboard's groups stay the same; no layer may set it any more.
 RETIRED: dict[str, Retired] = {
     "xla": Retired(False, "it set XLA's global JIT level, which does nothing on a CPU, where "
                           "the zoo trains (and XLA on the whole step measured slower there)"),
@@ -219,16 +219,9 @@ COMMAND_LINE = "command line"
 
 
 def config_id(config: Mapping[str, Any]) -> str:
-    """The first 10 hex digits of the SHA-256 of ``config`` as canonical JSON, with the
-    :data:`RETIRED` settings it does not name at their retired values."""
-    canonical = json.dumps(with_retired(config), sort_keys=True, separators=(",", ":"))
+    """The first 10 hex digits of the SHA-256 of ``config`` as canonical JSON."""
+    canonical = json.dumps(dict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:10]
-
-
-def with_retired(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with each :data:`RETIRED` setting it does not name at its retired value:
-    what config ids hash, and how two recorded configs compare."""
-    return {**{k: r.value for k, r in RETIRED.items()}, **config}
 
 
 @dataclass(frozen=True)
@@ -247,9 +240,10 @@ class RunSettings:
     @property
     def config(self) -> dict[str, Any]:
         """What a run records as its settings (and hashes into its config id): all but the
-        :data:`SPEED_ONLY` ones."""
+        :data:`SPEED_ONLY` ones, and the :data:`RETIRED` ones at their retired values."""
         trainer = {k: v for k, v in self.trainer.to_dict().items() if k not in SPEED_ONLY}
-        return {**trainer, **self.hparams, "limit": self.limit}
+        retired = {k: r.value for k, r in RETIRED.items()}
+        return {**trainer, **retired, **self.hparams, "limit": self.limit}
 
     @property
     def speed(self) -> dict[str, Any]:

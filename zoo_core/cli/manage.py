@@ -20,7 +20,6 @@ from zoo_core.runs import manage
 from zoo_core.runs.leaderboard import format_accuracy, format_count, format_duration, format_rate
 from zoo_core.runs.records import STATUSES, check_tags
 from zoo_core.runs.store import open_store
-from zoo_core.settings import with_retired
 
 EMPTY_RUNS = "no runs recorded yet: try `zoo run cnn --dataset fashion`"
 
@@ -187,10 +186,9 @@ def compare(run_a, run_b, plot_path, as_json):
     with open_store(store_location()) as store:
         a, b = store.get(run_a), store.get(run_b)
         curves = {a.run_id: store.epochs(a.run_id), b.run_id: store.epochs(b.run_id)}
-    config_a, config_b = with_retired(a.config), with_retired(b.config)  # as their ids hash them
-    keys = sorted(set(config_a) | set(config_b))
-    differ = {k: [config_a.get(k), config_b.get(k)] for k in keys
-              if config_a.get(k) != config_b.get(k)}
+    keys = sorted(set(a.config) | set(b.config))
+    differ = {k: [a.config.get(k), b.config.get(k)] for k in keys
+              if a.config.get(k) != b.config.get(k)}
     metrics = _metrics(a, b)
     path = Path(plot_path) if plot_path else \
         paths.zoo_home() / "compare" / f"{a.run_id}--{b.run_id}.png"
