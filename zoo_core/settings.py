@@ -197,7 +197,7 @@ SPEED_ONLY = ("steps_per_call",)
 class Retired:
     """A trainer setting the zoo no longer has."""
 
-    value: Any  # the value that made it do nothing: config ids hash it as that
+    value: Any  # the value that made it do nothing, which every config still names
     why: str  # why it went, for the error that rejects it
 
 
