@@ -61,7 +61,7 @@ def _settings_json(zoo, row, dataset: str) -> dict:
         resolved = zoo.resolve(row.name, dataset)
     except ZooError as e:
         return {"settings": {"dataset": dataset, "error": message(e)}}
-    return {"settings": {"dataset": dataset, "values": resolved.settings.config,
+    return {"settings": {"dataset": dataset, "values": resolved.settings.values,
                          "sources": dict(resolved.sources)}}
 
 
@@ -72,7 +72,7 @@ def _print_settings(zoo, name: str, dataset: str) -> None:
     except ZooError as e:
         click.echo(f"\n{name} settings on {dataset}: {message(e)}")
         return
-    values = resolved.settings.config
+    values = resolved.settings.values
     click.echo(f"\n{name} settings on {dataset} (before command-line options):")
     click.echo(table([[k, values[k], resolved.sources[k]] for k in resolved.sources],
                      ["setting", "value", "from"]))

@@ -20,7 +20,7 @@ from zoo_core.runs import leaderboard as lb
 from zoo_core.runs.manage import shown_status
 from zoo_core.runs.records import run_files
 from zoo_core.runs.store import open_store
-from zoo_core.settings import RunSettings
+from zoo_core.settings import RETIRED, RunSettings
 
 _LEADERBOARD_FORMATS = "any tabulate format (simple, github, grid, ...), csv or json"
 EMPTY_LEADERBOARD = "no completed runs yet: try `zoo run cnn --dataset fashion`"
@@ -175,7 +175,8 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
     """The ``zoo run`` command that trains ``config`` again with these seeds.
 
     Args:
-        config: a run's recorded settings (hyperparameters, trainer settings and limit).
+        config: a run's recorded settings (hyperparameters, trainer settings and limit);
+            retired settings (``settings.RETIRED``) are left out.
         seeds: the seeds to run, e.g. ``[0, 1, 2]``.
         defaults: the settings ``zoo run MODEL`` would use today; only the settings that
             differ from them are spelled out. None (the model is not installed) spells out all.
@@ -190,8 +191,9 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
             if value is not None:
                 words += ["--limit", str(value)]
             continue
-        if defaults is not None and key in defaults and _same(defaults[key], value):
-            continue
+        if key in RETIRED or (defaults is not None and key in defaults
+                              and _same(defaults[key], value)):
+            continue  # a retired setting did nothing then and cannot be given now
         text = str(value).lower() if isinstance(value, bool) else lb.format_setting(value)
         words += [RUN_OPTIONS[key], shlex.quote(text)] if key in RUN_OPTIONS else \
             ["--set", shlex.quote(f"{key}={text}")]

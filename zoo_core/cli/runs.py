@@ -67,10 +67,14 @@ class ConsoleProgress:
         return f"loss {self.loss / self.seen:.4f}  acc {100 * self.acc / self.seen:5.2f}%"
 
     def step(self, loss, accuracy):
-        self.seen += 1
-        self.loss += loss
-        self.acc += accuracy
-        self.bar.update(1)
+        self.steps(1, loss, accuracy)
+
+    def steps(self, count, loss, accuracy):
+        """``count`` steps ran in one call, with these mean loss and accuracy."""
+        self.seen += count
+        self.loss += loss * count
+        self.acc += accuracy * count
+        self.bar.update(count)
 
     def epoch_end(self, r):
         self.close()

@@ -8,6 +8,7 @@ in this process, one run after another; :func:`resume` continues an interrupted 
 
 from __future__ import annotations
 
+import json
 import platform
 import secrets
 import shutil
@@ -138,7 +139,8 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
     try:
         checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
             "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
-            "seed": run.seed, "config": run.settings.config, "sources": dict(run.settings.sources),
+            "seed": run.seed, "config": run.settings.config, "speed": run.settings.speed,
+            "sources": dict(run.settings.sources),
             "data": {"source": render(loaded.source), "checksums": loaded.checksums,
                      "splits": loaded.split_sizes},
             "versions": {"zoo-core": __version__, run.model.plugin: run.model.plugin_version,
@@ -184,7 +186,8 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
                          "failed runs can be resumed")
     spec = zoo.model(record.model)
-    settings = RunSettings.recorded(record.config, spec.hparams)
+    speed = _recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
+    settings = RunSettings.recorded({**record.config, **speed}, spec.hparams)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     if loaded.checksums != record.data_checksums:
         raise DataError(f"the {record.dataset} files found now ({loaded.source}) differ from the "
@@ -198,6 +201,15 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise ZooError(f"run {record.run_id} was taken by another process meanwhile (now "
                        f"{manage.shown_status(now)}, {manage.owner_text(now)}): see `zoo runs`")
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
+
+
+def _recorded_json(path: Path) -> dict:
+    """A JSON file the run wrote, or {} when it is missing or unreadable."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
@@ -260,6 +272,9 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
             "test": result.test.to_dict(loaded.classes),
+            # how the steps were dispatched (speed only; config.json has what was asked for)
+            "speed": {"steps_per_call": result.steps_per_call,
+                      **({"steps_note": result.steps_note} if result.steps_note else {})},
         })
     except OSError as e:
         message = (f"cannot write the run's files in {run_dir} ({paths.why_not(e, run_dir)}); "
@@ -330,6 +345,10 @@ class _Recorder(loop.Progress):
     def step(self, loss: float, accuracy: float) -> None:
         self.beat()
         self.progress.step(loss, accuracy)
+
+    def steps(self, count: int, loss: float, accuracy: float) -> None:
+        self.beat()
+        loop.report_steps(self.progress, count, loss, accuracy)
 
     def epoch_end(self, record: dict) -> None:
         self.still_ours()
