@@ -56,8 +56,16 @@ def arm(phase: str) -> None:
             pause()
             return graph
         loop.build_graph = built
-    elif phase == "mid-epoch":
-        recorder.step = counting(2, recorder.step, lambda self, *a: self.epochs == 1)
+    elif phase == "mid-epoch":  # a step reported alone, or K steps run in one call
+        in_epoch_2 = counting(2, lambda: None)
+        for name in ("step", "steps"):
+            original = getattr(recorder, name)
+
+            def reported(self, *args, _original=original):
+                if self.epochs == 1:
+                    in_epoch_2()
+                return _original(self, *args)
+            setattr(recorder, name, reported)
     elif phase == "checkpoint":
         checkpoints.write_json_atomic = counting(
             2, checkpoints.write_json_atomic,

@@ -4,7 +4,7 @@ after any fault at any phase of a run, the store says "completed" with the true 
 uninterrupted one gives.
 
 Each child is the real ``zoo run`` (tests/fault_child.py pauses it inside one phase, so the
-signal lands there); the runs are small (512 training examples, a small CNN, 2 epochs) and
+signal lands there); the runs are small (512 training examples, a small CNN, 2 epochs, 2 steps per call) and
 the children of one phase run at once, to keep the matrix within the suite's budget.
 """
 
@@ -28,8 +28,10 @@ from zoo_core.runs.store import open_store
 HERE = Path(__file__).resolve().parent
 CHILD = str(HERE / "fault_child.py")
 ZOO = str(Path(sys.executable).with_name("zoo"))
+# Two steps per Session.run, so that an epoch of 8 steps has 4 calls and "mid-epoch" is one
+# of them, and the K-steps loop is what the faults hit.
 RUN = ["run", "cnn", "--epochs", "2", "--limit", "512", "--batch-size", "64",
-       "--set", "filters=8", "--set", "dense=32"]
+       "--set", "filters=8", "--set", "dense=32", "--set", "steps_per_call=2"]
 INT, TERM, KILL = signal.SIGINT, signal.SIGTERM, signal.SIGKILL
 # phase -> the signals sent there, and whether the run is completed after them (the result
 # was recorded before the signal: the plots are optional work after it)
