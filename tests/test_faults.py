@@ -1,0 +1,127 @@
+"""Reliability, round 2 (issue 19, cases 7-15): damaged checkpoints, NaN curves, out-of-range
+options, a full disk, a damaged store, hostile registries and data of the wrong shape.
+
+Each case runs the real ``zoo`` command in a child process, as a user's terminal does, and
+checks the exit code and the one line it prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ZOO = str(Path(sys.executable).with_name("zoo"))
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+QUICK = ["--epochs", "1", "--limit", "200"]
+
+
+def zoo(home: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("ZOO_DATA_DIR", "ZOO_REGISTRY", "ZOO_LOAD_PLUGINS", "ZOO_STORE")}
+    environ.update({"ZOO_HOME": str(home), **env})
+    return subprocess.run([ZOO, *args], env=environ, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The single line a failing command prints (besides warnings), without a traceback."""
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith(
+        ("warning: ", "Usage: ", "Try "))]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A home with one real run of cnn (1 epoch on 200 examples): its id and folder."""
+    home = tmp_path_factory.mktemp("trained")
+    result = zoo(home, "run", "cnn", *QUICK, "--json")
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    return home, run_id, home / "runs" / run_id
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    """The trained run, its folder restored after the test damages it."""
+    home, run_id, folder = trained
+    shutil.copytree(folder, tmp_path / "backup")
+    yield home, run_id, folder
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "backup", folder)
+    with sqlite3.connect(home / "zoo.db") as conn:  # back to completed, as trained
+        conn.execute("UPDATE runs SET status = 'completed', error = NULL WHERE run_id = ?",
+                     (run_id,))
+
+
+# -- 7. missing or damaged checkpoint files: one line naming the file ---------------------------
+
+
+def _damage(folder: Path, prefix: str, how: str) -> Path:
+    ckpt = folder / "ckpt"
+    data = next(ckpt.glob(f"{prefix}.data-*"))
+    index = ckpt / f"{prefix}.index"
+    if how == "data truncated":
+        with open(data, "r+b") as f:
+            f.truncate(100)
+        return data
+    if how == "index garbage":
+        index.write_bytes(os.urandom(3000))
+        return index
+    if how == "index missing":
+        index.unlink()
+        return index
+    data.unlink()
+    return data
+
+
+DAMAGE = ["data truncated", "index garbage", "index missing", "data missing"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_zoo_evaluate_on_a_damaged_checkpoint_names_the_file(run_copy, how):
+    home, run_id, folder = run_copy
+    bad = _damage(folder, "best-1", how)
+    result = zoo(home, "evaluate", run_id, "--data-dir", str(FASHION))
+    assert result.returncode == 1
+    line = error_line(result)
+    word = "missing" if "missing" in how else "damaged"
+    assert line.startswith(f"Error: {bad}: checkpoint file {word}"), line
+    assert line.endswith("the run cannot be evaluated: train it again"), line
+
+
+@pytest.mark.parametrize("how", ["data truncated", "index missing"])
+def test_zoo_run_resume_on_a_damaged_checkpoint_names_the_file(run_copy, how):
+    home, run_id, folder = run_copy
+    with sqlite3.connect(home / "zoo.db") as conn:
+        conn.execute("UPDATE runs SET status = 'failed' WHERE run_id = ?", (run_id,))
+    bad = _damage(folder, "last-1", how)
+    result = zoo(home, "run", "--resume", run_id, "--data-dir", str(FASHION))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith(f"Error: {bad}: checkpoint file "), line
+    assert "built a graph that fails" not in line  # not the plugin's fault
+    assert line.endswith("the run cannot be resumed from it: start it again as a new run")
+
+
+# -- 12. the advice after a lost checkpoint index is true ------------------------------------------
+
+
+def test_zoo_evaluate_without_checkpoint_json_says_it_is_missing(run_copy):
+    home, run_id, folder = run_copy
+    (folder / "checkpoint.json").unlink()
+    result = zoo(home, "evaluate", run_id, "--data-dir", str(FASHION))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert "before its first epoch" not in line
+    assert line == (f"Error: {folder / 'checkpoint.json'}: missing or damaged, so the best "
+                    "checkpoint is unknown although ckpt/ holds best-1, last-1: put it back "
+                    "from a copy, or train the run again")
