@@ -125,3 +125,26 @@ def test_zoo_evaluate_without_checkpoint_json_says_it_is_missing(run_copy):
     assert line == (f"Error: {folder / 'checkpoint.json'}: missing or damaged, so the best "
                     "checkpoint is unknown although ckpt/ holds best-1, last-1: put it back "
                     "from a copy, or train the run again")
+
+
+# -- 8. zoo show on a run with a NaN validation loss ---------------------------------------------
+
+
+def test_zoo_show_prints_a_nan_validation_loss_as_nan(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_cli_manage import record
+    from zoo_core.runs.store import open_store
+
+    home = tmp_path / "home"
+    with open_store(home / "zoo.db") as store:
+        store.create_run(record("r-nan"))
+        store.add_epoch("r-nan", 1, train_loss=1.5, train_accuracy=0.5, val_loss=float("nan"),
+                        val_accuracy=0.1, seconds=2.0)
+        store.add_epoch("r-nan", 2, train_loss=1.2, train_accuracy=0.6, val_loss=0.9,
+                        val_accuracy=None, seconds=2.0)
+        store.finish_run("r-nan", status="failed", error="the validation loss is nan")
+    result = zoo(home, "show", "r-nan")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["1", "1.5000", "50.00%", "nan", "10.00%", "2.0s"] in rows
+    assert ["2", "1.2000", "60.00%", "0.9000", "-", "2.0s"] in rows

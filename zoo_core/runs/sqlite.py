@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import sqlite3
 import time
@@ -93,6 +94,10 @@ class SQLiteStore(SQLStore):
 
     def _transaction(self, conn: sqlite3.Connection):
         return _transaction(conn)
+
+    def _metric(self, value: float | None):
+        """A NaN as the text 'nan': SQLite would store NULL, which reads as "not measured"."""
+        return "nan" if isinstance(value, float) and math.isnan(value) else value
 
     def _open(self) -> sqlite3.Connection:
         try:
