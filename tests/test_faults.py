@@ -148,3 +148,29 @@ def test_zoo_show_prints_a_nan_validation_loss_as_nan(tmp_path):
     rows = [line.split() for line in result.stdout.splitlines()]
     assert ["1", "1.5000", "50.00%", "nan", "10.00%", "2.0s"] in rows
     assert ["2", "1.2000", "60.00%", "0.9000", "-", "2.0s"] in rows
+
+
+# -- 9. integers beyond what a run can take are refused where they are given --------------------
+
+BIG = str(10**23)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", str(2**63)], "Invalid value for '--seed': 9223372036854775808 is not in the "
+                             "range 0<=x<=9223372036854775807."),
+    (["--seed", str(2**63 - 1), "--seeds", "2"],
+     "seed 9223372036854775808 is outside 0..9223372036854775807 (2**63 - 1, the largest seed "
+     "TensorFlow and the store take): lower --seed or --seeds"),
+    (["--seeds", BIG], f"Invalid value for '--seeds': {BIG} is not in the range 1<=x<=10000."),
+    (["--set", f"patience={BIG}"], "patience must be int, >= 0 and within ±(2**63 - 1) (a 64-bit "
+                                   f"integer), got {BIG}"),
+    (["--set", f"dense={BIG}"], f"dense must be int, >= 0, <= 16384, got {BIG}"),
+    (["--epochs", BIG], f"epochs must be int, >= 1, <= 10000, got {BIG}"),
+])
+def test_an_integer_too_large_for_a_run_is_a_usage_error_and_starts_nothing(tmp_path, args,
+                                                                             message):
+    home = tmp_path / "home"
+    result = zoo(home, "run", "cnn", *args, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert error_line(result) == f"Error: {message}"
+    assert not (home / "runs").exists() and not (home / "zoo.db").exists()
