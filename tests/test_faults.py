@@ -174,3 +174,104 @@ def test_an_integer_too_large_for_a_run_is_a_usage_error_and_starts_nothing(tmp_
     assert result.returncode == 2, result.stderr
     assert error_line(result) == f"Error: {message}"
     assert not (home / "runs").exists() and not (home / "zoo.db").exists()
+
+
+# -- 10 and 12. a full disk: "No space left on device" and where; advice that holds -------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mount a real tmpfs of the given size in MiB; skipped where mounting is not allowed
+    (it needs root, or CAP_SYS_ADMIN in a container)."""
+    mounted = []
+
+    def mount(mib: int) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs",
+                               str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip() or 'not root'});"
+                        " run as root (CI does) to test a full disk")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def _fill(folder: Path) -> None:
+    """Write until the disk holding ``folder`` has no byte left."""
+    with open(folder / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+        try:
+            while True:
+                f.write(b"\0")
+        except OSError:
+            pass
+
+
+def test_a_full_disk_is_named_by_the_store_even_for_the_leaderboard(small_disk):
+    home = small_disk(2) / "home"
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_cli_manage import add_completed
+    from zoo_core.runs.store import open_store
+
+    with open_store(home / "zoo.db") as store:
+        add_completed(store, "r-full", 0.9)
+    _fill(home.parent)
+    expected = (f"Error: results store {home / 'zoo.db'} could not be opened or written: No "
+                "space left on device (disk I/O error); earlier runs are intact: free some "
+                "disk space, or set ZOO_HOME to a folder on a disk with room")
+    for args in (["leaderboard"], ["run", "cnn", *QUICK, "--data-dir", str(FASHION)]):
+        result = zoo(home, *args)
+        assert result.returncode == 1, result.stderr
+        assert error_line(result) == expected
+
+
+def test_a_write_to_an_open_store_on_a_full_disk_says_no_space_left(small_disk):
+    home = small_disk(2) / "home"
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_cli_manage import add_completed
+    from zoo_core.errors import StoreError
+    from zoo_core.runs.store import open_store
+
+    with open_store(home / "zoo.db") as store:
+        add_completed(store, "r-full", 0.9)
+        _fill(home.parent)
+        with pytest.raises(StoreError) as caught:
+            for i in range(200):  # until the write-ahead log cannot grow
+                store.tag_run("r-full", add=[f"t{i}-" + "x" * 55])
+        assert store.get("r-full").status == "completed"  # earlier runs intact
+    assert str(caught.value).startswith(f"results store {home / 'zoo.db'} could not be opened "
+                                        "or written: No space left on device (")
+
+
+@pytest.mark.parametrize("mib, epochs, failing, advice", [
+    (2, 1, 1, "it was the run's first, so there is no checkpoint to resume from: free some disk "
+           "space, then run the same command again"),
+    (14, 3, 2, "the previous checkpoint is intact: free some disk space, then continue with "
+            "zoo run --resume {run_id}"),
+])
+def test_a_checkpoint_on_a_full_disk_says_no_space_left_and_gives_true_advice(
+        small_disk, mib, epochs, failing, advice):
+    home = small_disk(mib) / "home"
+    result = zoo(home, "run", "cnn", "--epochs", str(epochs), "--limit", "200", "--data-dir",
+                 str(FASHION))
+    assert result.returncode == 1
+    line = error_line(result)
+    run_id = next((home / "runs").iterdir()).name
+    assert line.startswith(f"Error: cannot save the checkpoint of epoch {failing} in "
+                           f"{home / 'runs' / run_id} (No space left on device); "), line
+    assert line.endswith(advice.format(run_id=run_id)), line
+    resumed = zoo(home, "run", "--resume", run_id, "--data-dir", str(FASHION))
+    if mib == 2:  # nothing to resume, as the advice said
+        assert "no checkpoint to resume from" in error_line(resumed)
+    else:  # resumes (and fails on the full disk again, at the same epoch)
+        assert f"cannot save the checkpoint of epoch 2 in {home / 'runs' / run_id}" in \
+            error_line(resumed)

@@ -598,8 +598,9 @@ def test_a_full_disk_is_a_store_error_and_earlier_runs_are_intact(db):
     with pytest.raises(StoreError) as excinfo:
         db.create_run(make_record("too-big", config=big))
     assert str(excinfo.value) == (
-        f"results store {db.path} could not be written (database or disk is full); earlier runs "
-        "are intact: free some disk space, or set ZOO_HOME to a folder on a disk with room")
+        f"results store {db.path} could not be opened or written: No space left on device "
+        "(database or disk is full); earlier runs are intact: free some disk space, or set "
+        "ZOO_HOME to a folder on a disk with room")
     with pytest.raises(StoreError, match="database or disk is full"):
         for epoch in range(2, 200):
             db.add_epoch("before", epoch, val_accuracy=0.5 + epoch / 1000)
@@ -632,7 +633,7 @@ def test_a_failed_commit_keeps_nothing_of_the_write(db):
     db.create_run(make_record("kept"))
     real = db._connection()
     db._conn = _FailingCommit(real)
-    with pytest.raises(StoreError, match="could not be written"):
+    with pytest.raises(StoreError, match="could not be opened or written: No space left"):
         db.create_run(make_record("lost"))
     assert not real.in_transaction
     db._conn = real

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import math
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from zoo_core.runs import sqlite_schema
 from zoo_core.runs.sql import SQLStore
 
 BUSY_TIMEOUT_S = 30.0
+FULL_BELOW = 1 << 20  # bytes free under which a disk I/O error is taken for a full disk
 
 # The schema's migrations (read here at run time, so tests can append one).
 MIGRATIONS = sqlite_schema.MIGRATIONS
@@ -167,6 +169,14 @@ class SQLiteStore(SQLStore):
             )
         return version
 
+    def _disk_full(self) -> bool:
+        """Whether the disk holding the store has (almost) no room left: SQLite reports a
+        full disk as a mere "disk I/O error" when it cannot grow its WAL index."""
+        try:
+            return shutil.disk_usage(self.path.parent).free < FULL_BELOW
+        except OSError:
+            return False
+
     def _store_error(self, exc: sqlite3.DatabaseError) -> StoreError | None:
         """The StoreError for an error about the file itself; None for any other error."""
         message = str(exc)
@@ -182,10 +192,13 @@ class SQLiteStore(SQLStore):
                 f"results store {self.path} stayed locked by another process for "
                 f"{BUSY_TIMEOUT_S:.0f} s ({message}): try again"
             )
-        if "full" in message:  # SQLITE_FULL: "database or disk is full"
+        if "full" in message or ("disk I/O" in message and self._disk_full()):
+            # SQLITE_FULL ("database or disk is full"), or an I/O error (SQLite's own reason,
+            # such as growing the WAL index at open) on a disk with no room left
             return StoreError(
-                f"results store {self.path} could not be written ({message}); earlier runs are "
-                f"intact: {paths.remedy(OSError(errno.ENOSPC, message))}"
+                f"results store {self.path} could not be opened or written: No space left on "
+                f"device ({message}); earlier runs are intact: "
+                f"{paths.remedy(OSError(errno.ENOSPC, message))}"
             )
         if any(text in message for text in ("readonly", "unable to open", "disk I/O")):
             return StoreError(
