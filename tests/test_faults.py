@@ -275,3 +275,51 @@ def test_a_checkpoint_on_a_full_disk_says_no_space_left_and_gives_true_advice(
     else:  # resumes (and fails on the full disk again, at the same epoch)
         assert f"cannot save the checkpoint of epoch 2 in {home / 'runs' / run_id}" in \
             error_line(resumed)
+
+
+# -- 11. a damaged store is never written ----------------------------------------------------------
+
+
+def test_a_store_with_a_damaged_page_is_not_written(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_store import make_record
+    from zoo_core.runs.store import open_store
+
+    home = tmp_path / "home"
+    path = home / "zoo.db"
+    with open_store(path) as store:
+        for i in range(200):
+            store.create_run(make_record(f"r{i:03d}", status="completed", test_accuracy=0.5,
+                                         config={"i": i, "pad": "x" * 200}))
+    with open(path, "r+b") as f:  # page 30 zeroed, as a failing disk leaves it
+        f.seek(29 * 4096)
+        f.write(bytes(4096))
+    before = path.read_bytes()
+    expected = (f"Error: results store {path} is damaged (database disk image is malformed), so "
+                "zoo does not write to it: move it aside and zoo will start a new one")
+    for args in (["runs", "tag", "r001", "new"], ["run", "cnn", *QUICK]):
+        result = zoo(home, *args)
+        assert result.returncode == 1, result.stderr
+        assert error_line(result) == expected
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in home.iterdir()) == ["zoo.db"]  # no run folder either
+
+
+def test_the_integrity_check_runs_once_per_process_and_store(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_store import make_record
+    from zoo_core.runs import sqlite
+    from zoo_core.runs.sqlite import SQLiteStore
+
+    SQLiteStore(tmp_path / "zoo.db").check()  # the file, made up to date
+    sqlite._INTACT.clear()  # as a new process finds it
+    statements = []
+    with SQLiteStore(tmp_path / "zoo.db") as store:
+        store._connection().set_trace_callback(statements.append)
+        store.check()
+        store.create_run(make_record("a"))
+        store.add_epoch("a", 1, val_accuracy=0.5)
+    with SQLiteStore(tmp_path / "zoo.db") as again:  # the same file again in this process
+        again._connection().set_trace_callback(statements.append)
+        again.create_run(make_record("b"))
+    assert sum("quick_check" in s for s in statements) == 1
