@@ -323,3 +323,40 @@ def test_the_integrity_check_runs_once_per_process_and_store(tmp_path):
         again._connection().set_trace_callback(statements.append)
         again.create_run(make_record("b"))
     assert sum("quick_check" in s for s in statements) == 1
+
+
+# -- 13. zoo datasets says by its exit code whether the data are usable --------------------------
+
+
+@pytest.mark.parametrize("env", [False, True])
+def test_zoo_datasets_with_a_missing_data_dir_is_a_usage_error(tmp_path, env):
+    missing = tmp_path / "nowhere"
+    result = zoo(tmp_path / "home", "datasets", **({"ZOO_DATA_DIR": str(missing)} if env else {})) \
+        if env else zoo(tmp_path / "home", "datasets", "--data-dir", str(missing))
+    assert result.returncode == 2
+    assert error_line(result) == (f"Error: {missing}: no such folder (given by --data-dir or "
+                                  "ZOO_DATA_DIR); check the path")
+
+
+def test_zoo_datasets_lists_everything_then_exits_1_when_a_file_fails(tmp_path):
+    data = tmp_path / "data"  # data/fashion/: MNIST's files have the same names
+    (data / "fashion").mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(FASHION / name, data / "fashion" / name)
+    good = zoo(tmp_path / "home", "datasets", "--data-dir", str(data))
+    assert good.returncode == 0, good.stderr
+    bad = data / "fashion" / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:5000])
+    result = zoo(tmp_path / "home", "datasets", "--data-dir", str(data))
+    assert result.returncode == 1
+    names = [line.split()[0] for line in result.stdout.splitlines()[2:] if line[:1] != " "]
+    assert {"cifar10", "fashion", "mnist"} <= set(names)  # every dataset still listed
+    assert f"fashion: {bad}: corrupted or truncated gzip file" in result.stdout
+    assert error_line(result) == ("Error: fashion: files found but not usable (listed above); "
+                                  "replace or delete the files named, or point --data-dir at "
+                                  "good copies")
+    as_json = zoo(tmp_path / "home", "datasets", "--data-dir", str(data), "--json")
+    assert as_json.returncode == 1
+    rows = {row["name"]: row for row in json.loads(as_json.stdout)}
+    assert rows["fashion"]["verified"] == "NO" and rows["fashion"]["problems"]
