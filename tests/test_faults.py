@@ -360,3 +360,37 @@ def test_zoo_datasets_lists_everything_then_exits_1_when_a_file_fails(tmp_path):
     assert as_json.returncode == 1
     rows = {row["name"]: row for row in json.loads(as_json.stdout)}
     assert rows["fashion"]["verified"] == "NO" and rows["fashion"]["problems"]
+
+
+# -- 14. a registry that is a device, a named pipe or huge ---------------------------------------
+
+
+def _at_most_2_gib():  # the old zoo read /dev/zero until the machine ran out of memory
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+@pytest.mark.parametrize("kind", ["device", "pipe", "huge"])
+def test_a_registry_that_is_not_a_small_regular_file_is_refused_at_once(tmp_path, kind):
+    if kind == "device":
+        registry, what = Path("/dev/zero"), "is a character device, not a regular file: give a " \
+                                            "registry.toml file"
+    elif kind == "pipe":
+        registry, what = tmp_path / "registry.toml", "is a named pipe, not a regular file: give " \
+                                                     "a registry.toml file"
+        os.mkfifo(registry)  # nothing ever writes to it
+    else:
+        registry, what = tmp_path / "registry.toml", "is larger than 4 MiB, the most a registry " \
+                                                     "may be: is it the right file?"
+        registry.write_text("# padding\n" * 500_000)
+    environ = {k: v for k, v in os.environ.items() if k != "ZOO_REGISTRY"}
+    for args, env in ((["--registry", str(registry), "list"], {}),
+                      (["list"], {"ZOO_REGISTRY": str(registry)})):
+        result = subprocess.run([ZOO, *args], env={**environ, **env,
+                                                   "ZOO_HOME": str(tmp_path / "home")},
+                                capture_output=True, text=True, timeout=30,
+                                preexec_fn=_at_most_2_gib)
+        assert result.returncode == 1, result.stderr
+        assert error_line(result) == (f"Error: registry file {registry} {what} (check "
+                                      "--registry / ZOO_REGISTRY)")
