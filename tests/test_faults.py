@@ -394,3 +394,28 @@ def test_a_registry_that_is_not_a_small_regular_file_is_refused_at_once(tmp_path
         assert result.returncode == 1, result.stderr
         assert error_line(result) == (f"Error: registry file {registry} {what} (check "
                                       "--registry / ZOO_REGISTRY)")
+
+
+# -- 15. a declared image shape the files do not have --------------------------------------------
+
+
+def test_an_image_shape_the_idx_files_do_not_have_stops_the_run_before_training(tmp_path):
+    shipped = (ROOT / "registry.toml").read_text()
+    marker = "[datasets.fashion]\n"
+    start = shipped.index(marker)
+    end = shipped.index("image_shape = [28, 28, 1]", start)
+    registry = tmp_path / "registry.toml"
+    registry.write_text(shipped[:end] + "image_shape = [28, 28, 3]"
+                        + shipped[end + len("image_shape = [28, 28, 1]"):])
+    home = tmp_path / "home"
+    result = zoo(home, "--registry", str(registry), "run", "cnn", *QUICK, "--data-dir",
+                 str(FASHION))
+    assert result.returncode == 1, result.stderr
+    assert error_line(result) == (
+        f"Error: {FASHION / 'train-images-idx3-ubyte.gz'}: the images are [28, 28, 1] (one "
+        "channel), but the registry's [datasets.fashion] declares image_shape = [28, 28, 3]: "
+        "set it to [28, 28, 1] (check --registry / ZOO_REGISTRY)")
+    assert not (home / "runs").exists()
+    listed = zoo(home, "--registry", str(registry), "datasets", "--data-dir", str(FASHION))
+    assert listed.returncode == 1
+    assert "declares image_shape = [28, 28, 3]" in listed.stdout
