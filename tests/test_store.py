@@ -7,6 +7,7 @@ which opens every backend in BACKENDS through open_store(); the others are about
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import random
 import shutil
@@ -151,6 +152,27 @@ def test_add_epoch_replaces_a_repeated_epoch(store):
     store.add_epoch("r1", 1, val_accuracy=0.6)
     assert [e["val_accuracy"] for e in store.epochs("r1")] == [0.6]
     assert store.get("r1").epochs_run == 1
+
+
+def test_a_nan_or_infinite_epoch_metric_reads_back_as_it_was(store):
+    # SQLite would store a NaN as NULL, which reads as "not measured" (issue 19, case 8)
+    store.create_run(make_record("r1"))
+    store.add_epoch("r1", 1, train_loss=1.0, val_loss=float("nan"), val_accuracy=None,
+                    lr=float("inf"))
+    (epoch,) = store.epochs("r1")
+    assert math.isnan(epoch["val_loss"]) and epoch["lr"] == float("inf")
+    assert epoch["train_loss"] == 1.0 and epoch["val_accuracy"] is None
+
+
+def test_a_run_with_a_nan_epoch_copies_and_copies_again_as_identical(store, tmp_path):
+    from zoo_core.runs.manage import copy_runs
+
+    store.create_run(make_record("r1"))
+    store.add_epoch("r1", 1, val_loss=float("nan"), val_accuracy=0.5)
+    with SQLiteStore(tmp_path / "copy.db") as target:
+        assert copy_runs(store, target).runs == 1
+        assert math.isnan(target.epochs("r1")[0]["val_loss"])
+        assert copy_runs(store, target).already == 1  # nan == nan for the comparison
 
 
 def test_bad_writes_are_refused(store):
