@@ -54,12 +54,14 @@ def run_copy(trained, tmp_path):
     """The trained run, its folder restored after the test damages it."""
     home, run_id, folder = trained
     shutil.copytree(folder, tmp_path / "backup")
+    with sqlite3.connect(home / "zoo.db") as conn:
+        (config,) = conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     yield home, run_id, folder
     shutil.rmtree(folder)
     shutil.copytree(tmp_path / "backup", folder)
     with sqlite3.connect(home / "zoo.db") as conn:  # back to completed, as trained
-        conn.execute("UPDATE runs SET status = 'completed', error = NULL WHERE run_id = ?",
-                     (run_id,))
+        conn.execute("UPDATE runs SET status = 'completed', error = NULL, config = ? "
+                     "WHERE run_id = ?", (config, run_id))
 
 
 # -- 7. missing or damaged checkpoint files: one line naming the file ---------------------------
@@ -107,6 +109,20 @@ def test_zoo_run_resume_on_a_damaged_checkpoint_names_the_file(run_copy, how):
     assert line.startswith(f"Error: {bad}: checkpoint file "), line
     assert "built a graph that fails" not in line  # not the plugin's fault
     assert line.endswith("the run cannot be resumed from it: start it again as a new run")
+
+
+def test_a_whole_checkpoint_of_another_graph_is_not_called_damaged(run_copy):
+    home, run_id, folder = run_copy
+    with sqlite3.connect(home / "zoo.db") as conn:  # as if the plugin now built another graph
+        (config,) = conn.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        conn.execute("UPDATE runs SET config = ? WHERE run_id = ?",
+                     (json.dumps({**json.loads(config), "convs": 2}), run_id))
+    result = zoo(home, "evaluate", run_id, "--data-dir", str(FASHION))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith(f"Error: {folder / 'ckpt' / 'best-1.index'}: checkpoint file does not "
+                           "fit the model as its plugin builds it now (Key "), line
+    assert "damaged" not in line
 
 
 # -- 12. the advice after a lost checkpoint index is true ------------------------------------------

@@ -131,13 +131,17 @@ def restore(sess, saver, run_dir: Path, prefix: str, doing: str) -> None:
 
 
 def _damaged(prefix: Path, why: str) -> tuple[Path, str]:
-    """Which file of the checkpoint ``prefix`` is missing or damaged, and which of the two."""
+    """Which file of the checkpoint ``prefix`` is at fault, and how: missing, damaged, or
+    whole but holding other variables than the model's graph has now."""
     index = prefix.with_name(prefix.name + ".index")
     data = sorted(prefix.parent.glob(glob.escape(prefix.name) + ".data-*"))
     if not index.is_file():
         return index, "missing"
     if not data:
         return prefix.with_name(prefix.name + ".data-00000-of-00001"), "missing"
+    if "not found in checkpoint" in why or "shape" in why.lower():  # whole, but another graph
+        return index, (f"does not fit the model as its plugin builds it now ({why}; was the "
+                       "plugin changed since?)")
     return (index if "sstable" in why or "index" in why.lower() else data[0]), f"damaged ({why})"
 
 
