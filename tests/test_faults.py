@@ -170,10 +170,12 @@ BIG = str(10**23)
 
 @pytest.mark.parametrize("args, message", [
     (["--seed", str(2**63)], "Invalid value for '--seed': 9223372036854775808 is not in the "
-                             "range 0<=x<=9223372036854775807."),
-    (["--seed", str(2**63 - 1), "--seeds", "2"],
-     "seed 9223372036854775808 is outside 0..9223372036854775807 (2**63 - 1, the largest seed "
-     "TensorFlow and the store take): lower --seed or --seeds"),
+                             "range 0<=x<=2147483647."),
+    (["--seed", str(2**31)], "Invalid value for '--seed': 2147483648 is not in the range "
+                             "0<=x<=2147483647."),
+    (["--seed", str(2**31 - 1), "--seeds", "2"],
+     "seed 2147483648 is outside 0..2147483647 (2**31 - 1, the largest seed every results "
+     "store takes): lower --seed or --seeds"),
     (["--seeds", BIG], f"Invalid value for '--seeds': {BIG} is not in the range 1<=x<=10000."),
     (["--set", f"patience={BIG}"], "patience must be int, >= 0 and within ±(2**63 - 1) (a 64-bit "
                                    f"integer), got {BIG}"),

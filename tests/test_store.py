@@ -175,6 +175,13 @@ def test_a_run_with_a_nan_epoch_copies_and_copies_again_as_identical(store, tmp_
         assert copy_runs(store, target).already == 1  # nan == nan for the comparison
 
 
+def test_the_largest_seed_zoo_run_takes_is_stored_by_every_backend(store):
+    from zoo_core.settings import MAX_SEED
+
+    store.create_run(make_record("r1", seed=MAX_SEED))  # PostgreSQL's seed is an INTEGER
+    assert store.get("r1").seed == MAX_SEED
+
+
 def test_bad_writes_are_refused(store):
     store.create_run(make_record("r1"))
     with pytest.raises(StoreError, match="already"):

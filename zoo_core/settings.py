@@ -30,12 +30,14 @@ from zoo_core.errors import HParamError, RegistryError, short_repr
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
 
-# The largest integer any part of a run accepts: TensorFlow's int64 tensors and seeds, and
-# the store's columns (SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit). NumPy's
-# default_rng takes any size. A seed or an int setting above it fails only once a run
-# started, so it is refused where it is given.
+# The largest integer setting a run accepts: TensorFlow's int64 tensors (settings are kept
+# in the store as JSON, of any size). A value above it fails only once a run started, so it
+# is refused where it is given.
 MAX_INT = 2**63 - 1
-MAX_SEED = MAX_INT
+# The largest seed: the store's seed column is SQLite's INTEGER (64-bit) and PostgreSQL's
+# INTEGER (32-bit, signed); TensorFlow's graph seed and stateless keys are int64 and NumPy's
+# default_rng takes any size, so PostgreSQL sets the bound.
+MAX_SEED = 2**31 - 1
 MAX_SEEDS = 10_000  # seeds in one `zoo run --seeds N`
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

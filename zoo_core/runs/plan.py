@@ -98,5 +98,5 @@ def _check_seeds(seeds: Sequence[int]) -> None:
                          f"give at most {setting('seeds', MAX_SEEDS)}")
     if low < 0 or high > MAX_SEED:
         raise UsageError(f"seed {high if high > MAX_SEED else low} is outside 0..{MAX_SEED} "
-                         f"(2**63 - 1, the largest seed TensorFlow and the store take): lower "
+                         f"(2**31 - 1, the largest seed every results store takes): lower "
                          f"{setting('seed')}" + (f" or {setting('seeds')}" if count > 1 else ""))
