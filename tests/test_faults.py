@@ -231,7 +231,7 @@ def _fill(folder: Path) -> None:
             pass
 
 
-def test_a_full_disk_is_named_by_the_store_even_for_the_leaderboard(small_disk):
+def test_on_a_full_disk_the_store_is_read_and_a_write_says_no_space_left(small_disk):
     home = small_disk(2) / "home"
     sys.path.insert(0, str(Path(__file__).parent))
     from test_cli_manage import add_completed
@@ -240,13 +240,18 @@ def test_a_full_disk_is_named_by_the_store_even_for_the_leaderboard(small_disk):
     with open_store(home / "zoo.db") as store:
         add_completed(store, "r-full", 0.9)
     _fill(home.parent)
+    board = zoo(home, "leaderboard", "--runs", "--format", "json")  # reads the file as it is
+    assert board.returncode == 0, board.stderr
+    assert [row["run_id"] for row in json.loads(board.stdout)] == ["r-full"]
     expected = (f"Error: results store {home / 'zoo.db'} could not be opened or written: No "
                 "space left on device (disk I/O error); earlier runs are intact: free some "
                 "disk space, or set ZOO_HOME to a folder on a disk with room")
-    for args in (["leaderboard"], ["run", "cnn", *QUICK, "--data-dir", str(FASHION)]):
+    for args in (["runs", "tag", "r-full", "best"],
+                 ["run", "cnn", *QUICK, "--data-dir", str(FASHION)]):
         result = zoo(home, *args)
         assert result.returncode == 1, result.stderr
         assert error_line(result) == expected
+    assert not (home / "runs").exists()  # zoo run stopped before making a run folder
 
 
 def test_a_write_to_an_open_store_on_a_full_disk_says_no_space_left(small_disk):

@@ -24,6 +24,7 @@ import os
 import shutil
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Iterator
 
@@ -90,6 +91,7 @@ class SQLiteStore(SQLStore):
         self.name = str(self.path)
         self._conn: sqlite3.Connection | None = None
         self._pid: int | None = None
+        self.full_disk = False  # opened read-only: the disk is full (see _snapshot)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -97,14 +99,20 @@ class SQLiteStore(SQLStore):
     @translate_errors
     def check(self) -> None:
         """Open the store now, creating or upgrading its schema, and check that the file is
-        intact (see Store.check): a store about to be written is checked before any work."""
-        self._check_intact(self._connection())
+        intact and can be written (see Store.check): a store about to be written is checked
+        before any work."""
+        conn = self._connection()
+        if self.full_disk:
+            raise self._store_error(sqlite3.OperationalError("disk I/O error"))
+        self._check_intact(conn)
 
     def version(self) -> int:
         """The file's schema version (after opening, and so migrating, it)."""
         return self._checked_version(self._connection())
 
     def _transaction(self, conn: sqlite3.Connection):
+        if self.full_disk:  # opened read-only (_snapshot): the same words as the open's
+            raise self._store_error(sqlite3.OperationalError("disk I/O error"))
         self._check_intact(conn)
         return _transaction(conn)
 
@@ -153,10 +161,38 @@ class SQLiteStore(SQLStore):
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            snapshot = self._snapshot(exc)
+            if snapshot is None:
+                raise
+            return snapshot
         except BaseException:
             conn.close()
             raise
+        self.full_disk = False
         return conn
+
+    def _snapshot(self, exc: sqlite3.OperationalError) -> sqlite3.Connection | None:
+        """On a full disk, where SQLite cannot make the WAL index it needs to open the file,
+        a read-only view of the file as it is, so that reading commands (``zoo leaderboard``)
+        still work; every write is refused (:meth:`_transaction`). Only when no write-ahead
+        log holds data not yet in the file, and its schema is up to date; else None."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if "disk I/O" not in str(exc) or not self._disk_full() or (
+                wal.exists() and wal.stat().st_size > 0):
+            return None
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?immutable=1"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            if self._checked_version(conn) == len(MIGRATIONS):
+                self.full_disk = True
+                return conn
+        except sqlite3.DatabaseError:
+            pass
+        conn.close()
+        return None
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Bring the file's schema up to date."""
