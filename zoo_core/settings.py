@@ -29,6 +29,16 @@ from typing import Any, Mapping, Sequence
 from zoo_core.errors import HParamError, RegistryError, short_repr
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+# The largest integer setting a run accepts: TensorFlow's int64 tensors (settings are kept
+# in the store as JSON, of any size). A value above it fails only once a run started, so it
+# is refused where it is given.
+MAX_INT = 2**63 - 1
+# The largest seed: the store's seed column is SQLite's INTEGER (64-bit) and PostgreSQL's
+# INTEGER (32-bit, signed); TensorFlow's graph seed and stateless keys are int64 and NumPy's
+# default_rng takes any size, so PostgreSQL sets the bound.
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 10_000  # seeds in one `zoo run --seeds N`
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -106,6 +116,9 @@ class HParam:
                 or (self.max is not None and value > self.max)
                 or (self.choices is not None and value not in self.choices)):
             raise HParamError(f"{name} must be {self.describe()}, got {short_repr(value)}")
+        if t is int and not -MAX_INT <= value <= MAX_INT:
+            raise HParamError(f"{name} must be {self.describe()} and within ±(2**63 - 1) "
+                              f"(a 64-bit integer), got {short_repr(value)}")
         return value
 
     def parse(self, name: str, text: str) -> Any:

@@ -6,6 +6,7 @@ a run's graph from its checkpoint.
 
 from __future__ import annotations
 
+import math
 import shlex
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def show(run_id, as_json):
         echo_json({**r.to_dict(), "shown_status": shown_status(r), "epochs": epochs,
                    "files": {k: str(v) for k, v in files.items()}})
         return
-    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    pct = lambda v: _number(v, "{:.2f}%", 100)  # noqa: E731
     rows = [
         ["status", shown_status(r) + (f" ({r.error})" if r.error else "")],
         ["model", f"{r.model} ({r.plugin} {r.plugin_version})"],
@@ -53,7 +54,8 @@ def show(run_id, as_json):
         ["settings", ", ".join(f"{k}={v}" for k, v in sorted(r.config.items()))],
         ["epochs", f"{r.epochs_run} run, best {r.best_epoch or '-'}"],
         ["validation accuracy", pct(r.val_accuracy)],
-        ["test accuracy", pct(r.test_accuracy) + ("" if r.test_loss is None else f" (loss {r.test_loss:.4f})")],
+        ["test accuracy", pct(r.test_accuracy) + ("" if r.test_loss is None else
+                                                  f" (loss {_number(r.test_loss, '{:.4f}')})")],
         ["parameters", "-" if r.params is None else f"{r.params:,}"],
         ["training time", "-" if r.train_seconds is None else f"{r.train_seconds:.1f}s "
                           f"({r.examples_per_sec:,.0f} examples/s)"],
@@ -66,14 +68,24 @@ def show(run_id, as_json):
     click.echo(table(rows, [], "plain"))
     if epochs:
         click.echo("")
-        click.echo(table([[e["epoch"], f"{e['train_loss']:.4f}", pct(e["train_accuracy"]),
-                           f"{e['val_loss']:.4f}", pct(e["val_accuracy"]), f"{e['seconds']:.1f}s"]
+        click.echo(table([[e["epoch"], _number(e["train_loss"], "{:.4f}"), pct(e["train_accuracy"]),
+                           _number(e["val_loss"], "{:.4f}"), pct(e["val_accuracy"]),
+                           _number(e["seconds"], "{:.1f}s")]
                           for e in epochs],
                          ["epoch", "train loss", "train acc", "val loss", "val acc", "time"]))
     if files:
         click.echo("\nfiles:")
         for name, path in files.items():
             click.echo(f"  {name:<16} {path}")
+
+
+def _number(value: float | None, fmt: str, scale: float = 1) -> str:
+    """A recorded figure: ``-`` when none was recorded, ``nan`` or ``inf`` as they are."""
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return fmt.format(scale * value)
 
 
 @click.command("evaluate")

@@ -19,6 +19,7 @@ from zoo_core.cli.completion import complete_datasets, complete_models, complete
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.runs.store import open_store
+from zoo_core.settings import MAX_SEED, MAX_SEEDS
 
 
 class ConsoleProgress:
@@ -111,9 +112,9 @@ def _recorded(error: BaseException) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step.")
 @click.option("--lr", type=float, help="Adam learning rate.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
               help="Graph seed and batch order; the same seed gives the same result.")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True,
               help="Repeat with seeds SEED, SEED+1, ... (for mean and spread on the leaderboard).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Set any declared hyperparameter (repeatable); see `zoo list MODEL --details`.")

@@ -15,6 +15,7 @@ TensorFlow.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import socket
@@ -237,13 +238,13 @@ def copy_runs(source: Store, target: Store) -> Copied:
             plan.append((record, epochs, []))
             continue
         present = target.epochs(record.run_id)
-        if held[record.run_id] != record or present != epochs[:len(present)]:
+        if held[record.run_id] != record or not _same(present, epochs[:len(present)]):
             raise StoreError(
                 f"results store {target.name} already holds run "
                 f"{record.run_id!r} with other contents: nothing was copied; copy into a new "
                 "database, or remove that run there first (zoo --store URL runs rm ID)"
             )
-        if present == epochs:
+        if _same(present, epochs):
             copied.already += 1
         else:
             plan.append((record, epochs, present))
@@ -266,8 +267,13 @@ def _check_copy(target: Store, records: list[RunRecord], epochs_of: dict[str, li
     """Every run of ``records`` reads back from ``target`` as the source had it."""
     for record in records:
         if (target.get(record.run_id) != record
-                or target.epochs(record.run_id) != epochs_of[record.run_id]):
+                or not _same(target.epochs(record.run_id), epochs_of[record.run_id])):
             raise StoreError(
                 f"run {record.run_id!r} reads back different from the results store "
                 f"{target.name} after the copy: report this"
             )
+
+
+def _same(a: list[dict], b: list[dict]) -> bool:
+    """Two runs' epochs are equal, a NaN metric equal to a NaN (``nan != nan`` in Python)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -132,7 +132,8 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
             progress.epoch_end(record)
         if not state.best_prefix:
             raise TrainingError(f"{run_dir}: no epoch finished, so there is nothing to evaluate")
-        g.saver.restore(sess, str(run_dir / state.best_prefix))
+        checkpoints.restore(sess, g.saver, run_dir, state.best_prefix,
+                            "the test split cannot be evaluated: train the run again")
         now["doing"] = "on the test split"
         test = evaluate(sess, g, data.x_test, data.y_test, data.num_classes)
         _check_finite(f"the test split (best epoch {state.best_epoch})", test.loss, test.accuracy)
