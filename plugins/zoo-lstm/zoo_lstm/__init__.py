@@ -2,6 +2,11 @@
 
 A [batch, H, W, C] image is read as H time steps of W*C features; the logits
 come from the last step's output.
+
+Two kernels compute it: ``basic`` builds the original graph (BasicLSTMCell, MultiRNNCell,
+DropoutWrapper, static_rnn or static_bidirectional_rnn); ``sequence`` (zoo_lstm.sequence)
+computes the same function with the same variables, a whole sequence at a time with a
+hand-written gradient.
 """
 
 from zoo_core import HParam, hookimpl
@@ -16,6 +21,10 @@ HPARAMS = {
     "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
     "readout": HParam("last", help="what the logits see: the last step's output, or the mean or "
                                    "max of every step's output", choices=("last", "mean", "max")),
+    "kernel": HParam("basic", help="how the graph computes it: BasicLSTMCell + static_rnn "
+                                   "(basic), or the same function and variables a sequence at "
+                                   "a time with a hand-written gradient (sequence)",
+                     choices=("basic", "sequence")),
 }
 
 # The stacked LSTM of the seed projects: two layers of 128 with dropout.
@@ -37,6 +46,9 @@ def build(images, *, num_classes, hparams, training):
     """
     import tensorflow as tf
 
+    if hparams["kernel"] == "sequence":
+        return _build_sequence(tf, images, num_classes=num_classes, hparams=hparams,
+                               training=training)
     rnn = tf.compat.v1.nn.rnn_cell
     _, height, width, channels = images.shape.as_list()
     rows = tf.unstack(tf.reshape(images, [-1, height, width * channels]), axis=1)
@@ -65,6 +77,38 @@ def build(images, *, num_classes, hparams, training):
         pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
         last = pool(tf.stack(outputs, axis=1), axis=1)
     return tf.compat.v1.layers.dense(last, num_classes, name="logits")
+
+
+def _build_sequence(tf, images, *, num_classes, hparams, training):
+    """What :func:`build` builds with kernel=basic, with zoo_lstm.sequence's kernel: the same
+    variables (names, shapes, initializers), dropout, directions and readouts."""
+    from zoo_lstm.sequence import stack
+
+    v1 = tf.compat.v1
+    _, height, width, channels = images.shape.as_list()
+    rows = tf.reshape(images, [-1, height, width * channels])  # [B, T, D]
+    keep = None
+    if hparams["dropout"]:  # DropoutWrapper(output_keep_prob=1 - rate), as the basic graph
+        keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
+    layer = dict(units=hparams["hidden"], layers=hparams["layers"],
+                 forget_bias=hparams["forget_bias"], keep_prob=keep)
+    if hparams["bidirectional"]:
+        with v1.variable_scope("bidirectional_rnn"):
+            with v1.variable_scope("fw"):
+                fw = stack(rows, **layer)
+            with v1.variable_scope("bw"):
+                bw = stack(rows, reverse=True, **layer)
+        outputs = tf.concat([fw, bw], axis=2)
+        # the forward pass ends at the last row, the backward pass at the first
+        last = tf.concat([fw[:, -1], bw[:, 0]], axis=1)
+    else:
+        with v1.variable_scope("rnn"):
+            outputs = stack(rows, **layer)
+        last = outputs[:, -1]
+    if hparams["readout"] != "last":
+        pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
+        last = pool(outputs, axis=1)
+    return v1.layers.dense(last, num_classes, name="logits")
 
 
 @hookimpl

@@ -1,0 +1,145 @@
+"""The ``sequence`` kernel: BasicLSTMCell's function over a whole sequence, with a hand-written
+backward pass.
+
+``BasicLSTMCell`` unrolled with ``static_rnn`` does, at every step, one matmul of
+``concat([x_t, h_{t-1}])`` with the cell's ``kernel``, and its gradient does, at every
+step, one matmul for the kernel's gradient, summed over the steps afterwards. Here:
+
+forward   the input part of every step in ONE matmul ([B*T, D] x [D, 4H], bias added once),
+          then the recurrent part step by step (h_{t-1} x [H, 4H] + that step's input part),
+          the gates in BasicLSTMCell's order i, j, f, o, ``forget_bias`` added to f,
+          c_t = c_{t-1} * sigmoid(f + forget_bias) + sigmoid(i) * tanh(j),
+          h_t = tanh(c_t) * sigmoid(o).
+backward  (``tf.custom_gradient``) back through time step by step for the recurrent part
+          (dGates_t, then dh_{t-1} = dGates_t x W_h^T), then the weight gradients of all the
+          steps in one matmul each, as cuDNN and PyTorch do: dW_x = X^T dGates_all,
+          dW_h = H_prev_all^T dGates_all, db = the sum of dGates_all, dX = dGates_all W_x^T.
+
+The variables are BasicLSTMCell's, with its names, shapes and initializers (one ``kernel``
+[D + H, 4H], split into its x and h rows inside the graph, and one ``bias`` [4H]), so a
+checkpoint of either kernel loads into the other and the parameter count is the same.
+tests/test_sequence_kernel.py checks that the outputs and the gradients with respect to every
+variable and to the images equal BasicLSTMCell + static_rnn's, up to float32 rounding.
+
+TensorFlow is imported inside the functions, as the plugin contract asks.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+
+def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
+    """One LSTM layer over a whole sequence, batch-major.
+
+    Args:
+        x: float32 [B, T, D], the inputs of every step.
+        kernel: float32 [D + H, 4H], BasicLSTMCell's kernel (the x rows, then the h rows).
+        bias: float32 [4H].
+        forget_bias: added to the forget gate, as BasicLSTMCell does.
+        reverse: run from the last step to the first (the backward direction of
+            ``static_bidirectional_rnn``); the outputs stay in time order.
+
+    Returns:
+        float32 [B, T, H]: h_t of every step, in time order. The state starts at zero.
+    """
+    import tensorflow as tf
+
+    steps, depth = x.shape.as_list()[1:]
+    units = kernel.shape.as_list()[1] // 4
+    order = list(range(steps))[::-1] if reverse else list(range(steps))
+
+    @tf.custom_gradient
+    def run(x, kernel, bias):
+        w_x, w_h = kernel[:depth], kernel[depth:]
+        x2 = tf.reshape(x, [-1, depth])  # [B*T, D], row b*T + t
+        projected = tf.reshape(tf.nn.bias_add(tf.matmul(x2, w_x), bias), [-1, steps, 4 * units])
+        inputs = tf.unstack(projected, axis=1)
+        fb = tf.constant(forget_bias, tf.float32)
+        h = c = None
+        saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f + fb), sigmoid(o), tanh(c))
+        outputs, h_prev = [None] * steps, [None] * steps
+        for t in order:
+            gates = inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h)
+            i, j, f, o = tf.split(gates, 4, axis=1)
+            i, j, f, o = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f + fb), tf.sigmoid(o)
+            c_prev = tf.zeros_like(i) if c is None else c
+            h_prev[t] = tf.zeros_like(i) if h is None else h
+            c = i * j if h is None else c * f + i * j
+            tanh_c = tf.tanh(c)
+            h = tanh_c * o
+            saved[t] = (c_prev, i, j, f, o, tanh_c)
+            outputs[t] = h
+
+        def grad(dy):
+            dys = tf.unstack(dy, axis=1)
+            w_h_t = tf.transpose(w_h)
+            dgates = [None] * steps
+            dh = dc = None
+            for k, t in enumerate(reversed(order)):
+                c_prev, i, j, f, o, tanh_c = saved[t]
+                dh_t = dys[t] if dh is None else dys[t] + dh
+                do = dh_t * tanh_c * o * (1.0 - o)
+                dc_t = dh_t * o * (1.0 - tanh_c * tanh_c)
+                if dc is not None:
+                    dc_t = dc_t + dc
+                di = dc_t * j * i * (1.0 - i)
+                dj = dc_t * i * (1.0 - j * j)
+                df = dc_t * c_prev * f * (1.0 - f)
+                dc = dc_t * f
+                dgates[t] = tf.concat([di, dj, df, do], axis=1)
+                if k < steps - 1:  # the first step's h_prev is the zero state
+                    dh = tf.matmul(dgates[t], w_h_t)
+            dg = tf.reshape(tf.stack(dgates, axis=1), [-1, 4 * units])  # [B*T, 4H]
+            hp = tf.reshape(tf.stack(h_prev, axis=1), [-1, units])  # [B*T, H]
+            d_w_x = tf.matmul(x2, dg, transpose_a=True)
+            d_w_h = tf.matmul(hp, dg, transpose_a=True)
+            d_bias = tf.reduce_sum(dg, axis=0)
+            dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
+            return dx, tf.concat([d_w_x, d_w_h], axis=0), d_bias
+
+        return tf.stack(outputs, axis=1), grad
+
+    return run(x, kernel, bias)
+
+
+def cell_variables(depth: int, units: int):
+    """BasicLSTMCell's variables in the current variable scope: ``kernel`` [D + H, 4H] with
+    the scope's default initializer (Glorot uniform) and ``bias`` [4H] of zeros."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with v1.variable_scope("basic_lstm_cell"):
+        kernel = v1.get_variable("kernel", [depth + units, 4 * units], tf.float32)
+        bias = v1.get_variable("bias", [4 * units], tf.float32,
+                               initializer=v1.zeros_initializer())
+    return kernel, bias
+
+
+def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
+          reverse: bool = False):
+    """``static_rnn`` over ``MultiRNNCell([DropoutWrapper(BasicLSTMCell)] * layers)``, as
+    whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
+
+    Args:
+        x: float32 [B, T, D].
+        keep_prob: DropoutWrapper's ``output_keep_prob`` (a tensor), or None for no dropout.
+            Each layer's outputs are dropped, as the wrapper drops each cell's output: the
+            next layer and the readout see them dropped, the recurrence does not.
+
+    Returns:
+        float32 [B, T, H], the last layer's outputs in time order.
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    for n in range(layers):
+        scope = v1.variable_scope(f"multi_rnn_cell/cell_{n}") if layers > 1 else nullcontext()
+        with scope:
+            kernel, bias = cell_variables(x.shape.as_list()[-1], units)
+        x = lstm_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
+                       forget_bias=forget_bias, reverse=reverse)
+        if keep_prob is not None:
+            x = tf.nn.dropout(x, rate=1.0 - keep_prob)
+    return x
+
