@@ -82,11 +82,12 @@ def build(images, *, num_classes, hparams, training):
 def _build_sequence(tf, images, *, num_classes, hparams, training):
     """What :func:`build` builds with kernel=basic, with zoo_lstm.sequence's kernel: the same
     variables (names, shapes, initializers), dropout, directions and readouts."""
-    from zoo_lstm.sequence import stack
+    from zoo_lstm.sequence import drop, stack
 
     v1 = tf.compat.v1
     _, height, width, channels = images.shape.as_list()
-    rows = tf.reshape(images, [-1, height, width * channels])  # [B, T, D]
+    # [T, B, D]: time-major, so that a step's slice and a stack over steps are contiguous
+    rows = tf.transpose(tf.reshape(images, [-1, height, width * channels]), [1, 0, 2])
     keep = None
     if hparams["dropout"]:  # DropoutWrapper(output_keep_prob=1 - rate), as the basic graph
         keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
@@ -98,16 +99,21 @@ def _build_sequence(tf, images, *, num_classes, hparams, training):
                 fw = stack(rows, **layer)
             with v1.variable_scope("bw"):
                 bw = stack(rows, reverse=True, **layer)
-        outputs = tf.concat([fw, bw], axis=2)
-        # the forward pass ends at the last row, the backward pass at the first
-        last = tf.concat([fw[:, -1], bw[:, 0]], axis=1)
+        # dropout only on what the readout reads (random numbers for 28 steps cost)
+        if hparams["readout"] == "last":  # forward ends at the last row, backward at the first
+            last = tf.concat([drop(fw[-1], keep), drop(bw[0], keep)], axis=1)
+        else:
+            outputs = tf.concat([drop(fw, keep), drop(bw, keep)], axis=2)
     else:
         with v1.variable_scope("rnn"):
             outputs = stack(rows, **layer)
-        last = outputs[:, -1]
+        if hparams["readout"] == "last":
+            last = drop(outputs[-1], keep)
+        else:
+            outputs = drop(outputs, keep)
     if hparams["readout"] != "last":
         pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
-        last = pool(outputs, axis=1)
+        last = pool(outputs, axis=0)
     return v1.layers.dense(last, num_classes, name="logits")
 
 

@@ -30,10 +30,10 @@ from contextlib import nullcontext
 
 
 def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
-    """One LSTM layer over a whole sequence, batch-major.
+    """One LSTM layer over a whole sequence, time-major.
 
     Args:
-        x: float32 [B, T, D], the inputs of every step.
+        x: float32 [T, B, D], the inputs of every step.
         kernel: float32 [D + H, 4H], BasicLSTMCell's kernel (the x rows, then the h rows).
         bias: float32 [4H].
         forget_bias: added to the forget gate, as BasicLSTMCell does.
@@ -41,64 +41,75 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
             ``static_bidirectional_rnn``); the outputs stay in time order.
 
     Returns:
-        float32 [B, T, H]: h_t of every step, in time order. The state starts at zero.
+        float32 [T, B, H]: h_t of every step, in time order. The state starts at zero.
     """
     import tensorflow as tf
 
-    steps, depth = x.shape.as_list()[1:]
+    steps, _, depth = x.shape.as_list()
     units = kernel.shape.as_list()[1] // 4
     order = list(range(steps))[::-1] if reverse else list(range(steps))
+
+    def sigmoid_grad(y, dy):  # dy * y * (1 - y) in one op, as TensorFlow's own gradient
+        return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
+
+    def tanh_grad(y, dy):  # dy * (1 - y^2) in one op
+        return tf.raw_ops.TanhGrad(y=y, dy=dy)
 
     @tf.custom_gradient
     def run(x, kernel, bias):
         w_x, w_h = kernel[:depth], kernel[depth:]
-        x2 = tf.reshape(x, [-1, depth])  # [B*T, D], row b*T + t
-        projected = tf.reshape(tf.nn.bias_add(tf.matmul(x2, w_x), bias), [-1, steps, 4 * units])
-        inputs = tf.unstack(projected, axis=1)
+        batch = tf.shape(x)[1]
+        x2 = tf.reshape(x, [-1, depth])  # [T*B, D], row t*B + b
+        projected = tf.reshape(tf.nn.bias_add(tf.matmul(x2, w_x), bias), [steps, -1, 4 * units])
+        inputs = tf.unstack(projected)  # contiguous slices, time-major
         fb = tf.constant(forget_bias, tf.float32)
         h = c = None
         saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f + fb), sigmoid(o), tanh(c))
-        outputs, h_prev = [None] * steps, [None] * steps
+        outputs = [None] * steps
         for t in order:
             gates = inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h)
             i, j, f, o = tf.split(gates, 4, axis=1)
             i, j, f, o = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f + fb), tf.sigmoid(o)
             c_prev = tf.zeros_like(i) if c is None else c
-            h_prev[t] = tf.zeros_like(i) if h is None else h
-            c = i * j if h is None else c * f + i * j
+            c = i * j if c is None else c * f + i * j
             tanh_c = tf.tanh(c)
             h = tanh_c * o
             saved[t] = (c_prev, i, j, f, o, tanh_c)
             outputs[t] = h
+        y = tf.stack(outputs)  # [T, B, H]
 
         def grad(dy):
-            dys = tf.unstack(dy, axis=1)
+            dys = tf.unstack(dy)
             w_h_t = tf.transpose(w_h)
             dgates = [None] * steps
             dh = dc = None
             for k, t in enumerate(reversed(order)):
                 c_prev, i, j, f, o, tanh_c = saved[t]
                 dh_t = dys[t] if dh is None else dys[t] + dh
-                do = dh_t * tanh_c * o * (1.0 - o)
-                dc_t = dh_t * o * (1.0 - tanh_c * tanh_c)
+                do = sigmoid_grad(o, dh_t * tanh_c)
+                dc_t = tanh_grad(tanh_c, dh_t * o)
                 if dc is not None:
                     dc_t = dc_t + dc
-                di = dc_t * j * i * (1.0 - i)
-                dj = dc_t * i * (1.0 - j * j)
-                df = dc_t * c_prev * f * (1.0 - f)
+                di = sigmoid_grad(i, dc_t * j)
+                dj = tanh_grad(j, dc_t * i)
+                df = sigmoid_grad(f, dc_t * c_prev)
                 dc = dc_t * f
                 dgates[t] = tf.concat([di, dj, df, do], axis=1)
                 if k < steps - 1:  # the first step's h_prev is the zero state
                     dh = tf.matmul(dgates[t], w_h_t)
-            dg = tf.reshape(tf.stack(dgates, axis=1), [-1, 4 * units])  # [B*T, 4H]
-            hp = tf.reshape(tf.stack(h_prev, axis=1), [-1, units])  # [B*T, H]
-            d_w_x = tf.matmul(x2, dg, transpose_a=True)
-            d_w_h = tf.matmul(hp, dg, transpose_a=True)
-            d_bias = tf.reduce_sum(dg, axis=0)
+            dg = tf.reshape(tf.stack(dgates), [-1, 4 * units])  # [T*B, 4H]
+            # Every step's h_{t-1}: the outputs shifted by one step, the zero state first.
+            zero = tf.zeros([1, batch, units])
+            h_prev = (tf.concat([y[1:], zero], 0) if reverse else tf.concat([zero, y[:-1]], 0))
+            # The weight gradients of all steps in ONE matmul: [x_t, h_{t-1}, 1]^T dGates
+            # gives dW_x, dW_h (the kernel's rows, in its order) and d bias (the last row).
+            ones = tf.ones([steps, batch, 1])
+            z = tf.reshape(tf.concat([x, h_prev, ones], axis=2), [-1, depth + units + 1])
+            dwb = tf.matmul(z, dg, transpose_a=True)  # [D + H + 1, 4H]
             dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
-            return dx, tf.concat([d_w_x, d_w_h], axis=0), d_bias
+            return dx, dwb[:-1], dwb[-1]
 
-        return tf.stack(outputs, axis=1), grad
+        return y, grad
 
     return run(x, kernel, bias)
 
@@ -122,13 +133,15 @@ def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
     whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
 
     Args:
-        x: float32 [B, T, D].
+        x: float32 [T, B, D], time-major.
         keep_prob: DropoutWrapper's ``output_keep_prob`` (a tensor), or None for no dropout.
             Each layer's outputs are dropped, as the wrapper drops each cell's output: the
-            next layer and the readout see them dropped, the recurrence does not.
+            next layer sees them dropped, the recurrence does not. The last layer's outputs
+            are returned undropped: the caller drops (with :func:`drop`) only what it reads,
+            as the basic graph computes the wrapper's dropout only for the steps read.
 
     Returns:
-        float32 [B, T, H], the last layer's outputs in time order.
+        float32 [T, B, H], the last layer's outputs in time order, before dropout.
     """
     import tensorflow as tf
 
@@ -137,9 +150,16 @@ def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
         scope = v1.variable_scope(f"multi_rnn_cell/cell_{n}") if layers > 1 else nullcontext()
         with scope:
             kernel, bias = cell_variables(x.shape.as_list()[-1], units)
+        if n:
+            x = drop(x, keep_prob)
         x = lstm_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
                        forget_bias=forget_bias, reverse=reverse)
-        if keep_prob is not None:
-            x = tf.nn.dropout(x, rate=1.0 - keep_prob)
     return x
+
+
+def drop(x, keep_prob):
+    """DropoutWrapper's output dropout (``dropout_v2`` at rate 1 - keep_prob), or ``x``."""
+    import tensorflow as tf
+
+    return x if keep_prob is None else tf.nn.dropout(x, rate=1.0 - keep_prob)
 
