@@ -9,7 +9,9 @@ in the graph, Adam, batch 128), with the model's settings as `zoo run MODEL --da
 resolves them and only ``kernel`` differing. Each round times a chunk of about --seconds of
 training steps of each kernel, in alternating order; the figure is the median over rounds
 of the per-round ratio sequence/basic, with its inter-quartile range, so that drift in a
-shared machine's speed moves both sides of a ratio alike. Figures are indicative only.
+shared machine's speed moves both sides of a ratio alike. It also reports the ratio of
+examples per CPU second of this process, which other processes move less. Figures are
+indicative only.
 """
 
 from __future__ import annotations
@@ -39,16 +41,17 @@ def build(model: str, kernel: str, overrides: dict, n_train: int, x, y):
     return r, g, sess
 
 
-def chunk(g, sess, rng, seconds: float, n_train: int) -> float:
-    """Train for about ``seconds``; examples per second."""
-    steps, start = 0, time.perf_counter()
+def chunk(g, sess, rng, seconds: float, n_train: int) -> tuple[float, float]:
+    """Train for about ``seconds``: examples per second of wall time and of this process's
+    CPU time (the second is less moved by other processes on a shared machine)."""
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
     while True:
         index = rng.integers(0, n_train, BATCH).astype("int32")
         sess.run(g.train_op, {g.index: index, g.training: True})
         steps += 1
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
-            return steps * BATCH / elapsed
+            return steps * BATCH / elapsed, steps * BATCH / (time.process_time() - cpu)
 
 
 def main(argv=None) -> None:
@@ -80,19 +83,21 @@ def main(argv=None) -> None:
     for kernel in KERNELS:  # warm-up: first runs allocate and pick oneDNN primitives
         chunk(*built[kernel][1:], rng, 1.0, args.n_train)
 
-    rates = {k: [] for k in KERNELS}
+    rates = {k: [] for k in KERNELS}  # (wall, cpu) examples per second, per round
     for n in range(args.rounds):
         order = KERNELS if n % 2 == 0 else KERNELS[::-1]
         for kernel in order:
             rates[kernel].append(chunk(*built[kernel][1:], rng, args.seconds, args.n_train))
-        print(f"round {n + 1}: basic {rates['basic'][-1]:7.0f} ex/s, sequence "
-              f"{rates['sequence'][-1]:7.0f} ex/s, ratio "
-              f"{rates['sequence'][-1] / rates['basic'][-1]:.3f}")
-    ratios = [s / b for s, b in zip(rates["sequence"], rates["basic"])]
-    q1, _, q3 = statistics.quantiles(ratios, n=4)
-    print(f"sequence/basic: median {statistics.median(ratios):.3f} (IQR {q1:.3f}-{q3:.3f}) "
-          f"over {args.rounds} rounds; median ex/s basic {statistics.median(rates['basic']):.0f}, "
-          f"sequence {statistics.median(rates['sequence']):.0f}")
+        (bw, bc), (sw, sc) = rates["basic"][-1], rates["sequence"][-1]
+        print(f"round {n + 1}: basic {bw:6.0f} ex/s, sequence {sw:6.0f} ex/s, ratio "
+              f"{sw / bw:.3f}; per CPU second ratio {sc / bc:.3f}")
+    for what, i in (("wall time", 0), ("CPU time", 1)):
+        ratios = [s[i] / b[i] for s, b in zip(rates["sequence"], rates["basic"])]
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        print(f"sequence/basic by {what}: median {statistics.median(ratios):.3f} "
+              f"(IQR {q1:.3f}-{q3:.3f}) over {args.rounds} rounds; median ex/s basic "
+              f"{statistics.median(r[i] for r in rates['basic']):.0f}, sequence "
+              f"{statistics.median(r[i] for r in rates['sequence']):.0f}")
     for _, _, sess in built.values():
         sess.close()
 

@@ -60,16 +60,17 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
         w_x, w_h = kernel[:depth], kernel[depth:]
         batch = tf.shape(x)[1]
         x2 = tf.reshape(x, [-1, depth])  # [T*B, D], row t*B + b
-        projected = tf.reshape(tf.nn.bias_add(tf.matmul(x2, w_x), bias), [steps, -1, 4 * units])
-        inputs = tf.unstack(projected)  # contiguous slices, time-major
-        fb = tf.constant(forget_bias, tf.float32)
+        # forget_bias joins the bias of the f gate once, not once per step
+        shift = tf.constant([0.0] * 2 * units + [forget_bias] * units + [0.0] * units)
+        projected = tf.nn.bias_add(tf.matmul(x2, w_x), bias + shift)
+        inputs = tf.unstack(tf.reshape(projected, [steps, -1, 4 * units]))  # contiguous slices
         h = c = None
-        saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f + fb), sigmoid(o), tanh(c))
+        saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f), sigmoid(o), tanh(c))
         outputs = [None] * steps
         for t in order:
             gates = inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h)
             i, j, f, o = tf.split(gates, 4, axis=1)
-            i, j, f, o = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f + fb), tf.sigmoid(o)
+            i, j, f, o = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f), tf.sigmoid(o)
             c_prev = tf.zeros_like(i) if c is None else c
             c = i * j if c is None else c * f + i * j
             tanh_c = tf.tanh(c)
