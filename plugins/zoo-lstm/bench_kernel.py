@@ -3,6 +3,7 @@
     python plugins/zoo-lstm/bench_kernel.py                       # registry's lstm, 9 rounds
     python plugins/zoo-lstm/bench_kernel.py --model lstm-stack --rounds 7
     python plugins/zoo-lstm/bench_kernel.py --set bidirectional=false --set dropout=0
+    python plugins/zoo-lstm/bench_kernel.py --model rnn           # zoo-rnn's kernel likewise
 
 Both graphs are the trainer's own (zoo_core.train.graph.build_graph: the training data held
 in the graph, Adam, batch 128), with the model's settings as `zoo run MODEL --dataset fashion`
@@ -60,7 +61,8 @@ def main(argv=None) -> None:
     from zoo_core.testing import real_images
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="lstm", choices=("lstm", "lstm-stack"))
+    p.add_argument("--model", default="lstm",
+                   help="a model with a kernel hyperparameter: lstm, lstm-stack, rnn")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="another model setting for both kernels (as zoo run --set)")
     p.add_argument("--rounds", type=int, default=9)

@@ -2,6 +2,11 @@
 
 Each image row is one time step: a [batch, H, W, C] image is read as H steps of
 W*C features, and the logits come from the last step's output.
+
+Two kernels compute it: ``basic`` builds the original graph (BasicRNNCell, MultiRNNCell,
+DropoutWrapper, static_rnn or static_bidirectional_rnn); ``sequence`` (zoo_rnn.sequence)
+computes the same function with the same variables, a whole sequence at a time with a
+hand-written gradient.
 """
 
 from zoo_core import HParam, hookimpl
@@ -15,6 +20,10 @@ HPARAMS = {
     "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
     "readout": HParam("last", help="what the logits see: the last step's output, or the mean or "
                                    "max of every step's output", choices=("last", "mean", "max")),
+    "kernel": HParam("basic", help="how the graph computes it: BasicRNNCell + static_rnn "
+                                   "(basic), or the same function and variables a sequence at "
+                                   "a time with a hand-written gradient (sequence)",
+                     choices=("basic", "sequence")),
 }
 
 
@@ -32,6 +41,9 @@ def build(images, *, num_classes, hparams, training):
     """
     import tensorflow as tf
 
+    if hparams["kernel"] == "sequence":
+        return _build_sequence(tf, images, num_classes=num_classes, hparams=hparams,
+                               training=training)
     rnn = tf.compat.v1.nn.rnn_cell
     _, height, width, channels = images.shape.as_list()
     steps = tf.unstack(tf.reshape(images, [-1, height, width * channels]), axis=1)
@@ -59,6 +71,43 @@ def build(images, *, num_classes, hparams, training):
         pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
         last = pool(tf.stack(outputs, axis=1), axis=1)
     return tf.compat.v1.layers.dense(last, num_classes, name="logits")
+
+
+def _build_sequence(tf, images, *, num_classes, hparams, training):
+    """What :func:`build` builds with kernel=basic, with zoo_rnn.sequence's kernel: the same
+    variables (names, shapes, initializers), dropout, directions and readouts."""
+    from zoo_rnn.sequence import drop, stack
+
+    v1 = tf.compat.v1
+    _, height, width, channels = images.shape.as_list()
+    # [T, B, D]: time-major, so that a step's slice and a stack over steps are contiguous
+    rows = tf.transpose(tf.reshape(images, [-1, height, width * channels]), [1, 0, 2])
+    keep = None
+    if hparams["dropout"]:  # DropoutWrapper(output_keep_prob=1 - rate), as the basic graph
+        keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
+    layer = dict(units=hparams["hidden"], layers=hparams["layers"], keep_prob=keep)
+    if hparams["bidirectional"]:
+        with v1.variable_scope("bidirectional_rnn"):
+            with v1.variable_scope("fw"):
+                fw = stack(rows, **layer)
+            with v1.variable_scope("bw"):
+                bw = stack(rows, reverse=True, **layer)
+        # dropout only on what the readout reads (random numbers for 28 steps cost)
+        if hparams["readout"] == "last":  # forward ends at the last row, backward at the first
+            last = tf.concat([drop(fw[-1], keep), drop(bw[0], keep)], axis=1)
+        else:
+            outputs = tf.concat([drop(fw, keep), drop(bw, keep)], axis=2)
+    else:
+        with v1.variable_scope("rnn"):
+            outputs = stack(rows, **layer)
+        if hparams["readout"] == "last":
+            last = drop(outputs[-1], keep)
+        else:
+            outputs = drop(outputs, keep)
+    if hparams["readout"] != "last":
+        pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
+        last = pool(outputs, axis=0)
+    return v1.layers.dense(last, num_classes, name="logits")
 
 
 @hookimpl
