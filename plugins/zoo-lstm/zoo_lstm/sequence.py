@@ -18,7 +18,7 @@ backward  (``tf.custom_gradient``) back through time step by step for the recurr
 The variables are BasicLSTMCell's, with its names, shapes and initializers (one ``kernel``
 [D + H, 4H], split into its x and h rows inside the graph, and one ``bias`` [4H]), so a
 checkpoint of either kernel loads into the other and the parameter count is the same.
-tests/test_sequence_kernel.py checks that the outputs and the gradients with respect to every
+tests/test_lstm_sequence_kernel.py checks that the outputs and the gradients with respect to every
 variable and to the images equal BasicLSTMCell + static_rnn's, up to float32 rounding.
 
 TensorFlow is imported inside the functions, as the plugin contract asks.
@@ -29,7 +29,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 
-def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
+def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False, final_only: bool = False):
     """One LSTM layer over a whole sequence, time-major.
 
     Args:
@@ -39,9 +39,13 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
         forget_bias: added to the forget gate, as BasicLSTMCell does.
         reverse: run from the last step to the first (the backward direction of
             ``static_bidirectional_rnn``); the outputs stay in time order.
+        final_only: return only the final state (h at the last step run; the first row's
+            when ``reverse``), when nothing reads the others: the backward pass then skips
+            the zero gradients of the other steps.
 
     Returns:
-        float32 [T, B, H]: h_t of every step, in time order. The state starts at zero.
+        float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
+        ``final_only``). The state starts at zero.
     """
     import tensorflow as tf
 
@@ -80,13 +84,17 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
         y = tf.stack(outputs)  # [T, B, H]
 
         def grad(dy):
-            dys = tf.unstack(dy)
+            if final_only:  # the gradient reaches the final step only
+                dys = [None] * steps
+                dys[order[-1]] = dy
+            else:
+                dys = tf.unstack(dy)
             w_h_t = tf.transpose(w_h)
             dgates = [None] * steps
             dh = dc = None
             for k, t in enumerate(reversed(order)):
                 c_prev, i, j, f, o, tanh_c = saved[t]
-                dh_t = dys[t] if dh is None else dys[t] + dh
+                dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
                 do = sigmoid_grad(o, dh_t * tanh_c)
                 dc_t = tanh_grad(tanh_c, dh_t * o)
                 if dc is not None:
@@ -110,7 +118,7 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False):
             dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
             return dx, dwb[:-1], dwb[-1]
 
-        return y, grad
+        return (outputs[order[-1]] if final_only else y), grad
 
     return run(x, kernel, bias)
 
@@ -129,7 +137,7 @@ def cell_variables(depth: int, units: int):
 
 
 def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
-          reverse: bool = False):
+          reverse: bool = False, final_only: bool = False):
     """``static_rnn`` over ``MultiRNNCell([DropoutWrapper(BasicLSTMCell)] * layers)``, as
     whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
 
@@ -141,8 +149,11 @@ def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
             are returned undropped: the caller drops (with :func:`drop`) only what it reads,
             as the basic graph computes the wrapper's dropout only for the steps read.
 
+        final_only: the last layer returns its final state only (see ``lstm_layer``).
+
     Returns:
-        float32 [T, B, H], the last layer's outputs in time order, before dropout.
+        float32 [T, B, H], the last layer's outputs in time order, before dropout (or [B, H],
+        its final state, with ``final_only``).
     """
     import tensorflow as tf
 
@@ -154,7 +165,8 @@ def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
         if n:
             x = drop(x, keep_prob)
         x = lstm_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
-                       forget_bias=forget_bias, reverse=reverse)
+                       forget_bias=forget_bias, reverse=reverse,
+                       final_only=final_only and n == layers - 1)
     return x
 
 

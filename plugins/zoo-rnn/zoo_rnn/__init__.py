@@ -86,25 +86,21 @@ def _build_sequence(tf, images, *, num_classes, hparams, training):
     if hparams["dropout"]:  # DropoutWrapper(output_keep_prob=1 - rate), as the basic graph
         keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
     layer = dict(units=hparams["hidden"], layers=hparams["layers"], keep_prob=keep)
+    # "last" reads only the final states (the forward pass ends at the last row, the backward
+    # pass at the first); dropout is drawn only for what the readout reads, as in basic
+    final = hparams["readout"] == "last"
     if hparams["bidirectional"]:
         with v1.variable_scope("bidirectional_rnn"):
             with v1.variable_scope("fw"):
-                fw = stack(rows, **layer)
+                fw = stack(rows, final_only=final, **layer)
             with v1.variable_scope("bw"):
-                bw = stack(rows, reverse=True, **layer)
-        # dropout only on what the readout reads (random numbers for 28 steps cost)
-        if hparams["readout"] == "last":  # forward ends at the last row, backward at the first
-            last = tf.concat([drop(fw[-1], keep), drop(bw[0], keep)], axis=1)
-        else:
-            outputs = tf.concat([drop(fw, keep), drop(bw, keep)], axis=2)
+                bw = stack(rows, reverse=True, final_only=final, **layer)
+        outputs = tf.concat([drop(fw, keep), drop(bw, keep)], axis=-1)
     else:
         with v1.variable_scope("rnn"):
-            outputs = stack(rows, **layer)
-        if hparams["readout"] == "last":
-            last = drop(outputs[-1], keep)
-        else:
-            outputs = drop(outputs, keep)
-    if hparams["readout"] != "last":
+            outputs = drop(stack(rows, final_only=final, **layer), keep)
+    last = outputs
+    if not final:
         pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
         last = pool(outputs, axis=0)
     return v1.layers.dense(last, num_classes, name="logits")

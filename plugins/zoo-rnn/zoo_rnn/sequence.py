@@ -14,7 +14,7 @@ backward  (``tf.custom_gradient``) back through time step by step (da_t = TanhGr
 
 The variables are BasicRNNCell's (``kernel`` [D + H, H] with the scope's default Glorot
 uniform initializer, ``bias`` [H] of zeros, with its names), so checkpoints and parameter
-counts are the same. tests/test_sequence_kernel.py checks that the outputs and the gradients
+counts are the same. tests/test_rnn_sequence_kernel.py checks that the outputs and the gradients
 with respect to every variable and to the images equal BasicRNNCell + static_rnn's, up to
 float32 rounding.
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 
-def rnn_layer(x, kernel, bias, *, reverse: bool = False):
+def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = False):
     """One tanh RNN layer over a whole sequence, time-major.
 
     Args:
@@ -33,9 +33,13 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False):
         bias: float32 [H].
         reverse: run from the last step to the first (the backward direction of
             ``static_bidirectional_rnn``); the outputs stay in time order.
+        final_only: return only the final state (h at the last step run; the first row's
+            when ``reverse``), when nothing reads the others: the backward pass then skips
+            the zero gradients of the other steps.
 
     Returns:
-        float32 [T, B, H]: h_t of every step, in time order. The state starts at zero.
+        float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
+        ``final_only``). The state starts at zero.
     """
     import tensorflow as tf
 
@@ -58,12 +62,17 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False):
         y = tf.stack(outputs)  # [T, B, H]
 
         def grad(dy):
-            dys = tf.unstack(dy)
+            if final_only:  # the gradient reaches the final step only
+                dys = [None] * steps
+                dys[order[-1]] = dy
+            else:
+                dys = tf.unstack(dy)
             w_h_t = tf.transpose(w_h)
             da = [None] * steps
             dh = None
             for k, t in enumerate(reversed(order)):
-                da[t] = tf.raw_ops.TanhGrad(y=outputs[t], dy=dys[t] if dh is None else dys[t] + dh)
+                dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
+                da[t] = tf.raw_ops.TanhGrad(y=outputs[t], dy=dh_t)
                 if k < steps - 1:  # the first step's h_prev is the zero state
                     dh = tf.matmul(da[t], w_h_t)
             dg = tf.reshape(tf.stack(da), [-1, units])  # [T*B, H]
@@ -75,7 +84,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False):
             dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
             return dx, dwb[:-1], dwb[-1]
 
-        return y, grad
+        return (outputs[order[-1]] if final_only else y), grad
 
     return run(x, kernel, bias)
 
@@ -92,7 +101,8 @@ def cell_variables(depth: int, units: int):
     return kernel, bias
 
 
-def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False):
+def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
+          final_only: bool = False):
     """``static_rnn`` over ``MultiRNNCell([DropoutWrapper(BasicRNNCell)] * layers)``, as
     whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
 
@@ -103,8 +113,11 @@ def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False):
             layer's are returned undropped, for the caller to drop (with :func:`drop`) only
             what it reads, as the basic graph computes the wrapper's dropout only there.
 
+        final_only: the last layer returns its final state only (see ``rnn_layer``).
+
     Returns:
-        float32 [T, B, H], the last layer's outputs in time order, before dropout.
+        float32 [T, B, H], the last layer's outputs in time order, before dropout (or [B, H],
+        its final state, with ``final_only``).
     """
     import tensorflow as tf
 
@@ -116,7 +129,7 @@ def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False):
         if n:
             x = drop(x, keep_prob)
         x = rnn_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
-                      reverse=reverse)
+                      reverse=reverse, final_only=final_only and n == layers - 1)
     return x
 
 
