@@ -29,7 +29,8 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 
-def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False, final_only: bool = False):
+def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
+               final_only: bool = False):
     """One LSTM layer over a whole sequence, time-major.
 
     Args:
