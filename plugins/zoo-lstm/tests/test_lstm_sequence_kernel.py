@@ -100,3 +100,22 @@ def test_dropout_is_on_while_training_only():
     on = testing.run_builder(zoo_lstm.build, x, zoo_lstm.HPARAMS, overrides=over, training=True)
     np.testing.assert_array_equal(off, again)
     assert not np.allclose(off, on)
+
+
+def test_a_checkpoint_of_either_kernel_loads_into_the_other(tmp_path):
+    import tensorflow as tf
+
+    x, y = testing.real_images(8)
+    overrides = {"bidirectional": True, "dropout": 0.2}  # the registry's lstm
+    logits = {}
+    for kernel, other in (("basic", "sequence"), ("sequence", "basic")):
+        graph, images, out, _, _ = _graph(kernel, overrides, x.shape, y)
+        with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver().save(sess, str(tmp_path / kernel))
+            logits[kernel] = sess.run(out, {images: x})
+        graph, images, out, _, _ = _graph(other, overrides, x.shape, y)
+        with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+            tf.compat.v1.train.Saver().restore(sess, str(tmp_path / kernel))
+            np.testing.assert_allclose(sess.run(out, {images: x}), logits[kernel],
+                                       rtol=RTOL, atol=ATOL)
