@@ -14,9 +14,9 @@ backward  (``tf.custom_gradient``) back through time step by step (da_t = TanhGr
 
 The variables are BasicRNNCell's (``kernel`` [D + H, H] with the scope's default Glorot
 uniform initializer, ``bias`` [H] of zeros, with its names), so checkpoints and parameter
-counts are the same. tests/test_rnn_sequence_kernel.py checks that the outputs and the gradients
-with respect to every variable and to the images equal BasicRNNCell + static_rnn's, up to
-float32 rounding.
+counts are the same. tests/test_rnn_sequence_kernel.py checks that the outputs and the
+gradients with respect to every variable and to the images equal BasicRNNCell + static_rnn's,
+up to float32 rounding.
 """
 
 from __future__ import annotations
