@@ -31,11 +31,12 @@ def test_speed_settings_reach_the_session():
     from zoo_core.train.graph import session_config
 
     tf = import_tf()
-    default = session_config(TrainerSettings(threads=0, xla=False, bf16=False))
+    default = session_config(TrainerSettings(threads=0, bf16=False))
     assert default.intra_op_parallelism_threads == 0 and default.inter_op_parallelism_threads == 0
-    tuned = session_config(TrainerSettings(threads=1, xla=True, bf16=True))
+    tuned = session_config(TrainerSettings(threads=1, bf16=True))
     assert tuned.intra_op_parallelism_threads == 1 and tuned.inter_op_parallelism_threads == 1
-    assert tuned.graph_options.optimizer_options.global_jit_level == tf.compat.v1.OptimizerOptions.ON_1
+    # xla was removed (it did nothing on CPU): nothing sets a JIT level
+    assert tuned.graph_options.optimizer_options.global_jit_level == tf.compat.v1.OptimizerOptions.DEFAULT
     expected = 1 if graph.cpu_has_bf16() else 0
     assert tuned.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == expected
 

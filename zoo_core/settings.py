@@ -29,6 +29,16 @@ from typing import Any, Mapping, Sequence
 from zoo_core.errors import HParamError, RegistryError, short_repr
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+# The largest integer setting a run accepts: TensorFlow's int64 tensors (settings are kept
+# in the store as JSON, of any size). A value above it fails only once a run started, so it
+# is refused where it is given.
+MAX_INT = 2**63 - 1
+# The largest seed: the store's seed column is SQLite's INTEGER (64-bit) and PostgreSQL's
+# INTEGER (32-bit, signed); TensorFlow's graph seed and stateless keys are int64 and NumPy's
+# default_rng takes any size, so PostgreSQL sets the bound.
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 10_000  # seeds in one `zoo run --seeds N`
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -106,6 +116,9 @@ class HParam:
                 or (self.max is not None and value > self.max)
                 or (self.choices is not None and value not in self.choices)):
             raise HParamError(f"{name} must be {self.describe()}, got {short_repr(value)}")
+        if t is int and not -MAX_INT <= value <= MAX_INT:
+            raise HParamError(f"{name} must be {self.describe()} and within ±(2**63 - 1) "
+                              f"(a 64-bit integer), got {short_repr(value)}")
         return value
 
     def parse(self, name: str, text: str) -> Any:
@@ -152,8 +165,11 @@ class TrainerSettings:
     """The settings every model shares, owned by the trainer.
 
     A model may not declare these names; registry.toml and the command line may set
-    them. The last three change how fast a run trains, not what it computes (beyond
-    float rounding), and are chosen per model in registry.toml from measurements.
+    them. ``threads`` and ``bf16`` change how fast a run trains, not what it computes
+    (beyond float rounding), and are chosen per model in registry.toml from
+    measurements; they are part of the config all the same, as they always were. The
+    :data:`SPEED_ONLY` settings change only how the same steps are dispatched: a run
+    records them, but its config (and config id) leaves them out.
     """
 
     epochs: int = _setting(10, "passes over the training split", min=1, max=10_000)
@@ -173,13 +189,38 @@ class TrainerSettings:
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(
         0, "threads per op and ops at once (0: TensorFlow's default, all cores)", min=0, max=256)
-    xla: bool = _setting(False, "compile the training step with XLA")
     bf16: bool = _setting(False, "mixed precision: oneDNN bfloat16 matmuls and convolutions on "
                                  "CPUs with AVX512-BF16 or AMX (variables stay float32); float32 "
                                  "on other CPUs")
+    steps_per_call: int = _setting(
+        0, "optimizer steps per Session.run, the same math (0: automatic, about 50 ms per call; "
+           "1: one step per call); speed only, not part of the config id", min=0, max=1024)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Trainer settings that change how fast, never what, a run computes: recorded with the run
+# (its run folder's config.json and metrics.json) but left out of its config and config id,
+# so runs that differ only in them are the same configuration on the leaderboard.
+SPEED_ONLY = ("steps_per_call",)
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A trainer setting the zoo no longer has."""
+
+    value: Any  # the value that made it do nothing, which every config still names
+    why: str  # why it went, for the error that rejects it
+
+
+# Removed settings. Every config still names each, at the value that made it do nothing
+# (what runs recorded before it went), so config ids, registry.toml's reference results
+# and the leaderboard's groups stay the same; no layer may set it any more.
+RETIRED: dict[str, Retired] = {
+    "xla": Retired(False, "it set XLA's global JIT level, which does nothing on a CPU, where "
+                          "the zoo trains (and XLA on the whole step measured slower there)"),
+}
 
 
 # The declarations of the trainer settings, in field order.
@@ -211,8 +252,21 @@ class RunSettings:
 
     @property
     def config(self) -> dict[str, Any]:
-        """What a run records as its settings (and hashes into its config id)."""
-        return {**self.trainer.to_dict(), **self.hparams, "limit": self.limit}
+        """What a run records as its settings (and hashes into its config id): all but the
+        :data:`SPEED_ONLY` ones, and the :data:`RETIRED` ones at their retired values."""
+        trainer = {k: v for k, v in self.trainer.to_dict().items() if k not in SPEED_ONLY}
+        retired = {k: r.value for k, r in RETIRED.items()}
+        return {**trainer, **retired, **self.hparams, "limit": self.limit}
+
+    @property
+    def speed(self) -> dict[str, Any]:
+        """The :data:`SPEED_ONLY` settings, which a run records beside its config."""
+        return {k: getattr(self.trainer, k) for k in SPEED_ONLY}
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every setting: the config and the speed-only ones."""
+        return {**self.config, **self.speed}
 
     @property
     def config_id(self) -> str:
@@ -220,8 +274,9 @@ class RunSettings:
 
     @classmethod
     def recorded(cls, config: Mapping[str, Any], declared: Mapping[str, HParam]) -> RunSettings:
-        """A run's settings as it recorded them (``config``), for the model's ``declared``
-        hyperparameters. Settings added since the run was made take their defaults."""
+        """A run's settings as it recorded them (``config``, and its speed-only settings if
+        given there too), for the model's ``declared`` hyperparameters. Settings added
+        since the run was made take their defaults; retired ones are ignored."""
         trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
@@ -275,6 +330,12 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:
+    if key not in every and key in RETIRED:
+        why = RETIRED[key].why
+        if layer.where:
+            raise RegistryError(f"{layer.where} sets {short_repr(key)}, a setting that was "
+                                f"removed: {why}; delete it there")
+        raise HParamError(f"setting {short_repr(key)} was removed: {why}; leave it out")
     if key not in every:
         if layer.where:
             raise RegistryError(f"{layer.where} sets unknown hyperparameter {short_repr(key)}; "

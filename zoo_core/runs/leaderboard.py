@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 import textwrap
 from typing import Any, Iterable
@@ -43,9 +44,17 @@ def is_partial(run: RunRecord) -> bool:
     return run.config.get("limit") is not None
 
 
+def finite(run: RunRecord) -> bool:
+    """No non-finite test accuracy, test loss or validation accuracy: zoo-core fails a run
+    whose model outputs NaN when evaluated, but a store written by an older one may hold it
+    as completed, and the leaderboard never ranks it."""
+    return all(value is None or math.isfinite(value)
+               for value in (run.test_accuracy, run.test_loss, run.val_accuracy))
+
+
 def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
-    """One row per (model, plugin, dataset, config_id) over the completed runs with a test
-    accuracy.
+    """One row per (model, plugin, dataset, config_id) over the completed runs with a
+    (:func:`finite`) test accuracy.
 
     Each seed counts once per row: when the same settings ran with the same seed more than
     once, the latest run (by ``started_at``) is the one averaged, and ``replaced`` counts the
@@ -60,7 +69,7 @@ def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[
     """
     groups: dict[tuple[str, str, str, str], dict[int, list[RunRecord]]] = {}
     for run in sorted(runs, key=lambda run: run.started_at):  # stable: ties keep their order
-        if run.status == "completed" and run.test_accuracy is not None and (
+        if run.status == "completed" and run.test_accuracy is not None and finite(run) and (
                 include_partial or not is_partial(run)):
             # the plugin too: a model name built by another plugin is another model
             seeds = groups.setdefault((run.model, run.plugin, run.dataset, run.config_id), {})
@@ -128,7 +137,7 @@ def _rank_key(row: dict[str, Any]) -> tuple:
 def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
     """One row per completed run (keys of RUN_KEYS), best test accuracy first; runs on a
     subset of the training split only with ``include_partial``."""
-    completed = [run for run in runs if run.status == "completed"
+    completed = [run for run in runs if run.status == "completed" and finite(run)
                  and (include_partial or not is_partial(run))]
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
     return [{**{key: getattr(run, key) for key in RUN_KEYS if key != "partial"},
