@@ -166,6 +166,17 @@ def test_steps_per_call_is_speed_only(zoo):
     assert recorded.trainer.steps_per_call == 1
 
 
+@pytest.mark.parametrize("model, default", [("lstm", "sequence"), ("rnn", "basic")])
+def test_a_kernel_computing_the_same_function_is_speed_only(zoo, model, default):
+    basic = zoo.resolve(model, "fashion", raw_overrides={"kernel": "basic"}).settings
+    sequence = zoo.resolve(model, "fashion", raw_overrides={"kernel": "sequence"}).settings
+    assert basic.config_id == sequence.config_id and "kernel" not in basic.config
+    assert (basic.speed["kernel"], sequence.speed["kernel"]) == ("basic", "sequence")
+    assert zoo.resolve(model, "fashion").settings.hparams["kernel"] == default
+    recorded = RunSettings.recorded({**basic.config, **basic.speed}, zoo.model(model).hparams)
+    assert recorded.hparams["kernel"] == "basic" and recorded.config_id == basic.config_id
+
+
 def test_xla_was_removed_with_a_reason_and_old_runs_still_load(zoo):
     with pytest.raises(HParamError, match=r"^setting 'xla' was removed: it set XLA's global JIT "
                                           r"level, which does nothing on a CPU"):

@@ -53,6 +53,10 @@ class HParam:
         help: one line for ``zoo list --details`` and error messages.
         min, max: inclusive bounds for numbers (None for unbounded).
         choices: the allowed values, for strings.
+        speed_only: the value changes how the model's graph computes the same function
+            (a faster kernel), not what it computes: a run records it (config.json's
+            ``speed``), but its config and config id leave it out, so runs that differ
+            only in it are one configuration on the leaderboard.
     """
 
     default: Any
@@ -61,6 +65,7 @@ class HParam:
     min: float | None = None
     max: float | None = None
     choices: tuple | None = None
+    speed_only: bool = False
 
     def __post_init__(self):
         t = self.type if self.type is not None else type(self.default)
@@ -249,6 +254,7 @@ class RunSettings:
     hparams: Mapping[str, Any] = field(default_factory=dict)  # the model's, by name
     limit: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    speed_only: tuple[str, ...] = ()  # the model's hyperparameters declared speed_only
 
     @property
     def config(self) -> dict[str, Any]:
@@ -256,12 +262,15 @@ class RunSettings:
         :data:`SPEED_ONLY` ones, and the :data:`RETIRED` ones at their retired values."""
         trainer = {k: v for k, v in self.trainer.to_dict().items() if k not in SPEED_ONLY}
         retired = {k: r.value for k, r in RETIRED.items()}
-        return {**trainer, **retired, **self.hparams, "limit": self.limit}
+        hparams = {k: v for k, v in self.hparams.items() if k not in self.speed_only}
+        return {**trainer, **retired, **hparams, "limit": self.limit}
 
     @property
     def speed(self) -> dict[str, Any]:
-        """The :data:`SPEED_ONLY` settings, which a run records beside its config."""
-        return {k: getattr(self.trainer, k) for k in SPEED_ONLY}
+        """The :data:`SPEED_ONLY` settings and the model's ``speed_only`` hyperparameters,
+        which a run records beside its config."""
+        return {**{k: getattr(self.trainer, k) for k in SPEED_ONLY},
+                **{k: self.hparams[k] for k in self.speed_only if k in self.hparams}}
 
     @property
     def values(self) -> dict[str, Any]:
@@ -280,7 +289,7 @@ class RunSettings:
         trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
-                   {k: "recorded" for k in (*trainer, *hparams)})
+                   {k: "recorded" for k in (*trainer, *hparams)}, _speed_only(declared))
 
 
 @dataclass(frozen=True)
@@ -326,7 +335,12 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
             values[key] = _checked(every, key, value, layer, model)
             sources[key] = layer.source
     trainer = TrainerSettings(**{k: values[k] for k in TRAINER_HPARAMS})
-    return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources)
+    return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources,
+                       _speed_only(declared))
+
+
+def _speed_only(declared: Mapping[str, HParam]) -> tuple[str, ...]:
+    return tuple(k for k, p in declared.items() if p.speed_only)
 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:

@@ -20,10 +20,13 @@ HPARAMS = {
     "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
     "readout": HParam("last", help="what the logits see: the last step's output, or the mean or "
                                    "max of every step's output", choices=("last", "mean", "max")),
+    # The same function either way (tests/test_rnn_sequence_kernel.py), so not part of a
+    # run's config id; basic stays the default: the rnn is BasicRNNCell + static_rnn.
     "kernel": HParam("basic", help="how the graph computes it: BasicRNNCell + static_rnn "
                                    "(basic), or the same function and variables a sequence at "
-                                   "a time with a hand-written gradient (sequence)",
-                     choices=("basic", "sequence")),
+                                   "a time with a hand-written gradient (sequence); speed only, "
+                                   "not part of the config id",
+                     choices=("basic", "sequence"), speed_only=True),
 }
 
 
