@@ -20,6 +20,7 @@ imports nothing else of the zoo's but its errors, and no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -165,14 +166,34 @@ def _setting(default: Any, help: str, **bounds: Any) -> Any:
     return field(default=default, metadata={"hparam": HParam(default, help=help, **bounds)})
 
 
+PRECISIONS = ("float32", "bfloat16", "auto")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16; Linux only).
+
+    Without them oneDNN would emulate bfloat16, slower than float32, so a run asking for
+    bfloat16 trains in float32 there (and records float32).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @dataclass(frozen=True)
 class TrainerSettings:
     """The settings every model shares, owned by the trainer.
 
     A model may not declare these names; registry.toml and the command line may set
-    them. ``threads`` and ``bf16`` change how fast a run trains, not what it computes
+    them. ``threads`` and ``precision`` change how fast a run trains, not what it computes
     (beyond float rounding), and are chosen per model in registry.toml from
-    measurements; they are part of the config all the same, as they always were. The
+    measurements; they are part of the config all the same (``precision`` as the one the
+    run computes in on its machine, under the key ``bf16``, as runs always recorded it). The
     :data:`SPEED_ONLY` settings change only how the same steps are dispatched: a run
     records them, but its config (and config id) leaves them out.
     """
@@ -194,9 +215,17 @@ class TrainerSettings:
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(
         0, "threads per op and ops at once (0: TensorFlow's default, all cores)", min=0, max=256)
-    bf16: bool = _setting(False, "mixed precision: oneDNN bfloat16 matmuls and convolutions on "
-                                 "CPUs with AVX512-BF16 or AMX (variables stay float32); float32 "
-                                 "on other CPUs")
+    precision: str = _setting(
+        "float32", "numeric precision: float32; bfloat16 (oneDNN mixed precision for matmuls and "
+                   "convolutions, variables stay float32) on CPUs with AVX512-BF16 or AMX, "
+                   "float32 on others; auto: bfloat16 where the CPU has it",
+        choices=PRECISIONS)
+
+    @property
+    def effective_precision(self) -> str:
+        """What the run computes in on this machine: "bfloat16" only where the CPU has it."""
+        return "bfloat16" if self.precision in ("bfloat16", "auto") and cpu_has_bf16() \
+            else "float32"
     steps_per_call: int = _setting(
         0, "optimizer steps per Session.run, the same math (0: automatic, about 50 ms per call; "
            "1: one step per call); speed only, not part of the config id", min=0, max=1024)
@@ -226,6 +255,10 @@ RETIRED: dict[str, Retired] = {
     "xla": Retired(False, "it set XLA's global JIT level, which does nothing on a CPU, where "
                           "the zoo trains (and XLA on the whole step measured slower there)"),
 }
+
+
+# Settings given under another name now: the old name -> what to write instead.
+RENAMED = {"bf16": "precision (--precision bfloat16, or precision = \"auto\" in registry.toml)"}
 
 
 # The declarations of the trainer settings, in field order.
@@ -260,7 +293,9 @@ class RunSettings:
     def config(self) -> dict[str, Any]:
         """What a run records as its settings (and hashes into its config id): all but the
         :data:`SPEED_ONLY` ones, and the :data:`RETIRED` ones at their retired values."""
-        trainer = {k: v for k, v in self.trainer.to_dict().items() if k not in SPEED_ONLY}
+        trainer = {k: v for k, v in self.trainer.to_dict().items()
+                   if k not in SPEED_ONLY and k != "precision"}
+        trainer["bf16"] = self.trainer.effective_precision == "bfloat16"  # what it computes in
         retired = {k: r.value for k, r in RETIRED.items()}
         hparams = {k: v for k, v in self.hparams.items() if k not in self.speed_only}
         return {**trainer, **retired, **hparams, "limit": self.limit}
@@ -274,8 +309,10 @@ class RunSettings:
 
     @property
     def values(self) -> dict[str, Any]:
-        """Every setting: the config and the speed-only ones."""
-        return {**self.config, **self.speed}
+        """Every setting by its name: the config's (with ``precision`` as asked for, where the
+        config records ``bf16``, what it computes in here) and the speed-only ones."""
+        config = {k: v for k, v in self.config.items() if k != "bf16"}
+        return {**config, "precision": self.trainer.precision, **self.speed}
 
     @property
     def config_id(self) -> str:
@@ -287,6 +324,8 @@ class RunSettings:
         given there too), for the model's ``declared`` hyperparameters. Settings added
         since the run was made take their defaults; retired ones are ignored."""
         trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+        if "precision" not in config:  # a config records what the run computed in
+            trainer["precision"] = "bfloat16" if config.get("bf16") else "float32"
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
                    {k: "recorded" for k in (*trainer, *hparams)}, _speed_only(declared))
@@ -344,6 +383,12 @@ def _speed_only(declared: Mapping[str, HParam]) -> tuple[str, ...]:
 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:
+    if key not in every and key in RENAMED:
+        now = RENAMED[key]
+        if layer.where:
+            raise RegistryError(f"{layer.where} sets {short_repr(key)}, a setting that is now "
+                                f"{now}; write that instead")
+        raise HParamError(f"setting {short_repr(key)} is now {now}; use that instead")
     if key not in every and key in RETIRED:
         why = RETIRED[key].why
         if layer.where:
