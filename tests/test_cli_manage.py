@@ -335,8 +335,9 @@ def test_leaderboard_leaves_quick_tries_out_and_counts_a_seed_once(home):
     r = zoo("leaderboard")
     assert r.exit_code == 0
     row = r.output.splitlines()[2].split()
-    assert row[:4] == ["1", "cnn", "fashion", row[3]] and row[4:8] == ["93.00", "±", "2.83", "%"]
-    assert row[8:10] == ["2", "cnn-a-again"] and "cnn-quick" not in r.output
+    assert row[:5] == ["1", "cnn", "fashion", row[3], "float32"]
+    assert row[5:9] == ["93.00", "±", "2.83", "%"]
+    assert row[9:11] == ["2", "cnn-a-again"] and "cnn-quick" not in r.output
     r = zoo("leaderboard", "--include-partial")
     assert "limit=1000" in r.output and "cnn-quick" in r.output
     assert r.output.rstrip().endswith("not comparable with runs on the full training set")

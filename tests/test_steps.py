@@ -122,7 +122,8 @@ def test_a_run_of_k_steps_per_call_records_what_single_steps_record(zoo, subset)
     assert four.test_accuracy == pytest.approx(one.test_accuracy, abs=2e-4)
     for record, k in zip(records, (1, 4)):
         folder = Path(record.run_dir)
-        assert json.loads((folder / RunFiles.CONFIG).read_text())["speed"] == {"steps_per_call": k}
+        assert json.loads((folder / RunFiles.CONFIG).read_text())["speed"] == {
+            "steps_per_call": k, "kernel": "basic"}  # and the rnn's speed-only kernel
         assert json.loads((folder / RunFiles.METRICS).read_text())["speed"] == {"steps_per_call": k}
 
 
@@ -161,9 +162,21 @@ def test_steps_per_call_is_speed_only(zoo):
     auto = zoo.resolve("cnn", "fashion").settings
     assert one.config == auto.config and one.config_id == auto.config_id
     assert (one.speed, auto.speed) == ({"steps_per_call": 1}, {"steps_per_call": 0})
-    assert one.values == {**one.config, "steps_per_call": 1}
+    assert one.values == {**{k: v for k, v in one.config.items() if k != "bf16"},
+                          "precision": "float32", "steps_per_call": 1}
     recorded = RunSettings.recorded({**one.config, **one.speed}, zoo.model("cnn").hparams)
     assert recorded.trainer.steps_per_call == 1
+
+
+@pytest.mark.parametrize("model, default", [("lstm", "sequence"), ("rnn", "basic")])
+def test_a_kernel_computing_the_same_function_is_speed_only(zoo, model, default):
+    basic = zoo.resolve(model, "fashion", raw_overrides={"kernel": "basic"}).settings
+    sequence = zoo.resolve(model, "fashion", raw_overrides={"kernel": "sequence"}).settings
+    assert basic.config_id == sequence.config_id and "kernel" not in basic.config
+    assert (basic.speed["kernel"], sequence.speed["kernel"]) == ("basic", "sequence")
+    assert zoo.resolve(model, "fashion").settings.hparams["kernel"] == default
+    recorded = RunSettings.recorded({**basic.config, **basic.speed}, zoo.model(model).hparams)
+    assert recorded.hparams["kernel"] == "basic" and recorded.config_id == basic.config_id
 
 
 def test_xla_was_removed_with_a_reason_and_old_runs_still_load(zoo):
@@ -188,3 +201,21 @@ def test_a_registry_that_still_sets_xla_says_it_was_removed(tmp_path):
     with pytest.raises(RegistryError, match=r"\[models.cnn.hparams\] sets 'xla', a setting that "
                                             r"was removed: .*; delete it there$"):
         open_zoo(path).resolve("cnn", "fashion")
+
+
+def test_precision_is_recorded_as_what_the_run_computes_in(zoo, monkeypatch):
+    from zoo_core import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: True)
+    auto = zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
+    bf16 = zoo.resolve("cnn", "fashion", overrides={"precision": "bfloat16"}).settings
+    fp32 = zoo.resolve("cnn", "fashion").settings
+    assert auto.config["bf16"] is True and auto.config_id == bf16.config_id != fp32.config_id
+    assert "precision" not in auto.config and fp32.config["bf16"] is False
+    recorded = RunSettings.recorded(auto.config, zoo.model("cnn").hparams)
+    assert recorded.trainer.precision == "bfloat16" and recorded.config_id == auto.config_id
+    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: False)  # emulated only: float32
+    assert zoo.resolve("cnn", "fashion", overrides={"precision": "auto"}).settings.config_id \
+        == fp32.config_id
+    with pytest.raises(HParamError, match="setting 'bf16' is now precision"):
+        zoo.resolve("cnn", "fashion", raw_overrides={"bf16": "true"})

@@ -20,6 +20,7 @@ imports nothing else of the zoo's but its errors, and no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -53,6 +54,10 @@ class HParam:
         help: one line for ``zoo list --details`` and error messages.
         min, max: inclusive bounds for numbers (None for unbounded).
         choices: the allowed values, for strings.
+        speed_only: the value changes how the model's graph computes the same function
+            (a faster kernel), not what it computes: a run records it (config.json's
+            ``speed``), but its config and config id leave it out, so runs that differ
+            only in it are one configuration on the leaderboard.
     """
 
     default: Any
@@ -61,6 +66,7 @@ class HParam:
     min: float | None = None
     max: float | None = None
     choices: tuple | None = None
+    speed_only: bool = False
 
     def __post_init__(self):
         t = self.type if self.type is not None else type(self.default)
@@ -160,14 +166,34 @@ def _setting(default: Any, help: str, **bounds: Any) -> Any:
     return field(default=default, metadata={"hparam": HParam(default, help=help, **bounds)})
 
 
+PRECISIONS = ("float32", "bfloat16", "auto")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16; Linux only).
+
+    Without them oneDNN would emulate bfloat16, slower than float32, so a run asking for
+    bfloat16 trains in float32 there (and records float32).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @dataclass(frozen=True)
 class TrainerSettings:
     """The settings every model shares, owned by the trainer.
 
     A model may not declare these names; registry.toml and the command line may set
-    them. ``threads`` and ``bf16`` change how fast a run trains, not what it computes
+    them. ``threads`` and ``precision`` change how fast a run trains, not what it computes
     (beyond float rounding), and are chosen per model in registry.toml from
-    measurements; they are part of the config all the same, as they always were. The
+    measurements; they are part of the config all the same (``precision`` as the one the
+    run computes in on its machine, under the key ``bf16``, as runs always recorded it). The
     :data:`SPEED_ONLY` settings change only how the same steps are dispatched: a run
     records them, but its config (and config id) leaves them out.
     """
@@ -189,9 +215,17 @@ class TrainerSettings:
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(
         0, "threads per op and ops at once (0: TensorFlow's default, all cores)", min=0, max=256)
-    bf16: bool = _setting(False, "mixed precision: oneDNN bfloat16 matmuls and convolutions on "
-                                 "CPUs with AVX512-BF16 or AMX (variables stay float32); float32 "
-                                 "on other CPUs")
+    precision: str = _setting(
+        "float32", "numeric precision: float32; bfloat16 (oneDNN mixed precision for matmuls and "
+                   "convolutions, variables stay float32) on CPUs with AVX512-BF16 or AMX, "
+                   "float32 on others; auto: bfloat16 where the CPU has it",
+        choices=PRECISIONS)
+
+    @property
+    def effective_precision(self) -> str:
+        """What the run computes in on this machine: "bfloat16" only where the CPU has it."""
+        return "bfloat16" if self.precision in ("bfloat16", "auto") and cpu_has_bf16() \
+            else "float32"
     steps_per_call: int = _setting(
         0, "optimizer steps per Session.run, the same math (0: automatic, about 50 ms per call; "
            "1: one step per call); speed only, not part of the config id", min=0, max=1024)
@@ -223,6 +257,10 @@ RETIRED: dict[str, Retired] = {
 }
 
 
+# Settings given under another name now: the old name -> what to write instead.
+RENAMED = {"bf16": "precision (--precision bfloat16, or precision = \"auto\" in registry.toml)"}
+
+
 # The declarations of the trainer settings, in field order.
 TRAINER_HPARAMS: dict[str, HParam] = {
     f.name: f.metadata["hparam"] for f in dataclasses.fields(TrainerSettings)}
@@ -249,24 +287,32 @@ class RunSettings:
     hparams: Mapping[str, Any] = field(default_factory=dict)  # the model's, by name
     limit: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    speed_only: tuple[str, ...] = ()  # the model's hyperparameters declared speed_only
 
     @property
     def config(self) -> dict[str, Any]:
         """What a run records as its settings (and hashes into its config id): all but the
         :data:`SPEED_ONLY` ones, and the :data:`RETIRED` ones at their retired values."""
-        trainer = {k: v for k, v in self.trainer.to_dict().items() if k not in SPEED_ONLY}
+        trainer = {k: v for k, v in self.trainer.to_dict().items()
+                   if k not in SPEED_ONLY and k != "precision"}
+        trainer["bf16"] = self.trainer.effective_precision == "bfloat16"  # what it computes in
         retired = {k: r.value for k, r in RETIRED.items()}
-        return {**trainer, **retired, **self.hparams, "limit": self.limit}
+        hparams = {k: v for k, v in self.hparams.items() if k not in self.speed_only}
+        return {**trainer, **retired, **hparams, "limit": self.limit}
 
     @property
     def speed(self) -> dict[str, Any]:
-        """The :data:`SPEED_ONLY` settings, which a run records beside its config."""
-        return {k: getattr(self.trainer, k) for k in SPEED_ONLY}
+        """The :data:`SPEED_ONLY` settings and the model's ``speed_only`` hyperparameters,
+        which a run records beside its config."""
+        return {**{k: getattr(self.trainer, k) for k in SPEED_ONLY},
+                **{k: self.hparams[k] for k in self.speed_only if k in self.hparams}}
 
     @property
     def values(self) -> dict[str, Any]:
-        """Every setting: the config and the speed-only ones."""
-        return {**self.config, **self.speed}
+        """Every setting by its name: the config's (with ``precision`` as asked for, where the
+        config records ``bf16``, what it computes in here) and the speed-only ones."""
+        config = {k: v for k, v in self.config.items() if k != "bf16"}
+        return {**config, "precision": self.trainer.precision, **self.speed}
 
     @property
     def config_id(self) -> str:
@@ -278,9 +324,11 @@ class RunSettings:
         given there too), for the model's ``declared`` hyperparameters. Settings added
         since the run was made take their defaults; retired ones are ignored."""
         trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+        if "precision" not in config:  # a config records what the run computed in
+            trainer["precision"] = "bfloat16" if config.get("bf16") else "float32"
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
-                   {k: "recorded" for k in (*trainer, *hparams)})
+                   {k: "recorded" for k in (*trainer, *hparams)}, _speed_only(declared))
 
 
 @dataclass(frozen=True)
@@ -326,10 +374,21 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
             values[key] = _checked(every, key, value, layer, model)
             sources[key] = layer.source
     trainer = TrainerSettings(**{k: values[k] for k in TRAINER_HPARAMS})
-    return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources)
+    return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources,
+                       _speed_only(declared))
+
+
+def _speed_only(declared: Mapping[str, HParam]) -> tuple[str, ...]:
+    return tuple(k for k, p in declared.items() if p.speed_only)
 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:
+    if key not in every and key in RENAMED:
+        now = RENAMED[key]
+        if layer.where:
+            raise RegistryError(f"{layer.where} sets {short_repr(key)}, a setting that is now "
+                                f"{now}; write that instead")
+        raise HParamError(f"setting {short_repr(key)} is now {now}; use that instead")
     if key not in every and key in RETIRED:
         why = RETIRED[key].why
         if layer.where:

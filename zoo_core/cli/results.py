@@ -206,6 +206,9 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
         if key in RETIRED or (defaults is not None and key in defaults
                               and _same(defaults[key], value)):
             continue  # a retired setting did nothing then and cannot be given now
+        if key == "bf16":  # the precision the run computed in
+            words += ["--precision", "bfloat16" if value else "float32"]
+            continue
         text = str(value).lower() if isinstance(value, bool) else lb.format_setting(value)
         words += [RUN_OPTIONS[key], shlex.quote(text)] if key in RUN_OPTIONS else \
             ["--set", shlex.quote(f"{key}={text}")]

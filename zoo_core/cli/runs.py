@@ -112,6 +112,9 @@ def _recorded(error: BaseException) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step.")
 @click.option("--lr", type=float, help="Adam learning rate.")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "auto"]),
+              help="Numeric precision: bfloat16 (or auto) on CPUs with bfloat16 "
+                   "instructions, float32 elsewhere; recorded with the run.")
 @click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
               help="Graph seed and batch order; the same seed gives the same result.")
 @click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True,
@@ -127,8 +130,8 @@ def _recorded(error: BaseException) -> str:
                    "interrupted --all or --seeds).")
 @json_option
 @click.pass_obj
-def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, settings,
-        data_dir, limit, resume_id, skip_done, as_json):
+def run(state, model, dataset, all_models, epochs, batch_size, lr, precision, seed, seeds,
+        settings, data_dir, limit, resume_id, skip_done, as_json):
     """Train MODEL on a dataset, evaluate it once on the test split and record the run.
 
     The best epoch on the validation split is kept; its test accuracy is reported.
@@ -151,8 +154,8 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     progress = ConsoleProgress(out, as_json)
     if resume_id:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
-            model=model, all=all_models, epochs=epochs, batch_size=batch_size, lr=lr, set=settings,
-            limit=limit, skip_done=skip_done).items() if v]
+            model=model, all=all_models, epochs=epochs, batch_size=batch_size, lr=lr,
+            precision=precision, set=settings, limit=limit, skip_done=skip_done).items() if v]
         if given or seeds != 1 or seed != 0:
             raise UsageError("--resume continues a run with its own settings; drop "
                              + (", ".join(given) or "--seed/--seeds"))
@@ -166,7 +169,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     request = RunRequest(
         models=sorted(zoo.models) if all_models else [model], dataset=dataset,
         seeds=range(seed, seed + seeds), overrides={"epochs": epochs, "batch_size": batch_size,
-                                                   "lr": lr},
+                                                   "lr": lr, "precision": precision},
         text_overrides=parse_set_options(settings), limit=limit, skip_done=skip_done)
     with open_store(store_location()) as store:
         batch = plan(zoo, request, store)  # every setting and the store checked before training

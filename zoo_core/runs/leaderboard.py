@@ -20,12 +20,12 @@ from zoo_core.errors import UsageError
 from zoo_core.runs.records import RunRecord
 
 AGGREGATE_KEYS = (
-    "model", "plugin", "dataset", "config_id", "config", "n", "seeds", "test_acc_mean",
+    "model", "plugin", "dataset", "config_id", "config", "precision", "n", "seeds", "test_acc_mean",
     "test_acc_std", "best_run", "best_test_acc", "params", "train_seconds", "examples_per_sec", "flagged",
     "partial", "replaced",
 )
 RUN_KEYS = (
-    "run_id", "model", "plugin", "dataset", "config_id", "config", "seed", "test_accuracy",
+    "run_id", "model", "plugin", "dataset", "config_id", "config", "precision", "seed", "test_accuracy",
     "test_loss", "val_accuracy", "best_epoch", "epochs_run", "params", "train_seconds", "examples_per_sec",
     "started_at", "partial",
 )
@@ -37,6 +37,11 @@ PARTIAL_NOTE = ("limit=N: a quick try on the first N training examples (`zoo run
 
 
 # -- aggregation -------------------------------------------------------------------------------
+
+
+def precision(config: dict[str, Any]) -> str:
+    """The numeric precision a run computed in, as its config records it (``bf16``)."""
+    return "bfloat16" if config.get("bf16") else "float32"
 
 
 def is_partial(run: RunRecord) -> bool:
@@ -96,6 +101,7 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "dataset": best.dataset,
         "config_id": best.config_id,
         "config": best.config,
+        "precision": precision(best.config),
         "n": len(group),
         "seeds": sorted(run.seed for run in group),
         "test_acc_mean": mean,
@@ -140,8 +146,8 @@ def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False) -> list[
     completed = [run for run in runs if run.status == "completed" and finite(run)
                  and (include_partial or not is_partial(run))]
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
-    return [{**{key: getattr(run, key) for key in RUN_KEYS if key != "partial"},
-             "partial": is_partial(run)} for run in completed]
+    return [{**{key: getattr(run, key) for key in RUN_KEYS if key not in ("partial", "precision")},
+             "precision": precision(run.config), "partial": is_partial(run)} for run in completed]
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -208,10 +214,10 @@ def _csv_cell(value: Any) -> Any:
 
 def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list, list]:
     """Headers, column alignments, cells, and one footnote per flagged row."""
-    headers = ["rank", "model", "dataset", "config", "test acc", "n", "best run", "params",
-               "train time", "ex/s"]
-    aligns = ["right", "left", "left", "left", "right", "right", "left", "right", "right",
-              "right"]
+    headers = ["rank", "model", "dataset", "config", "precision", "test acc", "n", "best run",
+               "params", "train time", "ex/s"]
+    aligns = ["right", "left", "left", "left", "left", "right", "right", "left", "right",
+              "right", "right"]
     table, notes, rank = [], [], 0
     builders: dict[str, set] = {}
     for row in rows:
@@ -231,6 +237,7 @@ def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], 
             row["model"] + (f" ({row.get('plugin')})" if len(builders[row["model"]]) > 1 else ""),
             row["dataset"],
             label,
+            row["precision"],
             accuracy,
             str(row["n"]),
             row["best_run"],
@@ -243,10 +250,10 @@ def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], 
 
 def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list, list]:
     """Headers, column alignments, cells, and (no) footnotes."""
-    headers = ["run", "model", "dataset", "config", "seed", "test acc", "val acc", "epochs",
-               "params", "train time", "ex/s", "started (UTC)"]
-    aligns = ["left", "left", "left", "left", "right", "right", "right", "right", "right",
-              "right", "right", "left"]
+    headers = ["run", "model", "dataset", "config", "precision", "seed", "test acc", "val acc",
+               "epochs", "params", "train time", "ex/s", "started (UTC)"]
+    aligns = ["left", "left", "left", "left", "left", "right", "right", "right", "right",
+              "right", "right", "right", "left"]
     labels = _config_labels(rows)
     table = [
         [
@@ -254,6 +261,7 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list,
             row["model"],
             row["dataset"],
             label,
+            row["precision"],
             str(row["seed"]),
             format_accuracy(row["test_accuracy"]),
             format_accuracy(row["val_accuracy"]),
@@ -276,7 +284,7 @@ def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
     labels = []
     for row in rows:
         siblings = configs[(row["model"], row["dataset"])]
-        keys = sorted({key for config in siblings for key in config})
+        keys = sorted({key for config in siblings for key in config} - {"bf16"})  # a column
         varying = [k for k in keys if len({format_setting(c.get(k)) for c in siblings}) > 1]
         if row.get("partial") and "limit" not in varying:
             varying.insert(0, "limit")  # a quick try says so, whatever its siblings

@@ -321,25 +321,11 @@ def _augment(tf, images, settings: TrainerSettings, seed: int, step):
     return images
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16; Linux only).
-
-    Without them oneDNN would emulate bfloat16, slower than float32, so ``bf16`` then
-    trains in float32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def session_config(settings: TrainerSettings | None = None):
     """Session options from the trainer settings: threads per op, bfloat16.
 
-    ``bf16`` takes effect only where :func:`cpu_has_bf16`; elsewhere it trains in float32.
+    ``precision`` bfloat16 (or auto) takes effect only where the CPU has bfloat16
+    (:func:`zoo_core.settings.cpu_has_bf16`); elsewhere it trains in float32.
     ``threads`` 0 keeps TensorFlow's defaults (all cores per op, and as many ops at
     once), which measured as fast as any fixed choice for the zoo's models
     (docs/performance.md).
@@ -351,7 +337,7 @@ def session_config(settings: TrainerSettings | None = None):
         inter_op_parallelism_threads=settings.threads,
         allow_soft_placement=True,
     )
-    if settings.bf16 and cpu_has_bf16():
+    if settings.effective_precision == "bfloat16":
         from tensorflow.core.protobuf import rewriter_config_pb2  # TF is loaded by now
 
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
