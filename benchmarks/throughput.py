@@ -8,8 +8,8 @@ on real Fashion-MNIST images, through:
 
   zoo      zoo's own trainer (zoo_core.train.loop.train), with the plugin's builder and
            default architecture, plain Adam like the peers, and registry.toml's speed
-           settings (threads, bf16) for the model; float32 unless those say bf16
-  zoo-bf16 the same with --set bf16=true: oneDNN bfloat16 mixed precision, on CPUs
+           settings (threads, precision) for the model; float32 unless those say bfloat16
+  zoo-bf16 the same with --precision bfloat16: oneDNN bfloat16 mixed precision, on CPUs
            with AMX/AVX512-BF16 (the peers run float32; compare with care)
   tf1      a plain hand-written TF1 Session loop with feed_dict, the same builder
   keras    Keras 3 ``fit`` (a separate process without TF_USE_LEGACY_KERAS)
@@ -52,7 +52,7 @@ def _timed_rate(stamps: list[float | None], warmup: int) -> float:
 
 
 # Trainer settings that change speed, not the model or the optimizer.
-SPEED = ("threads", "bf16")
+SPEED = ("threads", "precision")
 
 
 def zoo_settings(model: str, settings=()) -> tuple:
@@ -214,7 +214,7 @@ def worker(args) -> None:
     if args.impl == "zoo":
         extra = {"settings": args.set}
     elif args.impl == "zoo-bf16":
-        extra = {"settings": [*args.set, "bf16=true"]}
+        extra = {"settings": [*args.set, "precision=bfloat16"]}
     rate = work(args.model, arrays["x"], arrays["y"], args.steps, args.warmup, **extra)
     print(json.dumps({"rate": rate, "peak_mb": peak_rss_mb()}))
 
