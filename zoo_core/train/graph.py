@@ -34,10 +34,11 @@ class BuilderError(PluginError):
 
     def __init__(self, model: ModelSpec, error: BaseException):
         if isinstance(error, SystemExit):
-            what = f"the builder called sys.exit({error.code!r})"
+            text = f"{_where(model)}: the builder called sys.exit({error.code!r}){location(error)}"
         else:
-            what = f"the builder raised {type(error).__name__}: {first_line(error)}"
-        super().__init__(f"{_where(model)}: {what}{location(error)}")
+            text = (f"{_where(model)}: the builder raised {type(error).__name__}: "
+                    f"{first_line(error)}{location(error)}")
+        super().__init__(text)
         self.error = error
 
 
