@@ -223,7 +223,8 @@ def zoo_settings(model: str, settings=(), precision: str = "float32") -> tuple:
 
     The plugin's default architecture and the trainer's defaults (Adam at 1e-3, no
     schedule, clipping or smoothing), like the peers; from registry.toml only the
-    model's speed settings (SPEED: threads, steps per call, a kernel choice), the
+    model's speed settings (SPEED: threads, steps per call; the model's speed-only
+    hyperparameters, such as a kernel choice), the
     ``precision``, and any ``--set`` on top. registry.toml's quality settings (e.g. the
     rnn's two bidirectional layers) would train another model.
 
@@ -236,8 +237,9 @@ def zoo_settings(model: str, settings=(), precision: str = "float32") -> tuple:
 
     raw = parse_set_options(settings)
     r = open_zoo().resolve(model, "fashion", raw_overrides=raw)
-    hparams = {k: r.hparams[k] if k in raw or (k in SPEED and _is_kernel_choice(k, p))
-               else p.default for k, p in r.model.hparams.items()}
+    hparams = {k: r.hparams[k] if k in raw or getattr(p, "speed_only", False)
+               or (k in SPEED and _is_kernel_choice(k, p)) else p.default
+               for k, p in r.model.hparams.items()}
     chosen = {k: getattr(r.trainer, k) for k in TRAINER_HPARAMS if k in raw or k in SPEED}
     chosen.update({k: v for k, v in (precision_settings(precision) or {}).items() if k not in raw})
     return r.model, hparams, TrainerSettings(**{**chosen, "epochs": 1, "batch_size": BATCH})
@@ -452,8 +454,8 @@ def train_torch(model, arrays, n, clock, note, threads: int = 0):
             clock.tick(BATCH)
 
 
-TRAIN = {"zoo": train_zoo, "zoo-bf16": train_zoo, "tf1": train_tf1, "keras": train_keras,
-         "torch": train_torch, "torch-1t": train_torch}
+TRAIN = {"zoo": train_zoo, "zoo-seq": train_zoo, "zoo-bf16": train_zoo, "tf1": train_tf1,
+         "keras": train_keras, "torch": train_torch, "torch-1t": train_torch}
 
 
 class NotApplicable(Exception):
@@ -806,7 +808,10 @@ def measure(args, command: str) -> dict:
 
     from zoo_core.catalogue import open_zoo
     from zoo_core.data import load
-    from zoo_core.train.graph import cpu_has_bf16
+    try:
+        from zoo_core.settings import cpu_has_bf16
+    except ImportError:  # before the precision setting
+        from zoo_core.train.graph import cpu_has_bf16
 
     impls = list(args.impls)
     skipped = {}
@@ -1102,9 +1107,9 @@ def report(result: dict) -> str:
     lines += [header, "-" * len(header)]
     for model, entries in result["models"].items():
         for impl, e in entries.items():
-            if impl.startswith("_") or "rates" not in e:
+            if impl.startswith("_") or not e.get("rate"):
                 continue
-            rate = e.get("rate") or {}
+            rate = e["rate"]
             iqr = f"{rate['q1']:,.0f}-{rate['q3']:,.0f}" if rate else "-"
             lines.append(
                 f"{model:<6}{impl:<10}{e['precision']:<10}{e.get('params', 0):>8,}"

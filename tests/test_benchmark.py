@@ -88,25 +88,33 @@ def test_the_benchmark_runs_and_writes_json(tmp_path):
 
 
 def test_speed_settings_reach_the_session():
+    from zoo_core._tf import tf as import_tf
     from zoo_core.settings import TrainerSettings
     from zoo_core.train import graph
     from zoo_core.train.graph import session_config
 
-    default = session_config(TrainerSettings(threads=0, bf16=False))
+    tf = import_tf()
+    default = session_config(TrainerSettings(threads=0, precision="float32"))
     assert default.intra_op_parallelism_threads == 0 and default.inter_op_parallelism_threads == 0
-    tuned = session_config(TrainerSettings(threads=1, bf16=True))
+    tuned = session_config(TrainerSettings(threads=1, precision="bfloat16"))
     assert tuned.intra_op_parallelism_threads == 1 and tuned.inter_op_parallelism_threads == 1
-    expected = 1 if graph.cpu_has_bf16() else 0
+    # xla was removed (it did nothing on CPU): nothing sets a JIT level
+    assert tuned.graph_options.optimizer_options.global_jit_level == tf.compat.v1.OptimizerOptions.DEFAULT
+    from zoo_core.settings import cpu_has_bf16
+
+    expected = 1 if cpu_has_bf16() else 0
     assert tuned.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == expected
 
 
 def test_bf16_falls_back_to_float32_on_cpus_without_it(monkeypatch):
+    from zoo_core import settings
     from zoo_core.settings import TrainerSettings
     from zoo_core.train import graph
 
-    monkeypatch.setattr(graph, "cpu_has_bf16", lambda: False)
-    config = graph.session_config(TrainerSettings(bf16=True))
-    assert config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 0
+    monkeypatch.setattr(settings, "cpu_has_bf16", lambda: False)
+    for precision in ("bfloat16", "auto"):
+        config = graph.session_config(TrainerSettings(precision=precision))
+        assert config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 0
 
 
 def test_zoo_trains_the_peers_architecture_not_the_tuned_defaults(throughput):

@@ -104,9 +104,8 @@ def test_ctrl_c_before_the_first_epoch_promises_no_resume(monkeypatch):
         (run,) = store.runs()
     assert run.status == "interrupted" and run.epochs_run == 0
     assert (f"interrupted: run {run.run_id} is recorded as interrupted before its first epoch "
-            "ended, so it has no checkpoint to resume; run the same command again "
-            f"(`zoo runs rm {run.run_id}` drops the record)") in r.stderr
-    assert "--resume" not in r.stderr
+            f"ended; `zoo run --resume {run.run_id}` starts it again (`zoo runs rm {run.run_id}` "
+            "drops it)") in r.stderr
     assert (run.host, run.pid) == (socket.gethostname(), os.getpid())  # the owner is recorded
 
 
@@ -236,9 +235,9 @@ def test_a_running_run_zoo_cannot_see_is_removed_only_with_force(home, owner, sh
         store.create_run(record("cnn-old", **owner))
     r = zoo("runs", "rm", "cnn-old", "--yes")
     assert (r.exit_code, r.output) == (1, (
-        f"Error: run cnn-old is recorded as running ({shown}) and zoo cannot see whether that "
-        "process still runs: if it does not, `zoo runs rm --force cnn-old` removes the run "
-        "(taking such a run over needs the heartbeat of a later zoo-core)\n"))
+        f"Error: run cnn-old is recorded as running ({shown}) by a zoo-core that kept no "
+        "heartbeat, so zoo cannot tell whether that process still runs: if it does not, "
+        "`zoo runs rm --force cnn-old` removes the run\n"))
     r = zoo("run", "--resume", "cnn-old")
     assert r.exit_code == 2 and "`zoo runs rm --force cnn-old` removes the run" in r.output
     r = zoo("runs", "rm", "cnn-old", "--force", input="y\n")
@@ -278,8 +277,9 @@ def test_resume_does_not_take_over_a_run_another_resume_took_meanwhile(home, mon
         store.finish_run("cnn-f", status="failed")
     r = zoo("run", "--resume", "cnn-f")
     assert r.exit_code == 1 and trained == []
-    assert r.output.endswith("Error: run cnn-f was resumed or changed by another process "
-                             "meanwhile: see `zoo runs`\n")
+    assert r.output.endswith(
+        "Error: run cnn-f was taken by another process meanwhile (now running, pid "
+        f"{os.getpid()} on {socket.gethostname()}): see `zoo runs`\n")
 
 
 def test_runs_tag_and_filter_by_tag(home):
@@ -335,8 +335,9 @@ def test_leaderboard_leaves_quick_tries_out_and_counts_a_seed_once(home):
     r = zoo("leaderboard")
     assert r.exit_code == 0
     row = r.output.splitlines()[2].split()
-    assert row[:4] == ["1", "cnn", "fashion", row[3]] and row[4:8] == ["93.00", "±", "2.83", "%"]
-    assert row[8:10] == ["2", "cnn-a-again"] and "cnn-quick" not in r.output
+    assert row[:5] == ["1", "cnn", "fashion", row[3], "float32"]
+    assert row[5:9] == ["93.00", "±", "2.83", "%"]
+    assert row[9:11] == ["2", "cnn-a-again"] and "cnn-quick" not in r.output
     r = zoo("leaderboard", "--include-partial")
     assert "limit=1000" in r.output and "cnn-quick" in r.output
     assert r.output.rstrip().endswith("not comparable with runs on the full training set")

@@ -308,9 +308,9 @@ def test_valid_values_round_trip_through_text(data):
     elif param.type is bool:
         value = data.draw(st.booleans())
     elif param.type is int:
-        value = data.draw(st.integers(
-            min_value=None if param.min is None else math.ceil(param.min),
-            max_value=None if param.max is None else math.floor(param.max)))
+        value = data.draw(st.integers(  # every int setting fits in 64 bits
+            min_value=-(2**63 - 1) if param.min is None else math.ceil(param.min),
+            max_value=2**63 - 1 if param.max is None else math.floor(param.max)))
     elif param.type is float:
         value = data.draw(st.floats(min_value=param.min, max_value=param.max,
                                     allow_nan=False, allow_infinity=False))

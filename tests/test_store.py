@@ -7,6 +7,7 @@ which opens every backend in BACKENDS through open_store(); the others are about
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import random
 import shutil
@@ -151,6 +152,34 @@ def test_add_epoch_replaces_a_repeated_epoch(store):
     store.add_epoch("r1", 1, val_accuracy=0.6)
     assert [e["val_accuracy"] for e in store.epochs("r1")] == [0.6]
     assert store.get("r1").epochs_run == 1
+
+
+def test_a_nan_or_infinite_epoch_metric_reads_back_as_it_was(store):
+    # SQLite would store a NaN as NULL, which reads as "not measured" (issue 19, case 8)
+    store.create_run(make_record("r1"))
+    store.add_epoch("r1", 1, train_loss=1.0, val_loss=float("nan"), val_accuracy=None,
+                    lr=float("inf"))
+    (epoch,) = store.epochs("r1")
+    assert math.isnan(epoch["val_loss"]) and epoch["lr"] == float("inf")
+    assert epoch["train_loss"] == 1.0 and epoch["val_accuracy"] is None
+
+
+def test_a_run_with_a_nan_epoch_copies_and_copies_again_as_identical(store, tmp_path):
+    from zoo_core.runs.manage import copy_runs
+
+    store.create_run(make_record("r1"))
+    store.add_epoch("r1", 1, val_loss=float("nan"), val_accuracy=0.5)
+    with SQLiteStore(tmp_path / "copy.db") as target:
+        assert copy_runs(store, target).runs == 1
+        assert math.isnan(target.epochs("r1")[0]["val_loss"])
+        assert copy_runs(store, target).already == 1  # nan == nan for the comparison
+
+
+def test_the_largest_seed_zoo_run_takes_is_stored_by_every_backend(store):
+    from zoo_core.settings import MAX_SEED
+
+    store.create_run(make_record("r1", seed=MAX_SEED))  # PostgreSQL's seed is an INTEGER
+    assert store.get("r1").seed == MAX_SEED
 
 
 def test_bad_writes_are_refused(store):
@@ -598,8 +627,9 @@ def test_a_full_disk_is_a_store_error_and_earlier_runs_are_intact(db):
     with pytest.raises(StoreError) as excinfo:
         db.create_run(make_record("too-big", config=big))
     assert str(excinfo.value) == (
-        f"results store {db.path} could not be written (database or disk is full); earlier runs "
-        "are intact: free some disk space, or set ZOO_HOME to a folder on a disk with room")
+        f"results store {db.path} could not be opened or written: No space left on device "
+        "(database or disk is full); earlier runs are intact: free some disk space, or set "
+        "ZOO_HOME to a folder on a disk with room")
     with pytest.raises(StoreError, match="database or disk is full"):
         for epoch in range(2, 200):
             db.add_epoch("before", epoch, val_accuracy=0.5 + epoch / 1000)
@@ -632,7 +662,7 @@ def test_a_failed_commit_keeps_nothing_of_the_write(db):
     db.create_run(make_record("kept"))
     real = db._connection()
     db._conn = _FailingCommit(real)
-    with pytest.raises(StoreError, match="could not be written"):
+    with pytest.raises(StoreError, match="could not be opened or written: No space left"):
         db.create_run(make_record("lost"))
     assert not real.in_transaction
     db._conn = real

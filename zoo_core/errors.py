@@ -108,12 +108,16 @@ class StoreError(ZooError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during a run; the run is recorded as interrupted."""
+    """Ctrl-C or SIGTERM during a run. The run is recorded as interrupted after ``epochs``
+    epochs, or, when ``completed``, the signal came after its result was recorded (while
+    its plots were drawn) and the run is recorded as completed."""
 
-    def __init__(self, run_id: str, epochs: int):
-        super().__init__(f"run {run_id} interrupted after {epochs} epoch(s)")
+    def __init__(self, run_id: str, epochs: int, completed: bool = False):
+        super().__init__(f"run {run_id} interrupted after {epochs} epoch(s)"
+                         + (", its result recorded" if completed else ""))
         self.run_id = run_id
         self.epochs = epochs
+        self.completed = completed
 
 
 # -- where in a plugin's code an error came from ------------------------------------------------

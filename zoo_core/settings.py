@@ -20,6 +20,7 @@ imports nothing else of the zoo's but its errors, and no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -29,6 +30,16 @@ from typing import Any, Mapping, Sequence
 from zoo_core.errors import HParamError, RegistryError, short_repr
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
+
+# The largest integer setting a run accepts: TensorFlow's int64 tensors (settings are kept
+# in the store as JSON, of any size). A value above it fails only once a run started, so it
+# is refused where it is given.
+MAX_INT = 2**63 - 1
+# The largest seed: the store's seed column is SQLite's INTEGER (64-bit) and PostgreSQL's
+# INTEGER (32-bit, signed); TensorFlow's graph seed and stateless keys are int64 and NumPy's
+# default_rng takes any size, so PostgreSQL sets the bound.
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 10_000  # seeds in one `zoo run --seeds N`
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -43,6 +54,10 @@ class HParam:
         help: one line for ``zoo list --details`` and error messages.
         min, max: inclusive bounds for numbers (None for unbounded).
         choices: the allowed values, for strings.
+        speed_only: the value changes how the model's graph computes the same function
+            (a faster kernel), not what it computes: a run records it (config.json's
+            ``speed``), but its config and config id leave it out, so runs that differ
+            only in it are one configuration on the leaderboard.
     """
 
     default: Any
@@ -51,6 +66,7 @@ class HParam:
     min: float | None = None
     max: float | None = None
     choices: tuple | None = None
+    speed_only: bool = False
 
     def __post_init__(self):
         t = self.type if self.type is not None else type(self.default)
@@ -106,6 +122,9 @@ class HParam:
                 or (self.max is not None and value > self.max)
                 or (self.choices is not None and value not in self.choices)):
             raise HParamError(f"{name} must be {self.describe()}, got {short_repr(value)}")
+        if t is int and not -MAX_INT <= value <= MAX_INT:
+            raise HParamError(f"{name} must be {self.describe()} and within ±(2**63 - 1) "
+                              f"(a 64-bit integer), got {short_repr(value)}")
         return value
 
     def parse(self, name: str, text: str) -> Any:
@@ -147,13 +166,36 @@ def _setting(default: Any, help: str, **bounds: Any) -> Any:
     return field(default=default, metadata={"hparam": HParam(default, help=help, **bounds)})
 
 
+PRECISIONS = ("float32", "bfloat16", "auto")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16; Linux only).
+
+    Without them oneDNN would emulate bfloat16, slower than float32, so a run asking for
+    bfloat16 trains in float32 there (and records float32).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @dataclass(frozen=True)
 class TrainerSettings:
     """The settings every model shares, owned by the trainer.
 
     A model may not declare these names; registry.toml and the command line may set
-    them. The last three change how fast a run trains, not what it computes (beyond
-    float rounding), and are chosen per model in registry.toml from measurements.
+    them. ``threads`` and ``precision`` change how fast a run trains, not what it computes
+    (beyond float rounding), and are chosen per model in registry.toml from
+    measurements; they are part of the config all the same (``precision`` as the one the
+    run computes in on its machine, under the key ``bf16``, as runs always recorded it). The
+    :data:`SPEED_ONLY` settings change only how the same steps are dispatched: a run
+    records them, but its config (and config id) leaves them out.
     """
 
     epochs: int = _setting(10, "passes over the training split", min=1, max=10_000)
@@ -173,13 +215,50 @@ class TrainerSettings:
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(
         0, "threads per op and ops at once (0: TensorFlow's default, all cores)", min=0, max=256)
-    xla: bool = _setting(False, "compile the training step with XLA")
-    bf16: bool = _setting(False, "mixed precision: oneDNN bfloat16 matmuls and convolutions on "
-                                 "CPUs with AVX512-BF16 or AMX (variables stay float32); float32 "
-                                 "on other CPUs")
+    precision: str = _setting(
+        "float32", "numeric precision: float32; bfloat16 (oneDNN mixed precision for matmuls and "
+                   "convolutions, variables stay float32) on CPUs with AVX512-BF16 or AMX, "
+                   "float32 on others; auto: bfloat16 where the CPU has it",
+        choices=PRECISIONS)
+
+    @property
+    def effective_precision(self) -> str:
+        """What the run computes in on this machine: "bfloat16" only where the CPU has it."""
+        return "bfloat16" if self.precision in ("bfloat16", "auto") and cpu_has_bf16() \
+            else "float32"
+    steps_per_call: int = _setting(
+        0, "optimizer steps per Session.run, the same math (0: automatic, about 50 ms per call; "
+           "1: one step per call); speed only, not part of the config id", min=0, max=1024)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Trainer settings that change how fast, never what, a run computes: recorded with the run
+# (its run folder's config.json and metrics.json) but left out of its config and config id,
+# so runs that differ only in them are the same configuration on the leaderboard.
+SPEED_ONLY = ("steps_per_call",)
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A trainer setting the zoo no longer has."""
+
+    value: Any  # the value that made it do nothing, which every config still names
+    why: str  # why it went, for the error that rejects it
+
+
+# Removed settings. Every config still names each, at the value that made it do nothing
+# (what runs recorded before it went), so config ids, registry.toml's reference results
+# and the leaderboard's groups stay the same; no layer may set it any more.
+RETIRED: dict[str, Retired] = {
+    "xla": Retired(False, "it set XLA's global JIT level, which does nothing on a CPU, where "
+                          "the zoo trains (and XLA on the whole step measured slower there)"),
+}
+
+
+# Settings given under another name now: the old name -> what to write instead.
+RENAMED = {"bf16": "precision (--precision bfloat16, or precision = \"auto\" in registry.toml)"}
 
 
 # The declarations of the trainer settings, in field order.
@@ -208,11 +287,32 @@ class RunSettings:
     hparams: Mapping[str, Any] = field(default_factory=dict)  # the model's, by name
     limit: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    speed_only: tuple[str, ...] = ()  # the model's hyperparameters declared speed_only
 
     @property
     def config(self) -> dict[str, Any]:
-        """What a run records as its settings (and hashes into its config id)."""
-        return {**self.trainer.to_dict(), **self.hparams, "limit": self.limit}
+        """What a run records as its settings (and hashes into its config id): all but the
+        :data:`SPEED_ONLY` ones, and the :data:`RETIRED` ones at their retired values."""
+        trainer = {k: v for k, v in self.trainer.to_dict().items()
+                   if k not in SPEED_ONLY and k != "precision"}
+        trainer["bf16"] = self.trainer.effective_precision == "bfloat16"  # what it computes in
+        retired = {k: r.value for k, r in RETIRED.items()}
+        hparams = {k: v for k, v in self.hparams.items() if k not in self.speed_only}
+        return {**trainer, **retired, **hparams, "limit": self.limit}
+
+    @property
+    def speed(self) -> dict[str, Any]:
+        """The :data:`SPEED_ONLY` settings and the model's ``speed_only`` hyperparameters,
+        which a run records beside its config."""
+        return {**{k: getattr(self.trainer, k) for k in SPEED_ONLY},
+                **{k: self.hparams[k] for k in self.speed_only if k in self.hparams}}
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every setting by its name: the config's (with ``precision`` as asked for, where the
+        config records ``bf16``, what it computes in here) and the speed-only ones."""
+        config = {k: v for k, v in self.config.items() if k != "bf16"}
+        return {**config, "precision": self.trainer.precision, **self.speed}
 
     @property
     def config_id(self) -> str:
@@ -220,12 +320,15 @@ class RunSettings:
 
     @classmethod
     def recorded(cls, config: Mapping[str, Any], declared: Mapping[str, HParam]) -> RunSettings:
-        """A run's settings as it recorded them (``config``), for the model's ``declared``
-        hyperparameters. Settings added since the run was made take their defaults."""
+        """A run's settings as it recorded them (``config``, and its speed-only settings if
+        given there too), for the model's ``declared`` hyperparameters. Settings added
+        since the run was made take their defaults; retired ones are ignored."""
         trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+        if "precision" not in config:  # a config records what the run computed in
+            trainer["precision"] = "bfloat16" if config.get("bf16") else "float32"
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
-                   {k: "recorded" for k in (*trainer, *hparams)})
+                   {k: "recorded" for k in (*trainer, *hparams)}, _speed_only(declared))
 
 
 @dataclass(frozen=True)
@@ -271,10 +374,27 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
             values[key] = _checked(every, key, value, layer, model)
             sources[key] = layer.source
     trainer = TrainerSettings(**{k: values[k] for k in TRAINER_HPARAMS})
-    return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources)
+    return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources,
+                       _speed_only(declared))
+
+
+def _speed_only(declared: Mapping[str, HParam]) -> tuple[str, ...]:
+    return tuple(k for k, p in declared.items() if p.speed_only)
 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:
+    if key not in every and key in RENAMED:
+        now = RENAMED[key]
+        if layer.where:
+            raise RegistryError(f"{layer.where} sets {short_repr(key)}, a setting that is now "
+                                f"{now}; write that instead")
+        raise HParamError(f"setting {short_repr(key)} is now {now}; use that instead")
+    if key not in every and key in RETIRED:
+        why = RETIRED[key].why
+        if layer.where:
+            raise RegistryError(f"{layer.where} sets {short_repr(key)}, a setting that was "
+                                f"removed: {why}; delete it there")
+        raise HParamError(f"setting {short_repr(key)} was removed: {why}; leave it out")
     if key not in every:
         if layer.where:
             raise RegistryError(f"{layer.where} sets unknown hyperparameter {short_repr(key)}; "

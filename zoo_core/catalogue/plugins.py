@@ -30,7 +30,7 @@ import pluggy
 from zoo_core.catalogue import hookspecs
 from zoo_core.catalogue.specs import NAME_RULE, DatasetSpec, ModelSpec, valid_name
 from zoo_core.errors import HParamError, PluginError, UsageError
-from zoo_core.settings import TRAINER_HPARAMS, as_hparam
+from zoo_core.settings import RETIRED, TRAINER_HPARAMS, as_hparam
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 _HPARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -404,10 +404,11 @@ def validate_model(name, build, summary, hparams, inputs=("image",)) -> ModelSpe
     for key, decl in hparams.items():
         if not isinstance(key, str) or not _HPARAM_NAME.match(key):
             raise PluginError(f"model {name!r}: hyperparameter name {key!r} is not an identifier")
-        if key in TRAINER_HPARAMS:
+        if key in TRAINER_HPARAMS or key in RETIRED:
             raise PluginError(
                 f"model {name!r}: hyperparameter {key!r} is a trainer setting shared by every "
-                "model; pick another name"
+                "model" + (" (removed, but still named in every config)" if key in RETIRED
+                           else "") + "; pick another name"
             )
         try:
             declared[key] = as_hparam(key, decl)

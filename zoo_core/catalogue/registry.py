@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 import urllib.parse
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ _FILE_NAME = re.compile(r"[^/\\\0]+\Z")
 _URL_SCHEMES = ("http", "https", "file")
 # What to check when the registry file cannot be read.
 _WHICH_FILE = f"check {setting('registry')} / ZOO_REGISTRY"
+MAX_REGISTRY_BYTES = 4 << 20  # the packaged registry is about 10 KiB
 
 
 def default_registry_path() -> Path:
@@ -125,8 +127,20 @@ def read_catalogue(path: Path | None = None) -> Catalogue:
 
 
 def _read_text(path: Path) -> str:
+    """The registry's text: a regular file of at most MAX_REGISTRY_BYTES (not a device such
+    as /dev/zero, which never ends, nor a named pipe, which may never be written)."""
     try:
-        return path.read_text(encoding="utf-8")
+        info = path.stat()  # never blocks, unlike opening a named pipe
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):  # a folder: below
+            raise RegistryError(f"registry file {path} is {_kind(info.st_mode)}, not a regular "
+                                f"file: give a registry.toml file ({_WHICH_FILE})")
+        with path.open("rb") as f:
+            data = f.read(MAX_REGISTRY_BYTES + 1)
+        if len(data) > MAX_REGISTRY_BYTES:
+            raise RegistryError(f"registry file {path} is larger than {MAX_REGISTRY_BYTES >> 20} "
+                                f"MiB, the most a registry may be: is it the right file? "
+                                f"({_WHICH_FILE})")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise RegistryError(f"registry file {path} does not exist: {_WHICH_FILE}") from None
     except UnicodeDecodeError:
@@ -135,6 +149,16 @@ def _read_text(path: Path) -> str:
     except OSError as e:
         raise RegistryError(f"registry file {path} cannot be read ({e.strerror or e}): "
                             f"{_WHICH_FILE}") from None
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, for a message."""
+    for test, kind in ((stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def _table(path, entry, value) -> dict:

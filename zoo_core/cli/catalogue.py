@@ -9,7 +9,7 @@ import click
 
 from zoo_core.cli.completion import complete_datasets, complete_models
 from zoo_core.cli.common import echo_json, json_option, message, table
-from zoo_core.errors import ZooError
+from zoo_core.errors import DataError, ZooError, setting
 
 
 @click.command("list")
@@ -61,7 +61,7 @@ def _settings_json(zoo, row, dataset: str) -> dict:
         resolved = zoo.resolve(row.name, dataset)
     except ZooError as e:
         return {"settings": {"dataset": dataset, "error": message(e)}}
-    return {"settings": {"dataset": dataset, "values": resolved.settings.config,
+    return {"settings": {"dataset": dataset, "values": resolved.settings.values,
                          "sources": dict(resolved.sources)}}
 
 
@@ -72,7 +72,7 @@ def _print_settings(zoo, name: str, dataset: str) -> None:
     except ZooError as e:
         click.echo(f"\n{name} settings on {dataset}: {message(e)}")
         return
-    values = resolved.settings.config
+    values = resolved.settings.values
     click.echo(f"\n{name} settings on {dataset} (before command-line options):")
     click.echo(table([[k, values[k], resolved.sources[k]] for k in resolved.sources],
                      ["setting", "value", "from"]))
@@ -169,12 +169,17 @@ def list_datasets(state, data_dir, as_json):
                     "problems": [message(f.message) for f in files if not f.ok]})
     if as_json:
         echo_json(out)
-        return
-    click.echo(table([[d["name"], d["classes"], d["location"], d["verified"], d["summary"]]
-                      for d in out], ["dataset", "classes", "location", "verified", "summary"]))
-    for d in out:
-        for problem in d["problems"]:
-            click.echo(f"{d['name']}: {problem}")
+    else:
+        click.echo(table([[d["name"], d["classes"], d["location"], d["verified"], d["summary"]]
+                          for d in out], ["dataset", "classes", "location", "verified", "summary"]))
+        for d in out:
+            for problem in d["problems"]:
+                click.echo(f"{d['name']}: {problem}")
+    failed = [d["name"] for d in out if d["problems"]]
+    if failed:  # exit 1, as zoo run on these files would (a data file is wrong)
+        raise DataError(f"{', '.join(failed)}: files found but not usable (listed "
+                        f"{'in problems' if as_json else 'above'}); replace or delete the files "
+                        f"named, or point {setting('data_dir')} at good copies")
 
 
 COMMANDS = [list_models, list_plugins, list_datasets]

@@ -17,7 +17,7 @@ import click
 from zoo_core import scaffold
 from zoo_core.cli.common import echo_json, json_option, message, parse_set_options, table
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.settings import model_values
+from zoo_core.settings import MAX_SEED, model_values
 
 
 class _CheckCommand(click.Command):
@@ -51,7 +51,7 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
 @click.option("--shape", "shapes", multiple=True, metavar="HxWxC",
               help="An image shape the model accepts (repeatable); default 28x28x1, 20x12x1 "
                    "and 32x32x3.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
               help="The graph seed to build with.")
 @json_option
 @click.pass_obj

@@ -6,6 +6,7 @@ a run's graph from its checkpoint.
 
 from __future__ import annotations
 
+import math
 import shlex
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from zoo_core.runs import leaderboard as lb
 from zoo_core.runs.manage import shown_status
 from zoo_core.runs.records import run_files
 from zoo_core.runs.store import open_store
-from zoo_core.settings import RunSettings
+from zoo_core.settings import RETIRED, RunSettings
 
 _LEADERBOARD_FORMATS = "any tabulate format (simple, github, grid, ...), csv or json"
 EMPTY_LEADERBOARD = "no completed runs yet: try `zoo run cnn --dataset fashion`"
@@ -35,12 +36,15 @@ def show(run_id, as_json):
     with open_store(store_location()) as store:
         r = store.get(run_id)
         epochs = store.epochs(r.run_id)
+    from zoo_core.runs import plots  # numpy and matplotlib: only here
+
+    plots.draw_missing(r, epochs)  # a signal may have cut in while they were drawn
     files = run_files(r)
     if as_json:
         echo_json({**r.to_dict(), "shown_status": shown_status(r), "epochs": epochs,
                    "files": {k: str(v) for k, v in files.items()}})
         return
-    pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    pct = lambda v: _number(v, "{:.2f}%", 100)  # noqa: E731
     rows = [
         ["status", shown_status(r) + (f" ({r.error})" if r.error else "")],
         ["model", f"{r.model} ({r.plugin} {r.plugin_version})"],
@@ -50,7 +54,8 @@ def show(run_id, as_json):
         ["settings", ", ".join(f"{k}={v}" for k, v in sorted(r.config.items()))],
         ["epochs", f"{r.epochs_run} run, best {r.best_epoch or '-'}"],
         ["validation accuracy", pct(r.val_accuracy)],
-        ["test accuracy", pct(r.test_accuracy) + ("" if r.test_loss is None else f" (loss {r.test_loss:.4f})")],
+        ["test accuracy", pct(r.test_accuracy) + ("" if r.test_loss is None else
+                                                  f" (loss {_number(r.test_loss, '{:.4f}')})")],
         ["parameters", "-" if r.params is None else f"{r.params:,}"],
         ["training time", "-" if r.train_seconds is None else f"{r.train_seconds:.1f}s "
                           f"({r.examples_per_sec:,.0f} examples/s)"],
@@ -63,14 +68,24 @@ def show(run_id, as_json):
     click.echo(table(rows, [], "plain"))
     if epochs:
         click.echo("")
-        click.echo(table([[e["epoch"], f"{e['train_loss']:.4f}", pct(e["train_accuracy"]),
-                           f"{e['val_loss']:.4f}", pct(e["val_accuracy"]), f"{e['seconds']:.1f}s"]
+        click.echo(table([[e["epoch"], _number(e["train_loss"], "{:.4f}"), pct(e["train_accuracy"]),
+                           _number(e["val_loss"], "{:.4f}"), pct(e["val_accuracy"]),
+                           _number(e["seconds"], "{:.1f}s")]
                           for e in epochs],
                          ["epoch", "train loss", "train acc", "val loss", "val acc", "time"]))
     if files:
         click.echo("\nfiles:")
         for name, path in files.items():
             click.echo(f"  {name:<16} {path}")
+
+
+def _number(value: float | None, fmt: str, scale: float = 1) -> str:
+    """A recorded figure: ``-`` when none was recorded, ``nan`` or ``inf`` as they are."""
+    if value is None:
+        return "-"
+    if not math.isfinite(value):
+        return str(value)
+    return fmt.format(scale * value)
 
 
 @click.command("evaluate")
@@ -172,7 +187,8 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
     """The ``zoo run`` command that trains ``config`` again with these seeds.
 
     Args:
-        config: a run's recorded settings (hyperparameters, trainer settings and limit).
+        config: a run's recorded settings (hyperparameters, trainer settings and limit);
+            retired settings (``settings.RETIRED``) are left out.
         seeds: the seeds to run, e.g. ``[0, 1, 2]``.
         defaults: the settings ``zoo run MODEL`` would use today; only the settings that
             differ from them are spelled out. None (the model is not installed) spells out all.
@@ -187,7 +203,11 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
             if value is not None:
                 words += ["--limit", str(value)]
             continue
-        if defaults is not None and key in defaults and _same(defaults[key], value):
+        if key in RETIRED or (defaults is not None and key in defaults
+                              and _same(defaults[key], value)):
+            continue  # a retired setting did nothing then and cannot be given now
+        if key == "bf16":  # the precision the run computed in
+            words += ["--precision", "bfloat16" if value else "float32"]
             continue
         text = str(value).lower() if isinstance(value, bool) else lb.format_setting(value)
         words += [RUN_OPTIONS[key], shlex.quote(text)] if key in RUN_OPTIONS else \

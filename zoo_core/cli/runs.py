@@ -19,6 +19,7 @@ from zoo_core.cli.completion import complete_datasets, complete_models, complete
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.runs.store import open_store
+from zoo_core.settings import MAX_SEED, MAX_SEEDS
 
 
 class ConsoleProgress:
@@ -67,10 +68,14 @@ class ConsoleProgress:
         return f"loss {self.loss / self.seen:.4f}  acc {100 * self.acc / self.seen:5.2f}%"
 
     def step(self, loss, accuracy):
-        self.seen += 1
-        self.loss += loss
-        self.acc += accuracy
-        self.bar.update(1)
+        self.steps(1, loss, accuracy)
+
+    def steps(self, count, loss, accuracy):
+        """``count`` steps ran in one call, with these mean loss and accuracy."""
+        self.seen += count
+        self.loss += loss * count
+        self.acc += accuracy * count
+        self.bar.update(count)
 
     def epoch_end(self, r):
         self.close()
@@ -107,9 +112,12 @@ def _recorded(error: BaseException) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step.")
 @click.option("--lr", type=float, help="Adam learning rate.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "auto"]),
+              help="Numeric precision: bfloat16 (or auto) on CPUs with bfloat16 "
+                   "instructions, float32 elsewhere; recorded with the run.")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
               help="Graph seed and batch order; the same seed gives the same result.")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True,
               help="Repeat with seeds SEED, SEED+1, ... (for mean and spread on the leaderboard).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Set any declared hyperparameter (repeatable); see `zoo list MODEL --details`.")
@@ -122,8 +130,8 @@ def _recorded(error: BaseException) -> str:
                    "interrupted --all or --seeds).")
 @json_option
 @click.pass_obj
-def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, settings,
-        data_dir, limit, resume_id, skip_done, as_json):
+def run(state, model, dataset, all_models, epochs, batch_size, lr, precision, seed, seeds,
+        settings, data_dir, limit, resume_id, skip_done, as_json):
     """Train MODEL on a dataset, evaluate it once on the test split and record the run.
 
     The best epoch on the validation split is kept; its test accuracy is reported.
@@ -146,12 +154,12 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     progress = ConsoleProgress(out, as_json)
     if resume_id:
         given = [f"--{k.replace('_', '-')}" for k, v in dict(
-            model=model, all=all_models, epochs=epochs, batch_size=batch_size, lr=lr, set=settings,
-            limit=limit, skip_done=skip_done).items() if v]
+            model=model, all=all_models, epochs=epochs, batch_size=batch_size, lr=lr,
+            precision=precision, set=settings, limit=limit, skip_done=skip_done).items() if v]
         if given or seeds != 1 or seed != 0:
             raise UsageError("--resume continues a run with its own settings; drop "
                              + (", ".join(given) or "--seed/--seeds"))
-        with open_store(store_location()) as store, _interruptible(progress):
+        with open_store(store_location()) as store, _interruptible(progress, resume_id):
             record = execute.resume(zoo, resume_id, store, data_dir=data_dir, progress=progress,
                                     download=DownloadProgressBar())
         echo_json(record.to_dict()) if as_json else _print_result(record)
@@ -161,7 +169,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
     request = RunRequest(
         models=sorted(zoo.models) if all_models else [model], dataset=dataset,
         seeds=range(seed, seed + seeds), overrides={"epochs": epochs, "batch_size": batch_size,
-                                                   "lr": lr},
+                                                   "lr": lr, "precision": precision},
         text_overrides=parse_set_options(settings), limit=limit, skip_done=skip_done)
     with open_store(store_location()) as store:
         batch = plan(zoo, request, store)  # every setting and the store checked before training
@@ -178,26 +186,38 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, seed, seeds, 
 
 
 @contextlib.contextmanager
-def _interruptible(progress: ConsoleProgress):
-    """Ctrl-C (or SIGTERM) during a run: say what was recorded and exit 130."""
+def _interruptible(progress: ConsoleProgress, resume_id: str | None = None):
+    """Ctrl-C or SIGTERM during a run (SIGTERM acts as Ctrl-C for the whole command): say
+    what was recorded and exit 130."""
+    from zoo_core.runs import signals
+
     try:
-        yield
+        with signals.interrupts():
+            yield
     except KeyboardInterrupt as e:
         progress.close()
-        if isinstance(e, RunInterrupted) and not e.epochs:
-            click.echo(f"\ninterrupted: run {e.run_id} is recorded as interrupted before its "
-                       "first epoch ended, so it has no checkpoint to resume; run the same "
-                       f"command again (`zoo runs rm {e.run_id}` drops the record)", err=True)
-        elif isinstance(e, RunInterrupted):
-            click.echo(f"\ninterrupted: run {e.run_id} is recorded as interrupted after "
-                       f"{e.epochs} epoch(s), its checkpoints kept; continue it with "
-                       f"`zoo run --resume {e.run_id}`", err=True)
-        else:
-            click.echo("\ninterrupted before training started; nothing recorded", err=True)
+        click.echo("\n" + _interruption(e, resume_id), err=True)
         sys.exit(130)
     except Exception:
         progress.close()
         raise
+
+
+def _interruption(e: KeyboardInterrupt, resume_id: str | None) -> str:
+    """What an interruption left recorded, in words."""
+    if isinstance(e, RunInterrupted) and e.completed:
+        return (f"interrupted: run {e.run_id} had finished and is recorded as completed; its "
+                f"plots may be missing (`zoo show {e.run_id}` draws them)")
+    if isinstance(e, RunInterrupted) and not e.epochs:
+        return (f"interrupted: run {e.run_id} is recorded as interrupted before its first "
+                f"epoch ended; `zoo run --resume {e.run_id}` starts it again (`zoo runs rm "
+                f"{e.run_id}` drops it)")
+    if isinstance(e, RunInterrupted):
+        return (f"interrupted: run {e.run_id} is recorded as interrupted after {e.epochs} "
+                f"epoch(s), its checkpoints kept; continue it with `zoo run --resume {e.run_id}`")
+    if resume_id:
+        return f"interrupted before run {resume_id} resumed training; its record is unchanged"
+    return "interrupted before training started; nothing recorded"
 
 
 def _print_result(r) -> None:

@@ -135,11 +135,16 @@ def _check_checksum(spec: DatasetSpec, role: str, name: str, raw: bytes, data: b
 
 def _check_contents(spec: DatasetSpec, role: str, name: str, arr: np.ndarray, fix: str) -> None:
     """Images of the dataset's height and width; one-dimensional labels within its classes."""
-    h, w, _ = spec.image_shape
+    h, w, c = spec.image_shape
     which = f"is it the {spec.files[role]['file']} of {spec.name}? {fix}"
     if role.endswith("images"):
         if arr.ndim != 3 or arr.shape[1:] != (h, w):
             raise DataError(f"{name}: images of shape {arr.shape[1:]}, expected ({h}, {w}); {which}")
+        if c != 1:  # an IDX file's images are [N, height, width]: one channel
+            raise DataError(
+                f"{name}: the images are [{h}, {w}, 1] (one channel), but the registry's "
+                f"[datasets.{spec.name}] declares image_shape = [{h}, {w}, {c}]: set it to "
+                f"[{h}, {w}, 1] (check {setting('registry')} / ZOO_REGISTRY)")
         return
     if arr.ndim != 1:
         raise DataError(f"{name}: labels must be one-dimensional, got shape {arr.shape}; {which}")

@@ -8,10 +8,10 @@ in this process, one run after another; :func:`resume` continues an interrupted 
 
 from __future__ import annotations
 
-import contextlib
+import json
 import platform
 import secrets
-import signal
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,9 +23,9 @@ from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
-from zoo_core.errors import (DataError, RunInterrupted, StoreError, UsageError, ZooError,
-                             first_line, location, render, setting)
-from zoo_core.runs import manage, plots
+from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, UsageError,
+                             ZooError, first_line, location, render, setting)
+from zoo_core.runs import manage, plots, signals
 from zoo_core.runs.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
 from zoo_core.runs.records import RunRecord, utc_now
@@ -136,15 +136,21 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
         data_checksums=loaded.checksums, split_sizes=loaded.split_sizes, run_dir=str(run_dir),
         **manage.owner(),
     )
-    checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
-        "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
-        "seed": run.seed, "config": run.settings.config, "sources": dict(run.settings.sources),
-        "data": {"source": render(loaded.source), "checksums": loaded.checksums,
-                 "splits": loaded.split_sizes},
-        "versions": {"zoo-core": __version__, run.model.plugin: run.model.plugin_version,
-                     "tensorflow": tf.__version__, "python": platform.python_version()},
-    })
-    store.create_run(record)
+    try:
+        checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
+            "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
+            "seed": run.seed, "config": run.settings.config, "speed": run.settings.speed,
+            "sources": dict(run.settings.sources),
+            "data": {"source": render(loaded.source), "checksums": loaded.checksums,
+                     "splits": loaded.split_sizes},
+            "versions": {"zoo-core": __version__, run.model.plugin: run.model.plugin_version,
+                         "tensorflow": tf.__version__, "python": platform.python_version()},
+        })
+        with signals.held():  # the row is written whole, or not at all
+            store.create_run(record)
+    except BaseException:  # not recorded: leave no folder behind
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return _train_and_record(zoo, store, record, run.model, run.settings, loaded, progress,
                              resume=False)
 
@@ -176,10 +182,12 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise UsageError(f"{manage.unseen_owner_hint(record)}; only interrupted or failed runs "
                          "can be resumed")
     if record.status not in ("interrupted", "failed"):
-        raise UsageError(f"run {record.run_id} is {record.status}; only interrupted or failed "
-                         "runs can be resumed")
+        held = f" ({manage.owner_text(record)})" if record.status == "running" else ""
+        raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
+                         "failed runs can be resumed")
     spec = zoo.model(record.model)
-    settings = RunSettings.recorded(record.config, spec.hparams)
+    speed = _recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
+    settings = RunSettings.recorded({**record.config, **speed}, spec.hparams)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     if loaded.checksums != record.data_checksums:
         raise DataError(f"the {record.dataset} files found now ({loaded.source}) differ from the "
@@ -188,97 +196,163 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     saved = (checkpoints.read_index(Path(record.run_dir)) or {}).get("state", {})
     for epoch in saved.get("epochs", []):  # an epoch saved but not yet stored when interrupted
         store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
-    if not store.mark_running(record.run_id, **manage.owner(), expect=manage.expected(record)):
-        raise ZooError(f"run {record.run_id} was resumed or changed by another process "
-                       "meanwhile: see `zoo runs`")
+    if not store.mark_running(record.run_id, expect=manage.expected(record), **manage.owner()):
+        now = store.get(record.run_id)
+        raise ZooError(f"run {record.run_id} was taken by another process meanwhile (now "
+                       f"{manage.shown_status(now)}, {manage.owner_text(now)}): see `zoo runs`")
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C while training, so the run is recorded as interrupted."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+def _recorded_json(path: Path) -> dict:
+    """A JSON file the run wrote, or {} when it is missing or unreadable."""
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
                       settings: RunSettings, loaded: Data, progress, resume: bool) -> RunRecord:
+    """Train, then record the result before anything optional (plots), so that a signal or
+    a fault at any point leaves a true record: completed with its metrics, or interrupted
+    or failed with the reason (docs/reliability.md)."""
     run_id, run_dir = record.run_id, Path(record.run_dir)
-    recorder = _Recorder(store, run_id, progress, EventWriter(run_dir),
-                         done=store.get(run_id).epochs_run if resume else 0)
+    now = store.get(run_id)
+    recorder = _Recorder(store, now, progress, EventWriter(run_dir),
+                         done=now.epochs_run if resume else 0)
+    recorded = False
     try:
-        with sigterm_as_interrupt():
+        with signals.interrupts():
             result = loop.train(model, settings.hparams, settings.trainer, loaded, record.seed,
                                 run_dir, recorder, resume=resume)
+            with signals.held():  # a signal now waits until the result is recorded whole
+                _record_result(store, record, result, loaded)
+                recorded = True
     except KeyboardInterrupt:
-        store.finish_run(run_id, status="interrupted", finished_at=utc_now(),
-                         error=f"interrupted after {recorder.epochs} epoch(s)", **recorder.best())
+        if not recorded:
+            with signals.held():
+                store.finish_run(run_id, status="interrupted", finished_at=utc_now(),
+                                 error=f"interrupted after {recorder.epochs} epoch(s)",
+                                 **recorder.best())
         _finished(zoo, store, run_id)
-        raise RunInterrupted(run_id, recorder.epochs) from None
-    except Exception as e:  # recorded as failed, then passed on
-        describe = getattr(progress, "describe", describe_failure)  # the front end's words
-        store.finish_run(run_id, status="failed", finished_at=utc_now(), error=describe(e))
-        _finished(zoo, store, run_id)
+        raise RunInterrupted(run_id, recorder.epochs, completed=recorded) from None
+    except RunTakenOver:  # the run is another process's now: nothing of it is ours to record
         raise
+    except (Exception, SystemExit) as e:  # recorded as failed, then passed on
+        error = e
+        if isinstance(e, SystemExit):  # plugin code called sys.exit(): the plugin's failure
+            error = PluginError(f"model {model.name!r} ({model.plugin}) called "
+                                f"sys.exit({e.code!r}) during the run{location(e)}")
+        describe = getattr(progress, "describe", describe_failure)  # the front end's words
+        with signals.held():
+            store.finish_run(run_id, status="failed", finished_at=utc_now(),
+                             error=describe(error))
+        _finished(zoo, store, run_id)
+        if error is e:
+            raise
+        raise error from None
     finally:
         recorder.events.close()
-    _write_outputs(store, record, result, loaded)
-    store.finish_run(
-        run_id, status="completed", finished_at=utc_now(), params=result.params,
-        best_epoch=result.best_epoch, train_seconds=result.train_seconds,
-        examples_per_sec=result.examples_per_sec, val_accuracy=result.val_accuracy,
-        test_loss=result.test.loss, test_accuracy=result.test.accuracy, error=None,
-    )
-    return _finished(zoo, store, run_id)
+    done = _finished(zoo, store, run_id)
+    try:
+        with signals.interrupts():
+            _draw_plots(record, result, loaded)
+    except KeyboardInterrupt:
+        raise RunInterrupted(run_id, recorder.epochs, completed=True) from None
+    return done
 
 
-def _write_outputs(store: Store, record: RunRecord, result: loop.TrainResult, loaded: Data):
-    """The run's metrics.json, learning curves and confusion matrix; a failure fails the run."""
+def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, loaded: Data):
+    """The run's metrics.json, then its row completed with the result; a metrics.json that
+    cannot be written fails the run (the message keeps the test accuracy)."""
     run_dir = Path(record.run_dir)
     try:
         checkpoints.write_json_atomic(run_dir / RunFiles.METRICS, {
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
             "test": result.test.to_dict(loaded.classes),
+            # how the steps were dispatched (speed only; config.json has what was asked for)
+            "speed": {"steps_per_call": result.steps_per_call,
+                      **({"steps_note": result.steps_note} if result.steps_note else {})},
         })
-        title = f"{record.model} on {record.dataset}, seed {record.seed}"
-        plots.learning_curves(result.epochs, run_dir / RunFiles.CURVES, title=title)
-        plots.confusion_matrix(result.test.confusion, loaded.classes, run_dir / RunFiles.CONFUSION,
-                               title=f"{title}: test split")
     except OSError as e:
         message = (f"cannot write the run's files in {run_dir} ({paths.why_not(e, run_dir)}); "
                    f"test accuracy was {100 * result.test.accuracy:.2f}%; {paths.remedy(e)}")
         store.finish_run(record.run_id, status="failed", finished_at=utc_now(), error=message)
         raise StoreError(message) from None
+    store.finish_run(
+        record.run_id, status="completed", finished_at=utc_now(), params=result.params,
+        best_epoch=result.best_epoch, train_seconds=result.train_seconds,
+        examples_per_sec=result.examples_per_sec, val_accuracy=result.val_accuracy,
+        test_loss=result.test.loss, test_accuracy=result.test.accuracy, error=None,
+    )
+
+
+def _draw_plots(record: RunRecord, result: loop.TrainResult, loaded: Data) -> None:
+    """The learning curves and the confusion matrix: optional, drawn after the run is
+    recorded (``zoo show`` draws them when they are missing)."""
+    plots.run_plots(Path(record.run_dir), f"{record.model} on {record.dataset}, seed {record.seed}",
+                    result.epochs, result.test.confusion, loaded.classes)
+
+
+class RunTakenOver(ZooError):
+    """Another process took the run over (its owner had looked dead) or removed it."""
 
 
 class _Recorder(loop.Progress):
-    """Passes progress through and stores each epoch as it ends (and writes it for
-    TensorBoard)."""
+    """Passes progress through, renews the run's heartbeat, and stores each epoch as it ends
+    (and writes it for TensorBoard), as long as the run is still this process's."""
 
-    def __init__(self, store: Store, run_id: str, progress: loop.Progress | None,
+    def __init__(self, store: Store, record: RunRecord, progress: loop.Progress | None,
                  events: EventWriter, done: int = 0):
-        self.store, self.run_id, self.events = store, run_id, events
+        self.store, self.run_id, self.events = store, record.run_id, events
+        self.owner = manage.expected(record)
         self.progress = progress or loop.Progress()
         self.epochs = done  # epochs finished, counting those before a resume
         self.best_record: dict | None = None
+        self.last_beat = time.monotonic()
+
+    def beat(self) -> None:
+        """Renew the run's heartbeat (at most every HEARTBEAT_SECONDS): it is making progress.
+        A store that cannot take it now gets it at the next beat (epochs are written the
+        same way, and fail the run loudly)."""
+        now = time.monotonic()
+        if now - self.last_beat >= manage.HEARTBEAT_SECONDS:
+            self.last_beat = now
+            try:
+                self.store.update_run(self.run_id, heartbeat_at=utc_now())
+            except (StoreError, UsageError):  # busy, full, or removed: still_ours() tells
+                pass
+
+    def still_ours(self) -> None:
+        """Raise RunTakenOver when the run is no longer this process's: another process
+        resumed it (this one had looked dead: stopped, or on a machine whose heartbeat
+        did not come through) or it was removed."""
+        try:
+            now = self.store.get(self.run_id)
+        except UsageError:  # removed (`zoo runs rm --force`)
+            now = None
+        if now is None or manage.expected(now) != self.owner:
+            whom = "removed" if now is None else f"taken over ({manage.owner_text(now)})"
+            raise RunTakenOver(f"run {self.run_id} was {whom} while this process trained it: "
+                               "this process stops and leaves the run as it is")
 
     def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self.beat()
         self.progress.epoch_start(epoch, epochs, steps)
 
     def step(self, loss: float, accuracy: float) -> None:
+        self.beat()
         self.progress.step(loss, accuracy)
 
+    def steps(self, count: int, loss: float, accuracy: float) -> None:
+        self.beat()
+        loop.report_steps(self.progress, count, loss, accuracy)
+
     def epoch_end(self, record: dict) -> None:
+        self.still_ours()
+        self.beat()
         self.epochs = record["epoch"]
         if record.get("best"):
             self.best_record = record
@@ -301,7 +375,7 @@ def _finished(zoo: Zoo, store: Store, run_id: str) -> RunRecord:
         for impl in manager.hook.zoo_run_finished.get_hookimpls():
             try:
                 impl.function(**{name: record for name in impl.argnames})  # `run`, or none
-            except Exception as e:  # noqa: BLE001 - a reporter must not lose the run
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - a reporter must not lose the run
                 warnings.warn(f"plugin {impl.plugin_name}'s zoo_run_finished hook failed: "
                               f"{type(e).__name__}: {first_line(e)}{location(e)}; the run is "
                               "recorded all the same", stacklevel=1)

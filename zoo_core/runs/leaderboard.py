@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 import textwrap
 from typing import Any, Iterable
@@ -19,12 +20,12 @@ from zoo_core.errors import UsageError
 from zoo_core.runs.records import RunRecord
 
 AGGREGATE_KEYS = (
-    "model", "plugin", "dataset", "config_id", "config", "n", "seeds", "test_acc_mean",
+    "model", "plugin", "dataset", "config_id", "config", "precision", "n", "seeds", "test_acc_mean",
     "test_acc_std", "best_run", "best_test_acc", "params", "train_seconds", "examples_per_sec", "flagged",
     "partial", "replaced",
 )
 RUN_KEYS = (
-    "run_id", "model", "plugin", "dataset", "config_id", "config", "seed", "test_accuracy",
+    "run_id", "model", "plugin", "dataset", "config_id", "config", "precision", "seed", "test_accuracy",
     "test_loss", "val_accuracy", "best_epoch", "epochs_run", "params", "train_seconds", "examples_per_sec",
     "started_at", "partial",
 )
@@ -38,14 +39,27 @@ PARTIAL_NOTE = ("limit=N: a quick try on the first N training examples (`zoo run
 # -- aggregation -------------------------------------------------------------------------------
 
 
+def precision(config: dict[str, Any]) -> str:
+    """The numeric precision a run computed in, as its config records it (``bf16``)."""
+    return "bfloat16" if config.get("bf16") else "float32"
+
+
 def is_partial(run: RunRecord) -> bool:
     """A run trained on a subset of the training split (``--limit``): a quick try."""
     return run.config.get("limit") is not None
 
 
+def finite(run: RunRecord) -> bool:
+    """No non-finite test accuracy, test loss or validation accuracy: zoo-core fails a run
+    whose model outputs NaN when evaluated, but a store written by an older one may hold it
+    as completed, and the leaderboard never ranks it."""
+    return all(value is None or math.isfinite(value)
+               for value in (run.test_accuracy, run.test_loss, run.val_accuracy))
+
+
 def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
-    """One row per (model, plugin, dataset, config_id) over the completed runs with a test
-    accuracy.
+    """One row per (model, plugin, dataset, config_id) over the completed runs with a
+    (:func:`finite`) test accuracy.
 
     Each seed counts once per row: when the same settings ran with the same seed more than
     once, the latest run (by ``started_at``) is the one averaged, and ``replaced`` counts the
@@ -60,7 +74,7 @@ def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[
     """
     groups: dict[tuple[str, str, str, str], dict[int, list[RunRecord]]] = {}
     for run in sorted(runs, key=lambda run: run.started_at):  # stable: ties keep their order
-        if run.status == "completed" and run.test_accuracy is not None and (
+        if run.status == "completed" and run.test_accuracy is not None and finite(run) and (
                 include_partial or not is_partial(run)):
             # the plugin too: a model name built by another plugin is another model
             seeds = groups.setdefault((run.model, run.plugin, run.dataset, run.config_id), {})
@@ -87,6 +101,7 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "dataset": best.dataset,
         "config_id": best.config_id,
         "config": best.config,
+        "precision": precision(best.config),
         "n": len(group),
         "seeds": sorted(run.seed for run in group),
         "test_acc_mean": mean,
@@ -128,11 +143,11 @@ def _rank_key(row: dict[str, Any]) -> tuple:
 def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
     """One row per completed run (keys of RUN_KEYS), best test accuracy first; runs on a
     subset of the training split only with ``include_partial``."""
-    completed = [run for run in runs if run.status == "completed"
+    completed = [run for run in runs if run.status == "completed" and finite(run)
                  and (include_partial or not is_partial(run))]
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
-    return [{**{key: getattr(run, key) for key in RUN_KEYS if key != "partial"},
-             "partial": is_partial(run)} for run in completed]
+    return [{**{key: getattr(run, key) for key in RUN_KEYS if key not in ("partial", "precision")},
+             "precision": precision(run.config), "partial": is_partial(run)} for run in completed]
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -199,10 +214,10 @@ def _csv_cell(value: Any) -> Any:
 
 def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list, list]:
     """Headers, column alignments, cells, and one footnote per flagged row."""
-    headers = ["rank", "model", "dataset", "config", "test acc", "n", "best run", "params",
-               "train time", "ex/s"]
-    aligns = ["right", "left", "left", "left", "right", "right", "left", "right", "right",
-              "right"]
+    headers = ["rank", "model", "dataset", "config", "precision", "test acc", "n", "best run",
+               "params", "train time", "ex/s"]
+    aligns = ["right", "left", "left", "left", "left", "right", "right", "left", "right",
+              "right", "right"]
     table, notes, rank = [], [], 0
     builders: dict[str, set] = {}
     for row in rows:
@@ -222,6 +237,7 @@ def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], 
             row["model"] + (f" ({row.get('plugin')})" if len(builders[row["model"]]) > 1 else ""),
             row["dataset"],
             label,
+            row["precision"],
             accuracy,
             str(row["n"]),
             row["best_run"],
@@ -234,10 +250,10 @@ def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], 
 
 def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list, list]:
     """Headers, column alignments, cells, and (no) footnotes."""
-    headers = ["run", "model", "dataset", "config", "seed", "test acc", "val acc", "epochs",
-               "params", "train time", "ex/s", "started (UTC)"]
-    aligns = ["left", "left", "left", "left", "right", "right", "right", "right", "right",
-              "right", "right", "left"]
+    headers = ["run", "model", "dataset", "config", "precision", "seed", "test acc", "val acc",
+               "epochs", "params", "train time", "ex/s", "started (UTC)"]
+    aligns = ["left", "left", "left", "left", "left", "right", "right", "right", "right",
+              "right", "right", "right", "left"]
     labels = _config_labels(rows)
     table = [
         [
@@ -245,6 +261,7 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list,
             row["model"],
             row["dataset"],
             label,
+            row["precision"],
             str(row["seed"]),
             format_accuracy(row["test_accuracy"]),
             format_accuracy(row["val_accuracy"]),
@@ -267,7 +284,7 @@ def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
     labels = []
     for row in rows:
         siblings = configs[(row["model"], row["dataset"])]
-        keys = sorted({key for config in siblings for key in config})
+        keys = sorted({key for config in siblings for key in config} - {"bf16"})  # a column
         varying = [k for k in keys if len({format_setting(c.get(k)) for c in siblings}) > 1]
         if row.get("partial") and "limit" not in varying:
             varying.insert(0, "limit")  # a quick try says so, whatever its siblings

@@ -1,16 +1,21 @@
 """Managing recorded runs: who owns a running run, whether it is still alive, removing runs.
 
-A run records the process that started (or resumed) it: ``host`` and ``pid``. A run stored as
-"running" whose owner was on this machine and is gone died without recording its end (a
-``kill -9``, a power cut): :func:`shown_status` reports it as interrupted. The full liveness
-mechanism (heartbeats, runs owned by other machines, taking over a dead run's lease) is
-issue 19's; until then a running run owned by another host, or with no recorded owner (made
-before owners were recorded), is shown as running, and only removing it with ``force`` (``zoo
-runs rm --force``) ends it. Nothing here imports TensorFlow.
+A running run records the process that started (or resumed) it: ``host``, ``pid`` and
+``owner_started`` (when that process started, so that a pid the system gave to another
+process since is not taken for the owner), and ``heartbeat_at``, which the owner renews at
+least every :data:`HEARTBEAT_SECONDS` while it makes progress. A run stored as "running" is
+dead (:func:`owner_died`) when its owner on this machine is gone, or, for an owner on
+another machine, when its heartbeat is older than :data:`LEASE_SECONDS`. A dead run is shown
+as interrupted (:func:`shown_status`) and can be resumed. Only a running run with no
+heartbeat at all, owned by another host or by no recorded process (made by a zoo-core
+before 0.2), is one zoo cannot judge: removing it needs ``force``. Nothing here imports
+TensorFlow.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import shutil
 import socket
@@ -19,15 +24,31 @@ from pathlib import Path
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, ZooError
-from zoo_core.runs.records import RunRecord
+from zoo_core.runs.records import RunRecord, utc_now
 from zoo_core.runs.store import Store
 
 DIED = "interrupted (process died)"
+HEARTBEAT_SECONDS = 15  # how often a running run renews its heartbeat, at least
+LEASE_SECONDS = 300  # a run on another host with no heartbeat for this long is dead
+
+
+def process_started(pid: int) -> str:
+    """When process ``pid`` started, as this machine's boot id and the start time in clock
+    ticks (``/proc``); "" where that cannot be read (not Linux, or no such process)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rpartition(")")[2].split()  # the name may hold spaces
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        return f"{boot}:{fields[19]}"  # field 22 of stat(5): starttime
+    except (OSError, IndexError):
+        return ""
 
 
 def owner() -> dict[str, object]:
-    """This process as a run's owner: the fields ``host`` and ``pid`` of a RunRecord."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """This process as a run's owner: the owner fields of a RunRecord, heartbeat now."""
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "owner_started": process_started(os.getpid()), "heartbeat_at": utc_now()}
 
 
 def process_alive(pid: int) -> bool:
@@ -43,10 +64,34 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def heartbeat_age(record: RunRecord, now: datetime.datetime | None = None) -> float | None:
+    """Seconds since the run's last heartbeat, or None when it has none (or it cannot be read)."""
+    if not record.heartbeat_at:
+        return None
+    try:
+        beat = datetime.datetime.fromisoformat(record.heartbeat_at)
+    except ValueError:
+        return None
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return (now - beat).total_seconds()
+
+
+def _local_owner(record: RunRecord) -> bool:
+    return record.pid is not None and record.host == socket.gethostname()
+
+
 def owner_died(record: RunRecord) -> bool:
-    """A run stored as running whose owning process, on this machine, no longer exists."""
-    return (record.status == "running" and record.pid is not None
-            and record.host == socket.gethostname() and not process_alive(record.pid))
+    """A run stored as running whose owner is gone: on this machine, no process with its pid,
+    or one that started at another time; elsewhere, no heartbeat for :data:`LEASE_SECONDS`."""
+    if record.status != "running":
+        return False
+    if _local_owner(record):
+        if not process_alive(record.pid):
+            return True
+        started = process_started(record.pid) if record.owner_started else ""
+        return bool(started) and started != record.owner_started
+    age = heartbeat_age(record)
+    return age is not None and age > LEASE_SECONDS
 
 
 def shown_status(record: RunRecord) -> str:
@@ -55,24 +100,27 @@ def shown_status(record: RunRecord) -> str:
 
 
 def owner_unseen(record: RunRecord) -> bool:
-    """A run stored as running whose process zoo cannot check from here: no owner is recorded
-    (a run made before owners were), or the owner is on another host."""
-    return record.status == "running" and (
-        record.pid is None or record.host != socket.gethostname())
+    """A run stored as running that zoo cannot judge from here: its owner is not on this
+    machine (or not recorded) and it has no heartbeat (made by a zoo-core before 0.2)."""
+    return (record.status == "running" and not _local_owner(record)
+            and heartbeat_age(record) is None)
 
 
 def owner_text(record: RunRecord) -> str:
     """The owner as messages show it: ``pid 4242 on gpu-box``, or ``no owner recorded``."""
-    return "no owner recorded" if record.pid is None else f"pid {record.pid} on {record.host}"
+    if record.pid is None:
+        return "no owner recorded"
+    age = None if _local_owner(record) else heartbeat_age(record)
+    return f"pid {record.pid} on {record.host}" + (
+        "" if age is None else f", last heartbeat {age:.0f}s ago")
 
 
 def unseen_owner_hint(record: RunRecord) -> str:
-    """Why a run recorded as running, whose process zoo cannot see, is left alone, and the way
-    out (taking such a run over after a missed heartbeat is issue 19's)."""
-    return (f"run {record.run_id} is recorded as running ({owner_text(record)}) and zoo cannot "
-            "see whether that process still runs: if it does not, `zoo runs rm --force "
-            f"{record.run_id}` removes the run (taking such a run over needs the heartbeat "
-            "of a later zoo-core)")
+    """Why a run recorded as running, whose process zoo cannot judge, is left alone, and the
+    way out."""
+    return (f"run {record.run_id} is recorded as running ({owner_text(record)}) by a zoo-core "
+            "that kept no heartbeat, so zoo cannot tell whether that process still runs: if "
+            f"it does not, `zoo runs rm --force {record.run_id}` removes the run")
 
 
 def removal_refusal(record: RunRecord, force: bool = False) -> str | None:
@@ -91,7 +139,8 @@ def removal_refusal(record: RunRecord, force: bool = False) -> str | None:
 
 def expected(record: RunRecord) -> dict[str, object]:
     """The fields a conditional write checks the run still has: its status and owner."""
-    return {"status": record.status, "host": record.host, "pid": record.pid}
+    return {"status": record.status, "host": record.host, "pid": record.pid,
+            "owner_started": record.owner_started}
 
 
 @dataclass(frozen=True)
@@ -189,13 +238,13 @@ def copy_runs(source: Store, target: Store) -> Copied:
             plan.append((record, epochs, []))
             continue
         present = target.epochs(record.run_id)
-        if held[record.run_id] != record or present != epochs[:len(present)]:
+        if held[record.run_id] != record or not _same(present, epochs[:len(present)]):
             raise StoreError(
                 f"results store {target.name} already holds run "
                 f"{record.run_id!r} with other contents: nothing was copied; copy into a new "
                 "database, or remove that run there first (zoo --store URL runs rm ID)"
             )
-        if present == epochs:
+        if _same(present, epochs):
             copied.already += 1
         else:
             plan.append((record, epochs, present))
@@ -218,8 +267,13 @@ def _check_copy(target: Store, records: list[RunRecord], epochs_of: dict[str, li
     """Every run of ``records`` reads back from ``target`` as the source had it."""
     for record in records:
         if (target.get(record.run_id) != record
-                or target.epochs(record.run_id) != epochs_of[record.run_id]):
+                or not _same(target.epochs(record.run_id), epochs_of[record.run_id])):
             raise StoreError(
                 f"run {record.run_id!r} reads back different from the results store "
                 f"{target.name} after the copy: report this"
             )
+
+
+def _same(a: list[dict], b: list[dict]) -> bool:
+    """Two runs' epochs are equal, a NaN metric equal to a NaN (``nan != nan`` in Python)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -16,7 +16,8 @@ from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import DatasetSpec, ModelSpec
 from zoo_core.runs.records import RunRecord
 from zoo_core.runs.store import Store
-from zoo_core.settings import RunSettings
+from zoo_core.errors import UsageError, setting
+from zoo_core.settings import MAX_SEED, MAX_SEEDS, RunSettings
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def plan(zoo: Zoo, request: RunRequest, store: Store | None = None) -> RunPlan:
             declaration (nothing has run yet); StoreError: the store cannot be opened
             (checked before any work whose result it would have to hold).
     """
+    _check_seeds(request.seeds)
     resolved = {name: zoo.resolve(name, request.dataset, request.overrides,
                                   request.text_overrides, request.limit)
                 for name in request.models}
@@ -82,3 +84,19 @@ def plan(zoo: Zoo, request: RunRequest, store: Store | None = None) -> RunPlan:
         PlannedRun(r.model, dataset, seed, r.settings, done.get((name, r.settings.config_id, seed)))
         for name, r in resolved.items() for seed in request.seeds)
     return RunPlan(dataset, request.limit, runs)
+
+
+def _check_seeds(seeds: Sequence[int]) -> None:
+    """Every seed within 0..MAX_SEED, and at most MAX_SEEDS of them: a seed beyond what
+    TensorFlow and the store take would fail only after its run started."""
+    if isinstance(seeds, range) and seeds.step == 1:
+        count, low, high = seeds.stop - seeds.start, seeds.start, seeds.stop - 1
+    else:
+        count, low, high = len(seeds), min(seeds, default=0), max(seeds, default=0)
+    if count > MAX_SEEDS:
+        raise UsageError(f"{setting('seeds', count)} is more than {MAX_SEEDS} runs at once: "
+                         f"give at most {setting('seeds', MAX_SEEDS)}")
+    if low < 0 or high > MAX_SEED:
+        raise UsageError(f"seed {high if high > MAX_SEED else low} is outside 0..{MAX_SEED} "
+                         f"(2**31 - 1, the largest seed every results store takes): lower "
+                         f"{setting('seed')}" + (f" or {setting('seeds')}" if count > 1 else ""))

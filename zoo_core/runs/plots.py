@@ -8,14 +8,18 @@ needed. Every figure is written atomically: to a temporary file in the target fo
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from zoo_core.paths import RunFiles
 
 DPI = 100
 LEARNING_CURVES_SIZE = (10.0, 4.0)  # inches
@@ -222,6 +226,47 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+def run_plots(run_dir: Path, title: str, epochs: list[dict], confusion=None,
+              classes: Sequence[str] = ()) -> list[Path]:
+    """Draw a run's learning curves (from ``epochs``) and, given a ``confusion`` matrix, its
+    test confusion matrix, into ``run_dir``; returns the files drawn. They are optional: a
+    file that cannot be written is a warning, since the run's record does not depend on it."""
+    drawn = []
+    try:
+        if epochs:
+            drawn.append(learning_curves(epochs, run_dir / RunFiles.CURVES, title=title))
+        if confusion is not None:
+            drawn.append(confusion_matrix(confusion, classes, run_dir / RunFiles.CONFUSION,
+                                          title=f"{title}: test split"))
+    except OSError as e:
+        warnings.warn(f"cannot draw the plots in {run_dir}: {e.strerror or e}; the run is "
+                      "recorded all the same", stacklevel=2)
+    return drawn
+
+
+def draw_missing(record, epochs: list[dict]) -> list[Path]:
+    """The plots of a completed run that are missing from its folder (a signal cut in while
+    they were drawn, or they were deleted), drawn from its stored ``epochs`` and its
+    metrics.json; returns the files drawn (none when nothing is missing, or the folder has
+    no metrics.json: the zoo writes it before the plots)."""
+    run_dir = Path(record.run_dir) if record.run_dir else None
+    if record.status != "completed" or run_dir is None or \
+            not (run_dir / RunFiles.METRICS).is_file():  # not a folder this zoo finished
+        return []
+    curves = epochs if not (run_dir / RunFiles.CURVES).exists() else []
+    confusion, classes = None, ()
+    if not (run_dir / RunFiles.CONFUSION).exists():
+        try:
+            test = json.loads((run_dir / RunFiles.METRICS).read_text(encoding="utf-8"))["test"]
+            confusion, classes = np.asarray(test["confusion"]), test["classes"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no readable metrics.json: no confusion matrix to draw
+    if not curves and confusion is None:
+        return []
+    title = f"{record.model} on {record.dataset}, seed {record.seed}"
+    return run_plots(run_dir, title, curves, confusion, classes)
 
 
 def _pyplot():

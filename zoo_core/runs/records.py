@@ -33,8 +33,10 @@ class RunRecord:
 
     Accuracies are fractions in [0, 1]. ``config`` holds the merged hyperparameters and the
     trainer settings (epochs, lr, limit ...); ``config_id`` is filled in from it when empty.
-    ``tags`` are the user's labels (sorted); ``host`` and ``pid`` name the process that last
-    started or resumed the run (empty for runs recorded before zoo-core recorded them).
+    ``tags`` are the user's labels (sorted); ``host``, ``pid`` and ``owner_started`` (the
+    process's start, which tells a reused pid apart) name the process that last started or
+    resumed the run, and ``heartbeat_at`` is when it last showed it was alive (all empty for
+    runs recorded before zoo-core recorded them; see :mod:`zoo_core.runs.manage`).
     """
 
     run_id: str
@@ -65,6 +67,8 @@ class RunRecord:
     tags: list[str] = dataclasses.field(default_factory=list)
     host: str = ""
     pid: int | None = None
+    owner_started: str = ""
+    heartbeat_at: str | None = None
 
     def __post_init__(self):
         if not self.config_id:
@@ -102,7 +106,9 @@ IDENTITY_FIELDS = (
 # finish_run, so that every backend keeps a run's life in order; the tags only through tag_run.
 UPDATABLE_FIELDS = tuple(c for c in COLUMNS if c not in (*IDENTITY_FIELDS, "status", "tags"))
 # What a conditional write (Store.delete_run, Store.mark_running) may expect a run to still have.
-EXPECTABLE_FIELDS = ("status", "host", "pid")
+EXPECTABLE_FIELDS = ("status", "host", "pid", "owner_started")
+# Who owns a running run (set together by create_run and mark_running).
+OWNER_FIELDS = ("host", "pid", "owner_started", "heartbeat_at")
 # A tag: a letter or digit, then letters, digits, and . _ : - (no spaces, no commas).
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 # What Store.get takes, besides an id or a prefix, for the most recently started run.
@@ -143,6 +149,16 @@ def check_expect(expect: Mapping[str, Any] | None) -> None:
     if unknown:
         raise ValueError(f"cannot expect run field(s) {', '.join(unknown)}; "
                          f"expectable: {', '.join(EXPECTABLE_FIELDS)}")
+
+
+def check_owner(owner: Mapping[str, Any]) -> None:
+    """Raise ValueError for an owner field that is not one of OWNER_FIELDS, or a None host."""
+    unknown = sorted(set(owner) - set(OWNER_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown owner field(s) {', '.join(unknown)}; "
+                         f"owner fields: {', '.join(OWNER_FIELDS)}")
+    if "host" in owner and owner["host"] is None:
+        raise ValueError("an owner's host is a name, or '' for none; not None")
 
 
 def check_fields(fields: dict[str, Any]) -> None:

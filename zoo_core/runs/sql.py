@@ -10,7 +10,9 @@ subclass it and supply only what differs between the two databases, each named h
 - ``_ROW_LOCK``: what a write's select of its run appends (PostgreSQL ``FOR UPDATE``);
 - ``_IS``: the null-safe comparison (SQLite ``IS``, PostgreSQL ``IS NOT DISTINCT FROM``);
 - ``_DB_ERROR`` and ``_store_error(exc)``: the driver's errors, and which of them are about
-  the store itself (then a StoreError line naming the store and the fix).
+  the store itself (then a StoreError line naming the store and the fix);
+- ``_metric(value)``: an epoch's metric as stored (SQLite turns a NaN into NULL, so it
+  keeps one as the text ``'nan'``; :meth:`SQLStore.epochs` reads it back as a float).
 
 SQL is written with ``?`` placeholders; ``_sql()`` turns them into the driver's. Runs keep
 the order they were added in a ``rowid`` column (SQLite's own; a serial column on
@@ -36,6 +38,7 @@ from zoo_core.runs.records import (
     RunRecord,
     check_epoch_metrics,
     check_expect,
+    check_owner,
     check_fields,
     check_final_status,
     check_status,
@@ -159,7 +162,7 @@ class SQLStore:
         with self._write() as conn:
             self._require(conn, run_id)
             self._run(conn, _UPSERT_EPOCH,
-                      [run_id, epoch, *(metrics.get(name) for name in EPOCH_METRICS)])
+                      [run_id, epoch, *(self._metric(metrics.get(name)) for name in EPOCH_METRICS)])
             self._run(
                 conn,
                 "UPDATE runs SET epochs_run = (SELECT COUNT(*) FROM epochs WHERE run_id = ?)"
@@ -168,16 +171,16 @@ class SQLStore:
             )
 
     @translate_errors
-    def mark_running(self, run_id: str, *, host: str | None = None, pid: int | None = None,
-                     expect: Mapping[str, Any] | None = None) -> bool:
+    def mark_running(self, run_id: str, *, expect: Mapping[str, Any] | None = None,
+                     **owner: Any) -> bool:
         """Set the status to running, the owner, and clear the error, in one write, if the run
         still has the ``expect`` fields (see Store.mark_running)."""
         check_expect(expect)
+        check_owner(owner)
         with self._write() as conn:
             self._require(conn, run_id)
             if not self._has(conn, run_id, expect):
                 return False
-            owner = {} if host is None and pid is None else {"host": host or "", "pid": pid}
             fields = {"status": "running", "error": None, **owner}
             self._run(conn, f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} "
                       "WHERE run_id = ?", (*fields.values(), run_id))
@@ -271,7 +274,9 @@ class SQLStore:
             f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM epochs WHERE run_id = ? ORDER BY epoch",
             (run_id,),
         ).fetchall()
-        return [dict(row) for row in rows]
+        # a NaN kept as text where the database cannot store it (``_metric``)
+        return [{k: float(v) if isinstance(v, str) else v for k, v in dict(row).items()}
+                for row in rows]
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -282,6 +287,10 @@ class SQLStore:
     def _run(self, conn, statement: str, args=()):
         """Execute one statement on ``conn``; its cursor."""
         return conn.execute(self._sql(statement), args)
+
+    def _metric(self, value: float | None):
+        """An epoch metric as the database stores it (PostgreSQL keeps NaN as it is)."""
+        return value
 
     def _exists(self, run_id: str) -> StoreError:
         return StoreError(f"run {run_id!r} is already in the results store {self.name}")

@@ -57,4 +57,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN pid INTEGER",
     ),
+    # 3: the owner's process start (a reused pid is not the owner) and its heartbeat, so that
+    # a run whose process died anywhere (kill -9, the out-of-memory killer, a full disk)
+    # shows as interrupted and can be resumed
+    (
+        "ALTER TABLE runs ADD COLUMN owner_started TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN heartbeat_at TEXT",
+    ),
 ]

@@ -111,15 +111,16 @@ class Store(Protocol):
         """
         ...
 
-    def mark_running(self, run_id: str, *, host: str | None = None, pid: int | None = None,
-                     expect: Mapping[str, Any] | None = None) -> bool:
-        """Resume a run: set its status to "running", its owner to ``host`` and ``pid`` (kept
-        as it is when neither is given), and clear its error, in one write, so that no other
-        process sees it running with its old owner (and takes it over) in between.
+    def mark_running(self, run_id: str, *, expect: Mapping[str, Any] | None = None,
+                     **owner: Any) -> bool:
+        """Resume a run: set its status to "running", its owner (``owner``: any of
+        OWNER_FIELDS, ``host``, ``pid``, ``owner_started``, ``heartbeat_at``; kept as it is
+        when none is given), and clear its error, in one write, so that no other process sees
+        it running with its old owner (and takes it over) in between.
 
         Args:
             expect: the fields the run must still have, any of EXPECTABLE_FIELDS (``status``,
-                ``host``, ``pid``; None matches a missing value), checked in the same
+                ``host``, ``pid``, ``owner_started``; None matches a missing value), checked in the same
                 transaction as the write: two processes that read the same interrupted run
                 and both try to resume it cannot both succeed.
 
@@ -127,7 +128,8 @@ class Store(Protocol):
             True; False when the run no longer has the ``expect`` fields (nothing is written).
 
         Raises:
-            ValueError: a field in ``expect`` that is not in EXPECTABLE_FIELDS.
+            ValueError: a field in ``expect`` that is not in EXPECTABLE_FIELDS, or in
+                ``owner`` that is not in OWNER_FIELDS.
             UnknownNameError: no run has this id.
         """
         ...

@@ -3,8 +3,10 @@
 - ``graph.py``: a fresh graph around a plugin's builder: inputs (the training data held
   in the graph, batches gathered by index, augmentation), the forward pass, the loss and
   the optimizer. The one place the zoo calls a builder.
-- ``loop.py``: the ``Session`` loop: epochs, steps, progress, early stopping, the final
-  test evaluation of the best checkpoint.
+- ``steploop.py``: K such steps in one ``Session.run`` (a ``while_loop`` built from
+  graph.py's pieces), for models where that computes exactly what single steps do.
+- ``loop.py``: the ``Session`` loop: epochs, steps (one or K per call), progress, early
+  stopping, the final test evaluation of the best checkpoint.
 - ``checkpoints.py``: saving each epoch atomically, resuming, the run folder's JSON files.
 - ``evaluate.py``: a split's loss, accuracy and confusion on a live session or a checkpoint.
 - ``metrics.py``: what is measured (no TensorFlow).

@@ -8,6 +8,7 @@ crash at any point leaves a consistent pair to resume from.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -74,12 +75,7 @@ def save(sess, saver, run_dir: Path, state: TrainState) -> None:
             "state": asdict(state),
         })
     except (OSError, tf.errors.OpError) as e:
-        reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-        raise TrainingError(
-            f"cannot save the checkpoint of epoch {state.epochs[-1]['epoch']} in {run_dir} "
-            f"({reason.splitlines()[0] if reason else type(e).__name__}); the previous "
-            f"checkpoint is intact: free some disk space, then continue with {setting('resume')}"
-        ) from None
+        raise TrainingError(_unsaved(run_dir, state, previous, reason(e))) from None
     for key, keep in (("prefix", state.best_prefix), ("last", state.last_prefix)):
         old = previous.get(key)
         if old and old != keep:
@@ -87,13 +83,88 @@ def save(sess, saver, run_dir: Path, state: TrainState) -> None:
                 f.unlink(missing_ok=True)
 
 
+def _unsaved(run_dir: Path, state: TrainState, previous: dict, why: str) -> str:
+    """Why an epoch's checkpoint could not be saved, and what to do: resume from the previous
+    checkpoint, or (the run's first one) run the same command again."""
+    where = f"cannot save the checkpoint of epoch {state.epochs[-1]['epoch']} in {run_dir} ({why})"
+    fix = "free some disk space" if "space" in why or "quota" in why.lower() else \
+        "make it writable"
+    if previous.get("last"):
+        return (f"{where}; the previous checkpoint is intact: {fix}, then continue with "
+                f"{setting('resume')} {run_dir.name}")
+    return (f"{where}; it was the run's first, so there is no checkpoint to resume from: {fix}, "
+            "then run the same command again")
+
+
+def reason(e: BaseException) -> str:
+    """The reason in an OSError or a TensorFlow error about a file, without TensorFlow's
+    noise: ``No space left on device`` from ``Graph execution error: ... PATH; No space left
+    on device [[{{node save/SaveV2}}]]``."""
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    lines = [ln.strip() for ln in str(getattr(e, "message", None) or e).splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(_TF_NOISE)]
+    if not lines:
+        return type(e).__name__
+    path, sep, why = lines[0].rpartition("; ")  # "PATH; No space left on device"
+    return (why if sep and "/" in path else lines[0])[:200]
+
+
+_TF_NOISE = ("Graph execution error", "Detected at node", "Node:", "[[", "File ", "Hint:",
+             "Original stack trace", "Restoring from checkpoint failed")
+
+
+def restore(sess, saver, run_dir: Path, prefix: str, doing: str) -> None:
+    """Restore the checkpoint ``run_dir / prefix``.
+
+    Raises:
+        TrainingError: a file of the checkpoint is missing or damaged: one line naming it
+            (``doing`` says what cannot be done then, and what to do instead).
+    """
+    tf = import_tf()
+    path = run_dir / prefix
+    try:
+        saver.restore(sess, str(path))
+    except (ValueError, tf.errors.OpError) as e:
+        file, what = _damaged(path, reason(e))
+        raise TrainingError(f"{file}: checkpoint file {what}; {doing}") from None
+
+
+def _damaged(prefix: Path, why: str) -> tuple[Path, str]:
+    """Which file of the checkpoint ``prefix`` is at fault, and how: missing, damaged, or
+    whole but holding other variables than the model's graph has now."""
+    index = prefix.with_name(prefix.name + ".index")
+    data = sorted(prefix.parent.glob(glob.escape(prefix.name) + ".data-*"))
+    if not index.is_file():
+        return index, "missing"
+    if not data:
+        return prefix.with_name(prefix.name + ".data-00000-of-00001"), "missing"
+    if "not found in checkpoint" in why or "shape" in why.lower():  # whole, but another graph
+        return index, (f"does not fit the model as its plugin builds it now ({why}; was the "
+                       "plugin changed since?)")
+    return (index if "sstable" in why or "index" in why.lower() else data[0]), f"damaged ({why})"
+
+
 def restore_last(sess, saver, run_dir: Path) -> TrainState:
-    """Restore the last completed epoch's variables and the run's progress."""
+    """Restore the last completed epoch's variables and the run's progress. A run that ended
+    before its first checkpoint has nothing to restore and starts from its first epoch (its
+    seed makes that the same run).
+
+    Raises:
+        TrainingError: checkpoint files without a readable index, an index that cannot be
+            read, or a file of the checkpoint missing or damaged.
+    """
     index = read_index(run_dir)
     if not index or not index.get("last"):
-        raise TrainingError(f"{run_dir}: no checkpoint to resume from (the run ended before its "
-                            "first epoch finished); start it again as a new run")
-    saver.restore(sess, str(run_dir / index["last"]))
+        problem = _no_index(run_dir, "the run cannot be resumed")
+        if problem:
+            raise TrainingError(problem)
+        if (run_dir / RunFiles.CHECKPOINT_INDEX).exists():
+            raise TrainingError(f"{run_dir / RunFiles.CHECKPOINT_INDEX} cannot be read, so the "
+                                "run cannot be resumed: start it again as a new run")
+        return TrainState()  # no checkpoint yet: from the start
+    restore(sess, saver, run_dir, index["last"],
+            "the run cannot be resumed from it: start it again as a new run")
     return TrainState(**index["state"])
 
 
@@ -101,20 +172,35 @@ def best_prefix(run_dir: Path) -> Path:
     """The best epoch's checkpoint prefix.
 
     Raises:
-        TrainingError: the run has no checkpoint (it ended before its first epoch).
+        TrainingError: the run has no checkpoint (it ended before its first epoch), or its
+            index ``checkpoint.json`` is missing or damaged.
     """
     index = read_index(run_dir)
-    if index is None:
-        raise TrainingError(f"{run_dir} has no checkpoint (the run ended before its first epoch)")
+    if index is None or not index.get("prefix"):
+        raise TrainingError(_no_index(run_dir, "the best checkpoint is unknown") or (
+            f"{run_dir} has no checkpoint (the run ended before its first epoch)"))
     return run_dir / index["prefix"]
+
+
+def _no_index(run_dir: Path, so: str) -> str | None:
+    """The message for checkpoint files without their index (``checkpoint.json`` deleted or
+    damaged); None when the run has no checkpoint files either."""
+    found = sorted(p.name.removesuffix(".index")
+                   for p in (run_dir / RunFiles.CHECKPOINTS).glob("*.index"))
+    if not found:
+        return None
+    return (f"{run_dir / RunFiles.CHECKPOINT_INDEX}: missing or damaged, so {so} although "
+            f"{RunFiles.CHECKPOINTS}/ holds {', '.join(found)}: put it back from a copy, "
+            "or train the run again")
 
 
 def read_index(run_dir: Path) -> dict | None:
     """``checkpoint.json``, or None when there is none (or it is unreadable)."""
     try:
-        return json.loads((run_dir / RunFiles.CHECKPOINT_INDEX).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        index = json.loads((run_dir / RunFiles.CHECKPOINT_INDEX).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    return index if isinstance(index, dict) else None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

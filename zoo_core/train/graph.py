@@ -5,14 +5,16 @@ the way every run, evaluation and conformance check does; :func:`forward` is the
 place the zoo calls a builder, and :func:`logits_problem` the one check of what it
 returned. The inputs hold the training data in the graph (fed once) and gather each
 batch by index, so a step sends only the indices; ``images`` and ``labels`` can also be
-fed directly (evaluation).
+fed directly (evaluation). With ``step_loop``, the graph also holds a
+:class:`~zoo_core.train.steploop.StepLoop`: several optimizer steps in one ``Session.run``,
+built from this module's pieces.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -23,13 +25,20 @@ from zoo_core.errors import PluginError
 from zoo_core.settings import TrainerSettings
 from zoo_core.train.blame import first_line, location
 
+if TYPE_CHECKING:
+    from zoo_core.train.steploop import StepLoop
+
 
 class BuilderError(PluginError):
     """The plugin's builder raised; ``error`` is what it raised."""
 
     def __init__(self, model: ModelSpec, error: BaseException):
-        super().__init__(f"{_where(model)}: the builder raised {type(error).__name__}: "
-                         f"{first_line(error)}{location(error)}")
+        if isinstance(error, SystemExit):
+            text = f"{_where(model)}: the builder called sys.exit({error.code!r}){location(error)}"
+        else:
+            text = (f"{_where(model)}: the builder raised {type(error).__name__}: "
+                    f"{first_line(error)}{location(error)}")
+        super().__init__(text)
         self.error = error
 
 
@@ -84,10 +93,11 @@ class Forward:
 
 
 def forward(model: ModelSpec, images, training, *, num_classes: int,
-            hparams: Mapping[str, Any]) -> Forward:
+            hparams: Mapping[str, Any], reuse: bool = False) -> Forward:
     """Call ``model.build`` the one way the zoo calls it, in the current graph.
 
     Under ``variable_scope("model")``, with a copy of ``hparams``; the logits are checked.
+    ``reuse``: the variables exist already (a second call, in :class:`StepLoop`).
 
     Raises:
         BuilderError: the builder raised.
@@ -95,11 +105,11 @@ def forward(model: ModelSpec, images, training, *, num_classes: int,
         PluginError: it created no trainable variable.
     """
     v1 = import_tf().compat.v1
-    with v1.variable_scope("model"):
+    with v1.variable_scope("model", reuse=True if reuse else None):
         try:
             logits = model.build(images, num_classes=num_classes, hparams=dict(hparams),
                                  training=training)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in a plugin is the plugin's failure
             raise BuilderError(model, e) from e
     problem = logits_problem(logits, num_classes)
     if problem is not None:
@@ -132,11 +142,13 @@ class ModelGraph:
     data_init: Any  # fills the in-graph training data
     data_feed: tuple  # (images placeholder, labels placeholder) for data_init
     params: int
+    steps: StepLoop | None = None  # K steps per Session.run, when asked for and possible
+    steps_problem: str = ""  # why there is no StepLoop although one was asked for
 
 
 def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSettings,
                 image_shape, num_classes: int, seed: int, n_train: int = 0,
-                steps_per_epoch: int = 1) -> ModelGraph:
+                steps_per_epoch: int = 1, step_loop: bool = False) -> ModelGraph:
     """Build a fresh graph around ``model.build``; the graph seed is set first.
 
     Args:
@@ -148,7 +160,27 @@ def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerS
         seed: graph-level seed.
         n_train: training examples held in the graph (0 when only evaluating).
         steps_per_epoch: for the learning-rate schedule.
+        step_loop: also build a :class:`~zoo_core.train.steploop.StepLoop`. It is built
+            after the single step, so the rest of the graph (every random initial value)
+            is the same either way. When the model cannot run in it exactly, there is
+            none (the graph is built again without it if need be) and ``steps_problem``
+            says why.
     """
+    args = (model, hparams, settings, image_shape, num_classes, seed, n_train, steps_per_epoch)
+    if step_loop:
+        from zoo_core.train.steploop import NoLoop  # here: steploop imports this module
+
+        try:
+            return _build(*args, step_loop=True)
+        except NoLoop as e:
+            g = _build(*args, step_loop=False)
+            g.steps_problem = str(e)
+            return g
+    return _build(*args, step_loop=False)
+
+
+def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, steps_per_epoch,
+           step_loop: bool) -> ModelGraph:
     tf = import_tf()
     v1 = tf.compat.v1
     graph = tf.Graph()
@@ -158,17 +190,29 @@ def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerS
         net = forward(model, inputs.images, inputs.training, num_classes=num_classes,
                       hparams=hparams)
         loss = _Loss(tf, net, inputs.labels, num_classes, settings)
+        total_steps = settings.epochs * steps_per_epoch
         with v1.name_scope("train"):
-            lr = _learning_rate(tf, settings, inputs.global_step,
-                                settings.epochs * steps_per_epoch)
-            train_op = _train_op(tf, loss.total, net.trainable, lr, settings, inputs.global_step)
+            lr = _learning_rate(tf, settings, inputs.global_step, total_steps)
+            rate = _Rate(lr)
+            optimizer = v1.train.AdamOptimizer(rate)
+            train_op = _train_op(tf, optimizer, loss.total, net.trainable, settings,
+                                 inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS))
+        steps, problem = None, ""
+        if step_loop:
+            # here, not at the top: steploop builds its body from this module's pieces
+            from zoo_core.train.steploop import LoopParts, StepLoop, loop_problem
+
+            problem = loop_problem(tf, graph, loss.total)
+            if not problem:
+                steps = StepLoop(tf, LoopParts(model, hparams, num_classes, settings, seed,
+                                               total_steps, inputs, net, optimizer, rate))
         saver = v1.train.Saver(var_list=v1.global_variables(), max_to_keep=None)
         init = v1.global_variables_initializer()
     graph.finalize()
     return ModelGraph(graph, inputs.images, inputs.labels, inputs.index, inputs.training,
                       net.logits, loss.predictions, loss.example_losses, loss.total,
                       loss.accuracy, train_op, lr, inputs.global_step, saver, init,
-                      inputs.data_init, inputs.data_feed, net.params)
+                      inputs.data_init, inputs.data_feed, net.params, steps, problem)
 
 
 class _Inputs:
@@ -181,8 +225,10 @@ class _Inputs:
             x_feed = v1.placeholder(tf.float32, [n_train, h, w, c], name="train_images")
             y_feed = v1.placeholder(tf.int32, [n_train], name="train_labels")
             local = [v1.GraphKeys.LOCAL_VARIABLES]
-            x_all = v1.Variable(x_feed, trainable=False, collections=local, name="all_images")
-            y_all = v1.Variable(y_feed, trainable=False, collections=local, name="all_labels")
+            self.x_all = x_all = v1.Variable(x_feed, trainable=False, collections=local,
+                                             name="all_images")
+            self.y_all = y_all = v1.Variable(y_feed, trainable=False, collections=local,
+                                             name="all_labels")
             self.index = v1.placeholder_with_default(tf.zeros([0], tf.int32), [None], name="index")
             self.training = v1.placeholder_with_default(False, [], name="training")
             self.global_step = v1.train.get_or_create_global_step()
@@ -218,14 +264,23 @@ class _Loss:
                 tf.cast(tf.equal(self.predictions, labels), tf.float32))
 
 
-def _train_op(tf, loss, trainable, lr, settings: TrainerSettings, global_step):
-    """Adam, with optional gradient clipping, after the model's UPDATE_OPS."""
-    v1 = tf.compat.v1
-    optimizer = v1.train.AdamOptimizer(lr)
+class _Rate:
+    """Adam's learning rate, read each time gradients are applied: the single step's
+    tensor, then the loop body's (v1 optimizers call a callable learning rate)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self):
+        return self.value
+
+
+def _train_op(tf, optimizer, loss, trainable, settings: TrainerSettings, global_step, update_ops):
+    """Adam, with optional gradient clipping, after the model's ``update_ops``."""
     grads, variables = zip(*optimizer.compute_gradients(loss, var_list=trainable))
     if settings.clip_norm:
         grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
-    with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+    with tf.control_dependencies(update_ops):
         return optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
 
 
@@ -267,25 +322,11 @@ def _augment(tf, images, settings: TrainerSettings, seed: int, step):
     return images
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16; Linux only).
-
-    Without them oneDNN would emulate bfloat16, slower than float32, so ``bf16`` then
-    trains in float32.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def session_config(settings: TrainerSettings | None = None):
-    """Session options from the trainer settings: threads per op, XLA, bfloat16.
+    """Session options from the trainer settings: threads per op, bfloat16.
 
-    ``bf16`` takes effect only where :func:`cpu_has_bf16`; elsewhere it trains in float32.
+    ``precision`` bfloat16 (or auto) takes effect only where the CPU has bfloat16
+    (:func:`zoo_core.settings.cpu_has_bf16`); elsewhere it trains in float32.
     ``threads`` 0 keeps TensorFlow's defaults (all cores per op, and as many ops at
     once), which measured as fast as any fixed choice for the zoo's models
     (docs/performance.md).
@@ -297,9 +338,7 @@ def session_config(settings: TrainerSettings | None = None):
         inter_op_parallelism_threads=settings.threads,
         allow_soft_placement=True,
     )
-    if settings.xla:
-        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
-    if settings.bf16 and cpu_has_bf16():
+    if settings.effective_precision == "bfloat16":
         from tensorflow.core.protobuf import rewriter_config_pb2  # TF is loaded by now
 
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (

@@ -8,3 +8,8 @@ from zoo_core import testing
 @testing.parametrize_checks("lstm", "lstm-stack")
 def test_conformance(check):
     check()
+
+
+@testing.parametrize_checks("lstm", "lstm-stack", overrides={"kernel": "sequence"})
+def test_conformance_of_the_sequence_kernel(check):
+    check()

@@ -11,3 +11,8 @@ from zoo_core import testing
 @pytest.mark.parametrize("check", testing.checks("rnn"))
 def test_conformance(check):
     check()
+
+
+@pytest.mark.parametrize("check", testing.checks("rnn", overrides={"kernel": "sequence"}))
+def test_conformance_of_the_sequence_kernel(check):
+    check()

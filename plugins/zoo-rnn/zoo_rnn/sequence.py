@@ -1,0 +1,140 @@
+"""The ``sequence`` kernel: BasicRNNCell's function over a whole sequence, with a hand-written
+backward pass.
+
+``BasicRNNCell`` unrolled with ``static_rnn`` computes, at every step,
+h_t = tanh(concat([x_t, h_{t-1}]) kernel + bias), and its gradient does one matmul per step
+for the kernel's gradient, summed over the steps afterwards. Here:
+
+forward   the input part of every step in ONE matmul ([T*B, D] x [D, H], bias added once),
+          then h_t = tanh(that step's input part + h_{t-1} x W_h), step by step.
+backward  (``tf.custom_gradient``) back through time step by step (da_t = TanhGrad(h_t,
+          dh_t), dh_{t-1} = da_t x W_h^T), then the gradients of the kernel (both its x and
+          its h rows) and of the bias for all the steps in ONE matmul:
+          [x_t, h_{t-1}, 1]^T x da_all.
+
+The variables are BasicRNNCell's (``kernel`` [D + H, H] with the scope's default Glorot
+uniform initializer, ``bias`` [H] of zeros, with its names), so checkpoints and parameter
+counts are the same. tests/test_rnn_sequence_kernel.py checks that the outputs and the
+gradients with respect to every variable and to the images equal BasicRNNCell + static_rnn's,
+up to float32 rounding.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+
+def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = False):
+    """One tanh RNN layer over a whole sequence, time-major.
+
+    Args:
+        x: float32 [T, B, D], the inputs of every step.
+        kernel: float32 [D + H, H], BasicRNNCell's kernel (the x rows, then the h rows).
+        bias: float32 [H].
+        reverse: run from the last step to the first (the backward direction of
+            ``static_bidirectional_rnn``); the outputs stay in time order.
+        final_only: return only the final state (h at the last step run; the first row's
+            when ``reverse``), when nothing reads the others: the backward pass then skips
+            the zero gradients of the other steps.
+
+    Returns:
+        float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
+        ``final_only``). The state starts at zero.
+    """
+    import tensorflow as tf
+
+    steps, _, depth = x.shape.as_list()
+    units = kernel.shape.as_list()[1]
+    order = list(range(steps))[::-1] if reverse else list(range(steps))
+
+    @tf.custom_gradient
+    def run(x, kernel, bias):
+        w_x, w_h = kernel[:depth], kernel[depth:]
+        batch = tf.shape(x)[1]
+        x2 = tf.reshape(x, [-1, depth])  # [T*B, D], row t*B + b
+        projected = tf.nn.bias_add(tf.matmul(x2, w_x), bias)
+        inputs = tf.unstack(tf.reshape(projected, [steps, -1, units]))  # contiguous slices
+        h = None
+        outputs = [None] * steps
+        for t in order:
+            h = tf.tanh(inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h))
+            outputs[t] = h
+        y = tf.stack(outputs)  # [T, B, H]
+
+        def grad(dy):
+            if final_only:  # the gradient reaches the final step only
+                dys = [None] * steps
+                dys[order[-1]] = dy
+            else:
+                dys = tf.unstack(dy)
+            w_h_t = tf.transpose(w_h)
+            da = [None] * steps
+            dh = None
+            for k, t in enumerate(reversed(order)):
+                dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
+                da[t] = tf.raw_ops.TanhGrad(y=outputs[t], dy=dh_t)
+                if k < steps - 1:  # the first step's h_prev is the zero state
+                    dh = tf.matmul(da[t], w_h_t)
+            dg = tf.reshape(tf.stack(da), [-1, units])  # [T*B, H]
+            zero = tf.zeros([1, batch, units])
+            h_prev = (tf.concat([y[1:], zero], 0) if reverse else tf.concat([zero, y[:-1]], 0))
+            ones = tf.ones([steps, batch, 1])
+            z = tf.reshape(tf.concat([x, h_prev, ones], axis=2), [-1, depth + units + 1])
+            dwb = tf.matmul(z, dg, transpose_a=True)  # [D + H + 1, H]: dW_x, dW_h, d bias
+            dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
+            return dx, dwb[:-1], dwb[-1]
+
+        return (outputs[order[-1]] if final_only else y), grad
+
+    return run(x, kernel, bias)
+
+
+def cell_variables(depth: int, units: int):
+    """BasicRNNCell's variables in the current variable scope: ``kernel`` [D + H, H] with
+    the scope's default initializer (Glorot uniform) and ``bias`` [H] of zeros."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with v1.variable_scope("basic_rnn_cell"):
+        kernel = v1.get_variable("kernel", [depth + units, units], tf.float32)
+        bias = v1.get_variable("bias", [units], tf.float32, initializer=v1.zeros_initializer())
+    return kernel, bias
+
+
+def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
+          final_only: bool = False):
+    """``static_rnn`` over ``MultiRNNCell([DropoutWrapper(BasicRNNCell)] * layers)``, as
+    whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
+
+    Args:
+        x: float32 [T, B, D], time-major.
+        keep_prob: DropoutWrapper's ``output_keep_prob`` (a tensor), or None for no dropout.
+            Each layer's outputs are dropped before the next layer reads them; the last
+            layer's are returned undropped, for the caller to drop (with :func:`drop`) only
+            what it reads, as the basic graph computes the wrapper's dropout only there.
+
+        final_only: the last layer returns its final state only (see ``rnn_layer``).
+
+    Returns:
+        float32 [T, B, H], the last layer's outputs in time order, before dropout (or [B, H],
+        its final state, with ``final_only``).
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    for n in range(layers):
+        scope = v1.variable_scope(f"multi_rnn_cell/cell_{n}") if layers > 1 else nullcontext()
+        with scope:
+            kernel, bias = cell_variables(x.shape.as_list()[-1], units)
+        if n:
+            x = drop(x, keep_prob)
+        x = rnn_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
+                      reverse=reverse, final_only=final_only and n == layers - 1)
+    return x
+
+
+def drop(x, keep_prob):
+    """DropoutWrapper's output dropout (``dropout_v2`` at rate 1 - keep_prob), or ``x``."""
+    import tensorflow as tf
+
+    return x if keep_prob is None else tf.nn.dropout(x, rate=1.0 - keep_prob)

@@ -1,0 +1,221 @@
+"""K optimizer steps per Session.run (steps_per_call): the same math as K single steps,
+the same recorded run, a speed-only setting; and the retired xla setting."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo_core import data, hookimpl
+from zoo_core.catalogue import open_zoo
+from zoo_core.errors import HParamError, TrainingError
+from zoo_core.paths import RunFiles
+from zoo_core.runs import execute
+from zoo_core.runs.plan import RunRequest, plan
+from zoo_core.runs.store import open_store
+from zoo_core.settings import RunSettings, config_id
+from zoo_core.train import loop
+from zoo_core.train.graph import build_graph
+
+BATCH, K = 32, 4
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return open_zoo()
+
+
+@pytest.fixture(scope="module")
+def subset(zoo):
+    return data.load(zoo.dataset("fashion"), limit=600)
+
+
+def _graph(zoo, subset, model, **overrides):
+    r = zoo.resolve(model, "fashion", overrides={"batch_size": BATCH, **overrides})
+    n = len(subset.y_train)
+    g = build_graph(r.model, r.hparams, r.trainer, subset.x_train.shape[1:], subset.num_classes,
+                    0, n, n // BATCH, step_loop=True)
+    return r, g
+
+
+def _session(tf, g, subset):
+    sess = tf.compat.v1.Session(graph=g.graph)
+    sess.run(g.init)
+    sess.run(g.data_init, {g.data_feed[0]: subset.x_train, g.data_feed[1]: subset.y_train})
+    return sess
+
+
+# Tiny models, so the test is fast: the cnn with batch norm (and the registry's shift and
+# flip augmentation for cnn-bn), the rnn's two bidirectional layers of BasicRNNCell
+# (static_rnn caches its variables' reads) with clipping, label smoothing and a cosine
+# schedule.
+@pytest.mark.parametrize("model, overrides", [
+    ("cnn-bn", {"blocks": 1, "filters": 8, "dense": 16, "dropout": 0.0, "lr": 0.02}),
+    ("rnn", {"hidden": 16}),
+])
+def test_one_call_of_k_steps_is_k_single_steps(zoo, subset, model, overrides):
+    from zoo_core._tf import tf as import_tf
+
+    tf = import_tf()
+    r, g = _graph(zoo, subset, model, **overrides)
+    assert g.steps is not None, g.steps_problem
+    if model == "cnn-bn":
+        assert r.trainer.augment_shift and r.trainer.augment_flip
+    order = np.random.default_rng([0, 1]).permutation(len(subset.y_train)).astype(np.int32)
+    rows = order[:(2 + K) * BATCH].reshape(2 + K, BATCH)
+    variables = g.graph.get_collection("variables")  # weights, batch norm, Adam, the step
+    ends = []
+    for one_call in (False, True):
+        with _session(tf, g, subset) as sess:
+            for row in rows[:2]:  # start mid-run: the global step keys augmentation and lr
+                sess.run(g.train_op, {g.index: row, g.training: True})
+            if one_call:
+                done, loss_sum, acc_sum, last, lr = sess.run(g.steps.outputs,
+                                                             {g.steps.indices: rows[2:]})
+                assert done == K
+            else:
+                loss_sum = acc_sum = 0.0
+                for row in rows[2:]:
+                    _, last, acc, lr = sess.run([g.train_op, g.loss, g.accuracy,
+                                                 g.learning_rate], {g.index: row, g.training: True})
+                    loss_sum += float(last) * BATCH
+                    acc_sum += float(acc) * BATCH
+            ends.append((loss_sum, acc_sum, last, lr, sess.run(variables)))
+    (single, call) = ends
+    np.testing.assert_allclose(call[0], single[0], rtol=1e-5)  # the K losses, summed
+    assert call[1] == pytest.approx(single[1], abs=1.0)  # correct answers: one flip at most
+    np.testing.assert_allclose(call[2], single[2], rtol=1e-5)  # the last step's loss
+    assert call[3] == single[3]  # the last step's learning rate
+    for v, a, b in zip(variables, single[4], call[4]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=v.op.name)
+
+
+def test_a_model_with_dropout_runs_single_steps_and_says_why(zoo, subset):
+    _, g = _graph(zoo, subset, "cnn-bn", blocks=1, filters=4, dense=8)  # dropout 0.3
+    assert g.steps is None and "dropout" in g.steps_problem
+
+
+def planned(zoo, model, **overrides):
+    return plan(zoo, RunRequest([model], "fashion", limit=600, overrides=overrides)).runs[0]
+
+
+def test_a_run_of_k_steps_per_call_records_what_single_steps_record(zoo, subset):
+    common = {"epochs": 2, "batch_size": BATCH, "hidden": 16, "lr_schedule": "cosine",
+              "augment_shift": 1}
+    records, epochs = [], []
+    with open_store() as store:
+        for k in (1, 4):
+            record = execute.execute(zoo, planned(zoo, "rnn", steps_per_call=k, **common), store,
+                                     subset)
+            records.append(record)
+            epochs.append(store.epochs(record.run_id))
+    one, four = records
+    assert one.config_id == four.config_id and one.config == four.config
+    assert "steps_per_call" not in one.config
+    for a, b in zip(*epochs):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key
+    assert four.test_accuracy == pytest.approx(one.test_accuracy, abs=2e-4)
+    for record, k in zip(records, (1, 4)):
+        folder = Path(record.run_dir)
+        assert json.loads((folder / RunFiles.CONFIG).read_text())["speed"] == {
+            "steps_per_call": k, "kernel": "basic"}  # and the rnn's speed-only kernel
+        assert json.loads((folder / RunFiles.METRICS).read_text())["speed"] == {"steps_per_call": k}
+
+
+def test_automatic_steps_per_call_is_measured_and_recorded(zoo, subset, tmp_path):
+    r = zoo.resolve("rnn", "fashion", overrides={"epochs": 1, "batch_size": 16, "hidden": 16})
+    assert r.trainer.steps_per_call == 0  # the default: automatic
+    seen = []
+
+    class Counting(loop.Progress):  # only step(): the default steps() calls it K times
+        def step(self, loss, accuracy):
+            seen.append(loss)
+
+    result = loop.train(r.model, r.hparams, r.trainer, subset, 0, tmp_path, Counting())
+    steps = -(-len(subset.y_train) // 16)
+    assert len(seen) == steps  # the progress bar counts every step
+    assert 1 <= result.steps_per_call <= min(loop.MAX_STEPS_PER_CALL, steps)
+    assert result.steps_note == ""
+
+
+def test_a_nan_loss_in_a_call_names_the_epoch_and_the_steps(subset, tmp_path):
+    def build(images, *, num_classes, hparams, training):
+        import tensorflow as tf
+        logits = tf.compat.v1.layers.dense(tf.compat.v1.layers.flatten(images), num_classes)
+        return logits * float("nan")
+    module = types.SimpleNamespace(zoo_register_models=hookimpl(
+        lambda register: register("bad", build, summary="a test model that diverges")))
+    zoo = open_zoo(plugins=[module])
+    r = zoo.resolve("bad", "fashion", overrides={"epochs": 1, "steps_per_call": 4})
+    with pytest.raises(TrainingError, match=r"the loss became nan at epoch 1, step 1 \(steps 1-4 "
+                                            r"ran in one call\): try a lower learning rate"):
+        loop.train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
+
+
+def test_steps_per_call_is_speed_only(zoo):
+    one = zoo.resolve("cnn", "fashion", raw_overrides={"steps_per_call": "1"}).settings
+    auto = zoo.resolve("cnn", "fashion").settings
+    assert one.config == auto.config and one.config_id == auto.config_id
+    assert (one.speed, auto.speed) == ({"steps_per_call": 1}, {"steps_per_call": 0})
+    assert one.values == {**{k: v for k, v in one.config.items() if k != "bf16"},
+                          "precision": "float32", "steps_per_call": 1}
+    recorded = RunSettings.recorded({**one.config, **one.speed}, zoo.model("cnn").hparams)
+    assert recorded.trainer.steps_per_call == 1
+
+
+@pytest.mark.parametrize("model, default", [("lstm", "sequence"), ("rnn", "basic")])
+def test_a_kernel_computing_the_same_function_is_speed_only(zoo, model, default):
+    basic = zoo.resolve(model, "fashion", raw_overrides={"kernel": "basic"}).settings
+    sequence = zoo.resolve(model, "fashion", raw_overrides={"kernel": "sequence"}).settings
+    assert basic.config_id == sequence.config_id and "kernel" not in basic.config
+    assert (basic.speed["kernel"], sequence.speed["kernel"]) == ("basic", "sequence")
+    assert zoo.resolve(model, "fashion").settings.hparams["kernel"] == default
+    recorded = RunSettings.recorded({**basic.config, **basic.speed}, zoo.model(model).hparams)
+    assert recorded.hparams["kernel"] == "basic" and recorded.config_id == basic.config_id
+
+
+def test_xla_was_removed_with_a_reason_and_old_runs_still_load(zoo):
+    with pytest.raises(HParamError, match=r"^setting 'xla' was removed: it set XLA's global JIT "
+                                          r"level, which does nothing on a CPU"):
+        zoo.resolve("cnn", "fashion", raw_overrides={"xla": "true"})
+    settings = zoo.resolve("cnn", "fashion").settings
+    assert settings.config["xla"] is False  # as every run recorded it: the same config ids
+    assert "xla" not in settings.trainer.to_dict()
+    old = {**settings.config, "xla": True}  # a run recorded with it on (it did nothing)
+    recorded = RunSettings.recorded(old, zoo.model("cnn").hparams)
+    assert recorded.trainer == settings.trainer
+    assert config_id(old) != settings.config_id  # it stays the run it was
+
+
+def test_a_registry_that_still_sets_xla_says_it_was_removed(tmp_path):
+    from zoo_core.errors import RegistryError
+
+    text = (Path(__file__).resolve().parents[1] / "registry.toml").read_text()
+    path = tmp_path / "registry.toml"
+    path.write_text(text.replace("[models.cnn.hparams]\n", "[models.cnn.hparams]\nxla = true\n"))
+    with pytest.raises(RegistryError, match=r"\[models.cnn.hparams\] sets 'xla', a setting that "
+                                            r"was removed: .*; delete it there$"):
+        open_zoo(path).resolve("cnn", "fashion")
+
+
+def test_precision_is_recorded_as_what_the_run_computes_in(zoo, monkeypatch):
+    from zoo_core import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: True)
+    auto = zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
+    bf16 = zoo.resolve("cnn", "fashion", overrides={"precision": "bfloat16"}).settings
+    fp32 = zoo.resolve("cnn", "fashion").settings
+    assert auto.config["bf16"] is True and auto.config_id == bf16.config_id != fp32.config_id
+    assert "precision" not in auto.config and fp32.config["bf16"] is False
+    recorded = RunSettings.recorded(auto.config, zoo.model("cnn").hparams)
+    assert recorded.trainer.precision == "bfloat16" and recorded.config_id == auto.config_id
+    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: False)  # emulated only: float32
+    assert zoo.resolve("cnn", "fashion", overrides={"precision": "auto"}).settings.config_id \
+        == fp32.config_id
+    with pytest.raises(HParamError, match="setting 'bf16' is now precision"):
+        zoo.resolve("cnn", "fashion", raw_overrides={"bf16": "true"})
