@@ -26,23 +26,25 @@ float32, real Fashion-MNIST images, trained by
 
 How it measures, on a machine whose speed drifts by tens of percent from minute to minute:
 
-- Every implementation lives in a long-lived process, all started at once: zoo, zoo-bf16 and
-  tf1 share one (separate graphs and sessions), keras and torch have one each. Each
-  implementation trains on its own thread and waits between its turns.
+- Every implementation lives in a long-lived process, all started at once: zoo, zoo-seq,
+  zoo-bf16 and tf1 share one (separate graphs and sessions); keras, torch and torch-1t
+  have one each. Each implementation trains on its own thread and waits between turns.
 - This process hands out the turns, by a pipe handshake: one implementation trains for one
   chunk (--chunk seconds) while every other one waits, blocked on its pipe or its thread's
   event. So only one computes at a time.
 - Round 0 warms every implementation up (not timed). Then --rounds rounds, each giving every
   implementation one chunk, in an order that rotates from round to round (models too), as
   two halves: the round's order forwards, then backwards (A B B A), so that a drift within
-  the round weighs on every implementation alike. The numpy GEMM peak is one more chunk. Time between an epoch's last step and
-  the next one's first (zoo's per-epoch evaluation and checkpoint) is not counted.
+  the round weighs on every implementation alike. The GEMM peak (numpy, and TensorFlow's
+  matmul beside it) is one more chunk. Time between an epoch's last step and the next
+  one's first (zoo's per-epoch evaluation and checkpoint) is not counted.
 - Each round gives each implementation an examples/s. Ratios are taken within a round, so
   drift between rounds cancels; the tables give the median of the per-round ratios and
   their inter-quartile range (q1-q3, linear interpolation).
 - Peak memory: after the rounds, each implementation once more in a fresh process of its
-  own, training one epoch over the whole training split (zoo: a whole one-epoch run of
-  loop.train, its evaluations included), its VmHWM.
+  own, holding the whole training split: zoo a whole one-epoch run of loop.train (its
+  evaluations included; its peak before the first evaluation too), the others 100
+  training steps; VmHWM.
 """
 
 from __future__ import annotations
@@ -410,7 +412,8 @@ def torch_net(model: str):
             nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(7 * 7 * 64, 128), nn.ReLU(), nn.Linear(128, 10))
-    rnn = nn.RNN(28, 128, batch_first=True) if model == "rnn" else nn.LSTM(28, 128, batch_first=True)
+    cell = nn.RNN if model == "rnn" else nn.LSTM
+    rnn = cell(28, 128, batch_first=True)
 
     class Net(nn.Module):
         def __init__(self):
@@ -1176,7 +1179,8 @@ def report(result: dict) -> str:
             q = {"median": goal["measured"], "q1": goal["q1"], "q3": goal["q3"]}
             lines.append(text + f"{_pct(q) if 'GEMM' in goal['goal'] else _q(q)}  {goal['status']}")
     if result.get("skipped"):
-        lines.append("not measured: " + ", ".join(f"{k} ({v})" for k, v in result["skipped"].items()))
+        lines.append("not measured: " + ", ".join(f"{k} ({v})"
+                                                  for k, v in result["skipped"].items()))
     if result.get("failed"):
         lines.append("failed: " + "; ".join(f"{k}: {v.splitlines()[0][:200]}"
                                             for k, v in result["failed"].items()))

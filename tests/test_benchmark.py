@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def throughput():
-    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+    path = ROOT / "benchmarks" / "throughput.py"
+    spec = importlib.util.spec_from_file_location("throughput", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -150,4 +151,5 @@ def test_the_reference_loop_builds_the_original_graph(throughput):
     hparams = throughput.reference_hparams(zoo_lstm)
     if "kernel" in zoo_lstm.HPARAMS:
         assert hparams["kernel"] == "basic"
-    assert throughput.reference_hparams(zoo_cnn) == {k: p.default for k, p in zoo_cnn.HPARAMS.items()}
+    cnn_defaults = {k: p.default for k, p in zoo_cnn.HPARAMS.items()}
+    assert throughput.reference_hparams(zoo_cnn) == cnn_defaults
