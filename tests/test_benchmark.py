@@ -91,7 +91,6 @@ def test_the_benchmark_runs_and_writes_json(tmp_path):
 def test_speed_settings_reach_the_session():
     from zoo_core._tf import tf as import_tf
     from zoo_core.settings import TrainerSettings
-    from zoo_core.train import graph
     from zoo_core.train.graph import session_config
 
     tf = import_tf()
