@@ -37,11 +37,11 @@ INT, TERM, KILL = signal.SIGINT, signal.SIGTERM, signal.SIGKILL
 # was recorded before the signal: the plots are optional work after it)
 MATRIX = {
     "build": ((INT, KILL), False),
-    "mid-epoch": ((INT, TERM, KILL), False),
+    "mid-epoch": ((INT, KILL), False),
     "checkpoint": ((INT, KILL), False),
     "between-epochs": ((INT, KILL), False),
     "evaluation": ((INT, KILL), False),
-    "recording": ((INT, TERM, KILL), None),  # INT/TERM wait for the record; KILL comes first
+    "recording": ((INT, KILL), None),  # INT waits for the record; KILL comes first
     "plots": ((INT, TERM, KILL), True),
 }
 
