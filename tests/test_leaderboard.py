@@ -280,3 +280,12 @@ def test_long_config_labels_wrap_instead_of_being_cut(runs):
         assert f"{key}=" in text
     github = render(rows, "github")
     assert len(github.splitlines()) == 4  # header, rule, two rows: one line each
+
+
+def test_reproduce_command_names_the_precision_the_run_computed_in():
+    config = {"bf16": True, "epochs": 20, "limit": None}
+    assert reproduce_command("cnn-bn", "fashion", config, [0], {"bf16": False, "epochs": 20}) \
+        == "zoo run cnn-bn --dataset fashion --precision bfloat16"
+    assert reproduce_command("cnn-bn", "fashion", {**config, "bf16": False}, [0],
+                             {"bf16": True, "epochs": 20}) \
+        == "zoo run cnn-bn --dataset fashion --precision float32"

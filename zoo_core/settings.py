@@ -325,10 +325,15 @@ class RunSettings:
         since the run was made take their defaults; retired ones are ignored."""
         trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
         if "precision" not in config:  # a config records what the run computed in
-            trainer["precision"] = "bfloat16" if config.get("bf16") else "float32"
+            trainer["precision"] = recorded_precision(config)
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
                    {k: "recorded" for k in (*trainer, *hparams)}, _speed_only(declared))
+
+
+def recorded_precision(config: Mapping[str, Any]) -> str:
+    """The precision a run computed in, as its config records it (``bf16``)."""
+    return "bfloat16" if config.get("bf16") else "float32"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from zoo_core.runs import leaderboard as lb
 from zoo_core.runs.manage import shown_status
 from zoo_core.runs.records import run_files
 from zoo_core.runs.store import open_store
-from zoo_core.settings import RETIRED, RunSettings
+from zoo_core.settings import RETIRED, RunSettings, recorded_precision
 
 _LEADERBOARD_FORMATS = "any tabulate format (simple, github, grid, ...), csv or json"
 EMPTY_LEADERBOARD = "no completed runs yet: try `zoo run cnn --dataset fashion`"
@@ -207,7 +207,7 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
                               and _same(defaults[key], value)):
             continue  # a retired setting did nothing then and cannot be given now
         if key == "bf16":  # the precision the run computed in
-            words += ["--precision", "bfloat16" if value else "float32"]
+            words += ["--precision", recorded_precision(config)]
             continue
         text = str(value).lower() if isinstance(value, bool) else lb.format_setting(value)
         words += [RUN_OPTIONS[key], shlex.quote(text)] if key in RUN_OPTIONS else \

@@ -18,6 +18,7 @@ import tabulate
 
 from zoo_core.errors import UsageError
 from zoo_core.runs.records import RunRecord
+from zoo_core.settings import recorded_precision
 
 AGGREGATE_KEYS = (
     "model", "plugin", "dataset", "config_id", "config", "precision", "n", "seeds", "test_acc_mean",
@@ -37,11 +38,6 @@ PARTIAL_NOTE = ("limit=N: a quick try on the first N training examples (`zoo run
 
 
 # -- aggregation -------------------------------------------------------------------------------
-
-
-def precision(config: dict[str, Any]) -> str:
-    """The numeric precision a run computed in, as its config records it (``bf16``)."""
-    return "bfloat16" if config.get("bf16") else "float32"
 
 
 def is_partial(run: RunRecord) -> bool:
@@ -101,7 +97,7 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "dataset": best.dataset,
         "config_id": best.config_id,
         "config": best.config,
-        "precision": precision(best.config),
+        "precision": recorded_precision(best.config),
         "n": len(group),
         "seeds": sorted(run.seed for run in group),
         "test_acc_mean": mean,
@@ -147,7 +143,7 @@ def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False) -> list[
                  and (include_partial or not is_partial(run))]
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
     return [{**{key: getattr(run, key) for key in RUN_KEYS if key not in ("partial", "precision")},
-             "precision": precision(run.config), "partial": is_partial(run)} for run in completed]
+             "precision": recorded_precision(run.config), "partial": is_partial(run)} for run in completed]
 
 
 # -- rendering ---------------------------------------------------------------------------------
