@@ -48,13 +48,14 @@ def main() -> None:
     loaded = data.load(zoo.dataset("fashion"))
     n, batch = len(loaded.y_train), r.trainer.batch_size
     g = build_graph(r.model, r.hparams, r.trainer, loaded.x_train.shape[1:], loaded.num_classes,
-                    0, n, n // batch, step_loop=True)
+                    0, n, n // batch, step_loop=True,
+                    train_dtype=loaded.x_train.dtype)
     if g.steps is None:
         raise SystemExit(f"{args.model} trains one step per call: {g.steps_problem}")
     rng = np.random.default_rng(0)
     with tf.compat.v1.Session(graph=g.graph, config=session_config(r.trainer)) as sess:
         sess.run(g.init)
-        sess.run(g.data_init, {g.data_feed[0]: loaded.x_train, g.data_feed[1]: loaded.y_train})
+        g.hold(sess, loaded.x_train, loaded.y_train)
 
         def single(steps: int) -> None:
             for rows in rng.integers(0, n, (steps, batch), dtype=np.int32):

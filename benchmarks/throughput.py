@@ -265,6 +265,15 @@ def reference_hparams(plugin) -> dict:
     return hparams
 
 
+def floats(images):
+    """A peer's training images: float32 in [0, 1], held whole, as a hand-written loop
+    holds them (``x / 255``). zoo's trainer gets the loader's uint8 images and scales each
+    batch in its graph: that is part of what its memory figure measures."""
+    import numpy as np
+
+    return np.multiply(images, np.float32(1.0 / 255.0), dtype=np.float32)
+
+
 def _zoo_data(classes, arrays, n: int | None):
     """The splits zoo's trainer gets: ``n`` training examples (None: all) and small
     validation and test splits for timing, the whole splits for a memory run."""
@@ -348,7 +357,7 @@ def train_tf1(model, arrays, n, clock, note):
         init = v1.global_variables_initializer()
         note.update(params=int(sum(np.prod(v.shape.as_list()) for v in v1.trainable_variables())),
                     hparams=hparams)
-    x, y = arrays["x_train"][:n], arrays["y_train"][:n]
+    x, y = floats(arrays["x_train"][:n]), arrays["y_train"][:n]
     rng = np.random.default_rng(0)
     with v1.Session(graph=graph) as sess:
         sess.run(init)
@@ -394,7 +403,7 @@ def train_keras(model, arrays, n, clock, note):
         def on_train_batch_end(self, batch, logs=None):
             clock.tick(BATCH)
 
-    x, y = arrays["x_train"][:n], arrays["y_train"][:n]
+    x, y = floats(arrays["x_train"][:n]), arrays["y_train"][:n]
     net.fit(x, y, batch_size=BATCH, epochs=10_000, shuffle=True, verbose=0, callbacks=[Ticks()])
 
 
@@ -437,7 +446,7 @@ def train_torch(model, arrays, n, clock, note, threads: int = 0):
     if threads:
         torch.set_num_threads(threads)
     net = torch_net(model)
-    x = arrays["x_train"][:n]
+    x = floats(arrays["x_train"][:n])
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2) if model == "cnn"
                                                else x[..., 0]))
     yt = torch.from_numpy(arrays["y_train"][:n].astype(np.int64))

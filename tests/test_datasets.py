@@ -40,10 +40,13 @@ def copy_dir(tmp_path):
 
 def test_the_real_files_load_verified_and_split(fashion):
     data = zoo_data.load(fashion)
-    assert data.x_train.shape == (55_000, 28, 28, 1) and data.x_train.dtype == np.float32
-    assert data.x_val.shape == (5_000, 28, 28, 1)
-    assert data.x_test.shape == (10_000, 28, 28, 1)
-    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    # uint8 as in the files (a quarter of float32's memory); the model sees them scaled
+    assert data.x_train.shape == (55_000, 28, 28, 1) and data.x_train.dtype == np.uint8
+    assert data.x_val.shape == (5_000, 28, 28, 1) and data.x_val.dtype == np.uint8
+    assert data.x_test.shape == (10_000, 28, 28, 1) and data.x_test.dtype == np.uint8
+    x = zoo_data.to_float(data.x_train[:100])
+    assert x.dtype == np.float32 and x.max() == 1.0 and x.min() == 0.0
+    assert np.allclose(x, data.x_train[:100] / 255.0, rtol=0, atol=1e-7)
     assert set(np.unique(data.y_test)) == set(range(10))
     assert data.split_sizes == {"train": 55_000, "val": 5_000, "test": 10_000}
     assert data.checksums["train_images"] == fashion.files["train_images"]["sha256"]

@@ -38,14 +38,15 @@ def _graph(zoo, subset, model, **overrides):
     r = zoo.resolve(model, "fashion", overrides={"batch_size": BATCH, **overrides})
     n = len(subset.y_train)
     g = build_graph(r.model, r.hparams, r.trainer, subset.x_train.shape[1:], subset.num_classes,
-                    0, n, n // BATCH, step_loop=True)
+                    0, n, n // BATCH, step_loop=True,
+                    train_dtype=subset.x_train.dtype)
     return r, g
 
 
 def _session(tf, g, subset):
     sess = tf.compat.v1.Session(graph=g.graph)
     sess.run(g.init)
-    sess.run(g.data_init, {g.data_feed[0]: subset.x_train, g.data_feed[1]: subset.y_train})
+    g.hold(sess, subset.x_train, subset.y_train)
     return sess
 
 

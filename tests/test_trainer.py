@@ -3,6 +3,7 @@ it selects on validation, and it fails clearly."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.runs.store import open_store
 from zoo_core.train import checkpoints
 from zoo_core.train.evaluate import evaluate_checkpoint
+from zoo_core.train.graph import build_graph
 from zoo_core.train.loop import train
 from zoo_core.train.metrics import summarize
 
@@ -58,6 +60,27 @@ def test_the_same_seed_gives_the_same_result(zoo, subset, tmp_path):
     assert a.test.accuracy == b.test.accuracy and a.test.loss == b.test.loss
     assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
     assert c.test.loss != a.test.loss
+
+
+def test_uint8_images_train_exactly_as_their_float32_scaling(zoo, subset, tmp_path):
+    """The loader keeps uint8 pixels (a quarter of the memory) and the graph scales each
+    batch; a run must be the one it was when the trainer held float32 [0, 1] images."""
+    assert subset.x_train.dtype == np.uint8
+    floats = dataclasses.replace(subset, **{k: data.to_float(getattr(subset, k))
+                                            for k in ("x_train", "x_val", "x_test")})
+    a = fit(zoo, subset, tmp_path / "a", "cnn", seed=1, epochs=1, augment_shift=2,
+            steps_per_call=4)
+    b = fit(zoo, floats, tmp_path / "b", "cnn", seed=1, epochs=1, augment_shift=2,
+            steps_per_call=4)
+    assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
+    assert (a.test.loss, a.test.accuracy) == (b.test.loss, b.test.accuracy)
+
+
+def test_a_graph_refuses_training_images_of_another_dtype(zoo, subset):
+    r = zoo.resolve("cnn", "fashion")
+    g = build_graph(r.model, r.hparams, r.trainer, (28, 28, 1), 10, 0, n_train=8)
+    with pytest.raises(TypeError, match="train_dtype='uint8'"):
+        g.hold(None, subset.x_train[:8], subset.y_train[:8])
 
 
 def test_the_best_validation_epoch_is_restored_for_the_test(zoo, subset, tmp_path):

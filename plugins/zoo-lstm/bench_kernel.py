@@ -35,10 +35,10 @@ def build(model: str, kernel: str, overrides: dict, n_train: int, x, y):
     r = open_zoo().resolve(model, "fashion", raw_overrides={**overrides, "kernel": kernel})
     trainer = r.settings.trainer
     g = build_graph(r.model, r.settings.hparams, trainer, x.shape[1:], 10, seed=0,
-                    n_train=n_train, steps_per_epoch=n_train // BATCH)
+                    n_train=n_train, steps_per_epoch=n_train // BATCH, train_dtype=x.dtype)
     sess = tf.compat.v1.Session(graph=g.graph, config=session_config(trainer))
     sess.run(g.init)
-    sess.run(g.data_init, dict(zip(g.data_feed, (x[:n_train], y[:n_train]))))
+    g.hold(sess, x[:n_train], y[:n_train])
     return r, g, sess
 
 

@@ -22,12 +22,12 @@ from zoo_core.data.downloads import DownloadProgress, download
 from zoo_core.data.idx import FIX, decompress, idx_problem, parse_idx, read_raw, sha256, verify_file
 from zoo_core.data.loading import FileStatus, inspect, load
 from zoo_core.data.search import cache_dir, locate, search_dirs
-from zoo_core.data.splits import Data, make_splits, to_float
+from zoo_core.data.splits import PIXEL_SCALE, Data, as_images, make_splits, to_float
 
 __all__ = [
     "Data", "load", "inspect", "FileStatus",
     "locate", "search_dirs", "cache_dir",
     "download", "DownloadProgress",
     "verify_file", "parse_idx", "idx_problem", "decompress", "read_raw", "sha256", "FIX",
-    "make_splits", "to_float",
+    "make_splits", "to_float", "as_images", "PIXEL_SCALE",
 ]

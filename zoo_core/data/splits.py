@@ -1,8 +1,10 @@
 """A loaded dataset split three ways, and the checks on what a plugin's loader returns.
 
 The validation split is carved from the training set with the dataset's fixed seed; the
-test split is never touched. Images come out float32 ``[N, H, W, C]`` in [0, 1]; labels
-int32 ``[N]``.
+test split is never touched. Images come out ``[N, H, W, C]``: uint8 as loaded (a quarter
+of float32's memory; the trainer's graph and :func:`to_float` scale them to [0, 1] with the
+same float32 multiply, :data:`PIXEL_SCALE`), or float32 in [0, 1] from a plugin's loader that
+returns floats; labels int32 ``[N]``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from zoo_core.errors import DataError, UsageError, first_line, location, setting
 
 @dataclass
 class Data:
-    """A loaded dataset split three ways."""
+    """A loaded dataset split three ways: images ``[N, H, W, C]`` uint8 (as loaded) or
+    float32 in [0, 1]; :func:`to_float` gives what the model sees."""
 
     classes: tuple[str, ...]
     x_train: np.ndarray
@@ -41,7 +44,7 @@ class Data:
 
 def make_splits(spec: DatasetSpec, x_tr, y_tr, x_te, y_te, checksums: dict[str, str],
                 source: str, limit: int | None = None) -> Data:
-    """Carve the validation split (fixed seed) and convert images to float32 [0, 1].
+    """Carve the validation split (fixed seed); images ``[N, H, W, C]``, uint8 kept.
 
     Args:
         limit: keep only the first ``limit`` training examples (after the validation
@@ -68,20 +71,32 @@ def make_splits(spec: DatasetSpec, x_tr, y_tr, x_te, y_te, checksums: dict[str, 
         train_idx = train_idx[:limit]
     return Data(
         classes=spec.classes,
-        x_train=to_float(x_tr[train_idx], spec), y_train=y_tr[train_idx].astype(np.int32),
-        x_val=to_float(x_tr[val_idx], spec), y_val=y_tr[val_idx].astype(np.int32),
-        x_test=to_float(x_te, spec), y_test=y_te.astype(np.int32),
+        x_train=as_images(x_tr[train_idx]), y_train=y_tr[train_idx].astype(np.int32),
+        x_val=as_images(x_tr[val_idx]), y_val=y_tr[val_idx].astype(np.int32),
+        x_test=as_images(x_te), y_test=y_te.astype(np.int32),
         checksums=checksums, source=source,
     )
 
 
-def to_float(x: np.ndarray, spec: DatasetSpec) -> np.ndarray:
-    """Images as float32 [N, H, W, C]; uint8 input is scaled to [0, 1]."""
+# uint8 pixels become float32 in [0, 1] by one float32 multiply by this, here and in the
+# trainer's graph (zoo_core.train.graph), so both give the same bits.
+PIXEL_SCALE = np.float32(1.0 / 255.0)
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """Images as ``[N, H, W, C]``: uint8 kept as it is, anything else as float32."""
     if x.ndim == 3:
         x = x[..., None]
+    return x if x.dtype == np.uint8 else x.astype(np.float32, copy=False)
+
+
+def to_float(x: np.ndarray, spec: DatasetSpec | None = None) -> np.ndarray:
+    """Images as float32 ``[N, H, W, C]``; uint8 input is scaled to [0, 1] (what the model
+    sees). ``spec`` is accepted for older callers and not used."""
+    x = as_images(x)
     if x.dtype == np.uint8:
-        return np.multiply(x, np.float32(1.0 / 255.0), dtype=np.float32)
-    return x.astype(np.float32, copy=False)
+        return np.multiply(x, PIXEL_SCALE, dtype=np.float32)
+    return x
 
 
 def array_digest(x: np.ndarray, y: np.ndarray) -> str:

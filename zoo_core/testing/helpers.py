@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from zoo_core.catalogue.specs import ModelSpec
+from zoo_core.data import to_float
 from zoo_core.settings import as_hparam
 from zoo_core.testing.subject import dataset as load_dataset
 from zoo_core.testing.subject import forward_pass, session
@@ -18,7 +19,7 @@ from zoo_core.train.graph import BuilderError
 def real_images(n: int = 32, dataset: str = "fashion") -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` training images and labels of a real dataset (float32, [0, 1])."""
     data = load_dataset(dataset)
-    return data.x_train[:n], data.y_train[:n]
+    return to_float(data.x_train[:n]), data.y_train[:n]
 
 
 def defaults(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from zoo_core._tf import seed_graph
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.registry import read_catalogue
 from zoo_core.catalogue.specs import ModelSpec
-from zoo_core.data import Data, load
+from zoo_core.data import Data, load, to_float
 from zoo_core.errors import DataError
 from zoo_core.settings import TrainerSettings
 from zoo_core.testing.diagnose import building, run
@@ -224,7 +224,7 @@ class Subject:
                     data = dataset("fashion")
                 except DataError:
                     data = dataset("fashion", True)
-                x, y = data.x_train[:TRAIN_IMAGES], data.y_train[:TRAIN_IMAGES]
+                x, y = to_float(data.x_train[:TRAIN_IMAGES]), data.y_train[:TRAIN_IMAGES]
                 self._batch = (x, y, f"{TRAIN_IMAGES} Fashion-MNIST training images")
             else:
                 shape = self.shapes[0]
@@ -283,7 +283,7 @@ class TrainedGraph:
         sess = session(g.graph)
         try:
             sess.run(g.init)
-            sess.run(g.data_init, {g.data_feed[0]: x, g.data_feed[1]: y})
+            g.hold(sess, x, y)
         except BaseException:
             sess.close()
             raise

@@ -13,23 +13,28 @@ import numpy as np
 
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.specs import ModelSpec
+from zoo_core.data.splits import to_float
 from zoo_core.settings import TrainerSettings
 from zoo_core.train import checkpoints
 from zoo_core.train.blame import graph_errors
 from zoo_core.train.graph import ModelGraph, build_graph, session_config
 from zoo_core.train.metrics import Metrics, summarize
 
-EVAL_BATCH = 2000  # large batches: evaluation has no backward pass
+# Batches of 256, not thousands: as fast or faster here (median time ratio of batch 2000 to
+# 256, 5 interleaved rounds on 5,000 validation images: cnn 1.17, rnn 1.01, lstm 1.74), and a
+# cnn's activations for 2,000 images alone took ~300 MB of peak memory.
+EVAL_BATCH = 256
 
 
 def evaluate(session, graph: ModelGraph, images: np.ndarray, labels: np.ndarray,
              num_classes: int, batch_size: int = EVAL_BATCH) -> Metrics:
-    """Run a model over a whole split in large batches.
+    """Run a model over a whole split in batches of ``batch_size``.
 
     Args:
         session: a ``tf.compat.v1.Session`` holding the trained variables.
         graph: the :class:`~zoo_core.train.graph.ModelGraph` it runs.
-        images: float32 [N, H, W, C]; labels: int [N].
+        images: [N, H, W, C], uint8 or float32 in [0, 1] (each batch goes through
+            :func:`zoo_core.data.to_float`, as the trainer's data does); labels: int [N].
         num_classes: the number of classes.
 
     Returns:
@@ -42,7 +47,7 @@ def evaluate(session, graph: ModelGraph, images: np.ndarray, labels: np.ndarray,
         stop = min(start + batch_size, n)
         losses, preds = session.run(
             [graph.example_losses, graph.predictions],
-            {graph.images: images[start:stop], graph.labels: labels[start:stop]},
+            {graph.images: to_float(images[start:stop]), graph.labels: labels[start:stop]},
         )
         total_loss += float(np.sum(losses))
         predictions[start:stop] = preds

@@ -21,6 +21,7 @@ import numpy as np
 from zoo_core._tf import seed_graph
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.specs import ModelSpec
+from zoo_core.data.splits import PIXEL_SCALE
 from zoo_core.errors import PluginError
 from zoo_core.settings import TrainerSettings
 from zoo_core.train.blame import first_line, location
@@ -145,10 +146,25 @@ class ModelGraph:
     steps: StepLoop | None = None  # K steps per Session.run, when asked for and possible
     steps_problem: str = ""  # why there is no StepLoop although one was asked for
 
+    def hold(self, session, images: np.ndarray, labels: np.ndarray) -> None:
+        """Fill the in-graph training data (``data_init``) in ``session``.
+
+        Raises:
+            TypeError: ``images`` are not of the dtype the graph was built for
+                (``build_graph(train_dtype=...)``): a session would convert uint8 pixels
+                to floats in [0, 255] without a word.
+        """
+        want = self.data_feed[0].dtype.as_numpy_dtype
+        if images.dtype != want:
+            raise TypeError(f"the graph holds {np.dtype(want)} training images, got "
+                            f"{images.dtype}: build it with train_dtype={images.dtype.name!r}")
+        session.run(self.data_init, {self.data_feed[0]: images, self.data_feed[1]: labels})
+
 
 def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSettings,
                 image_shape, num_classes: int, seed: int, n_train: int = 0,
-                steps_per_epoch: int = 1, step_loop: bool = False) -> ModelGraph:
+                steps_per_epoch: int = 1, step_loop: bool = False,
+                train_dtype: Any = "float32") -> ModelGraph:
     """Build a fresh graph around ``model.build``; the graph seed is set first.
 
     Args:
@@ -159,6 +175,9 @@ def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerS
         num_classes: the number of logits.
         seed: graph-level seed.
         n_train: training examples held in the graph (0 when only evaluating).
+        train_dtype: their dtype, as :meth:`ModelGraph.hold` gets them: uint8 (scaled to
+            [0, 1] in the graph as a batch is gathered, the same multiply as
+            :func:`zoo_core.data.to_float`) or float32.
         steps_per_epoch: for the learning-rate schedule.
         step_loop: also build a :class:`~zoo_core.train.steploop.StepLoop`. It is built
             after the single step, so the rest of the graph (every random initial value)
@@ -166,7 +185,8 @@ def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerS
             none (the graph is built again without it if need be) and ``steps_problem``
             says why.
     """
-    args = (model, hparams, settings, image_shape, num_classes, seed, n_train, steps_per_epoch)
+    args = (model, hparams, settings, image_shape, num_classes, seed, n_train, steps_per_epoch,
+            np.dtype(train_dtype))
     if step_loop:
         from zoo_core.train.steploop import NoLoop  # here: steploop imports this module
 
@@ -180,13 +200,13 @@ def build_graph(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerS
 
 
 def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, steps_per_epoch,
-           step_loop: bool) -> ModelGraph:
+           train_dtype, step_loop: bool) -> ModelGraph:
     tf = import_tf()
     v1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
         seed_graph(tf, seed)
-        inputs = _Inputs(tf, image_shape, n_train, settings, seed)
+        inputs = _Inputs(tf, image_shape, n_train, settings, seed, train_dtype)
         net = forward(model, inputs.images, inputs.training, num_classes=num_classes,
                       hparams=hparams)
         loss = _Loss(tf, net, inputs.labels, num_classes, settings)
@@ -218,11 +238,14 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
 class _Inputs:
     """The training data held in the graph, and the batch a step gathers from it."""
 
-    def __init__(self, tf, image_shape, n_train: int, settings: TrainerSettings, seed: int):
+    def __init__(self, tf, image_shape, n_train: int, settings: TrainerSettings, seed: int,
+                 dtype: np.dtype):
+        if dtype not in (np.uint8, np.float32):
+            raise TypeError(f"training images must be uint8 or float32, not {dtype}")
         v1 = tf.compat.v1
         h, w, c = image_shape
         with v1.name_scope("input"):
-            x_feed = v1.placeholder(tf.float32, [n_train, h, w, c], name="train_images")
+            x_feed = v1.placeholder(tf.as_dtype(dtype), [n_train, h, w, c], name="train_images")
             y_feed = v1.placeholder(tf.int32, [n_train], name="train_labels")
             local = [v1.GraphKeys.LOCAL_VARIABLES]
             self.x_all = x_all = v1.Variable(x_feed, trainable=False, collections=local,
@@ -232,12 +255,21 @@ class _Inputs:
             self.index = v1.placeholder_with_default(tf.zeros([0], tf.int32), [None], name="index")
             self.training = v1.placeholder_with_default(False, [], name="training")
             self.global_step = v1.train.get_or_create_global_step()
-            batch_x = _augment(tf, tf.gather(x_all, self.index), settings, seed, self.global_step)
+            batch_x = _augment(tf, self.gather(tf, self.index), settings, seed, self.global_step)
             self.images = v1.placeholder_with_default(batch_x, [None, h, w, c], name="images")
             self.labels = v1.placeholder_with_default(tf.gather(y_all, self.index), [None],
                                                       name="labels")
         self.data_init = tf.group(x_all.initializer, y_all.initializer)
         self.data_feed = (x_feed, y_feed)
+
+    def gather(self, tf, index):
+        """The training images at ``index``, float32 in [0, 1]: uint8 ones (held at a
+        quarter of float32's memory) scaled by the same float32 multiply as
+        :func:`zoo_core.data.to_float`, so both give the same bits."""
+        images = tf.gather(self.x_all, index)
+        if images.dtype == tf.uint8:
+            images = tf.cast(images, tf.float32) * tf.constant(PIXEL_SCALE, tf.float32)
+        return images
 
 
 class _Loss:

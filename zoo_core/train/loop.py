@@ -109,7 +109,8 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
     n = len(data.y_train)
     steps = math.ceil(n / min(settings.batch_size, n))
     g = build_graph(model, hparams, settings, data.x_train.shape[1:], data.num_classes, seed,
-                    n, steps, step_loop=settings.steps_per_call != 1)
+                    n, steps, step_loop=settings.steps_per_call != 1,
+                    train_dtype=data.x_train.dtype)
     state = TrainState()
     with tf.compat.v1.Session(graph=g.graph, config=session_config(settings)) as sess, \
             graph_errors(model, data.x_train.shape[1:], data.num_classes,
@@ -117,7 +118,7 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
         sess.run(g.init)
         if resume:
             state = checkpoints.restore_last(sess, g.saver, run_dir)
-        sess.run(g.data_init, {g.data_feed[0]: data.x_train, g.data_feed[1]: data.y_train})
+        g.hold(sess, data.x_train, data.y_train)
         stepper = Stepper(sess, g, settings)
         for epoch in range(len(state.epochs) + 1, settings.epochs + 1):
             if settings.patience and state.since_best >= settings.patience:

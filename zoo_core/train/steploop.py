@@ -101,7 +101,7 @@ class StepLoop:
         v1 = tf.compat.v1
         step = start + tf.cast(i, start.dtype)
         index = self.indices[i]
-        images = _augment(tf, tf.gather(p.inputs.x_all, index), p.settings, p.seed, step)
+        images = _augment(tf, p.inputs.gather(tf, index), p.settings, p.seed, step)
         images.set_shape(p.inputs.images.shape)  # as the single step's builder sees them
         labels = tf.gather(p.inputs.y_all, index)
         before = list(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
