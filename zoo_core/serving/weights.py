@@ -133,6 +133,7 @@ def _fetch(zoo: Zoo, model: str, weights: Weights, progress) -> tuple[Path, str]
         try:
             fetch_resumable(url, part, progress, f"downloading {cached.name}")
         except DataError as e:
+            part.unlink(missing_ok=True)  # each URL starts afresh; within one, cuts resume
             errors.append(f"{url}: {e.template}")
             continue
         problem = _sha_problem(part, weights)
