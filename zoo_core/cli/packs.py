@@ -13,7 +13,7 @@ import click
 from zoo_core.cli.common import DownloadProgressBar, store_location
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.runs.store import open_store
-from zoo_core.serving import packs, weights
+from zoo_core.serving import packs
 
 
 @click.command("pack")
@@ -40,7 +40,8 @@ def pack(run_id, output, optimizer_state):
     click.echo(f"checkpoint {kept} the optimizer's state: {_size(done.checkpoint_bytes)} "
                f"(the run's own: {_size(done.full_checkpoint_bytes)})")
     click.echo(f"sha256 {done.sha256}\n")
-    click.echo("To publish it as the model's weights, upload it and declare it in registry.toml:\n")
+    click.echo("To publish it as the model's weights (shipped in the plugin's package, or "
+               "uploaded), declare it in registry.toml:\n")
     for line in declaration_lines(done):
         click.echo(line)
 
@@ -64,13 +65,14 @@ def declaration_lines(done: packs.Packed) -> list[str]:
 
 
 def _inside_package(path: Path) -> str:
-    """The pack's path inside the Python package that holds it ("" when none does): what a
-    declaration's ``file`` says."""
-    root = None
-    folder = path.parent
-    while (folder / "__init__.py").is_file():
-        root, folder = folder, folder.parent
-    return path.relative_to(root).as_posix() if root else ""
+    """The pack's path inside the Python package that holds it ("" when none does, within
+    three folders up): what a declaration's ``file`` says."""
+    for folder in list(path.parents)[:3]:
+        if (folder / "__init__.py").is_file():
+            while (folder.parent / "__init__.py").is_file():  # the top package
+                folder = folder.parent
+            return path.relative_to(folder).as_posix()
+    return ""
 
 
 def _size(n: int) -> str:
@@ -117,6 +119,8 @@ def pull(state, model, dataset):
     downloaded (resuming a cut transfer) from each declared URL in turn. Nothing is
     imported unless its sha256 is the declared one.
     """
+    from zoo_core.serving import weights  # the downloads, and numpy with them: here only
+
     zoo = state.zoo()
     with open_store(store_location()) as store:
         done = weights.pull(zoo, store, model, dataset, progress=DownloadProgressBar())
