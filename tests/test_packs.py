@@ -252,11 +252,11 @@ def test_a_member_twice_is_refused(trained, tmp_path, zoo_home):
 
 def test_a_zip_bomb_is_refused_before_it_is_written(trained, tmp_path, zoo_home):
     members = _members(trained[2])
-    members["ckpt/best-1.data-00000-of-00001"] = bytes(64 << 20)  # 64 MiB of zeros, ~64 KiB
+    members["ckpt/best-1.data-00000-of-00001"] = bytes(16 << 20)  # 16 MiB of zeros, ~16 KiB
     target = _rewrite(trained[2], tmp_path / "b.zoopack", members)
     assert target.stat().st_size < 1 << 20
     output = _refused(target, zoo_home)
-    assert re.search(r"member 'ckpt/best-1.data-00000-of-00001' refused: 67,108,864 bytes "
+    assert re.search(r"member 'ckpt/best-1.data-00000-of-00001' refused: 16,777,216 bytes "
                      r"uncompressed from [0-9,]+, beyond what a pack holds", output)
 
 
