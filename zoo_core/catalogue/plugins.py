@@ -29,6 +29,7 @@ import pluggy
 
 from zoo_core.catalogue import hookspecs
 from zoo_core.catalogue.specs import NAME_RULE, DatasetSpec, ModelSpec, valid_name
+from zoo_core.catalogue.weights import parse_weights
 from zoo_core.errors import HParamError, PluginError, UsageError
 from zoo_core.settings import RETIRED, TRAINER_HPARAMS, as_hparam
 
@@ -319,13 +320,18 @@ def _collect(pm, obj, report: PluginReport):
 
     # ``description`` is accepted because the documented signature has it; nothing shows it.
     def register_model(name, build, *, summary, hparams=None, inputs=("image",), description="",
-                       defaults=None, dataset_defaults=None):
+                       defaults=None, dataset_defaults=None, weights=None):
         try:
             spec = validate_model(name, build, summary, hparams or {}, inputs)
         except PluginError as e:  # name the plugin: one distribution may hold several
             raise PluginError(f"{e} (plugin {report.who})") from None
         spec.plugin, spec.plugin_version = report.label, report.version
         spec.settings, spec.dataset_settings = validate_defaults(spec, defaults, dataset_defaults)
+        spec.weights = parse_weights(
+            weights or {}, lambda d: f"model {name!r} weights" + (f"[{d!r}]" if d else "")
+            + f" (plugin {report.who})", PluginError)
+        spec.package = getattr(obj, "__name__", "") if isinstance(obj, types.ModuleType) \
+            else getattr(obj, "__module__", "")
         _check_twice("model", name, models, report)
         models[name] = spec
 

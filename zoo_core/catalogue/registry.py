@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.catalogue.specs import FILE_ROLES, NAME_RULE, DatasetSpec, valid_name
+from zoo_core.catalogue.weights import parse_weights
 from zoo_core.errors import RegistryError, setting, short_repr
 
 if sys.version_info >= (3, 11):
@@ -29,7 +30,7 @@ else:  # pragma: no cover
 
 SCHEMA = 1
 _TOP_KEYS = {"schema", "datasets", "models"}
-_MODEL_KEYS = {"plugin", "summary", "hparams", "datasets", "reference"}
+_MODEL_KEYS = {"plugin", "summary", "hparams", "datasets", "reference", "weights"}
 _DATASET_KEYS = {"summary", "classes", "image_shape", "validation", "split_seed", "urls",
                  "system_dirs", "files", "archive"}
 _FILE_KEYS = {"file", "sha256", "md5_gz"}
@@ -60,6 +61,7 @@ class CatalogueModel:
     hparams: dict[str, Any] = field(default_factory=dict)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)  # dataset -> catalogue.weights.Weights
 
 
 @dataclass
@@ -283,7 +285,10 @@ def _model(path: Path, name: str, t: Any) -> CatalogueModel:
     reference = _table(path, f"{entry}.reference", t.get("reference", {}))
     for ds, ref in reference.items():
         _reference(path, f"{entry}.reference.{ds}", ref)
-    return CatalogueModel(name, plugin, summary, dict(hparams), dict(per_ds), dict(reference))
+    weights = parse_weights(t.get("weights", {}), lambda d: where(
+        path, f"{entry}.weights" + (f".{d}" if d else "")), RegistryError)
+    return CatalogueModel(name, plugin, summary, dict(hparams), dict(per_ds), dict(reference),
+                          weights)
 
 
 _REFERENCE_KEYS = {"config_id", "test_accuracy", "test_accuracy_std", "seeds", "train_seconds",

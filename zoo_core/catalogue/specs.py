@@ -40,6 +40,9 @@ class ModelSpec:
     # settings and hyperparameters, for every dataset and per dataset name.
     settings: dict[str, Any] = field(default_factory=dict)
     dataset_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Published weights per dataset (register(weights=...)): catalogue.weights.Weights.
+    weights: dict[str, Any] = field(default_factory=dict)
+    package: str = ""  # the plugin's module, where a declared weights ``file`` is found
 
     def defaults(self) -> dict[str, Any]:
         return {k: p.default for k, p in self.hparams.items()}
@@ -92,6 +95,7 @@ class RegisterModel(Protocol):
         description: str = "",
         defaults: dict[str, Any] | None = None,
         dataset_defaults: dict[str, dict[str, Any]] | None = None,
+        weights: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Register one model.
 
@@ -116,6 +120,11 @@ class RegisterModel(Protocol):
                 ``{"fashion": {"lr": 0.005}, "mnist": {"epochs": 5}}``. Settings merge as:
                 these (``defaults``, then ``dataset_defaults``) < registry.toml (the
                 model's table, then its per-dataset table) < the command line.
+            weights: published trained weights per dataset name, each a pack made by
+                ``zoo pack``: ``{"fashion": {"file": "weights/mynet-fashion.zoopack",
+                "urls": [...], "sha256": ..., "config_id": ..., "test_accuracy": ...}}``
+                (``file`` inside the plugin's package, tried before ``urls``; ``zoo pull``
+                fetches them). registry.toml's ``[models.NAME.weights.DATASET]`` wins.
         """
 
 

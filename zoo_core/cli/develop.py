@@ -45,7 +45,8 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
 @click.command("check", cls=_CheckCommand)
 @click.argument("model")
 @click.option("--skip", multiple=True, metavar="NAME",
-              help="Report this check as skipped instead of running it (repeatable).")
+              help="Report this check as skipped instead of running it (repeatable); "
+                   "weights:DATASET for a declared weights' check.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Check with this hyperparameter value instead of the default (repeatable).")
 @click.option("--shape", "shapes", multiple=True, metavar="HxWxC",
@@ -73,7 +74,8 @@ def check(state, model, skip, settings, shapes, seed, as_json):
 
     spec = state.zoo().model(model)
     overrides = model_values(model, spec.hparams, text=parse_set_options(settings))
-    bound = testing.checks(spec, overrides=overrides, skip=skip,
+    kit_skip = [name for name in skip if not name.startswith(WEIGHTS_CHECK)]
+    bound = testing.checks(spec, overrides=overrides, skip=kit_skip,
                            shapes=[_parse_shape(s) for s in shapes] or None, seed=seed)
     live = sys.stderr.isatty() and not as_json
     if not as_json:
@@ -91,6 +93,7 @@ def check(state, model, skip, settings, shapes, seed, as_json):
                 click.echo(f" {results[-1].status}", err=True)
     finally:
         bound[0].subject.close()
+    results += _weights_results(state.zoo(), model, skip)
     seconds = time.perf_counter() - start
     failed = [r for r in results if r.status == "failed"]
     if as_json:
@@ -109,6 +112,19 @@ def check(state, model, skip, settings, shapes, seed, as_json):
     if failed:
         names = ", ".join(r.check for r in failed)
         raise ZooError(f"{len(failed)} of {len(results)} checks failed for {model}: {names}")
+
+
+WEIGHTS_CHECK = "weights:"  # the checks of declared weights, one per dataset: weights:fashion
+
+
+def _weights_results(zoo, model: str, skip) -> list:
+    """The model's declared weights, checked (no network): one result per dataset."""
+    from zoo_core.serving.weights import check_declared
+    from zoo_core.testing import CheckResult
+
+    return [CheckResult(name, model, "skipped", "skipped on request") if name in skip else
+            CheckResult(name, model, status, text)
+            for name, status, text in check_declared(zoo, model)]
 
 
 @click.command("new-plugin")

@@ -63,6 +63,7 @@ def show(run_id, as_json):
         ["started / finished", f"{r.started_at} / {r.finished_at or '-'}"],
         ["folder", r.run_dir],
         *([["tags", ", ".join(r.tags)]] if r.tags else []),
+        *_imported_from(r),
     ]
     click.echo(f"run {r.run_id}")
     click.echo(table(rows, [], "plain"))
@@ -77,6 +78,18 @@ def show(run_id, as_json):
         click.echo("\nfiles:")
         for name, path in files.items():
             click.echo(f"  {name:<16} {path}")
+
+
+def _imported_from(r) -> list[list[str]]:
+    """Where an imported run came from (a row of `zoo show`), or nothing."""
+    from zoo_core.serving.packs import provenance
+
+    found = provenance(Path(r.run_dir)) if r.run_dir else {}
+    if not found:
+        return []
+    packed = found.get("packed", {})
+    return [["imported from", f"{found.get('from')} (run {found.get('original_run_id')} on "
+                              f"{packed.get('host', '?')}, packed {packed.get('at', '?')})"]]
 
 
 def _number(value: float | None, fmt: str, scale: float = 1) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -193,9 +194,17 @@ def _fetch_checked(url: str, target: Path, progress: DownloadProgress, verify) -
             os.unlink(tmp)
 
 
-def _copy(src: BinaryIO, dst: BinaryIO, total: int, label: str, progress: DownloadProgress) -> None:
-    """Copy the response body, reporting progress; DataError when it ends short of ``total``."""
+class _CutShort(DataError):
+    """The connection closed before the whole body arrived: worth resuming."""
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, total: int, label: str, progress: DownloadProgress,
+          done: int = 0) -> None:
+    """Copy the response body after the ``done`` bytes ``dst`` holds, reporting progress;
+    :class:`_CutShort` (a DataError) when it ends short of ``total``."""
     progress.start(label, total or None)
+    if done:
+        progress.advance(done)
     try:
         while chunk := src.read(_CHUNK):
             dst.write(chunk)
@@ -203,4 +212,42 @@ def _copy(src: BinaryIO, dst: BinaryIO, total: int, label: str, progress: Downlo
     finally:
         progress.finish()
     if total and dst.tell() != total:
-        raise DataError(f"connection closed after {dst.tell()} of {total} bytes")
+        raise _CutShort(f"connection closed after {dst.tell()} of {total} bytes")
+
+
+def fetch_resumable(url: str, part: Path, progress: DownloadProgress | None = None,
+                    label: str = "", attempts: int = 4, timeout: float = 60) -> None:
+    """Download ``url`` into ``part``, resuming a cut transfer with an HTTP ``Range`` request
+    (or from the start, when the server sends the whole file again), up to ``attempts``
+    times. What ``part`` already holds is kept and continued. Redirects are followed.
+    Verifying the file, and removing it when it is wrong, is the caller's.
+
+    Raises:
+        DataError: the server refused (an HTTP error: try another URL), or the transfer
+            was still cut short after ``attempts`` tries.
+    """
+    progress = progress if progress is not None else _Silent()
+    why = ""
+    for _ in range(attempts):
+        have = part.stat().st_size if part.exists() else 0
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                resumed = have and resp.status == 206 and \
+                    resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+                have = have if resumed else 0
+                total = int(resp.headers.get("Content-Length") or 0)
+                with open(part, "ab" if resumed else "wb") as out:
+                    _copy(resp, out, have + total if total else 0, label or part.name,
+                          progress, done=have)
+            return
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and have:  # nothing after what we have: the caller verifies it
+                return
+            raise DataError(f"HTTP {e.code} {e.reason}") from None
+        except (_CutShort, http.client.HTTPException, ConnectionError, TimeoutError) as e:
+            why = _reason(e)
+        except OSError as e:  # unreachable, refused: another attempt will not help
+            raise DataError(_reason(e)) from None
+    raise DataError(f"the transfer was cut short {attempts} times ({why}); try again later")
+

@@ -23,18 +23,26 @@ from zoo_core.settings import recorded_precision
 AGGREGATE_KEYS = (
     "model", "plugin", "dataset", "config_id", "config", "precision", "n", "seeds", "test_acc_mean",
     "test_acc_std", "best_run", "best_test_acc", "params", "train_seconds", "examples_per_sec", "flagged",
-    "partial", "replaced",
+    "partial", "replaced", "imported",
 )
 RUN_KEYS = (
     "run_id", "model", "plugin", "dataset", "config_id", "config", "precision", "seed", "test_accuracy",
     "test_loss", "val_accuracy", "best_epoch", "epochs_run", "params", "train_seconds", "examples_per_sec",
-    "started_at", "partial",
+    "started_at", "partial", "imported",
 )
 MACHINE_FORMATS = ("csv", "json")
 _CONFIG_WIDTH = 40  # a longer config label wraps onto more lines (where the format can)
 _WRAPPING_FORMATS = set(tabulate.multiline_formats) - {"github", "pipe", "orgtbl", "jira"}
 PARTIAL_NOTE = ("limit=N: a quick try on the first N training examples (`zoo run --limit`), "
                 "shown with --include-partial; not comparable with runs on the full training set")
+IMPORTED_TAG = "imported"  # the tag of a run imported from a pack (zoo unpack, zoo pull)
+IMPORTED_NOTE = ("(imported): a run imported from a pack (`zoo unpack`, `zoo pull`); its figures "
+                 "were measured where it was trained")
+
+
+def imported(run: RunRecord) -> bool:
+    """A run imported from a pack rather than trained in this store."""
+    return IMPORTED_TAG in run.tags
 
 
 # -- aggregation -------------------------------------------------------------------------------
@@ -110,6 +118,7 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "flagged": flagged,
         "partial": is_partial(best),
         "replaced": 0,
+        "imported": [run.run_id for run in group if imported(run)],
     }
 
 
@@ -142,8 +151,10 @@ def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False) -> list[
     completed = [run for run in runs if run.status == "completed" and finite(run)
                  and (include_partial or not is_partial(run))]
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
-    return [{**{key: getattr(run, key) for key in RUN_KEYS if key not in ("partial", "precision")},
-             "precision": recorded_precision(run.config), "partial": is_partial(run)} for run in completed]
+    return [{**{key: getattr(run, key) for key in RUN_KEYS
+                if key not in ("partial", "precision", "imported")},
+             "precision": recorded_precision(run.config), "partial": is_partial(run),
+             "imported": imported(run)} for run in completed]
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -179,6 +190,8 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False,
     headers, aligns, table, notes = (_runs_table if runs else _aggregate_table)(rows)
     if any(row.get("partial") for row in rows):
         notes = [*notes, PARTIAL_NOTE]
+    if any(_imported_mark(row) for row in rows):
+        notes = [*notes, IMPORTED_NOTE]
     if fmt in _WRAPPING_FORMATS:  # elsewhere (markdown, csv ...) a cell stays one line
         column = headers.index("config")
         for cells in table:
@@ -236,7 +249,7 @@ def _aggregate_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], 
             row["precision"],
             accuracy,
             str(row["n"]),
-            row["best_run"],
+            row["best_run"] + _imported_mark(row),
             format_count(row["params"]),
             format_duration(row["train_seconds"]),
             format_rate(row["examples_per_sec"]),
@@ -253,7 +266,7 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list,
     labels = _config_labels(rows)
     table = [
         [
-            row["run_id"],
+            row["run_id"] + _imported_mark(row),
             row["model"],
             row["dataset"],
             label,
@@ -270,6 +283,13 @@ def _runs_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[str], list,
         for row, label in zip(rows, labels)
     ]
     return headers, aligns, table, []
+
+
+def _imported_mark(row: dict[str, Any]) -> str:
+    """`` (imported)`` after a run that came from a pack (the best run, in an aggregate row)."""
+    flag = row.get("imported")
+    return " (imported)" if flag is True or (isinstance(flag, list)
+                                             and row.get("best_run") in flag) else ""
 
 
 def _config_labels(rows: list[dict[str, Any]]) -> list[str]:

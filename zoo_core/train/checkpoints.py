@@ -216,3 +216,41 @@ def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def model_variable_names(names) -> list[str]:
+    """Of a checkpoint's variable names, the model's own (sorted): those in the builder's
+    scope (``graph.MODEL_SCOPE``) that are not an optimizer's slot of another variable
+    (Adam's ``model/dense/kernel/Adam`` and ``.../Adam_1``); the step and Adam's
+    ``beta*_power`` are outside the scope. What ``ModelGraph.model_saver`` restores."""
+    from zoo_core.train.graph import MODEL_SCOPE  # graph imports this module
+
+    names = set(names)
+    own = {n for n in names if n.startswith(MODEL_SCOPE + "/")}
+    return sorted(n for n in own if n.rpartition("/")[0] not in own)
+
+
+def write_weights_only(source: Path, target: Path) -> list[str]:
+    """Copy the model's own variables (:func:`model_variable_names`) of the checkpoint
+    ``source`` (a prefix) into a new checkpoint ``target`` (a prefix): the weights without
+    the optimizer's state, about a third of the size with Adam. Returns the names copied.
+
+    Raises:
+        TrainingError: ``source`` cannot be read.
+    """
+    tf = import_tf()
+    v1 = tf.compat.v1
+    try:
+        reader = tf.train.load_checkpoint(str(source))
+    except (ValueError, tf.errors.OpError) as e:
+        raise TrainingError(f"{source}: checkpoint cannot be read ({reason(e)})") from None
+    names = model_variable_names(reader.get_variable_to_shape_map())
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = {n: v1.Variable(reader.get_tensor(n), name=n.replace("/", "_"),
+                                    trainable=False) for n in names}
+        saver = v1.train.Saver(var_list=variables)
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.variables_initializer(list(variables.values())))
+            saver.save(sess, str(target), write_meta_graph=False, write_state=False)
+    return names

@@ -62,7 +62,7 @@ def evaluate_checkpoint(model: ModelSpec, hparams: Mapping[str, Any], settings: 
     prefix = checkpoints.best_prefix(run_dir)
     g = build_graph(model, hparams, settings, images.shape[1:], num_classes, seed)
     with tf.compat.v1.Session(graph=g.graph, config=session_config(settings)) as sess:
-        checkpoints.restore(sess, g.saver, run_dir, str(prefix.relative_to(run_dir)),
+        checkpoints.restore(sess, g.model_saver, run_dir, str(prefix.relative_to(run_dir)),
                             "the run cannot be evaluated: train it again")
         with graph_errors(model, images.shape[1:], num_classes, "evaluating a checkpoint"):
             return evaluate(sess, g, images, labels, num_classes)

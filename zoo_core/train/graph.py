@@ -93,6 +93,9 @@ class Forward:
     params: int  # their total size
 
 
+MODEL_SCOPE = "model"  # the variable scope of the builder: the model's own variables
+
+
 def forward(model: ModelSpec, images, training, *, num_classes: int,
             hparams: Mapping[str, Any], reuse: bool = False) -> Forward:
     """Call ``model.build`` the one way the zoo calls it, in the current graph.
@@ -106,7 +109,7 @@ def forward(model: ModelSpec, images, training, *, num_classes: int,
         PluginError: it created no trainable variable.
     """
     v1 = import_tf().compat.v1
-    with v1.variable_scope("model", reuse=True if reuse else None):
+    with v1.variable_scope(MODEL_SCOPE, reuse=True if reuse else None):
         try:
             logits = model.build(images, num_classes=num_classes, hparams=dict(hparams),
                                  training=training)
@@ -145,6 +148,9 @@ class ModelGraph:
     params: int
     steps: StepLoop | None = None  # K steps per Session.run, when asked for and possible
     steps_problem: str = ""  # why there is no StepLoop although one was asked for
+    # restores the model's own variables only (no optimizer state, no step): what evaluating
+    # and predicting need, from a full checkpoint or a pack's weights-only one
+    model_saver: Any = None
 
     def hold(self, session, images: np.ndarray, labels: np.ndarray) -> None:
         """Fill the in-graph training data (``data_init``) in ``session``.
@@ -210,6 +216,8 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
         net = forward(model, inputs.images, inputs.training, num_classes=num_classes,
                       hparams=hparams)
         loss = _Loss(tf, net, inputs.labels, num_classes, settings)
+        model_saver = v1.train.Saver(var_list=v1.global_variables(scope=MODEL_SCOPE + "/"),
+                                     max_to_keep=None)  # before the optimizer adds its slots
         total_steps = settings.epochs * steps_per_epoch
         with v1.name_scope("train"):
             lr = _learning_rate(tf, settings, inputs.global_step, total_steps)
@@ -232,7 +240,8 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
     return ModelGraph(graph, inputs.images, inputs.labels, inputs.index, inputs.training,
                       net.logits, loss.predictions, loss.example_losses, loss.total,
                       loss.accuracy, train_op, lr, inputs.global_step, saver, init,
-                      inputs.data_init, inputs.data_feed, net.params, steps, problem)
+                      inputs.data_init, inputs.data_feed, net.params, steps, problem,
+                      model_saver)
 
 
 class _Inputs:

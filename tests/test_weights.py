@@ -1,0 +1,368 @@
+"""Published weights (issue 14, parts 5-6): declared in registry.toml or a plugin's
+registration, checked when read and by `zoo check`, fetched by `zoo pull` (a shipped file
+first, then each URL, resuming cut transfers) and imported only when their sha256 matches.
+Downloads are served by a local HTTP server the tests start; never the internet."""
+
+from __future__ import annotations
+
+import http.server
+import importlib
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from zoo_core.catalogue import open_zoo, plugins
+from zoo_core.catalogue.registry import default_registry_path, read_catalogue
+from zoo_core.cli import cli
+from zoo_core.errors import RegistryError
+from zoo_core.runs.records import RunRecord
+from zoo_core.runs.store import open_store
+from zoo_core.serving import packs, weights
+
+ROOT = Path(__file__).resolve().parents[1]
+KIT = ["fresh_graph", "logits_shape", "batch_independence", "training_flag",
+       "seed_determinism", "all_variables_train", "overfit_one_batch", "hparams_honoured"]
+
+
+def zoo(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory) -> tuple[Path, str, str]:
+    """A pack of a completed run of `tiny` on fashion (a run folder written by hand, packed
+    with its checkpoint as it is: no TensorFlow); (file, sha256, config_id)."""
+    home = tmp_path_factory.mktemp("origin")
+    folder = home / "runs" / "tiny-fashion-s0-20261130-000000-abcd"
+    (folder / "ckpt").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"config": {"epochs": 1}}))
+    (folder / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
+    (folder / "checkpoint.json").write_text(json.dumps({"prefix": "ckpt/best-1", "epoch": 1}))
+    (folder / "ckpt" / "best-1.index").write_bytes(b"index")
+    (folder / "ckpt" / "best-1.data-00000-of-00001").write_bytes(bytes(range(256)) * 400)
+    record = RunRecord(run_id=folder.name, status="completed", model="tiny", dataset="fashion",
+                       plugin="zoo-tiny", plugin_version="0.1.0", zoo_version="0.1.0",
+                       tf_version="2.21.0", config={"epochs": 1}, seed=0, data_checksums={},
+                       split_sizes={"test": 10000}, test_accuracy=0.5, run_dir=str(folder))
+    with open_store(str(home / "zoo.db")) as store:
+        store.create_run(record)
+        store.add_epoch(record.run_id, 1, val_accuracy=0.5)
+        done = packs.pack(store, record.run_id, home / "tiny-fashion.zoopack", optimizer_state=True)
+    return done.path, done.sha256, record.config_id
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch, pack):
+    """Install a plugin `zoo-tiny` (model `tiny`) declaring ``weights``; returns
+    ``install(weights, shipped=False)`` and cleans the module up after."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    sys.modules.pop("zoo_tiny", None)
+
+    def install(declared: dict, shipped: bool = False) -> Path:
+        package = site / "zoo_tiny"
+        (package / "weights").mkdir(parents=True)
+        (package / "__init__.py").write_text(
+            "from zoo_core import hookimpl\n\n"
+            "def build(images, *, num_classes, hparams, training):\n"
+            "    import tensorflow as tf\n"
+            "    x = tf.compat.v1.layers.flatten(images)\n"
+            "    return tf.compat.v1.layers.dense(x, num_classes, name='logits')\n\n"
+            "@hookimpl\n"
+            "def zoo_register_models(register):\n"
+            f"    register('tiny', build, summary='a dense layer', weights={declared!r})\n")
+        if shipped:
+            shutil.copy(pack[0], package / "weights" / "tiny-fashion.zoopack")
+        info = site / "zoo_tiny-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-tiny\nVersion: 0.1.0\n")
+        (info / "entry_points.txt").write_text("[zoo]\ntiny = zoo_tiny\n")
+        importlib.invalidate_caches()
+        return package
+
+    yield install
+    sys.modules.pop("zoo_tiny", None)
+
+
+def declaration(pack, **over) -> dict:
+    return {"fashion": {"sha256": pack[1], "config_id": pack[2], "test_accuracy": 0.5, **over}}
+
+
+# -- a local HTTP server ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server(pack):
+    """Serves the pack at /ok, and misbehaves at the other paths; ``requests`` records
+    (path, Range header) of every request."""
+    body = pack[0].read_bytes()
+    requests: list[tuple[str, str | None]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            path, ranged = self.path, self.headers.get("Range")
+            requests.append((path, ranged))
+            if path == "/500":
+                return self.send_error(500)
+            if path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/ok")
+                self.send_header("Content-Length", "0")
+                return self.end_headers()
+            data, start = (bytes(len(body)) if path == "/wrong" else body), 0
+            if ranged and path != "/always-cut":
+                start = int(ranged.removeprefix("bytes=").rstrip("-"))
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(data) - start))
+            self.end_headers()
+            cut = path == "/always-cut" or (path == "/cut-once" and not ranged)
+            self.wfile.write(data[start:len(data) // 2] if cut else data[start:])
+            self.close_connection = True
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield base, requests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def pull_from(tiny, pack, server):
+    """Declare the weights at these server paths, then ``zoo pull tiny``."""
+
+    def pull(*paths_: str):
+        tiny(declaration(pack, urls=[server[0] + p for p in paths_]))
+        return zoo("pull", "tiny", "--dataset", "fashion")
+
+    return pull
+
+
+def _nothing_imported(zoo_home: Path) -> None:
+    with open_store() as store:
+        assert store.runs() == []
+    assert not list((zoo_home / "packs").glob("*.part"))
+
+
+def test_pull_downloads_verifies_imports_and_then_says_it_is_there(pull_from, server, zoo_home):
+    r = pull_from("/ok")
+    assert r.exit_code == 0, r.output
+    assert r.output == (f"pulled tiny weights for fashion from {server[0]}/ok: run "
+                        "tiny-fashion-s0-20261130-000000-abcd (test accuracy 50.00%)\n")
+    assert "tiny-fashion-s0-20261130-000000-abcd (imported)" in zoo("leaderboard").output
+    again = zoo("pull", "tiny")
+    assert again.exit_code == 0
+    assert again.output == ("tiny weights for fashion are already pulled: run "
+                            "tiny-fashion-s0-20261130-000000-abcd (test accuracy 50.00%)\n")
+    assert len(server[1]) == 1
+
+
+def test_a_wrong_checksum_is_refused_and_nothing_is_kept(pull_from, server, pack, zoo_home):
+    r = pull_from("/wrong")
+    assert r.exit_code == 1
+    assert f"{server[0]}/wrong: its sha256 is " in r.output
+    assert f"not the declared {pack[1]} (a damaged or different file): refused" in r.output
+    _nothing_imported(zoo_home)
+
+
+def test_a_cut_transfer_is_resumed_with_a_range_request(pull_from, server, pack):
+    r = pull_from("/cut-once")
+    assert r.exit_code == 0, r.output
+    half = pack[0].stat().st_size // 2
+    assert server[1] == [("/cut-once", None), ("/cut-once", f"bytes={half}-")]
+
+
+def test_a_server_that_always_cuts_is_a_clear_error(pull_from, server, zoo_home):
+    r = pull_from("/always-cut")
+    assert r.exit_code == 1
+    assert "/always-cut: the transfer was cut short 4 times (connection closed after" in r.output
+    assert "try again later" in r.output
+    _nothing_imported(zoo_home)
+
+
+def test_a_server_error_moves_on_to_the_next_url(pull_from, server):
+    r = pull_from("/500", "/ok")
+    assert r.exit_code == 0 and f"from {server[0]}/ok:" in r.output
+
+
+def test_a_server_error_on_every_url_is_a_clear_error(pull_from, server, zoo_home):
+    r = pull_from("/500")
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: could not get the tiny weights for fashion: "
+                               f"{server[0]}/500: HTTP 500 Internal Server Error (declared in ")
+    _nothing_imported(zoo_home)
+
+
+def test_a_redirect_is_followed(pull_from, server):
+    r = pull_from("/redirect")
+    assert r.exit_code == 0, r.output
+    assert [p for p, _ in server[1]] == ["/redirect", "/ok"]
+
+
+def test_a_shipped_pack_is_used_first_offline(tiny, pack, server):
+    tiny(declaration(pack, file="weights/tiny-fashion.zoopack", urls=[server[0] + "/ok"]),
+         shipped=True)
+    r = zoo("pull", "tiny")
+    assert r.exit_code == 0, r.output
+    assert "from zoo-tiny package: weights/tiny-fashion.zoopack: run" in r.output
+    assert server[1] == []
+
+
+def test_a_pack_of_another_config_than_declared_is_refused(tiny, pack, server, zoo_home):
+    tiny(declaration(pack, config_id="0123456789", urls=[server[0] + "/ok"]))
+    r = zoo("pull", "tiny")
+    assert r.exit_code == 1
+    assert (f"the pack holds a run of tiny on fashion with config {pack[2]}, but model 'tiny' "
+            "weights['fashion'] (plugin tiny (zoo_tiny in zoo-tiny)) declares tiny on fashion "
+            "with config 0123456789") in r.output
+    with open_store() as store:
+        assert store.runs() == []
+
+
+def test_ensure_weights_pulls_once_and_is_none_without_a_declaration(tiny, pack, server):
+    tiny(declaration(pack, urls=[server[0] + "/ok"]))
+    zoo_ = open_zoo()
+    with open_store() as store:
+        first = weights.ensure_weights(zoo_, store, "tiny", "fashion")
+        assert first == "tiny-fashion-s0-20261130-000000-abcd"
+        assert weights.ensure_weights(zoo_, store, "tiny", "fashion") == first
+        assert weights.ensure_weights(zoo_, store, "tiny", "mnist") is None
+        assert weights.ensure_weights(zoo_, store, "cnn", "fashion") is None
+    assert len(server[1]) == 1
+
+
+def test_pull_without_a_declaration_says_what_to_do(tiny, pack, server):
+    tiny(declaration(pack, urls=[server[0] + "/ok"]))
+    r = zoo("pull", "tiny", "--dataset", "mnist")
+    assert r.exit_code == 2
+    assert ("model 'tiny' declares no published weights for 'mnist' (it declares weights for: "
+            "fashion); train it with `zoo run tiny --dataset mnist`") in r.output
+
+
+# -- declarations: registry.toml and plugins -----------------------------------------------------
+
+GOOD = {"urls": ["https://example.org/cnn.zoopack"], "sha256": "a" * 64,
+        "config_id": "69cc6b0035", "test_accuracy": 0.915}
+
+
+def _registry(tmp_path, table: str) -> Path:
+    path = tmp_path / "registry.toml"
+    path.write_text(default_registry_path().read_text() + "\n" + table)
+    return path
+
+
+def test_registry_weights_are_read_and_win_over_the_plugins(tmp_path, tiny, pack):
+    tiny(declaration(pack, urls=["https://plugin.example/x.zoopack"]))
+    path = _registry(tmp_path, '[models.tiny]\nplugin = "zoo-tiny"\nsummary = "s"\n'
+                     '[models.tiny.weights.fashion]\nurls = ["https://registry.example/x.zoopack"]\n'
+                     f'sha256 = "{"A" * 64}"\nconfig_id = "c"\ntest_accuracy = 0.5\n')
+    found = weights.declared(open_zoo(path), "tiny")["fashion"]
+    assert found.urls == ("https://registry.example/x.zoopack",) and found.sha256 == "a" * 64
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"sha256": "abc"}, "sha256 must be the pack file's sha256, 64 hex digits, got 'abc': "
+                        "`zoo pack RUN -o FILE` prints the declaration to paste"),
+    ({"config_id": None}, "is missing 'config_id': `zoo pack RUN -o FILE` prints the "
+                          "declaration to paste"),
+    ({"test_accuracy": 91.5}, "test_accuracy must be the run's test accuracy, a fraction from "
+                              "0 to 1, got 91.5"),
+    ({"urls": ["ftp://example.org/x"]}, "urls must be a list of http://, https:// or file:// "
+                                        "URLs of the pack, got ['ftp://example.org/x']"),
+    ({"urls": None}, "needs urls (where the pack is published) or file (a pack shipped in the "
+                     "plugin's package), or both"),
+    ({"file": "../x.zoopack"}, "file must be the pack's path inside the plugin's package, such "
+                               "as \"weights/fashion.zoopack\", got '../x.zoopack'"),
+    ({"licence": "MIT"}, "unknown key 'licence'; allowed keys: config_id, file, sha256, "
+                         "test_accuracy, urls"),
+])
+def test_registry_weights_errors_name_the_file_entry_and_key(tmp_path, change, message):
+    table = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+    path = _registry(tmp_path, f"[models.cnn.weights.fashion]\n{lines}")
+    with pytest.raises(RegistryError) as e:
+        read_catalogue(path)
+    assert str(e.value) == f"{path}: [models.cnn.weights.fashion] {message}"
+    r = zoo("--registry", path, "list")
+    assert r.exit_code == 1 and r.output == f"Error: {path}: [models.cnn.weights.fashion] {message}\n"
+
+
+def test_a_plugin_with_bad_weights_fails_naming_the_model_key_and_plugin():
+    from zoo_core import hookimpl
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def zoo_register_models(register):
+            register("tiny", lambda images, **kw: images, summary="s",
+                     weights={"fashion": {**GOOD, "sha256": "nope"}})
+
+    (report,) = plugins.load([Plugin], entry_points=False).reports
+    assert report.status == "failed"
+    assert report.error.startswith("model 'tiny' weights['fashion'] (plugin ")
+    assert "sha256 must be the pack file's sha256, 64 hex digits, got 'nope'" in report.error
+
+
+# -- zoo check, and the wheel ---------------------------------------------------------------------
+
+
+def test_zoo_check_passes_a_shipped_pack_that_matches(tiny, pack):
+    tiny(declaration(pack, file="weights/tiny-fashion.zoopack"), shipped=True)
+    r = zoo("check", "tiny", *[a for k in KIT for a in ("--skip", k)], "--json")
+    assert r.exit_code == 0, r.output
+    (result,) = [c for c in json.loads(r.stdout)["checks"] if c["check"] == "weights:fashion"]
+    assert result["status"] == "passed"
+    assert result["message"] == (f"weights/tiny-fashion.zoopack: sha256, config_id {pack[2]} "
+                                 "and test accuracy 0.5000 match; 0 URL(s), not fetched")
+
+
+@pytest.mark.parametrize("change, shipped, problem", [
+    ({}, False, "no such file"),
+    ({"sha256": "b" * 64}, True, "its sha256 is "),
+    ({"config_id": "0123456789"}, True, "the pack's run has config_id "),
+    ({"test_accuracy": 0.51}, True, "the pack's test accuracy is 0.5000, the declaration says "
+                                    "0.5100"),
+])
+def test_zoo_check_fails_declared_weights_that_do_not_match(tiny, pack, change, shipped, problem):
+    tiny(declaration(pack, file="weights/tiny-fashion.zoopack", **change), shipped=shipped)
+    ((name, status, message),) = weights.check_declared(open_zoo(), "tiny")
+    assert (name, status) == ("weights:fashion", "failed") and problem in message
+    assert message.startswith("weights/tiny-fashion.zoopack (")
+
+
+def test_zoo_check_exits_1_on_bad_weights(tiny, pack):
+    tiny(declaration(pack, file="weights/tiny-fashion.zoopack", test_accuracy=0.51),
+         shipped=True)
+    r = zoo("check", "tiny", *[a for k in KIT for a in ("--skip", k)])
+    assert r.exit_code == 1
+    assert "weights:fashion" in r.output and r.output.rstrip().endswith(
+        "Error: 1 of 9 checks failed for tiny: weights:fashion")
+
+
+def test_the_plugin_wheel_ships_its_packs(tmp_path):
+    plugin = tmp_path / "zoo-cnn"
+    shutil.copytree(ROOT / "plugins" / "zoo-cnn", plugin,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    (plugin / "zoo_cnn" / "weights").mkdir()
+    (plugin / "zoo_cnn" / "weights" / "cnn-fashion.zoopack").write_bytes(b"pack")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(plugin)],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("zoo_cnn-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("zoo_cnn/weights/cnn-fashion.zoopack") == b"pack"

@@ -1,0 +1,216 @@
+"""Published weights: a model's declared packs (registry.toml's ``[models.NAME.weights.DATASET]``
+over the plugin's ``register(weights=...)``), fetched, verified and imported as a run.
+
+:func:`pull` is ``zoo pull``; :func:`ensure_weights` is what a command that needs a trained
+model calls when the store has none (``zoo predict cnn IMAGE`` with no training);
+:func:`check_declared` is the part of ``zoo check`` that checks the declarations. A pack
+shipped inside the plugin's package is used first, offline; otherwise each URL in turn, with
+a resumable download into ``$ZOO_HOME/packs``. Nothing is imported before the file's sha256
+matches the declaration. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from zoo_core import paths
+from zoo_core.catalogue import Zoo
+from zoo_core.catalogue.weights import Weights
+from zoo_core.data.downloads import DownloadProgress, fetch_resumable
+from zoo_core.errors import DataError, UsageError
+from zoo_core.paths import RunFiles
+from zoo_core.runs.leaderboard import IMPORTED_TAG
+from zoo_core.runs.records import RunRecord
+from zoo_core.runs.store import Store
+from zoo_core.serving import packs
+from zoo_core.serving.packs import PackError
+
+
+def declared(zoo: Zoo, model: str) -> dict[str, Weights]:
+    """The model's published weights by dataset: the plugin's, then registry.toml's over them.
+
+    Raises:
+        UsageError: the model is not installed.
+    """
+    spec = zoo.model(model)
+    entry = zoo.catalogue.models.get(model)
+    return {**spec.weights, **(entry.weights if entry is not None else {})}
+
+
+def declaration(zoo: Zoo, model: str, dataset: str) -> Weights | None:
+    """The model's weights for ``dataset``, or None when it declares none."""
+    return declared(zoo, model).get(dataset)
+
+
+@dataclass
+class Pulled:
+    """What :func:`pull` did: the run, where its pack came from, and whether it was there."""
+
+    record: RunRecord
+    source: str
+    already: bool
+
+
+def pulled_run(store: Store, model: str, weights: Weights) -> RunRecord | None:
+    """The run imported from exactly these weights (its pack's sha256), if the store has it."""
+    for run in store.runs(model=model, dataset=weights.dataset, status="completed",
+                          tag=IMPORTED_TAG):
+        if run.model == model and packs.provenance(Path(run.run_dir)).get("sha256") \
+                == weights.sha256:
+            return run
+    return None
+
+
+def pull(zoo: Zoo, store: Store, model: str, dataset: str,
+         progress: DownloadProgress | None = None) -> Pulled:
+    """Get the model's published weights for ``dataset`` into ``store`` (see the module).
+
+    Raises:
+        UsageError: the model declares no weights for ``dataset``.
+        PackError: no source gave a pack that verifies (each one's reason named), or the
+            pack holds another run than the declaration says.
+    """
+    weights = declaration(zoo, model, dataset)
+    if weights is None:
+        others = ", ".join(sorted(declared(zoo, model))) or "none"
+        raise UsageError(f"model {model!r} declares no published weights for {dataset!r} "
+                         f"(it declares weights for: {others}); train it with "
+                         f"`zoo run {model} --dataset {dataset}`")
+    found = pulled_run(store, model, weights)
+    if found is not None:
+        return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True)
+    path, source = _fetch(zoo, model, weights, progress)
+    _matches(path, model, weights, source)
+    done = packs.unpack(store, path, source=source)
+    return Pulled(done.record, source, done.already)
+
+
+def ensure_weights(zoo: Zoo, store: Store, model: str, dataset: str,
+                   progress: DownloadProgress | None = None) -> str | None:
+    """The id of a completed run of the model's published weights for ``dataset``, pulled
+    first when the store lacks it; None when the model declares no weights for ``dataset``.
+
+    Raises:
+        PackError: the declared weights cannot be fetched or do not verify.
+    """
+    if declaration(zoo, model, dataset) is None:
+        return None
+    return pull(zoo, store, model, dataset, progress).record.run_id
+
+
+def shipped_file(zoo: Zoo, model: str, weights: Weights) -> Path | None:
+    """Where the pack shipped in the plugin's package is (``weights.file``), or None."""
+    package = zoo.model(model).package
+    if not weights.file or not package:
+        return None
+    try:
+        found = resources.files(package.split(":")[0]).joinpath(weights.file)
+    except (ImportError, TypeError, ValueError):
+        return None
+    return Path(str(found))
+
+
+def _fetch(zoo: Zoo, model: str, weights: Weights, progress) -> tuple[Path, str]:
+    """A verified pack file of ``weights`` and where it came from: the shipped file, a copy
+    fetched before, or a URL."""
+    errors = []
+    shipped = shipped_file(zoo, model, weights)
+    if shipped is not None:
+        problem = _sha_problem(shipped, weights)
+        if not problem:
+            return shipped, f"{zoo.model(model).plugin} package: {weights.file}"
+        errors.append(f"{weights.file} in the plugin's package: {problem}")
+    folder = paths.ensure_dir(paths.zoo_home() / "packs", "the packs folder", PackError)
+    cached = folder / f"{model}-{weights.dataset}-{weights.sha256[:12]}{packs.EXTENSION}"
+    part = cached.with_name(cached.name + ".part")
+    if weights.urls and cached.is_file() and not _sha_problem(cached, weights):
+        return cached, weights.urls[0]  # fetched before
+    for url in weights.urls:
+        try:
+            fetch_resumable(url, part, progress, f"downloading {cached.name}")
+        except DataError as e:
+            part.unlink(missing_ok=True)  # each URL starts afresh; within one, cuts resume
+            errors.append(f"{url}: {e.template}")
+            continue
+        problem = _sha_problem(part, weights)
+        if problem:
+            part.unlink(missing_ok=True)
+            errors.append(f"{url}: {problem}")
+            continue
+        part.replace(cached)
+        return cached, url
+    raise PackError(f"could not get the {model} weights for {weights.dataset}: "
+                    + ("; ".join(errors) or "no file shipped and no URL declared")
+                    + f" (declared in {weights.declared_in})")
+
+
+def _sha_problem(path: Path, weights: Weights) -> str:
+    """Why the file is not the declared pack ("" when its sha256 matches)."""
+    try:
+        digest = packs.file_sha256(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:
+        return e.strerror or str(e)
+    if digest != weights.sha256:
+        return (f"its sha256 is {digest}, not the declared {weights.sha256} "
+                "(a damaged or different file): refused")
+    return ""
+
+
+def _matches(path: Path, model: str, weights: Weights, source: str) -> None:
+    """Refuse a pack whose run is not the one declared (another model, dataset or config)."""
+    run = packs.read(path).run["record"]
+    have = (run.get("model"), run.get("dataset"), run.get("config_id"))
+    if have != (model, weights.dataset, weights.config_id):
+        raise PackError(f"{source}: the pack holds a run of {have[0]} on {have[1]} with config "
+                        f"{have[2]}, but {weights.declared_in} declares {model} on "
+                        f"{weights.dataset} with config {weights.config_id}")
+
+
+def check_declared(zoo: Zoo, model: str) -> list[tuple[str, str, str]]:
+    """``zoo check``'s view of the model's declared weights: one (name, status, message) per
+    dataset, ``weights:DATASET``. A shipped file must exist, match its sha256, and hold a run
+    with the declared config id and test accuracy (to 4 decimals); URLs are not fetched (their
+    syntax was checked when the declaration was read)."""
+    out = []
+    for dataset, weights in sorted(declared(zoo, model).items()):
+        name = f"weights:{dataset}"
+        urls = f"{len(weights.urls)} URL(s), not fetched"
+        shipped = shipped_file(zoo, model, weights)
+        if shipped is None:
+            out.append((name, "passed", f"no shipped file; {urls}"))
+            continue
+        problem = _sha_problem(shipped, weights) or _facts_problem(shipped, weights)
+        if problem:
+            out.append((name, "failed", f"{weights.file} ({shipped}): {problem}; declared in "
+                                        f"{weights.declared_in}"))
+        else:
+            out.append((name, "passed", f"{weights.file}: sha256, config_id {weights.config_id} "
+                                        f"and test accuracy {weights.test_accuracy:.4f} match; "
+                                        f"{urls}"))
+    return out
+
+
+def _facts_problem(path: Path, weights: Weights) -> str:
+    """Why the pack's run is not the declared one ("" when its facts match)."""
+    try:
+        run = packs.read(path).run["record"]
+        with zipfile.ZipFile(path) as zf:
+            metrics = json.loads(zf.read(RunFiles.METRICS))
+        accuracy = float(metrics["test"]["accuracy"])
+    except PackError as e:
+        return str(e)
+    except (KeyError, TypeError, ValueError):
+        return f"its {RunFiles.METRICS} has no test accuracy"
+    if run.get("config_id") != weights.config_id:
+        return (f"the pack's run has config_id {run.get('config_id')}, the declaration says "
+                f"{weights.config_id}")
+    if round(accuracy, 4) != round(weights.test_accuracy, 4):
+        return (f"the pack's test accuracy is {accuracy:.4f}, the declaration says "
+                f"{weights.test_accuracy:.4f}")
+    return ""
