@@ -194,3 +194,14 @@ def test_the_plot_has_one_point_per_row_and_marks_the_pareto_front(store_runs, t
 def test_the_pareto_front():
     costs = [(10, 90.0), (20, 92.0), (15, 89.0), (30, 92.0), (None, 99.0), (5, 80.0)]
     assert costplot.pareto_front(costs) == [True, True, False, False, False, True]
+
+
+def test_a_damaged_evidence_file_shows_as_not_recorded(zoo_home):
+    folder = zoo_home / "runs" / "odd"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"environment": {"cores": "two", "cpu": 7, "git": null}}')
+    (folder / "metrics.json").write_text('{"model": {"macs": "many"}}')
+    found = evidence.of_run(record("odd", 0, 0.9, folder))
+    assert (found["macs"], found["cores"], found["cpu"], found["git"]) == (None, None, None, None)
+    (folder / "metrics.json").write_text("{not json")
+    assert evidence.of_run(record("odd", 0, 0.9, folder))["macs"] is None

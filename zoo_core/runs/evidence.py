@@ -122,22 +122,29 @@ def of_run(record) -> dict[str, Any]:
     metrics = recorded_json(folder / RunFiles.METRICS) if folder else {}
     env, model = _object(config.get("environment")), _object(metrics.get("model"))
     return {
-        "params": record.params if record.params is not None else model.get("params"),
-        "macs": model.get("macs"),
+        "params": record.params if record.params is not None else _of(model, "params", int),
+        "macs": _of(model, "macs", int),
         "train_seconds": record.train_seconds,
         "examples_per_sec": record.examples_per_sec,
         "precision": recorded_precision(record.config),
-        "cpu": env.get("cpu"),
-        "cores": env.get("cores"),
+        "cpu": _of(env, "cpu", str),
+        "cores": _of(env, "cores", int),
         "tensorflow": record.tf_version or None,
-        "python": _object(config.get("versions")).get("python"),
-        "git": env.get("git"),
-        "command": env.get("command"),
+        "python": _of(_object(config.get("versions")), "python", str),
+        "git": _of(env, "git", str),
+        "command": _of(env, "command", str),
     }
 
 
 def _object(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _of(found: dict, key: str, type_: type) -> Any:
+    """``found[key]`` when it is a ``type_`` (a damaged or hand-edited file's other values
+    are not shown as figures); else None."""
+    value = found.get(key)
+    return value if isinstance(value, type_) and not isinstance(value, bool) else None
 
 
 def summarize(runs: Iterable[Any]) -> dict[str, Any]:
