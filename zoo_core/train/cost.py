@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from zoo_core._tf import tf as import_tf
+from zoo_core.train.graph import forward
 
 MATMULS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2dNative")
@@ -112,9 +113,14 @@ def _conv_macs(op) -> int:
     return elements * per_output
 
 
+# A process counts each (builder, settings, input) once: the seeds of a batch share it.
+_COUNTED: dict[tuple, Cost] = {}
+
+
 def model_cost(model, hparams: Mapping[str, Any], image_shape, num_classes: int) -> Cost:
     """Parameters and MACs per example of ``model`` with ``hparams``, counted from its
-    forward pass for one example in a fresh graph (nothing trains or runs).
+    forward pass for one example in a fresh graph (nothing trains or runs); once per process
+    for the same builder, hyperparameters and input.
 
     Args:
         model: a registered :class:`~zoo_core.catalogue.specs.ModelSpec`.
@@ -125,8 +131,18 @@ def model_cost(model, hparams: Mapping[str, Any], image_shape, num_classes: int)
     Raises:
         the builder's errors, as :func:`zoo_core.train.graph.forward` raises them.
     """
-    from zoo_core.train.graph import forward  # here: graph imports nothing of this module
+    key = (model.build, model.name, tuple(sorted((k, repr(v)) for k, v in hparams.items())),
+           tuple(image_shape), num_classes)
+    try:
+        found = _COUNTED.get(key)
+    except TypeError:  # a builder that cannot be a key (an unhashable callable): not kept
+        return _count(model, hparams, image_shape, num_classes)
+    if found is None:
+        found = _COUNTED[key] = _count(model, hparams, image_shape, num_classes)
+    return found
 
+
+def _count(model, hparams: Mapping[str, Any], image_shape, num_classes: int) -> Cost:
     tf = import_tf()
     v1 = tf.compat.v1
     with tf.Graph().as_default() as built:  # the builder's graph, with a free batch dimension
