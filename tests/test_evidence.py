@@ -26,22 +26,13 @@ def zoo(*args):
 # -- what a run records --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory):
-    """One tiny real run of the cnn, started as `zoo run cnn --epochs 1 --limit 500`."""
-    home = tmp_path_factory.mktemp("home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ZOO_HOME", str(home))
-    mp.setattr(sys, "argv", ["/venv/bin/zoo", "run", "cnn", "--epochs", "1", "--limit", "500"])
-    r = CliRunner().invoke(cli, ["run", "cnn", "--epochs", "1", "--limit", "500", "--json"])
-    mp.undo()
-    assert r.exit_code == 0, r.output
-    return home, json.loads(r.stdout)
-
-
-def test_a_run_records_every_piece_of_evidence(real_run, monkeypatch):
-    home, record = real_run
-    monkeypatch.setenv("ZOO_HOME", str(home))
+def test_a_run_records_every_piece_of_evidence(monkeypatch):
+    # one tiny real run of the cnn, started as `zoo run cnn --epochs 1 --limit 500`
+    argv = ["run", "cnn", "--epochs", "1", "--limit", "500"]
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/zoo", *argv])
+    ran = zoo(*argv, "--json")
+    assert ran.exit_code == 0, ran.output
+    record = json.loads(ran.stdout)
     folder = Path(record["run_dir"])
     env = json.loads((folder / "config.json").read_text())["environment"]
     assert env["command"] == "zoo run cnn --epochs 1 --limit 500"
