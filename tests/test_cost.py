@@ -34,8 +34,8 @@ def test_a_convolution_costs_its_kernel_for_every_output_element():
                                     padding="same")
     assert in_graph(conv) == 28 * 28 * 9 * 32 == 225_792
     # 'valid' with stride 2 on 28x28 -> 13x13, from 32 channels to 64: each output 3*3*32
-    strided = lambda: v1.layers.conv2d(v1.placeholder(tf.float32, [1, 28, 28, 32]), 64, 3,  # noqa: E731
-                                       strides=2)
+    strided = lambda: v1.layers.conv2d(  # noqa: E731
+        v1.placeholder(tf.float32, [1, 28, 28, 32]), 64, 3, strides=2)
     assert in_graph(strided) == 13 * 13 * 64 * 3 * 3 * 32
 
 

@@ -47,8 +47,9 @@ def test_a_run_records_every_piece_of_evidence(monkeypatch):
     shown = zoo("show", record["run_id"])
     assert shown.exit_code == 0, shown.output
     card = shown.output[shown.output.index("model card"):]
-    for line in ("parameters        421,642", "MACs per example  4,241,152", "precision         float32",
-                 f"git revision      {env['git']}", "command           zoo run cnn --epochs 1 --limit 500",
+    for line in ("parameters        421,642", "MACs per example  4,241,152",
+                 "precision         float32", f"git revision      {env['git']}",
+                 "command           zoo run cnn --epochs 1 --limit 500",
                  f"cores             {env['cores']}"):
         assert line in card
     assert "examples/s" in card and "TensorFlow        2." in card
