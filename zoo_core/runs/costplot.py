@@ -14,6 +14,7 @@ from typing import Any
 
 from zoo_core.errors import UsageError
 from zoo_core.runs import plots
+from zoo_core.runs.leaderboard import format_count
 
 SIZE = (12.0, 5.0)  # inches
 FRONT_COLOUR = "#d62728"
@@ -105,6 +106,11 @@ def _panel(ax, found: list[dict[str, Any]], key: str, label: str) -> None:
     costs = [p[key] for p in shown if p[key] > 0]
     if costs and max(costs) / min(costs) > 10:
         ax.set_xscale("log")
+    ax.margins(x=0.15)  # room for the labels right of the last points
+    if key == "params":  # 421.6k, as the leaderboard writes them
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_count(int(v))))
     ax.set_xlabel(label + (", log scale" if ax.get_xscale() == "log" else ""))
     ax.grid(alpha=0.3)
     if not shown:
