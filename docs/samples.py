@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import difflib
+import json
 import os
 import re
 import shlex
@@ -32,6 +33,9 @@ CLI_MD = ROOT / "docs" / "cli.md"
 NOW = datetime.datetime(2026, 11, 22, 12, 0, tzinfo=datetime.timezone.utc)
 SAMPLE = re.compile(r"^<!-- sample(?: requires=(\S+))? -->\n```\n\$ (zoo[^\n]*)\n(.*?)^```\n",
                     re.M | re.S)
+# What a run on this project's machine records of itself (config.json's environment).
+ENVIRONMENT = {"cpu": "AMD EPYC", "cores": 2, "git": "6b55e44a5293c0027042b9822594754732a3a885"}
+MACS = {"cnn": 4_241_152, "lstm": 4_344_320}  # per example, as the run counts them
 CHECKSUMS = {"train_images": "3aede38d", "train_labels": "a04f17134",
              "test_images": "5b4141f0", "test_labels": "67da17c7"}
 # A real run's epochs: train loss, train accuracy, validation loss, validation accuracy.
@@ -78,6 +82,7 @@ def fill_store() -> None:
                 store.add_epoch(run_id, i, train_loss=tl, train_accuracy=ta, val_loss=vl,
                                 val_accuracy=va, lr=config["lr"], seconds=(seconds or 40) / len(epochs))
             if status == "completed":
+                _evidence(run_id, model, seed, changes, params)
                 best = max(range(len(epochs)), key=lambda i: epochs[i][3])
                 store.finish_run(
                     run_id, status=status, test_accuracy=acc, test_loss=0.2329,
@@ -86,10 +91,22 @@ def fill_store() -> None:
                     finished_at=f"{start[:-2]}59+00:00")
 
 
-def _run_folder(run_id: str) -> Path:
+def _evidence(run_id: str, model: str, seed: int, changes: dict, params: int) -> None:
+    """A DEMO run's evidence in its folder, as a run writes it (runs/evidence.py)."""
+    from zoo_core.cli.results import reproduce_command
+
+    folder = _run_folder(run_id, exist_ok=True)
+    command = reproduce_command(model, "fashion", changes, [seed], {})
+    (folder / "config.json").write_text(json.dumps(
+        {"environment": {**ENVIRONMENT, "command": command}}))
+    (folder / "metrics.json").write_text(json.dumps(
+        {"model": {"params": params, "macs": MACS[model]}}))
+
+
+def _run_folder(run_id: str, exist_ok: bool = False) -> Path:
     """A DEMO run's folder, made (empty) so that `zoo runs rm` finds it."""
     folder = Path(os.environ["ZOO_HOME"], "runs", run_id)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=exist_ok)
     return folder
 
 

@@ -207,9 +207,35 @@ def test_every_shipped_model_has_a_fashion_reference_with_the_command_that_repro
     ('config_id = "x"\ncommand = "c"\ntest_accuracy = 91.5', "a fraction, at most 1"),
     ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nseeds = "0,1"', "seeds must be a list"),
     ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nruns = 3', "unknown key 'runs'"),
+    # the evidence a reference row may carry (issue 13)
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nflops = 3',
+     "unknown key 'flops'; allowed keys: command, config_id, cores, cpu, examples_per_second, "
+     "git, macs, params, precision"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nparams = "421k"',
+     "params must be a whole number of trainable parameters, got '421k'"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nmacs = 4.2e6',
+     "macs must be a whole number of multiply-accumulates per example, got 4200000.0"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\ncores = -2',
+     "cores must be a whole number of cores, got -2"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nexamples_per_second = true',
+     "examples_per_second must be a non-negative number, got True"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nprecision = "bf16"',
+     "precision must be float32 or bfloat16, got 'bf16'"),
+    ('config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\ncpu = 2', "cpu must be the CPU's model name"),
 ])
 def test_malformed_reference_results_are_refused(tmp_path, ref, message):
     path = write(tmp_path, with_model(
         '[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\n[models.cnn.reference.fashion]\n' + ref))
     with pytest.raises(RegistryError, match=re.escape(message)):
         read_catalogue(path)
+
+
+def test_a_reference_row_may_carry_its_evidence(tmp_path):
+    path = write(tmp_path, with_model(
+        '[models.cnn]\nplugin = "zoo-cnn"\nsummary = "s"\n[models.cnn.reference.fashion]\n'
+        'config_id = "x"\ncommand = "c"\ntest_accuracy = 0.9\nparams = 421_642\n'
+        'macs = 4_241_152\nexamples_per_second = 4584.5\ncpu = "AMD EPYC"\ncores = 2\n'
+        'tensorflow = "2.21.0"\nprecision = "bfloat16"\ngit = "6b55e44"\n'))
+    ref = read_catalogue(path).models["cnn"].reference["fashion"]
+    assert (ref["params"], ref["macs"], ref["cores"], ref["precision"]) == \
+        (421_642, 4_241_152, 2, "bfloat16")

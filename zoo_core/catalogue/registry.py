@@ -291,8 +291,21 @@ def _model(path: Path, name: str, t: Any) -> CatalogueModel:
                           weights)
 
 
+# The evidence a reference row may carry, as a run records it (docs/registry.md): the
+# model's cost, counted from its graph (params, macs: tests/test_cost.py checks them), and
+# where its time was measured. key -> (type, what it must be)
+_REFERENCE_EVIDENCE: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "params": (int, "a whole number of trainable parameters"),
+    "macs": (int, "a whole number of multiply-accumulates per example"),
+    "examples_per_second": ((int, float), "a non-negative number"),
+    "cpu": (str, "the CPU's model name"),
+    "cores": (int, "a whole number of cores"),
+    "tensorflow": (str, "a TensorFlow version"),
+    "precision": (str, "float32 or bfloat16"),
+    "git": (str, "the zoo's git revision"),
+}
 _REFERENCE_KEYS = {"config_id", "test_accuracy", "test_accuracy_std", "seeds", "train_seconds",
-                   "command"}
+                   "command", *_REFERENCE_EVIDENCE}
 
 
 def _reference(path: Path, entry: str, ref: Any) -> None:
@@ -316,3 +329,17 @@ def _reference(path: Path, entry: str, ref: Any) -> None:
     if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool)
                                               for x in seeds):
         raise RegistryError(f"{where(path, entry)} seeds must be a list of integers")
+    _reference_evidence(path, entry, ref)
+
+
+def _reference_evidence(path: Path, entry: str, ref: dict) -> None:
+    """The optional evidence of a reference row: of its type, numbers not negative, the
+    precision one a run records."""
+    for key, (type_, what) in _REFERENCE_EVIDENCE.items():
+        if key not in ref:
+            continue
+        value = _expect(path, entry, key, ref[key], type_, what)
+        if (not isinstance(value, str) and value < 0) or (
+                key == "precision" and value not in ("float32", "bfloat16")):
+            raise RegistryError(f"{where(path, entry)} {key} must be {what}, "
+                                f"got {short_repr(value)}")

@@ -49,8 +49,10 @@ def list_models(state, pattern, details, dataset, as_json):
             for dataset_name, ref in _references(zoo, r.name).items():
                 std = ref.get("test_accuracy_std")
                 spread = f" ± {100 * std:.2f}" if std is not None else ""
+                cost = "".join(f", {ref[key]:,} {what}" for key, what in (
+                    ("params", "parameters"), ("macs", "MACs per example")) if key in ref)
                 click.echo(f"{r.name} on {dataset_name}: {100 * ref['test_accuracy']:.2f}{spread}% test "
-                           f"accuracy ({len(ref.get('seeds', [])) or '?'} runs): {ref['command']}")
+                           f"accuracy ({len(ref.get('seeds', [])) or '?'} runs){cost}: {ref['command']}")
 
 
 def _settings_json(zoo, row, dataset: str) -> dict:

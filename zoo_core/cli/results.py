@@ -17,6 +17,7 @@ from zoo_core.cli.common import (RUN_OPTIONS, DownloadProgressBar, data_dir_opti
                                  json_option, store_location, table)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import UsageError, ZooError
+from zoo_core.runs import evidence
 from zoo_core.runs import leaderboard as lb
 from zoo_core.runs.manage import shown_status
 from zoo_core.runs.records import run_files
@@ -40,9 +41,10 @@ def show(run_id, as_json):
 
     plots.draw_missing(r, epochs)  # a signal may have cut in while they were drawn
     files = run_files(r)
+    card = evidence.of_run(r)
     if as_json:
-        echo_json({**r.to_dict(), "shown_status": shown_status(r), "epochs": epochs,
-                   "files": {k: str(v) for k, v in files.items()}})
+        echo_json({**r.to_dict(), "shown_status": shown_status(r), "evidence": card,
+                   "epochs": epochs, "files": {k: str(v) for k, v in files.items()}})
         return
     pct = lambda v: _number(v, "{:.2f}%", 100)  # noqa: E731
     rows = [
@@ -56,9 +58,6 @@ def show(run_id, as_json):
         ["validation accuracy", pct(r.val_accuracy)],
         ["test accuracy", pct(r.test_accuracy) + ("" if r.test_loss is None else
                                                   f" (loss {_number(r.test_loss, '{:.4f}')})")],
-        ["parameters", "-" if r.params is None else f"{r.params:,}"],
-        ["training time", "-" if r.train_seconds is None else f"{r.train_seconds:.1f}s "
-                          f"({r.examples_per_sec:,.0f} examples/s)"],
         ["versions", f"zoo-core {r.zoo_version}, tensorflow {r.tf_version}"],
         ["started / finished", f"{r.started_at} / {r.finished_at or '-'}"],
         ["folder", r.run_dir],
@@ -67,6 +66,8 @@ def show(run_id, as_json):
     ]
     click.echo(f"run {r.run_id}")
     click.echo(table(rows, [], "plain"))
+    click.echo("\nmodel card")
+    click.echo(table(_card_rows(card), [], "plain"))
     if epochs:
         click.echo("")
         click.echo(table([[e["epoch"], _number(e["train_loss"], "{:.4f}"), pct(e["train_accuracy"]),
@@ -90,6 +91,27 @@ def _imported_from(r) -> list[list[str]]:
     packed = found.get("packed", {})
     return [["imported from", f"{found.get('from')} (run {found.get('original_run_id')} on "
                               f"{packed.get('host', '?')}, packed {packed.get('at', '?')})"]]
+
+
+def _card_rows(card: dict[str, Any]) -> list[list[str]]:
+    """``zoo show``'s model card: what the model costs and where it was measured (— for
+    what the run did not record)."""
+    def shown(key: str, fmt: str) -> str:
+        return evidence.NONE if card[key] is None else fmt.format(card[key])
+
+    return [[name, value] for name, value in [
+        ["parameters", shown("params", "{:,}")],
+        ["MACs per example", shown("macs", "{:,}")],
+        ["training time", shown("train_seconds", "{:.1f}s")],
+        ["examples/s", shown("examples_per_sec", "{:,.0f}")],
+        ["precision", card["precision"]],
+        ["CPU", shown("cpu", "{}")],
+        ["cores", shown("cores", "{}")],
+        ["TensorFlow", shown("tensorflow", "{}") + (f" (Python {card['python']})"
+                                                   if card["python"] else "")],
+        ["git revision", shown("git", "{}")],
+        ["command", shown("command", "{}")],
+    ]]
 
 
 def _number(value: float | None, fmt: str, scale: float = 1) -> str:
@@ -156,8 +178,14 @@ def evaluate(state, run_id, split, data_dir, as_json):
 @json_option
 @click.option("--commands", is_flag=True,
               help="Add the `zoo run` command that reproduces each row (loads the plugins).")
+@click.option("--details", is_flag=True,
+              help="Add the runs' evidence: MACs per example, CPU, cores, TensorFlow, git revision.")
+@click.option("--plot", "plot_path", metavar="FILE.png", type=click.Path(dir_okay=False),
+              help="Also draw test accuracy against training time and parameters (the Pareto "
+                   "front) into this PNG.")
 @click.pass_obj
-def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, commands):
+def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, commands,
+                details, plot_path):
     """Rank completed runs by test accuracy: mean ± std over seeds per configuration.
 
     Each seed counts once per configuration (the latest run, when one was repeated);
@@ -168,8 +196,8 @@ def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, c
     fmt = "json" if as_json else fmt or "simple"
     with open_store(store_location()) as store:
         records = store.runs(model=model, dataset=dataset, status="completed")
-    rows = lb.runs_rows(records, include_partial) if per_run else \
-        lb.aggregate(records, include_partial)
+    rows = lb.runs_rows(records, include_partial, details) if per_run else \
+        lb.aggregate(records, include_partial, details)
     if commands and rows:
         zoo = state.zoo()
         for row in rows:
@@ -182,6 +210,16 @@ def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, c
         f"no completed runs on the full training set; {partial} quick tries made with --limit "
         "are left out: `zoo leaderboard --include-partial` shows them")
     click.echo(lb.render(rows, fmt, runs=per_run, empty=empty))
+    if plot_path:
+        _plot(records, include_partial, plot_path)
+
+
+def _plot(records, include_partial: bool, path: str) -> None:
+    """The cost/accuracy view of the aggregated rows, whatever the table showed."""
+    from zoo_core.runs import costplot  # matplotlib: only here
+
+    shown = costplot.draw(lb.aggregate(records, include_partial), path)
+    click.echo(f"cost/accuracy plot: {path} ({len(shown)} point(s))", err=True)
 
 
 def _defaults(zoo, model: str, dataset: str) -> dict | None:

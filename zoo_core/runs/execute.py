@@ -8,7 +8,6 @@ in this process, one run after another; :func:`resume` continues an interrupted 
 
 from __future__ import annotations
 
-import json
 import platform
 import secrets
 import shutil
@@ -25,13 +24,14 @@ from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
 from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, UsageError,
                              ZooError, first_line, location, render, setting)
-from zoo_core.runs import manage, plots, signals
+from zoo_core.runs import evidence, manage, plots, signals
 from zoo_core.runs.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
 from zoo_core.runs.records import RunRecord, utc_now
 from zoo_core.runs.store import Store
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints, loop
+from zoo_core.train.cost import model_cost
 from zoo_core.train.metrics import EPOCH_METRICS
 
 
@@ -145,6 +145,7 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
                      "splits": loaded.split_sizes},
             "versions": {"zoo-core": __version__, run.model.plugin: run.model.plugin_version,
                          "tensorflow": tf.__version__, "python": platform.python_version()},
+            "environment": evidence.environment(),  # cpu, cores, command, git (docs/results.md)
         })
         with signals.held():  # the row is written whole, or not at all
             store.create_run(record)
@@ -186,7 +187,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
                          "failed runs can be resumed")
     spec = zoo.model(record.model)
-    speed = _recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
+    speed = evidence.recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
     settings = RunSettings.recorded({**record.config, **speed}, spec.hparams)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     if loaded.checksums != record.data_checksums:
@@ -203,15 +204,6 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
 
 
-def _recorded_json(path: Path) -> dict:
-    """A JSON file the run wrote, or {} when it is missing or unreadable."""
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
 def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
                       settings: RunSettings, loaded: Data, progress, resume: bool) -> RunRecord:
     """Train, then record the result before anything optional (plots), so that a signal or
@@ -224,10 +216,11 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     recorded = False
     try:
         with signals.interrupts():
+            cost = _cost(model, settings, loaded)
             result = loop.train(model, settings.hparams, settings.trainer, loaded, record.seed,
                                 run_dir, recorder, resume=resume)
             with signals.held():  # a signal now waits until the result is recorded whole
-                _record_result(store, record, result, loaded)
+                _record_result(store, record, result, loaded, cost)
                 recorded = True
     except KeyboardInterrupt:
         if not recorded:
@@ -263,7 +256,21 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     return done
 
 
-def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, loaded: Data):
+def _cost(model: ModelSpec, settings: RunSettings, loaded: Data) -> dict:
+    """metrics.json's ``model`` (beside the parameters): MACs per example, counted from the
+    forward graph (:mod:`zoo_core.train.cost`). Counting never fails a run: a graph it cannot count
+    (or a builder that fails here, and will fail the run in training) has ``macs`` None and
+    ``macs_note`` saying why."""
+    try:
+        found = model_cost(model, settings.hparams, loaded.x_train.shape[1:], loaded.num_classes)
+    except Exception as e:  # noqa: BLE001 - the figure is optional, the run is not
+        return {"macs": None, "macs_note": describe_failure(e)}
+    return {"macs": found.macs,
+            **({"macs_note": found.why} if found.why else {})}
+
+
+def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, loaded: Data,
+                   cost: dict):
     """The run's metrics.json, then its row completed with the result; a metrics.json that
     cannot be written fails the run (the message keeps the test accuracy)."""
     run_dir = Path(record.run_dir)
@@ -272,6 +279,7 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
             "test": result.test.to_dict(loaded.classes),
+            "model": {"params": result.params, **cost},  # what it costs (runs/evidence.py)
             # how the steps were dispatched (speed only; config.json has what was asked for)
             "speed": {"steps_per_call": result.steps_per_call,
                       **({"steps_note": result.steps_note} if result.steps_note else {})},

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import tabulate
 
 from zoo_core.errors import UsageError
+from zoo_core.runs import evidence
 from zoo_core.runs.records import RunRecord
 from zoo_core.settings import recorded_precision
 
@@ -61,7 +62,8 @@ def finite(run: RunRecord) -> bool:
                for value in (run.test_accuracy, run.test_loss, run.val_accuracy))
 
 
-def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
+def aggregate(runs: Iterable[RunRecord], include_partial: bool = False,
+              details: bool = False) -> list[dict[str, Any]]:
     """One row per (model, plugin, dataset, config_id) over the completed runs with a
     (:func:`finite`) test accuracy.
 
@@ -72,6 +74,8 @@ def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[
 
     A group whose runs disagree about the data (checksums, or the test split size) is not
     averaged: its ``flagged`` says why, its mean and std are None, and it sorts last.
+    ``details``: the rows also have the evidence of their runs' folders
+    (``evidence.DETAIL_KEYS``: MACs, CPU, cores, TensorFlow, git), which render shows.
 
     Returns:
         rows with the keys of AGGREGATE_KEYS, best mean test accuracy first.
@@ -85,7 +89,10 @@ def aggregate(runs: Iterable[RunRecord], include_partial: bool = False) -> list[
             seeds.setdefault(run.seed, []).append(run)
     rows = []
     for seeds in groups.values():
-        row = _aggregate_group([same_seed[-1] for same_seed in seeds.values()])
+        members = [same_seed[-1] for same_seed in seeds.values()]
+        row = _aggregate_group(members)
+        if details:
+            row.update(evidence.summarize(members))
         row["replaced"] = sum(len(same_seed) - 1 for same_seed in seeds.values())
         rows.append(row)
     return sorted(rows, key=_rank_key)
@@ -145,16 +152,19 @@ def _rank_key(row: dict[str, Any]) -> tuple:
             row["model"], row["dataset"], row["config_id"])
 
 
-def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False) -> list[dict[str, Any]]:
+def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False,
+              details: bool = False) -> list[dict[str, Any]]:
     """One row per completed run (keys of RUN_KEYS), best test accuracy first; runs on a
-    subset of the training split only with ``include_partial``."""
+    subset of the training split only with ``include_partial``; with ``details``, also the
+    run's evidence (``evidence.DETAIL_KEYS``)."""
     completed = [run for run in runs if run.status == "completed" and finite(run)
                  and (include_partial or not is_partial(run))]
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
     return [{**{key: getattr(run, key) for key in RUN_KEYS
                 if key not in ("partial", "precision", "imported")},
              "precision": recorded_precision(run.config), "partial": is_partial(run),
-             "imported": imported(run)} for run in completed]
+             "imported": imported(run),
+             **(evidence.summarize([run]) if details else {})} for run in completed]
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -166,7 +176,7 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False,
 
     Args:
         rows: from aggregate() or runs_rows(), each optionally with a "command" (shown as
-            the last column).
+            the last column) and the evidence of ``details`` (shown before it).
         fmt: any tabulate format name, or "csv" (full precision) or "json".
         runs: the rows are per-run rows.
         empty: what a human format shows when there are no rows.
@@ -196,6 +206,10 @@ def render(rows: list[dict[str, Any]], fmt: str = "simple", runs: bool = False,
         column = headers.index("config")
         for cells in table:
             cells[column] = textwrap.fill(cells[column], _CONFIG_WIDTH, break_long_words=False)
+    if "macs" in rows[0]:  # from `zoo leaderboard --details`
+        headers, aligns = [*headers, *evidence.DETAIL_HEADERS], [*aligns, *evidence.DETAIL_ALIGNS]
+        table = [[*cells, *evidence.detail_cells(row, format_count)]
+                 for cells, row in zip(table, rows)]
     if "command" in rows[0]:  # from `zoo leaderboard --commands`
         code = "`{}`" if fmt in ("github", "pipe") else "{}"
         headers, aligns = [*headers, "command"], [*aligns, "left"]
