@@ -15,6 +15,7 @@ from zoo_core.cli import cli
 from zoo_core.runs import costplot, evidence, leaderboard
 from zoo_core.runs.records import RunRecord
 from zoo_core.runs.store import open_store
+from zoo_core.settings import cpu_has_bf16
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -48,7 +49,9 @@ def test_a_run_records_every_piece_of_evidence(monkeypatch):
     assert shown.exit_code == 0, shown.output
     card = shown.output[shown.output.index("model card"):]
     for line in ("parameters        421,642", "MACs per example  4,241,152",
-                 "precision         float32", f"git revision      {env['git']}",
+                 # the cnn's default precision is auto: bfloat16 where the CPU has it
+                 f"precision         {'bfloat16' if cpu_has_bf16() else 'float32'}",
+                 f"git revision      {env['git']}",
                  "command           zoo run cnn --epochs 1 --limit 500",
                  f"cores             {env['cores']}"):
         assert line in card
