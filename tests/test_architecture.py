@@ -16,6 +16,7 @@ LAYERS = [
     {"data"},
     {"train"},
     {"runs"},
+    {"serving"},
     {"testing", "scaffold"},
     {"cli", "__main__"},
 ]

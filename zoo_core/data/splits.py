@@ -75,13 +75,26 @@ def make_splits(spec: DatasetSpec, x_tr, y_tr, x_te, y_te, checksums: dict[str, 
     )
 
 
-def to_float(x: np.ndarray, spec: DatasetSpec) -> np.ndarray:
-    """Images as float32 [N, H, W, C]; uint8 input is scaled to [0, 1]."""
+# uint8 pixels times this are the float32 images every model sees, in [0, 1].
+PIXEL_SCALE = np.float32(1.0 / 255.0)
+
+
+def to_float(x: np.ndarray, spec: DatasetSpec | None = None) -> np.ndarray:
+    """Images as float32 [N, H, W, C]; uint8 input is scaled to [0, 1] (times
+    :data:`PIXEL_SCALE`), float input is taken as scaled already. What training, evaluation
+    and ``zoo predict`` feed a model; :func:`to_float_op` is the same in a graph."""
     if x.ndim == 3:
         x = x[..., None]
     if x.dtype == np.uint8:
-        return np.multiply(x, np.float32(1.0 / 255.0), dtype=np.float32)
+        return np.multiply(x, PIXEL_SCALE, dtype=np.float32)
     return x.astype(np.float32, copy=False)
+
+
+def to_float_op(tf, images):
+    """:func:`to_float` of a uint8 [N, H, W, C] tensor, as graph ops (cast, then times
+    :data:`PIXEL_SCALE` in float32: the same float32 values), for graphs that take uint8
+    images themselves (the exports of :mod:`zoo_core.serving.export`)."""
+    return tf.cast(images, tf.float32) * tf.constant(PIXEL_SCALE, tf.float32)
 
 
 def array_digest(x: np.ndarray, y: np.ndarray) -> str:
