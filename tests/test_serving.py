@@ -53,18 +53,10 @@ def idx_file(path: Path, images: np.ndarray) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(recorded_runs):
     """A store with a tiny cnn run and a tiny lstm run (the sequence kernel); run ids."""
-    home = tmp_path_factory.mktemp("home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ZOO_HOME", str(home))
-    ids = {}
-    for model in ("cnn", "lstm"):
-        r = CliRunner().invoke(cli, ["run", model, *QUICK, "--json"])
-        assert r.exit_code == 0, r.output
-        ids[model] = json.loads(r.stdout)["run_id"]
-    mp.undo()
-    return home, ids
+    home, runs = recorded_runs(["cnn", *QUICK], ["lstm", *QUICK])
+    return home, {r["model"]: r["run_id"] for r in runs}
 
 
 @pytest.fixture
@@ -260,6 +252,32 @@ def test_export_versions_refuses_to_overwrite_and_leaves_nothing_half_written(ho
     r = zoo("export", run_id, "-o", out, "--name", "shirts", "--version", "1", "--force")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (out / "shirts").iterdir()) == ["1", "2"]
+
+
+def test_a_bfloat16_run_predicts_as_it_ran_and_exports_float32(home, tmp_path):
+    """zoo predict builds a run's graph as the run did (its recorded precision); an export
+    computes in float32 (bfloat16 is a session option, not part of the graph)."""
+    import tensorflow as tf
+
+    from zoo_core.serving.export import export, plan
+    from zoo_core.settings import cpu_has_bf16
+
+    x = real_images()
+    run = record(home[1]["cnn"])
+    with Classifier.load(open_zoo(), run) as classifier:
+        float32 = classifier.probabilities(x)
+    bf16_run = dataclasses.replace(run, config={**run.config, "bf16": True})
+    with Classifier.load(open_zoo(), bf16_run) as classifier:
+        assert classifier.settings.trainer.effective_precision == \
+            ("bfloat16" if cpu_has_bf16() else "float32")
+        bf16 = classifier.probabilities(x)
+        done = export(classifier, plan("savedmodel", tmp_path, "cnn"))
+    out = tf.saved_model.load(str(done.path)).signatures["serving_default"](images=tf.constant(x))
+    assert out["probabilities"].dtype == tf.float32
+    np.testing.assert_allclose(out["probabilities"].numpy(), float32, atol=1e-5)
+    if cpu_has_bf16():
+        assert np.abs(bf16 - float32).max() > 1e-5  # it did compute in bfloat16
+    assert (bf16.argmax(axis=1) == float32.argmax(axis=1)).mean() > 0.95
 
 
 # -- the predictions picture ---------------------------------------------------------------------

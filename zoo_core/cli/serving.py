@@ -150,13 +150,13 @@ def export(state, target, fmt, output, name, version, force, dataset, as_json):
     (int64 [batch]), under the signature `serving_default`, computed in float32. An
     export is written whole or not at all; an existing one is replaced only with --force.
     """
-    from zoo_core.serving.export import export as write_export
+    from zoo_core.serving import export as exports
     from zoo_core.serving.inference import Classifier
 
     zoo, record = _resolve(state, target, dataset)
+    where = exports.plan(fmt, Path(output), name or record.model, version=version, force=force)
     with Classifier.load(zoo, record) as classifier:
-        done = write_export(classifier, fmt, Path(output), name=name, version=version,
-                            force=force)
+        done = exports.export(classifier, where)
     if as_json:
         click.echo(json.dumps({"run_id": record.run_id, "format": done.format,
                                "name": done.name, "version": done.version,

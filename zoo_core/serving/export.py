@@ -37,7 +37,7 @@ METADATA = Path("assets.extra") / "zoo.json"
 
 @dataclass
 class Exported:
-    """What an export wrote."""
+    """Where an export goes (:func:`plan`), and what it wrote (:func:`export`)."""
 
     path: Path  # the version folder of a SavedModel, or the .tflite file
     format: str
@@ -45,31 +45,58 @@ class Exported:
     version: int | None  # a SavedModel's version; None for TFLite
 
 
-def export(classifier: Classifier, fmt: str, out: Path, *, name: str | None = None,
-           version: int | None = None, force: bool = False) -> Exported:
-    """Export ``classifier``'s run as ``fmt`` under ``out``.
+def plan(fmt: str, out: Path, name: str, *, version: int | None = None,
+         force: bool = False) -> Exported:
+    """Where an export of ``fmt`` named ``name`` goes under ``out``, checked before anything
+    is loaded.
 
     Args:
         fmt: ``savedmodel`` or ``tflite``.
         out: the folder to export into; for TFLite also a file ending in ``.tflite``.
-        name: the exported model's name (default: the run's model name).
+        name: the exported model's name (the run's model name, unless the user names it).
         version: a SavedModel's version (default: the next free one under ``out/name``).
         force: replace an export that exists.
 
     Raises:
         UsageError: a bad name, version or format, or the export exists and not ``force``.
-        StoreError: the destination cannot be written.
     """
-    name = name or classifier.record.model
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise UsageError(f"{setting('name', name)}: an export's name may hold letters, digits, "
                          "'.', '_' and '-', starting with a letter or digit")
     if fmt == "savedmodel":
-        return _savedmodel(classifier, Path(out) / name, name, version, force)
-    if fmt == "tflite":
+        if version is not None and version < 1:
+            raise UsageError(f"{setting('version', version)}: a version is a whole number "
+                             "from 1")
+        version = version or next_version(Path(out) / name)
+        done = Exported(Path(out) / name / str(version), fmt, name, version)
+    elif fmt == "tflite":
         target = Path(out) if str(out).endswith(".tflite") else Path(out) / f"{name}.tflite"
-        return _tflite(classifier, target, name, force)
-    raise UsageError(f"unknown export format {fmt!r}: one of {', '.join(FORMATS)}")
+        done = Exported(target, fmt, name, None)
+    else:
+        raise UsageError(f"unknown export format {fmt!r}: one of {', '.join(FORMATS)}")
+    if done.path.exists() and not force:
+        raise UsageError(f"{done.path} exists: give another {setting('version')} or "
+                         f"{setting('name')}, or {setting('force')} to replace it")
+    return done
+
+
+def export(classifier: Classifier, target: Exported) -> Exported:
+    """Write ``classifier``'s run where :func:`plan` said, whole or not at all.
+
+    Raises:
+        StoreError: the destination cannot be written.
+        ZooError: TensorFlow Lite cannot convert the graph.
+    """
+    parent = paths.ensure_dir(target.path.parent, "the export folder", StoreError)
+    with _staging(parent, f".{target.path.name}.") as tmp:
+        write_savedmodel(classifier, tmp / "model")
+        if target.format == "savedmodel":
+            _write_metadata(classifier, tmp / "model" / METADATA)
+            _replace(tmp / "model", target.path)
+        else:
+            _write(tmp / "model.tflite", _tflite(classifier, tmp / "model"))
+            _replace(tmp / "model.tflite", target.path)
+    return target
 
 
 def next_version(base: Path) -> int:
@@ -78,38 +105,17 @@ def next_version(base: Path) -> int:
     return max(found, default=0) + 1
 
 
-def _savedmodel(classifier: Classifier, base: Path, name: str, version: int | None,
-                force: bool) -> Exported:
-    if version is not None and version < 1:
-        raise UsageError(f"{setting('version', version)}: a version is a whole number from 1")
-    version = version or next_version(base)
-    target = base / str(version)
-    _refuse_existing(target, force)
-    paths.ensure_dir(base, "the export folder", StoreError)
-    with _staging(base, f".{version}.") as tmp:
-        write_savedmodel(classifier, tmp / "model")
-        _write_metadata(classifier, tmp / "model" / METADATA)
-        _replace(tmp / "model", target)
-    return Exported(target, "savedmodel", name, version)
-
-
-def _tflite(classifier: Classifier, target: Path, name: str, force: bool) -> Exported:
+def _tflite(classifier: Classifier, savedmodel: Path) -> bytes:
+    """The SavedModel at ``savedmodel`` as a TensorFlow Lite flatbuffer."""
     from zoo_core._tf import tf as import_tf
 
-    _refuse_existing(target, force)
-    paths.ensure_dir(target.parent, "the export folder", StoreError)
-    with _staging(target.parent, f".{target.name}.") as tmp:
-        write_savedmodel(classifier, tmp / "model")
-        converter = import_tf().lite.TFLiteConverter.from_saved_model(
-            str(tmp / "model"), signature_keys=[SIGNATURE])
-        try:
-            flatbuffer = converter.convert()
-        except Exception as e:  # noqa: BLE001 - the converter raises many kinds
-            raise ZooError(f"TensorFlow Lite cannot convert {classifier.record.model}'s graph: "
-                           f"{type(e).__name__}: {str(e).strip().splitlines()[0]}") from None
-        _write(tmp / "model.tflite", flatbuffer)
-        _replace(tmp / "model.tflite", target)
-    return Exported(target, "tflite", name, None)
+    converter = import_tf().lite.TFLiteConverter.from_saved_model(
+        str(savedmodel), signature_keys=[SIGNATURE])
+    try:
+        return converter.convert()
+    except Exception as e:  # noqa: BLE001 - the converter raises many kinds
+        raise ZooError(f"TensorFlow Lite cannot convert {classifier.record.model}'s graph: "
+                       f"{type(e).__name__}: {str(e).strip().splitlines()[0]}") from None
 
 
 def write_savedmodel(classifier: Classifier, folder: Path) -> None:
@@ -146,12 +152,6 @@ def _write_metadata(classifier: Classifier, path: Path) -> None:
         "outputs": {PROBABILITIES: "float32 [batch, classes]", CLASS_IDS: "int64 [batch]"},
         "precision": "float32",
     }, indent=2).encode())
-
-
-def _refuse_existing(target: Path, force: bool) -> None:
-    if target.exists() and not force:
-        raise UsageError(f"{target} exists: give another {setting('version')} or "
-                         f"{setting('name')}, or {setting('force')} to replace it")
 
 
 class _staging:
