@@ -144,10 +144,11 @@ def test_a_model_without_a_completed_run_says_how_to_get_one(home, tmp_path):
 
 def test_resolve_model_run_takes_the_best_validation_accuracy_full_runs_first(home):
     base = record(home[1]["cnn"])
-    runs = [dataclasses.replace(base, run_id="quick", val_accuracy=0.99),  # --limit
-            dataclasses.replace(base, run_id="a", val_accuracy=0.80, config={**base.config, "limit": None}),
-            dataclasses.replace(base, run_id="b", val_accuracy=0.85, config={**base.config, "limit": None}),
-            dataclasses.replace(base, run_id="c", val_accuracy=0.85, config={**base.config, "limit": None})]
+    full = {**base.config, "limit": None}
+    runs = [dataclasses.replace(base, run_id="quick", val_accuracy=0.99),  # made with --limit
+            dataclasses.replace(base, run_id="a", val_accuracy=0.80, config=full),
+            dataclasses.replace(base, run_id="b", val_accuracy=0.85, config=full),
+            dataclasses.replace(base, run_id="c", val_accuracy=0.85, config=full)]
 
     class Store:
         def runs(self, model=None, dataset=None, status=None):

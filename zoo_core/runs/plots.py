@@ -295,7 +295,8 @@ def run_plots(run_dir: Path, title: str, epochs: list[dict], confusion=None,
             drawn.append(predictions_grid(sample, run_dir / RunFiles.PREDICTIONS,
                                           title=f"{title}: test split"))
         except Exception as e:  # noqa: BLE001 - a picture never costs a run
-            why = e.strerror if isinstance(e, OSError) and e.strerror else f"{type(e).__name__}: {e}"
+            why = e.strerror if isinstance(e, OSError) and e.strerror else \
+                f"{type(e).__name__}: {e}"
             warnings.warn(f"cannot draw {RunFiles.PREDICTIONS} in {run_dir}: {why}; the run is "
                           "recorded all the same", stacklevel=2)
     return drawn
