@@ -85,6 +85,8 @@ def inference_graph(model: ModelSpec, hparams: Mapping[str, Any], image_shape,
         net = forward(model, pixels, training, num_classes=num_classes, hparams=hparams)
         probabilities = tf.nn.softmax(net.logits, name=PROBABILITIES)
         class_ids = tf.argmax(net.logits, axis=1, output_type=tf.int64, name=CLASS_IDS)
+        # the graph holds the model's variables only (no optimizer, no step), so a checkpoint
+        # of the model's weights alone restores as well as a training one
         saver = v1.train.Saver(var_list=v1.global_variables())
     graph.finalize()
     return InferenceGraph(graph, images, pixels, probabilities, class_ids, saver)
