@@ -55,7 +55,7 @@ def idx_file(path: Path, images: np.ndarray) -> Path:
 @pytest.fixture(scope="module")
 def trained(recorded_runs):
     """A store with a tiny cnn run and a tiny lstm run (the sequence kernel); run ids."""
-    home, runs = recorded_runs(["cnn", *QUICK], ["lstm", *QUICK])
+    home, runs = recorded_runs(["cnn", *QUICK], ["lstm", *QUICK, "--set", "hidden=32"])
     return home, {r["model"]: r["run_id"] for r in runs}
 
 
