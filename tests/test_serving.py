@@ -211,6 +211,8 @@ def test_exports_give_the_runs_own_predictions_in_a_fresh_process(home, tmp_path
         assert r.exit_code == 0, r.output
         lite = json.loads(r.stdout)
         assert lite["path"] == str(tmp_path / "lite" / f"{model}.tflite")
+        r = zoo("export", run_id, "--format", "tflite", "-o", lite["path"])  # -o FILE.tflite
+        assert r.exit_code == 2 and f"{lite['path']} exists" in r.stderr
         jobs += [{"model": model, "format": "savedmodel", "path": saved["path"]},
                  {"model": model, "format": "tflite", "path": lite["path"]}]
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}  # no PYTHONPATH
