@@ -21,8 +21,8 @@ IMAGE files may be:
     rotated as their EXIF tag says, transparency laid on a black background,
     converted to greyscale (L = 0.299 R + 0.587 G + 0.114 B) for a one-channel
     dataset (Fashion-MNIST, MNIST) or to RGB for a three-channel one (CIFAR-10),
-    scaled to fit the dataset's H x W keeping the aspect ratio (Lanczos) and
-    padded to it, centred;
+    scaled to fit the dataset's H x W keeping the aspect ratio (Lanczos),
+    centred, and padded with the background;
   .npy arrays: one image [H, W] or [H, W, C], or a batch [N, H, W] or
     [N, H, W, C]; uint8 0-255, or floats already in [0, 1];
   IDX files (-ubyte, .idx; gzip-compressed or not): a batch [N, H, W].
