@@ -19,6 +19,32 @@ def zoo_home(tmp_path, monkeypatch):
     return home
 
 
+@pytest.fixture(scope="session")
+def recorded_runs(tmp_path_factory):
+    """``recorded_runs(*commands)``: a fresh ZOO_HOME filled by real ``zoo run ARGS --json``
+    commands, for a module-scoped fixture (tiny runs several tests share); returns the home
+    and the runs' JSON records."""
+    import json
+
+    from click.testing import CliRunner
+
+    from zoo_core.cli import cli
+
+    def record(*commands: list[str]) -> tuple[Path, list[dict]]:
+        home = tmp_path_factory.mktemp("home")
+        results = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ZOO_HOME", str(home))
+            for args in commands:
+                r = CliRunner().invoke(cli, ["run", *args, "--json"])
+                assert r.exit_code == 0, r.output
+                out = json.loads(r.stdout)
+                results += out if isinstance(out, list) else [out]
+        return home, results
+
+    return record
+
+
 @pytest.fixture
 def fake_dist(tmp_path, monkeypatch):
     """Install a fake distribution with ``zoo`` entry points onto sys.path.

@@ -29,19 +29,9 @@ def zoo(*args):
 
 
 @pytest.fixture(scope="module")
-def filled_home(tmp_path_factory):
+def filled_home(recorded_runs):
     """A store filled by real runs: rnn with two seeds, cnn with one."""
-    home = tmp_path_factory.mktemp("home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ZOO_HOME", str(home))
-    results = []
-    for args in (["rnn", "--seeds", "2"], ["cnn"]):
-        r = CliRunner().invoke(cli, ["run", *args, *QUICK, "--json"])
-        assert r.exit_code == 0, r.output
-        out = json.loads(r.stdout)
-        results += out if isinstance(out, list) else [out]
-    mp.undo()
-    return home, results
+    return recorded_runs(["rnn", "--seeds", "2", *QUICK], ["cnn", *QUICK])
 
 
 @pytest.fixture

@@ -160,6 +160,15 @@ def test_the_cli_reference_has_the_plugin_author_commands(command):
     assert re.search(rf"^## `{command} ", text, re.M), f"docs/cli.md has no section for {command}"
 
 
+def test_the_cli_reference_has_every_command():
+    from zoo_core.cli import cli
+
+    text = (DOCS / "cli.md").read_text()
+    missing = [name for name in sorted(cli.commands)
+               if not re.search(rf"^## `zoo {re.escape(name)}[ `]", text, re.M)]
+    assert not missing, f"docs/cli.md has no section for: {', '.join(missing)}"
+
+
 def test_the_cli_reference_lists_every_check():
     _, body = next((h, b) for h, b in sections((DOCS / "cli.md").read_text(), "##").items()
                    if h.startswith("`zoo check "))

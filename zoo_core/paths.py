@@ -87,8 +87,11 @@ class RunFiles:
     METRICS = "metrics.json"  # per-epoch records, best epoch, test metrics
     CURVES = "curves.png"  # learning curves
     CONFUSION = "confusion.png"  # test confusion matrix
+    PREDICTIONS = "predictions.png"  # a grid of test images, predicted and true classes
+    TEST_PREDICTIONS = "predictions.npz"  # what it shows, and every test image's prediction
     CHECKPOINT_INDEX = "checkpoint.json"  # which checkpoints are best and last, and the state
     CHECKPOINTS = "ckpt"  # the folder of checkpoint files
     TENSORBOARD = "events.out.tfevents.*"  # per-epoch scalars for TensorBoard (a pattern)
 
-    ALL = (CONFIG, METRICS, CURVES, CONFUSION, CHECKPOINT_INDEX, TENSORBOARD)
+    ALL = (CONFIG, METRICS, CURVES, CONFUSION, PREDICTIONS, TEST_PREDICTIONS, CHECKPOINT_INDEX,
+           TENSORBOARD)

@@ -99,6 +99,13 @@ def to_float(x: np.ndarray, spec: DatasetSpec | None = None) -> np.ndarray:
     return x
 
 
+def to_float_op(tf, images):
+    """:func:`to_float` of a uint8 [N, H, W, C] tensor, as graph ops (cast, then times
+    :data:`PIXEL_SCALE` in float32: the same float32 values), for graphs that take uint8
+    images themselves (the exports of :mod:`zoo_core.serving.export`)."""
+    return tf.cast(images, tf.float32) * tf.constant(PIXEL_SCALE, tf.float32)
+
+
 def array_digest(x: np.ndarray, y: np.ndarray) -> str:
     """The sha256 of images and labels together (a plugin dataset's checksum)."""
     h = hashlib.sha256()

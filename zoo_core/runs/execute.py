@@ -24,7 +24,7 @@ from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
 from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, UsageError,
                              ZooError, first_line, location, render, setting)
-from zoo_core.runs import evidence, manage, plots, signals
+from zoo_core.runs import evidence, manage, plots, predictions, signals
 from zoo_core.runs.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
 from zoo_core.runs.records import RunRecord, utc_now
@@ -32,7 +32,7 @@ from zoo_core.runs.store import Store
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints, loop
 from zoo_core.train.cost import model_cost
-from zoo_core.train.metrics import EPOCH_METRICS
+from zoo_core.train.metrics import EPOCH_METRICS, Metrics
 
 
 class Events(loop.Progress):
@@ -187,8 +187,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
                          "failed runs can be resumed")
     spec = zoo.model(record.model)
-    speed = evidence.recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
-    settings = RunSettings.recorded({**record.config, **speed}, spec.hparams)
+    settings = recorded_settings(record, spec)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     if loaded.checksums != record.data_checksums:
         raise DataError(f"the {record.dataset} files found now ({loaded.source}) differ from the "
@@ -202,6 +201,15 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise ZooError(f"run {record.run_id} was taken by another process meanwhile (now "
                        f"{manage.shown_status(now)}, {manage.owner_text(now)}): see `zoo runs`")
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
+
+
+def recorded_settings(record: RunRecord, model: ModelSpec) -> RunSettings:
+    """A run's settings as it recorded them: its config, and the speed-only settings its
+    config.json keeps beside it (which kernel computed it, say), for ``model``'s declared
+    hyperparameters; what resuming, predicting and exporting build the run's graph with."""
+    speed = evidence.recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
+    return RunSettings.recorded({**record.config, **speed}, model.hparams)
+
 
 
 def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
@@ -295,13 +303,31 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
         examples_per_sec=result.examples_per_sec, val_accuracy=result.val_accuracy,
         test_loss=result.test.loss, test_accuracy=result.test.accuracy, error=None,
     )
+    _save_predictions(run_dir, result.test, loaded)  # optional, so after the row
+
+
+def _save_predictions(run_dir: Path, test: Metrics, loaded: Data) -> None:
+    """predictions.npz, what the predictions picture shows (``runs/predictions.py``): like
+    the picture, optional; a file that cannot be written is a warning."""
+    if test.predicted is None:
+        return
+    try:
+        chosen = predictions.sample(loaded.x_test, loaded.y_test, test.predicted,
+                                    test.confidence, loaded.classes)
+        predictions.save(run_dir, chosen, test.predicted, test.confidence)
+    except Exception as e:  # noqa: BLE001 - never costs the run, which is recorded
+        why = paths.why_not(e, run_dir) if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
+        warnings.warn(f"cannot write {RunFiles.TEST_PREDICTIONS} in {run_dir}: {why}; the run "
+                      "is recorded all the same", stacklevel=2)
 
 
 def _draw_plots(record: RunRecord, result: loop.TrainResult, loaded: Data) -> None:
-    """The learning curves and the confusion matrix: optional, drawn after the run is
-    recorded (``zoo show`` draws them when they are missing)."""
-    plots.run_plots(Path(record.run_dir), f"{record.model} on {record.dataset}, seed {record.seed}",
-                    result.epochs, result.test.confusion, loaded.classes)
+    """The learning curves, the confusion matrix and the predictions picture: optional,
+    drawn after the run is recorded (``zoo show`` draws them when they are missing)."""
+    run_dir = Path(record.run_dir)
+    plots.run_plots(run_dir, f"{record.model} on {record.dataset}, seed {record.seed}",
+                    result.epochs, result.test.confusion, loaded.classes,
+                    predictions.load(run_dir))
 
 
 class RunTakenOver(ZooError):

@@ -1,4 +1,4 @@
-"""PNG figures for a run: learning curves and a confusion matrix.
+"""PNG figures for a run: learning curves, a confusion matrix and a grid of test predictions.
 
 matplotlib is imported lazily, inside the functions, so that importing this module (and
 ``zoo list``) stays fast; it renders with the non-interactive Agg backend, so no display is
@@ -217,6 +217,51 @@ def _matrix_axes(ax, classes: list[str]) -> None:
         spine.set_visible(False)
 
 
+def predictions_grid(chosen, path, title: str = "") -> Path:
+    """Draw a sample of test images (a :class:`zoo_core.runs.predictions.Sample`) in a grid,
+    each captioned with its predicted class and probability and, when wrong, in red with its
+    true class; save a PNG at ``path``.
+
+    One image of all the cells and one text per caption (not an axes per cell): drawn at the
+    end of every run, it must be quick.
+    """
+    n = len(chosen.index)
+    cols = max(1, min(6, n))
+    rows = max(1, math.ceil(n / cols))
+    h, w, c = chosen.images.shape[1:] if n else (28, 28, 1)
+    gap = max(2, w // 7)  # pixels between cells
+    inch = 1.9 / (w + gap)  # inches per pixel: a cell is 1.9 inches wide
+    caption = math.ceil(0.34 / inch)  # pixels above each cell: two lines of text
+    cell_h, cell_w = h + caption, w + gap
+    mosaic = np.full((rows * cell_h, cols * cell_w - gap, c), 255, np.uint8)
+    for k in range(n):
+        top, left = (k // cols) * cell_h + caption, (k % cols) * cell_w
+        mosaic[top:top + h, left:left + w] = chosen.images[k]
+    plt = _pyplot()
+    height = mosaic.shape[0] * inch  # the mosaic's, below the title's 0.55 inches
+    fig = plt.figure(figsize=(mosaic.shape[1] * inch + 0.2, height + 0.65))
+    try:
+        ax = fig.add_axes((0.1 / fig.get_figwidth(), 0.1 / fig.get_figheight(),
+                           1 - 0.2 / fig.get_figwidth(), height / fig.get_figheight()))
+        ax.imshow(mosaic[..., 0] if c == 1 else mosaic, cmap="gray" if c == 1 else None,
+                  vmin=0, vmax=255, interpolation="nearest")
+        ax.set_axis_off()
+        for k in range(n):
+            wrong = chosen.predicted[k] != chosen.labels[k]
+            text = f"{chosen.classes[chosen.predicted[k]]} {100 * chosen.confidence[k]:.0f}%"
+            ax.text((k % cols) * cell_w + w / 2, (k // cols) * cell_h + caption - 1.5,
+                    text + (f"\ntrue: {chosen.classes[chosen.labels[k]]}" if wrong else ""),
+                    ha="center", va="bottom", fontsize=8, linespacing=1.1,
+                    color=_VAL_COLOUR if wrong else "black")
+        mistakes = int(np.sum(chosen.predicted != chosen.labels))
+        summary = (f"{mistakes} of {n} wrong, in red (the most confident mistakes first, "
+                   "then a fixed random sample)")
+        fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=9)
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def _number(value: Any) -> float | None:
     """``value`` as a finite float, or None (missing, None, NaN or infinite)."""
     if value is None or isinstance(value, bool):
@@ -229,10 +274,12 @@ def _number(value: Any) -> float | None:
 
 
 def run_plots(run_dir: Path, title: str, epochs: list[dict], confusion=None,
-              classes: Sequence[str] = ()) -> list[Path]:
+              classes: Sequence[str] = (), sample=None) -> list[Path]:
     """Draw a run's learning curves (from ``epochs``) and, given a ``confusion`` matrix, its
-    test confusion matrix, into ``run_dir``; returns the files drawn. They are optional: a
-    file that cannot be written is a warning, since the run's record does not depend on it."""
+    test confusion matrix, and given a ``sample`` (:func:`zoo_core.runs.predictions.load`),
+    its predictions picture, into ``run_dir``; returns the files drawn. They are optional: a
+    file that cannot be written (or drawn) is a warning, since the run's record does not
+    depend on it."""
     drawn = []
     try:
         if epochs:
@@ -243,14 +290,25 @@ def run_plots(run_dir: Path, title: str, epochs: list[dict], confusion=None,
     except OSError as e:
         warnings.warn(f"cannot draw the plots in {run_dir}: {e.strerror or e}; the run is "
                       "recorded all the same", stacklevel=2)
+    if sample is not None:
+        try:
+            drawn.append(predictions_grid(sample, run_dir / RunFiles.PREDICTIONS,
+                                          title=f"{title}: test split"))
+        except Exception as e:  # noqa: BLE001 - a picture never costs a run
+            why = e.strerror if isinstance(e, OSError) and e.strerror else \
+                f"{type(e).__name__}: {e}"
+            warnings.warn(f"cannot draw {RunFiles.PREDICTIONS} in {run_dir}: {why}; the run is "
+                          "recorded all the same", stacklevel=2)
     return drawn
 
 
 def draw_missing(record, epochs: list[dict]) -> list[Path]:
     """The plots of a completed run that are missing from its folder (a signal cut in while
-    they were drawn, or they were deleted), drawn from its stored ``epochs`` and its
-    metrics.json; returns the files drawn (none when nothing is missing, or the folder has
-    no metrics.json: the zoo writes it before the plots)."""
+    they were drawn, or they were deleted), drawn from its stored ``epochs``, its
+    metrics.json and its predictions.npz; returns the files drawn (none when nothing is
+    missing, or the folder has no metrics.json: the zoo writes it before the plots)."""
+    from zoo_core.runs import predictions  # here: predictions.py draws nothing itself
+
     run_dir = Path(record.run_dir) if record.run_dir else None
     if record.status != "completed" or run_dir is None or \
             not (run_dir / RunFiles.METRICS).is_file():  # not a folder this zoo finished
@@ -263,10 +321,11 @@ def draw_missing(record, epochs: list[dict]) -> list[Path]:
             confusion, classes = np.asarray(test["confusion"]), test["classes"]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no readable metrics.json: no confusion matrix to draw
-    if not curves and confusion is None:
+    sample = None if (run_dir / RunFiles.PREDICTIONS).exists() else predictions.load(run_dir)
+    if not curves and confusion is None and sample is None:
         return []
     title = f"{record.model} on {record.dataset}, seed {record.seed}"
-    return run_plots(run_dir, title, curves, confusion, classes)
+    return run_plots(run_dir, title, curves, confusion, classes, sample)
 
 
 def _pyplot():

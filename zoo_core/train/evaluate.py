@@ -6,8 +6,9 @@ test split once at the end) and from a run's best checkpoint (``zoo evaluate``).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -38,31 +39,62 @@ def evaluate(session, graph: ModelGraph, images: np.ndarray, labels: np.ndarray,
         num_classes: the number of classes.
 
     Returns:
-        :class:`Metrics` over all N examples (the last batch may be smaller).
+        :class:`Metrics` over all N examples (the last batch may be smaller), with each
+        example's predicted class and its softmax probability (``predicted``,
+        ``confidence``).
     """
     n = len(labels)
     total_loss = 0.0
     predictions = np.empty(n, dtype=np.int64)
+    confidence = np.empty(n, dtype=np.float32)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        losses, preds = session.run(
-            [graph.example_losses, graph.predictions],
+        losses, preds, logits = session.run(
+            [graph.example_losses, graph.predictions, graph.logits],
             {graph.images: to_float(images[start:stop]), graph.labels: labels[start:stop]},
         )
         total_loss += float(np.sum(losses))
         predictions[start:stop] = preds
-    return summarize(labels, predictions, total_loss / max(n, 1), num_classes)
+        confidence[start:stop] = _top_probability(logits)
+    metrics = summarize(labels, predictions, total_loss / max(n, 1), num_classes)
+    metrics.predicted, metrics.confidence = predictions, confidence
+    return metrics
+
+
+def _top_probability(logits: np.ndarray) -> np.ndarray:
+    """The softmax probability of each row's largest logit: 1 / sum(exp(l - max l))."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return (1.0 / np.exp(shifted).sum(axis=1)).astype(np.float32)
 
 
 def evaluate_checkpoint(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSettings,
                         run_dir: Path, images: np.ndarray, labels: np.ndarray,
                         num_classes: int, seed: int = 0) -> Metrics:
     """Rebuild a run's graph, restore its best checkpoint and evaluate a split."""
-    tf = import_tf()
     prefix = checkpoints.best_prefix(run_dir)
     g = build_graph(model, hparams, settings, images.shape[1:], num_classes, seed)
-    with tf.compat.v1.Session(graph=g.graph, config=session_config(settings)) as sess:
-        checkpoints.restore(sess, g.model_saver, run_dir, str(prefix.relative_to(run_dir)),
-                            "the run cannot be evaluated: train it again")
+    with best_session(g.graph, g.model_saver, settings, run_dir, prefix, "evaluated") as sess:
         with graph_errors(model, images.shape[1:], num_classes, "evaluating a checkpoint"):
             return evaluate(sess, g, images, labels, num_classes)
+
+
+@contextmanager
+def best_session(graph, saver, settings: TrainerSettings, run_dir: Path, prefix: Path,
+                 doing: str) -> Iterator:
+    """A Session on ``graph`` (with the run's session options: threads, precision) holding
+    the checkpoint ``prefix`` of ``run_dir`` (:func:`checkpoints.best_prefix`), restored
+    through ``saver``; what ``zoo evaluate``, ``zoo predict`` and ``zoo export`` run.
+
+    ``doing``: what cannot be done when a checkpoint file is damaged ("evaluated").
+    """
+    tf = import_tf()
+    # not `with Session() as sess`, which also makes it the thread's default session until
+    # it exits: a caller may hold this one open across other sessions (zoo predict)
+    sess = tf.compat.v1.Session(graph=graph, config=session_config(settings))
+    try:
+        with graph.as_default():  # a Saver restores the graph's variables in their graph
+            checkpoints.restore(sess, saver, run_dir, str(prefix.relative_to(run_dir)),
+                                f"the run cannot be {doing}: train it again")
+        yield sess
+    finally:
+        sess.close()

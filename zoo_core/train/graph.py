@@ -21,7 +21,7 @@ import numpy as np
 from zoo_core._tf import seed_graph
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.specs import ModelSpec
-from zoo_core.data.splits import PIXEL_SCALE
+from zoo_core.data.splits import to_float_op
 from zoo_core.errors import PluginError
 from zoo_core.settings import TrainerSettings
 from zoo_core.train.blame import first_line, location
@@ -276,9 +276,7 @@ class _Inputs:
         quarter of float32's memory) scaled by the same float32 multiply as
         :func:`zoo_core.data.to_float`, so both give the same bits."""
         images = tf.gather(self.x_all, index)
-        if images.dtype == tf.uint8:
-            images = tf.cast(images, tf.float32) * tf.constant(PIXEL_SCALE, tf.float32)
-        return images
+        return to_float_op(tf, images) if images.dtype == tf.uint8 else images
 
 
 class _Loss:

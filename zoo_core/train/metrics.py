@@ -25,6 +25,10 @@ class Metrics:
     per_class: list[float]  # accuracy of each true class
     confusion: np.ndarray  # [num_classes, num_classes], rows = true, columns = predicted
     examples: int
+    # per example, from evaluate(): the predicted class (int64 [N]) and its softmax
+    # probability (float32 [N]); not part of to_dict()
+    predicted: np.ndarray | None = None
+    confidence: np.ndarray | None = None
 
     def to_dict(self, classes=None) -> dict:
         out = {"loss": self.loss, "accuracy": self.accuracy, "examples": self.examples,
