@@ -70,6 +70,16 @@ def zoo_register_models(register):
         build,
         summary="conv2d 32-64 blocks with max pooling and a dense head (tf.compat.v1.layers)",
         hparams=HPARAMS,
+        # Its Fashion-MNIST weights, shipped in this package (`zoo pull cnn`, and
+        # `zoo predict cnn IMAGE` with no training): `zoo run cnn --dataset fashion --seed 0`,
+        # then `zoo pack RUN -o .../weights/cnn-fashion.zoopack` (bfloat16: its
+        # precision is auto).
+        weights={"fashion": {
+            "file": "weights/cnn-fashion.zoopack",
+            "sha256": "9a84de8c5a80fae00a65a50f587b1949d85b2399d3d3eab26241024857a2888a",
+            "config_id": "ce3df065bb",
+            "test_accuracy": 0.9161,
+        }},
     )
     register(
         "cnn-bn",

@@ -123,6 +123,16 @@ def zoo_register_models(register):
         build,
         summary="BasicLSTMCell (128 units) unrolled with static_rnn over the image rows",
         hparams=HPARAMS,
+        # Its Fashion-MNIST weights, shipped in this package (`zoo pull lstm`, and
+        # `zoo predict lstm IMAGE` with no training): `zoo run lstm --dataset fashion --seed 0 --set kernel=basic`,
+        # then `zoo pack RUN -o .../weights/lstm-fashion.zoopack` (the kernel
+        # its registry row was measured with; the same function as the default).
+        weights={"fashion": {
+            "file": "weights/lstm-fashion.zoopack",
+            "sha256": "2d7ec356c9524cab301d2bc55772e2580c811e460f8887e046086b54bd399b59",
+            "config_id": "7a47487694",
+            "test_accuracy": 0.9056,
+        }},
     )
     register(
         "lstm-stack",

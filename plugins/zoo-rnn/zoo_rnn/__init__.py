@@ -116,4 +116,13 @@ def zoo_register_models(register):
         build,
         summary="BasicRNNCell (128 units) unrolled with static_rnn over the image rows",
         hparams=HPARAMS,
+        # Its Fashion-MNIST weights, shipped in this package (`zoo pull rnn`, and
+        # `zoo predict rnn IMAGE` with no training): `zoo run rnn --dataset fashion --seed 0`,
+        # then `zoo pack RUN -o .../weights/rnn-fashion.zoopack`.
+        weights={"fashion": {
+            "file": "weights/rnn-fashion.zoopack",
+            "sha256": "097f830e8e953855a4d5ac487eba8b8c26768b1968e69eb49d400d9e96f6f87b",
+            "config_id": "065c3080de",
+            "test_accuracy": 0.8923,
+        }},
     )
