@@ -53,9 +53,11 @@ def pick(labels: np.ndarray, predicted: np.ndarray, confidence: np.ndarray,
 
 def sample(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
            confidence: np.ndarray, classes) -> Sample:
-    """The sample of a test split (float images in [0, 1]) and its predictions."""
+    """The sample of a test split (uint8 images, or floats in [0, 1]) and its predictions."""
     index = pick(labels, predicted, confidence)
-    pixels = np.clip(np.rint(np.asarray(images[index]) * 255.0), 0, 255).astype(np.uint8)
+    pixels = np.asarray(images[index])
+    if pixels.dtype != np.uint8:
+        pixels = np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
     return Sample(index, pixels, np.asarray(labels)[index].astype(np.int64),
                   np.asarray(predicted)[index].astype(np.int64),
                   np.asarray(confidence)[index].astype(np.float32), tuple(classes))
