@@ -110,10 +110,10 @@ def cli(ctx, registry, store, traceback):
 
 # The commands, one small module per group; imported after `cli` exists (they import
 # zoo_core.cli.common, which this package's import is running).
-from zoo_core.cli import catalogue, develop, manage, results, runs, store  # noqa: E402
+from zoo_core.cli import catalogue, develop, manage, results, runs, store, sweep  # noqa: E402
 
 for _command in (catalogue.COMMANDS + runs.COMMANDS + results.COMMANDS + manage.COMMANDS
-                 + develop.COMMANDS + store.COMMANDS):
+                 + develop.COMMANDS + store.COMMANDS + sweep.COMMANDS):
     cli.add_command(_command)
 
 

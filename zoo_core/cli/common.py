@@ -15,7 +15,7 @@ RUN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
 _OPTIONS = {
     **RUN_OPTIONS, "data_dir": "--data-dir", "seed": "--seed", "seeds": "--seeds",
     "registry": "--registry", "dataset": "--dataset", "resume": "zoo run --resume",
-    "dir": "--dir",
+    "dir": "--dir", "engine": "--engine",
 }
 
 
