@@ -90,7 +90,7 @@ def claim(store: Store, sweep_id: str | None) -> tuple[RunRecord | None, str | N
     record = store.claim_run(sweep_id, **manage.owner())
     if record is not None:
         return record, None
-    for candidate in _orphans(store, sweep_id):
+    for candidate in orphans(store, sweep_id):
         why = "its worker died" if candidate.status == "running" else "it was interrupted"
         if store.mark_running(candidate.run_id, expect=manage.expected(candidate),
                               **manage.owner()):
@@ -98,7 +98,7 @@ def claim(store: Store, sweep_id: str | None) -> tuple[RunRecord | None, str | N
     return None, None
 
 
-def _orphans(store: Store, sweep_id: str | None) -> list[RunRecord]:
+def orphans(store: Store, sweep_id: str | None) -> list[RunRecord]:
     """Trials of active sweeps that no live worker holds: dead owners and interruptions (not
     cancellations)."""
     found = [r for status in ("running", "interrupted")
