@@ -219,3 +219,17 @@ def test_local_workers_share_the_cores_without_oversubscribing():
     assert [engines.thread_share(n, cpus=8) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
     command = engines.worker_command("sweep-x", 1)
     assert command[-4:] == ["--sweep", "sweep-x", "--threads", "1"]
+
+
+def test_status_shows_each_failure_with_its_first_error_line(zoo_home):
+    with open_store() as store:
+        store.create_sweep(sweep_record("sweep-f", ["f1", "f2"]), [trial("f1"), trial("f2")])
+        store.claim_run("sweep-f", **manage.owner())
+        store.finish_run("f1", status="failed", error="the builder raised ValueError: no\n"
+                                                      "  File plugin.py, line 3")
+    result = zoo("sweep", "status", "sweep-f")
+    assert result.exit_code == 0, result.output
+    assert "1/2 trials finished: 1 queued, 1 failed" in result.output
+    assert result.output.endswith("failures:\n  f1: the builder raised ValueError: no\n")
+    listed = zoo("sweep", "list").output.splitlines()
+    assert listed[2].split()[:2] == ["sweep-f", "active"] and listed[2].split()[-2:] == ["1/2", "1"]

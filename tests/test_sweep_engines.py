@@ -142,3 +142,30 @@ def test_a_killed_worker_s_trial_is_finished_once_by_the_other_from_its_checkpoi
 def _running_after_one_epoch(store, sweep_id):
     return next((t for t in store.runs(status="running", sweep_id=sweep_id)
                  if t.epochs_run >= 1 and t.pid), None)
+
+
+def test_cancel_stops_a_running_trial_at_its_next_epoch_and_its_queued_ones_at_once(zoo_home):
+    from zoo_core.catalogue import open_zoo
+    from zoo_core.runs import sweep, worker
+
+    sweep_id = queued(None, "--epochs", "3", "--seeds", "2", "--set", "filters=4")
+
+    class CancelAfterEpoch1(worker.WorkerEvents):
+        def epoch_end(self, record):
+            if record["epoch"] == 1:
+                with open_store() as other:  # as `zoo sweep cancel` would, from elsewhere
+                    self.cancelled = sweep.cancel(other, sweep_id)
+
+    events = CancelAfterEpoch1()
+    with open_store() as store:
+        done = worker.work(open_zoo(), store, sweep_id=sweep_id, events=events)
+        first, second = store.runs(sweep_id=sweep_id)
+    _, ended, running = events.cancelled
+    assert (ended, running) == ([second.run_id], [first.run_id])
+    assert done.cancelled == [first.run_id] and done.trials == 1  # the second never started
+    assert first.status == "interrupted" and first.epochs_run == 1
+    assert first.error == f"cancelled with sweep {sweep_id} after 1 epoch(s)"
+    assert Path(first.run_dir, "checkpoint.json").exists()  # kept: `zoo run --resume` works
+    assert second.status == "interrupted" and second.error.startswith("cancelled with sweep")
+    status = json.loads(zoo("sweep", "status", sweep_id, "--json"))
+    assert status["counts"]["cancelled"] == 2 and status["sweep"]["status"] == "cancelled"

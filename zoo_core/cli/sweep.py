@@ -172,7 +172,7 @@ def status_command(sweep_id, as_json):
         echo_json(status.to_dict())
         return
     s = status.sweep
-    click.echo(f"sweep {s.sweep_id} ({s.status}), engine {s.engine}, created {s.created_at}")
+    click.echo(f"sweep {s.sweep_id} ({status.state}), engine {s.engine}, created {s.created_at}")
     click.echo(f"  {s.command}")
     counts = ", ".join(f"{v} {k}" for k, v in status.counts.items() if v)
     click.echo(f"{status.finished}/{len(status.trials)} trials finished: {counts}\n")
@@ -217,9 +217,9 @@ def list_command(as_json):
     if as_json:
         echo_json([{k: v for k, v in s.to_dict().items() if k != "trials"} for s in statuses])
         return
-    rows = [[s.sweep.sweep_id, s.sweep.status, s.sweep.engine, s.sweep.created_at,
+    rows = [[s.sweep.sweep_id, s.state, s.sweep.engine, s.sweep.created_at,
              f"{s.finished}/{len(s.trials)}", s.counts["failed"]] for s in statuses]
-    click.echo(table(rows, ["sweep", "status", "engine", "created", "finished", "failed"]))
+    click.echo(table(rows, ["sweep", "state", "engine", "created", "finished", "failed"]))
 
 
 class ConsoleWorker(ConsoleProgress):

@@ -172,6 +172,14 @@ class SweepStatus:
     trials: tuple[RunRecord, ...]
 
     @property
+    def state(self) -> str:
+        """The sweep's state as shown: "cancelled", "finished" (every trial in a final
+        status) or "active"."""
+        if self.sweep.status == "cancelled":
+            return CANCELLED
+        return "finished" if self.finished == len(self.trials) else "active"
+
+    @property
     def counts(self) -> dict[str, int]:
         states = [trial_state(t) for t in self.trials]
         return {state: states.count(state) for state in STATES}
@@ -193,7 +201,8 @@ class SweepStatus:
 
     def to_dict(self) -> dict[str, Any]:
         sweep = {k: v for k, v in self.sweep.to_dict().items() if k != "spec"}
-        return {"sweep": sweep, "total": len(self.trials), "finished": self.finished,
+        return {"sweep": sweep, "state": self.state, "total": len(self.trials),
+                "finished": self.finished,
                 "counts": self.counts,
                 "trials": [{**t.to_dict(), "state": trial_state(t), "set": self.values(t.run_id)}
                            for t in self.trials],
