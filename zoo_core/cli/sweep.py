@@ -71,16 +71,17 @@ def submit(state, models, dataset, epochs, batch_size, lr, precision, seed, seed
            data_dir, limit, skip_done, engine, as_json):
     """Queue the trials of MODEL... and run them on ENGINE."""
     from zoo_core.runs import engines
-    from zoo_core.runs.sweep import SweepRequest, parse_grid, plan_sweep, submit as queue
+    from zoo_core.runs.plan import RunRequest
+    from zoo_core.runs.sweep import parse_grid, plan_sweep, submit as queue
 
     chosen = engines.parse_engine(engine)
-    request = SweepRequest(models=list(models), dataset=dataset, seeds=range(seed, seed + seeds),
-                           overrides=overrides(epochs, batch_size, lr, precision),
-                           grid=parse_grid(parse_set_options(settings)), limit=limit,
-                           skip_done=skip_done)
+    request = RunRequest(models=list(models), dataset=dataset, seeds=range(seed, seed + seeds),
+                         overrides=overrides(epochs, batch_size, lr, precision), limit=limit,
+                         skip_done=skip_done)
+    grid = parse_grid(parse_set_options(settings))
     argv = click.get_current_context().meta.get(_ARGV, [])
     with open_store(store_location()) as store:
-        planned = plan_sweep(state.zoo(), request, store)  # every trial checked first
+        planned = plan_sweep(state.zoo(), request, grid, store)  # every trial checked first
         out = sys.stderr if as_json else sys.stdout
         skipped = f"; {len(planned.done)} skipped as done" if planned.done else ""
         if not planned.trials:

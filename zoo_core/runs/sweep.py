@@ -1,8 +1,8 @@
 """Sweeps: many models x settings x seeds, queued in the store as trials that workers run.
 
 A sweep is a plan executed elsewhere (docs/scale.md). :func:`plan_sweep` expands a
-:class:`SweepRequest` (``--set key=v1,v2`` values crossed with each other, the models and the
-seeds) into trials and checks every trial's settings through :func:`zoo_core.runs.plan.plan`
+:class:`~zoo_core.runs.plan.RunRequest` and ``--set key=v1,v2`` lists (crossed with each
+other, the models and the seeds) into trials and checks every trial's settings through :func:`zoo_core.runs.plan.plan`
 before anything is queued; :func:`submit` records the sweep and queues its trials in one
 write. Each trial is an ordinary run (status "queued", then whatever a run goes through),
 planned again by the worker that claims it (:func:`trial_plan`) from the sweep's ``spec``.
@@ -12,8 +12,9 @@ TensorFlow or click.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Mapping, Sequence
 
@@ -28,19 +29,6 @@ from zoo_core.runs.store import Store
 
 CANCELLED = "cancelled"  # how a cancelled trial (status interrupted) is shown, and its error's start
 STATES = ("queued", "running", manage.DIED, "completed", CANCELLED, "interrupted", "failed")
-
-
-@dataclass(frozen=True)
-class SweepRequest:
-    """What ``zoo sweep`` asks for: a :class:`RunRequest` whose ``--set`` values are lists."""
-
-    models: Sequence[str]
-    dataset: str
-    seeds: Sequence[int] = (0,)
-    overrides: Mapping[str, Any] = field(default_factory=dict)  # typed, e.g. {"epochs": 3}
-    grid: Mapping[str, Sequence[str]] = field(default_factory=dict)  # "key=v1,v2" settings
-    limit: int | None = None
-    skip_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,21 +68,21 @@ def combinations(grid: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def plan_sweep(zoo: Zoo, request: SweepRequest, store: Store | None = None) -> SweepPlan:
-    """Every trial of ``request``, each one's settings merged and checked (nothing is queued
-    when one is wrong); with ``skip_done``, those the store has completed left out. Two
-    combinations that give one run's settings (the same config id) are one trial.
+def plan_sweep(zoo: Zoo, request: RunRequest, grid: Mapping[str, Sequence[str]],
+               store: Store | None = None) -> SweepPlan:
+    """Every trial of ``request`` crossed with ``grid`` (``--set key=v1,v2`` lists, added to
+    the request's ``text_overrides``), each one's settings merged and checked (nothing is
+    queued when one is wrong); with ``skip_done``, those the store has completed left out.
+    Two combinations that give one run's settings (the same config id) are one trial.
 
     Raises:
         ZooError: an unknown model or dataset, a bad value (naming the setting), the store.
     """
     trials, done, seen = [], [], set()
     dataset = None
-    for values in combinations(request.grid):
-        batch = plan(zoo, RunRequest(
-            models=request.models, dataset=request.dataset, seeds=request.seeds,
-            overrides=request.overrides, text_overrides=values, limit=request.limit,
-            skip_done=request.skip_done), store)
+    for combination in combinations(grid):
+        values = {**request.text_overrides, **combination}
+        batch = plan(zoo, dataclasses.replace(request, text_overrides=values), store)
         dataset = batch.dataset
         for run in batch.runs:
             key = (run.model.name, run.settings.config_id, run.seed)
