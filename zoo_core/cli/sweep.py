@@ -119,17 +119,19 @@ def _run_engine(state, chosen, store, sweep_id: str, data_dir, out):
     env = dict(os.environ)
     env.update({k: v for k, v in (("ZOO_REGISTRY", state.registry),
                                   ("ZOO_DATA_DIR", data_dir)) if v})
-    if chosen.kind == "ray":
-        from zoo_core.runs import ray_engine  # imports ray: only for this engine
-
-        return ray_engine.run_on_ray(chosen, store, store_location(), sweep_id, shown)
-    procs = engines.start_local(chosen, sweep_id, store_location(), env)
+    procs = []
     try:
+        if chosen.kind == "ray":
+            from zoo_core.runs import ray_engine  # imports ray: only for this engine
+
+            return ray_engine.run_on_ray(chosen, store, store_location(), sweep_id, shown)
+        procs = engines.start_local(chosen, sweep_id, store_location(), env)
         status = engines.watch(store, sweep_id, lambda: engines.any_alive(procs), shown)
     except KeyboardInterrupt:
         engines.stop_local(procs)
-        click.echo(f"\ninterrupted: the running trials are recorded as interrupted; "
-                   f"`zoo worker --sweep {sweep_id}` continues the sweep", err=True)
+        click.echo(f"\ninterrupted: the running trials are recorded as interrupted (or, on "
+                   f"Ray, as their workers died); `zoo worker --sweep {sweep_id}` continues the "
+                   f"sweep, `zoo sweep cancel {sweep_id}` ends it", err=True)
         sys.exit(130)
     broken = [i + 1 for i, p in enumerate(procs) if p.returncode not in (0, 1)]
     if broken:
@@ -155,9 +157,14 @@ def _summary(status, out) -> None:
     counts = {k: v for k, v in status.counts.items() if v}
     click.echo(f"sweep {status.sweep.sweep_id}: "
                + ", ".join(f"{v} {k}" for k, v in counts.items()), file=out)
+    sweep_id = status.sweep.sweep_id
     if status.failures:
         raise ZooError(f"{len(status.failures)} of {len(status.trials)} trials failed; "
-                       f"see `zoo sweep status {status.sweep.sweep_id}`")
+                       f"see `zoo sweep status {sweep_id}`")
+    if status.finished < len(status.trials):
+        raise ZooError(f"{len(status.trials) - status.finished} of {len(status.trials)} trials "
+                       f"did not finish (the workers stopped): `zoo worker --sweep {sweep_id}` "
+                       "continues them")
 
 
 @sweep.command("status")
