@@ -5,6 +5,7 @@ relative to ZOO_ARTIFACTS. The engines' real runs are in tests/test_sweep_engine
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -233,3 +234,29 @@ def test_status_shows_each_failure_with_its_first_error_line(zoo_home):
     assert result.output.endswith("failures:\n  f1: the builder raised ValueError: no\n")
     listed = zoo("sweep", "list").output.splitlines()
     assert listed[2].split()[:2] == ["sweep-f", "active"] and listed[2].split()[-2:] == ["1/2", "1"]
+
+
+def test_a_trial_on_another_host_is_taken_over_when_its_lease_expires(zoo_home, monkeypatch):
+    monkeypatch.setenv("ZOO_LEASE_SECONDS", "30")
+    beat = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=20)
+    elsewhere = dict(host="gpu-box", pid=4242, owner_started="b:1",
+                     heartbeat_at=beat.isoformat(timespec="seconds"))
+    with open_store() as store:
+        store.create_sweep(sweep_record("sweep-l", ["l1"]), [trial("l1")])
+        store.claim_run("sweep-l", **elsewhere)
+        assert worker.claim(store, "sweep-l") == (None, None)  # 20 s < the 30 s lease
+        monkeypatch.setenv("ZOO_LEASE_SECONDS", "10")
+        assert manage.heartbeat_seconds() == 2.5  # a live owner beats 4 times per lease
+        taken, why = worker.claim(store, "sweep-l")
+    assert (taken.run_id, why, taken.host) == ("l1", "its worker died", socket.gethostname())
+
+
+def test_a_cancelled_trial_that_never_started_is_not_resumed(zoo_home):
+    out = zoo("sweep", "cnn", "--epochs", "1", "--engine", "none").output
+    sweep_id = out.split()[1].rstrip(":")
+    zoo("sweep", "cancel", sweep_id)
+    with open_store() as store:
+        (run,) = store.runs()
+    result = zoo("run", "--resume", run.run_id)
+    assert result.exit_code == 2
+    assert "never started training (cancelled with sweep" in result.output

@@ -210,6 +210,9 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         held = f" ({manage.owner_text(record)})" if record.status == "running" else ""
         raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
                          "failed runs can be resumed")
+    if not record.split_sizes:  # a sweep's trial that ended (cancelled) before it started
+        raise UsageError(f"run {record.run_id} never started training ({record.error}): "
+                         "there is nothing to resume; submit its sweep again with --skip-done")
     spec = zoo.model(record.model)
     speed = _recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
     settings = RunSettings.recorded({**record.config, **speed}, spec.hparams)
