@@ -84,6 +84,7 @@ def test_a_sweep_queues_the_cross_product_of_settings_models_and_seeds(zoo_home)
     (["--lr", "-1"], "--lr must be a positive"),
     (["--engine", "spark"], "--engine spark is not an engine"),
     (["--engine", "local:0"], "--engine local:0 is not an engine"),
+    (["--all"], "give MODEL... or --all"),
 ])
 def test_a_bad_value_or_engine_is_one_line_and_queues_nothing(zoo_home, args, says):
     result = zoo("sweep", "cnn", "--epochs", "1", *args, "--engine", "none") \

@@ -16,7 +16,7 @@ from zoo_core.cli.common import (echo_json, json_option, message, parse_set_opti
                                  store_location, table)
 from zoo_core.cli.completion import complete_models
 from zoo_core.cli.runs import ConsoleProgress, overrides, run_options
-from zoo_core.errors import RunInterrupted, ZooError
+from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.store import open_store
 
 _ARGV = "zoo.sweep.argv"  # ctx.meta: the arguments `zoo sweep` was given, for its record
@@ -49,8 +49,8 @@ def sweep():
 
     \b
     Options of `zoo sweep MODEL...` (`zoo sweep submit --help` shows them all): those of
-    `zoo run`, with lists in --set; --engine local:N (default local:1) | ray |
-    ray://HOST:PORT | none; --json.
+    `zoo run` (--all instead of MODEL...), with lists in --set; --engine local:N (default
+    local:1) | ray | ray://HOST:PORT | none; --json.
 
     \b
     Examples:
@@ -60,21 +60,26 @@ def sweep():
 
 
 @sweep.command("submit", hidden=True)
-@click.argument("models", nargs=-1, required=True, shell_complete=complete_models)
+@click.argument("models", nargs=-1, shell_complete=complete_models)
+@click.option("--all", "all_models", is_flag=True, help="Every installed model.")
 @run_options
 @click.option("--engine", default="local:1", show_default=True, metavar="ENGINE",
               help="local:N (N worker processes here), ray (a running Ray cluster, else a "
                    "local one), ray://HOST:PORT, or none (only queue; start `zoo worker`s).")
 @json_option
 @click.pass_obj
-def submit(state, models, dataset, epochs, batch_size, lr, precision, seed, seeds, settings,
-           data_dir, limit, skip_done, engine, as_json):
-    """Queue the trials of MODEL... and run them on ENGINE."""
+def submit(state, models, all_models, dataset, epochs, batch_size, lr, precision, seed, seeds,
+           settings, data_dir, limit, skip_done, engine, as_json):
+    """Queue the trials of MODEL... (or --all) and run them on ENGINE."""
     from zoo_core.runs import engines
     from zoo_core.runs.plan import RunRequest
     from zoo_core.runs.sweep import parse_grid, plan_sweep, submit as queue
 
     chosen = engines.parse_engine(engine)
+    if all_models == bool(models):
+        raise UsageError("give MODEL... or --all (see `zoo list`)")
+    if all_models:
+        models = sorted(state.zoo().models)
     request = RunRequest(models=list(models), dataset=dataset, seeds=range(seed, seed + seeds),
                          overrides=overrides(epochs, batch_size, lr, precision), limit=limit,
                          skip_done=skip_done)
