@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from pathlib import Path
 
@@ -119,18 +120,29 @@ def postgresql_server():
     unprivileged user; stopped at the end. Skipped where the binaries are absent, except in CI
     (``CI`` set), where that fails."""
     import os
-    import shutil
-    import subprocess
-    import tempfile
 
-    bindir = _pg_bindir()
-    if bindir is None:
+    if _pg_bindir() is None:
         reason = ("PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) are absent: "
                   "apt-get install postgresql (make test does)")
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
     pytest.importorskip("psycopg", reason="pip install 'zoo-core[postgresql]'")
+    with throwaway_postgresql() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def throwaway_postgresql():
+    """A PostgreSQL server in a temporary folder, on 127.0.0.1 only, as an unprivileged user
+    when run as root: its base URL while the block runs; stopped and removed after it (also
+    used by benchmarks/sweep.py)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    bindir = _pg_bindir()
     folder = Path(tempfile.mkdtemp(prefix="zoo-pg-"))
     data, port = folder / "data", _free_port()
     if os.geteuid() == 0:

@@ -50,7 +50,7 @@ def test_pack_prints_its_sha256_and_the_declaration_to_paste(trained):
     _, run, pack, output = trained
     sha = packs.file_sha256(pack)
     assert f"sha256 {sha}" in output
-    assert f"[models.cnn.weights.fashion]\n" in output
+    assert "[models.cnn.weights.fashion]\n" in output
     assert f'sha256 = "{sha}"' in output and f'config_id = "{run["config_id"]}"' in output
     assert f"test_accuracy = {round(run['test_accuracy'], 6)}" in output
     assert '"test_accuracy": ' in output and "register(\"cnn\", build, ..., weights=" in output

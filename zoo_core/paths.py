@@ -30,9 +30,38 @@ def store_path() -> Path:
     return zoo_home() / "zoo.db"
 
 
+ARTIFACTS_ENV = "ZOO_ARTIFACTS"  # the folder of run folders, when not <zoo home>/runs
+
+
 def runs_dir() -> Path:
-    """The folder holding one sub-folder per run (checkpoints, curves)."""
+    """The folder holding one sub-folder per run (checkpoints, curves): ``$ZOO_ARTIFACTS``
+    when set and non-empty (a path every machine of a team mounts alike), else
+    ``<zoo home>/runs``. The store keeps run folders relative to it (:func:`relative_run_dir`),
+    so a store shared by machines names folders that each machine finds under its own."""
+    artifacts = os.environ.get(ARTIFACTS_ENV)
+    if artifacts:
+        return Path(artifacts).expanduser().absolute()
     return zoo_home() / "runs"
+
+
+def relative_run_dir(run_dir: str, base: Path | None = None) -> str:
+    """A run folder as the store keeps it: relative to ``base`` (default :func:`runs_dir`)
+    when inside it, else as it is (a path outside the artifacts folder, or "" for none)."""
+    if not run_dir or not os.path.isabs(run_dir):
+        return run_dir
+    try:
+        return str(Path(run_dir).relative_to(base or runs_dir()))
+    except ValueError:
+        return run_dir
+
+
+def absolute_run_dir(stored: str, base: Path | None = None) -> str:
+    """A run folder as the store kept it, made absolute: a relative one is taken under
+    ``base`` (default :func:`runs_dir`); an absolute one (written by a zoo-core before schema
+    version 4, or outside the artifacts folder) is read as it is."""
+    if not stored or os.path.isabs(stored):
+        return stored
+    return str((base or runs_dir()) / stored)
 
 
 def ensure_dir(path: Path, what: str, error: type[ZooError] = ZooError) -> Path:

@@ -16,6 +16,7 @@ _OPTIONS = {
     **RUN_OPTIONS, "data_dir": "--data-dir", "seed": "--seed", "seeds": "--seeds",
     "registry": "--registry", "dataset": "--dataset", "resume": "zoo run --resume",
     "dir": "--dir", "name": "--name", "version": "--version", "force": "--force",
+    "engine": "--engine",
 }
 
 

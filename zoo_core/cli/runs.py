@@ -104,34 +104,55 @@ def _recorded(error: BaseException) -> str:
     return message(error) if isinstance(error, ZooError) else describe_failure(error)
 
 
+def run_options(f):
+    """The options that say what to train, shared by ``zoo run`` and ``zoo sweep`` (where
+    ``--set`` takes lists: ``--set dropout=0,0.3``)."""
+    for option in reversed([
+        click.option("--dataset", "-d", default="fashion", show_default=True,
+                     shell_complete=complete_datasets, help="Dataset to train on."),
+        click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split."),
+        click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step."),
+        click.option("--lr", type=float, help="Adam learning rate."),
+        click.option("--precision", type=click.Choice(["float32", "bfloat16", "auto"]),
+                     help="Numeric precision: bfloat16 (or auto) on CPUs with bfloat16 "
+                          "instructions, float32 elsewhere; recorded with the run."),
+        click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0,
+                     show_default=True,
+                     help="Graph seed and batch order; the same seed gives the same result."),
+        click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1,
+                     show_default=True, help="Repeat with seeds SEED, SEED+1, ... (for mean "
+                                             "and spread on the leaderboard)."),
+        click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                     help="Set any declared hyperparameter (repeatable); see "
+                          "`zoo list MODEL --details`."),
+        data_dir_option,
+        click.option("--limit", type=click.IntRange(min=1),
+                     help="Train on the first N training examples only."),
+        click.option("--skip-done", is_flag=True,
+                     help="Skip seeds already completed with the same settings (to finish an "
+                          "interrupted --all or --seeds, or re-submit a sweep)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def overrides(epochs, batch_size, lr, precision) -> dict:
+    """The trainer settings that have options of their own, checked, for a RunRequest."""
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise UsageError(f"--lr must be a positive finite number, got {lr}")
+    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "precision": precision}
+
+
 @click.command("run")
 @click.argument("model", required=False, shell_complete=complete_models)
-@click.option("--dataset", "-d", default="fashion", show_default=True,
-              shell_complete=complete_datasets, help="Dataset to train on.")
 @click.option("--all", "all_models", is_flag=True, help="Train every installed model in turn.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step.")
-@click.option("--lr", type=float, help="Adam learning rate.")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16", "auto"]),
-              help="Numeric precision: bfloat16 (or auto) on CPUs with bfloat16 "
-                   "instructions, float32 elsewhere; recorded with the run.")
-@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
-              help="Graph seed and batch order; the same seed gives the same result.")
-@click.option("--seeds", type=click.IntRange(min=1, max=MAX_SEEDS), default=1, show_default=True,
-              help="Repeat with seeds SEED, SEED+1, ... (for mean and spread on the leaderboard).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Set any declared hyperparameter (repeatable); see `zoo list MODEL --details`.")
-@data_dir_option
-@click.option("--limit", type=click.IntRange(min=1), help="Train on the first N training examples only.")
+@run_options
 @click.option("--resume", "resume_id", metavar="RUN_ID", shell_complete=complete_run_ids,
               help="Continue an interrupted run from its last completed epoch.")
-@click.option("--skip-done", is_flag=True,
-              help="Skip seeds already completed with the same settings (to finish an "
-                   "interrupted --all or --seeds).")
 @json_option
 @click.pass_obj
-def run(state, model, dataset, all_models, epochs, batch_size, lr, precision, seed, seeds,
-        settings, data_dir, limit, resume_id, skip_done, as_json):
+def run(state, model, all_models, dataset, epochs, batch_size, lr, precision, seed, seeds,
+        settings, data_dir, limit, skip_done, resume_id, as_json):
     """Train MODEL on a dataset, evaluate it once on the test split and record the run.
 
     The best epoch on the validation split is kept; its test accuracy is reported.
@@ -147,8 +168,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, precision, se
     """
     from zoo_core.runs import execute  # imports numpy: kept out of the light commands
 
-    if lr is not None and not (math.isfinite(lr) and lr > 0):
-        raise UsageError(f"--lr must be a positive finite number, got {lr}")
+    trainer = overrides(epochs, batch_size, lr, precision)
     zoo = state.zoo()
     out = sys.stderr if as_json else sys.stdout
     progress = ConsoleProgress(out, as_json)
@@ -168,8 +188,7 @@ def run(state, model, dataset, all_models, epochs, batch_size, lr, precision, se
         raise UsageError("give a MODEL or --all (see `zoo list`)")
     request = RunRequest(
         models=sorted(zoo.models) if all_models else [model], dataset=dataset,
-        seeds=range(seed, seed + seeds), overrides={"epochs": epochs, "batch_size": batch_size,
-                                                   "lr": lr, "precision": precision},
+        seeds=range(seed, seed + seeds), overrides=trainer,
         text_overrides=parse_set_options(settings), limit=limit, skip_done=skip_done)
     with open_store(store_location()) as store:
         batch = plan(zoo, request, store)  # every setting and the store checked before training

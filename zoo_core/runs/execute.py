@@ -8,8 +8,8 @@ in this process, one run after another; :func:`resume` continues an interrupted 
 
 from __future__ import annotations
 
+import dataclasses
 import platform
-import secrets
 import shutil
 import time
 import warnings
@@ -27,7 +27,7 @@ from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError,
 from zoo_core.runs import evidence, manage, plots, predictions, signals
 from zoo_core.runs.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
-from zoo_core.runs.records import RunRecord, utc_now
+from zoo_core.runs.records import RunRecord, new_run_id, utc_now
 from zoo_core.runs.store import Store
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints, loop
@@ -109,11 +109,6 @@ def execute_plan(zoo: Zoo, plan: RunPlan, store: Store, *, data_dir=None,
     return result
 
 
-def new_run_id(model: str, dataset: str, seed: int) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{model}-{dataset}-s{seed}-{stamp}-{secrets.token_hex(2)}"
-
-
 def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
             progress: loop.Progress | None = None) -> RunRecord:
     """Train and evaluate one planned run on ``loaded`` data, recording everything.
@@ -137,16 +132,7 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
         **manage.owner(),
     )
     try:
-        checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
-            "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
-            "seed": run.seed, "config": run.settings.config, "speed": run.settings.speed,
-            "sources": dict(run.settings.sources),
-            "data": {"source": render(loaded.source), "checksums": loaded.checksums,
-                     "splits": loaded.split_sizes},
-            "versions": {"zoo-core": __version__, run.model.plugin: run.model.plugin_version,
-                         "tensorflow": tf.__version__, "python": platform.python_version()},
-            "environment": evidence.environment(),  # cpu, cores, command, git (docs/results.md)
-        })
+        _write_config(run_dir, run_id, run, loaded)
         with signals.held():  # the row is written whole, or not at all
             store.create_run(record)
     except BaseException:  # not recorded: leave no folder behind
@@ -154,6 +140,45 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
         raise
     return _train_and_record(zoo, store, record, run.model, run.settings, loaded, progress,
                              resume=False)
+
+
+def execute_claimed(zoo: Zoo, run: PlannedRun, store: Store, record: RunRecord, loaded: Data,
+                    progress: loop.Progress | None = None, *, threads: int = 0) -> RunRecord:
+    """Train a queued run that this process claimed (``record``: running, owned by this
+    process; ``run``: its settings, planned again here), recording everything as
+    :func:`execute` does. A run that has a checkpoint (its earlier owner died) continues from
+    its last one; else it starts from its seed, in its folder under ``paths.runs_dir()``.
+
+    Args:
+        threads: the most threads per op (and ops at once) this process may use, 0 for no
+            limit: its share of the machine's cores. Not part of the run's settings.
+    """
+    run_dir = Path(record.run_dir) if record.run_dir else paths.runs_dir() / record.run_id
+    if checkpoints.read_index(run_dir):
+        record = store.get(record.run_id)
+        _check_same_data(record, loaded)
+        return _continue(zoo, store, record, run.model, run.settings, loaded, progress, threads)
+    paths.ensure_dir(run_dir, "the run folder", StoreError)
+    _write_config(run_dir, record.run_id, run, loaded)
+    store.update_run(record.run_id, run_dir=str(run_dir), data_checksums=loaded.checksums,
+                     split_sizes=loaded.split_sizes)
+    return _train_and_record(zoo, store, store.get(record.run_id), run.model, run.settings,
+                             loaded, progress, resume=False, threads=threads)
+
+
+def _write_config(run_dir: Path, run_id: str, run: PlannedRun, loaded: Data) -> None:
+    """The run folder's config.json: settings, their sources, the data, the versions."""
+    tf = import_tf()
+    checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
+        "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
+        "seed": run.seed, "config": run.settings.config, "speed": run.settings.speed,
+        "sources": dict(run.settings.sources),
+        "data": {"source": render(loaded.source), "checksums": loaded.checksums,
+                 "splits": loaded.split_sizes},
+        "versions": {"zoo-core": __version__, run.model.plugin: run.model.plugin_version,
+                     "tensorflow": tf.__version__, "python": platform.python_version()},
+        "environment": evidence.environment(),  # cpu, cores, command, git (docs/results.md)
+    })
 
 
 def _new_run_dir(run_id: str) -> Path:
@@ -186,21 +211,37 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         held = f" ({manage.owner_text(record)})" if record.status == "running" else ""
         raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
                          "failed runs can be resumed")
+    if not record.split_sizes:  # a sweep's trial that ended (cancelled) before it started
+        raise UsageError(f"run {record.run_id} never started training ({record.error}): "
+                         "there is nothing to resume; submit its sweep again with --skip-done")
     spec = zoo.model(record.model)
     settings = recorded_settings(record, spec)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
-    if loaded.checksums != record.data_checksums:
-        raise DataError(f"the {record.dataset} files found now ({loaded.source}) differ from the "
-                        f"ones run {record.run_id} was trained on; point {setting('data_dir')} "
-                        "at the original files")
-    saved = (checkpoints.read_index(Path(record.run_dir)) or {}).get("state", {})
-    for epoch in saved.get("epochs", []):  # an epoch saved but not yet stored when interrupted
-        store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
+    _check_same_data(record, loaded)
     if not store.mark_running(record.run_id, expect=manage.expected(record), **manage.owner()):
         now = store.get(record.run_id)
         raise ZooError(f"run {record.run_id} was taken by another process meanwhile (now "
                        f"{manage.shown_status(now)}, {manage.owner_text(now)}): see `zoo runs`")
-    return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True)
+    return _continue(zoo, store, record, spec, settings, loaded, progress)
+
+
+def _check_same_data(record: RunRecord, loaded: Data) -> None:
+    """A run continues only on the files it was trained on (their checksums)."""
+    if loaded.checksums != record.data_checksums:
+        raise DataError(f"the {record.dataset} files found now ({loaded.source}) differ from the "
+                        f"ones run {record.run_id} was trained on; point {setting('data_dir')} "
+                        "at the original files")
+
+
+def _continue(zoo: Zoo, store: Store, record: RunRecord, spec: ModelSpec, settings: RunSettings,
+              loaded: Data, progress, threads: int = 0) -> RunRecord:
+    """Train a run this process owns on from its last checkpoint: the epochs saved there but
+    not yet stored first (an epoch saved but not stored when its process stopped)."""
+    saved = (checkpoints.read_index(Path(record.run_dir)) or {}).get("state", {})
+    for epoch in saved.get("epochs", []):
+        store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
+    return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True,
+                             threads=threads)
 
 
 def recorded_settings(record: RunRecord, model: ModelSpec) -> RunSettings:
@@ -213,11 +254,16 @@ def recorded_settings(record: RunRecord, model: ModelSpec) -> RunSettings:
 
 
 def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpec,
-                      settings: RunSettings, loaded: Data, progress, resume: bool) -> RunRecord:
+                      settings: RunSettings, loaded: Data, progress, resume: bool,
+                      threads: int = 0) -> RunRecord:
     """Train, then record the result before anything optional (plots), so that a signal or
     a fault at any point leaves a true record: completed with its metrics, or interrupted
-    or failed with the reason (docs/reliability.md)."""
+    or failed with the reason (docs/reliability.md). ``threads`` caps the trainer's threads
+    (a worker's share of the cores) without changing the run's settings."""
     run_id, run_dir = record.run_id, Path(record.run_dir)
+    trainer = settings.trainer
+    if threads:
+        trainer = dataclasses.replace(trainer, threads=min(trainer.threads or threads, threads))
     now = store.get(run_id)
     recorder = _Recorder(store, now, progress, EventWriter(run_dir),
                          done=now.epochs_run if resume else 0)
@@ -225,7 +271,7 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     try:
         with signals.interrupts():
             cost = _cost(model, settings, loaded)
-            result = loop.train(model, settings.hparams, settings.trainer, loaded, record.seed,
+            result = loop.train(model, settings.hparams, trainer, loaded, record.seed,
                                 run_dir, recorder, resume=resume)
             with signals.held():  # a signal now waits until the result is recorded whole
                 _record_result(store, record, result, loaded, cost)
@@ -352,7 +398,7 @@ class _Recorder(loop.Progress):
         A store that cannot take it now gets it at the next beat (epochs are written the
         same way, and fail the run loudly)."""
         now = time.monotonic()
-        if now - self.last_beat >= manage.HEARTBEAT_SECONDS:
+        if now - self.last_beat >= manage.heartbeat_seconds():
             self.last_beat = now
             try:
                 self.store.update_run(self.run_id, heartbeat_at=utc_now())

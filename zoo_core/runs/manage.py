@@ -30,6 +30,23 @@ from zoo_core.runs.store import Store
 DIED = "interrupted (process died)"
 HEARTBEAT_SECONDS = 15  # how often a running run renews its heartbeat, at least
 LEASE_SECONDS = 300  # a run on another host with no heartbeat for this long is dead
+LEASE_ENV = "ZOO_LEASE_SECONDS"  # another lease (a test's few seconds; a slow file system's more)
+
+
+def lease_seconds() -> float:
+    """How long a run on another host may go without a heartbeat before it counts as dead:
+    ``$ZOO_LEASE_SECONDS`` when set to a positive number, else :data:`LEASE_SECONDS`."""
+    try:
+        lease = float(os.environ.get(LEASE_ENV, ""))
+    except ValueError:
+        return LEASE_SECONDS
+    return lease if lease > 0 else LEASE_SECONDS
+
+
+def heartbeat_seconds() -> float:
+    """How often a running run renews its heartbeat: :data:`HEARTBEAT_SECONDS`, or a quarter
+    of a shorter lease, so that a live run never looks dead."""
+    return min(HEARTBEAT_SECONDS, lease_seconds() / 4)
 
 
 def process_started(pid: int) -> str:
@@ -52,7 +69,8 @@ def owner() -> dict[str, object]:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
+    """Whether a process with this id exists on this machine, and is not a zombie (a process
+    that ended, its parent not yet told: a killed worker of ``zoo sweep``, say)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -61,7 +79,11 @@ def process_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[:1] != ["Z"]
+    except OSError:
+        return True
 
 
 def heartbeat_age(record: RunRecord, now: datetime.datetime | None = None) -> float | None:
@@ -91,7 +113,7 @@ def owner_died(record: RunRecord) -> bool:
         started = process_started(record.pid) if record.owner_started else ""
         return bool(started) and started != record.owner_started
     age = heartbeat_age(record)
-    return age is not None and age > LEASE_SECONDS
+    return age is not None and age > lease_seconds()
 
 
 def shown_status(record: RunRecord) -> str:

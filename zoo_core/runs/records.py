@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
+import secrets
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +39,9 @@ class RunRecord:
     process's start, which tells a reused pid apart) name the process that last started or
     resumed the run, and ``heartbeat_at`` is when it last showed it was alive (all empty for
     runs recorded before zoo-core recorded them; see :mod:`zoo_core.runs.manage`).
+    ``sweep_id`` names the sweep the run is a trial of (None for a run of ``zoo run``).
+    ``run_dir`` is absolute as read; the store keeps it relative to the artifacts folder
+    (``paths.runs_dir()``, ``ZOO_ARTIFACTS``) when it lies inside it.
     """
 
     run_id: str
@@ -69,6 +74,7 @@ class RunRecord:
     pid: int | None = None
     owner_started: str = ""
     heartbeat_at: str | None = None
+    sweep_id: str | None = None
 
     def __post_init__(self):
         if not self.config_id:
@@ -77,6 +83,45 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain (JSON-able) dict."""
         return dataclasses.asdict(self)
+
+
+def new_run_id(model: str, dataset: str, seed: int) -> str:
+    """A new run's id: model, dataset, seed, the time (UTC) and 4 random hex digits."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{model}-{dataset}-s{seed}-{stamp}-{secrets.token_hex(2)}"
+
+
+@dataclasses.dataclass(kw_only=True)
+class SweepRecord:
+    """A sweep as the store holds it: its trials are runs whose ``sweep_id`` is ``sweep_id``.
+
+    ``spec`` says how to rebuild each trial's settings wherever a worker runs it:
+    ``{"dataset", "limit", "trials": [{"run_id", "model", "seed", "overrides", "set"}]}``
+    (``overrides`` typed like ``--epochs``; ``set`` the ``--set`` strings). ``status`` is
+    "active" or "cancelled" (no trial of a cancelled sweep is started or taken over).
+    """
+
+    sweep_id: str
+    command: str
+    engine: str
+    spec: dict[str, Any]
+    created_at: str = dataclasses.field(default_factory=utc_now)
+    status: str = "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def trial(self, run_id: str) -> dict[str, Any] | None:
+        """The spec of the trial ``run_id``, or None when it is not one of this sweep's."""
+        return next((t for t in self.spec.get("trials", []) if t["run_id"] == run_id), None)
+
+
+SWEEP_STATUSES = ("active", "cancelled")
+SWEEP_COLUMNS = tuple(f.name for f in dataclasses.fields(SweepRecord))
+
+
+def new_sweep_id() -> str:
+    return f"sweep-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
 
 
 def run_files(record: RunRecord) -> dict[str, Path]:
@@ -100,7 +145,7 @@ JSON_FIELDS = ("config", "data_checksums", "split_sizes", "tags")
 # What identifies a run: never changed once the run is created.
 IDENTITY_FIELDS = (
     "run_id", "model", "dataset", "plugin", "plugin_version", "zoo_version", "tf_version",
-    "config", "config_id", "seed", "started_at",
+    "config", "config_id", "seed", "started_at", "sweep_id",
 )
 # What update_run may change; the status changes only through claim_run, mark_running and
 # finish_run, so that every backend keeps a run's life in order; the tags only through tag_run.

@@ -28,14 +28,18 @@ import fnmatch
 import functools
 import json
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
+from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
 from zoo_core.runs.records import (
     COLUMNS,
     JSON_FIELDS,
     LATEST,
+    SWEEP_COLUMNS,
     RunRecord,
+    SweepRecord,
     check_epoch_metrics,
     check_expect,
     check_owner,
@@ -43,6 +47,7 @@ from zoo_core.runs.records import (
     check_final_status,
     check_status,
     check_tags,
+    utc_now,
 )
 from zoo_core.train.metrics import EPOCH_METRICS
 
@@ -59,15 +64,25 @@ _UPSERT_EPOCH = (
 _INHERITED: list[Any] = []
 
 
-def encode(name: str, value: Any) -> Any:
+def encode(name: str, value: Any, artifacts: Path | None = None) -> Any:
+    """A run's field as stored: JSON for dicts and lists, a run folder relative to the
+    artifacts folder (``paths.relative_run_dir``)."""
+    if name == "run_dir":
+        return paths.relative_run_dir(value, artifacts)
     return json.dumps(value, sort_keys=True) if name in JSON_FIELDS else value
 
 
-def from_row(row: Mapping[str, Any]) -> RunRecord:
+def from_row(row: Mapping[str, Any], artifacts: Path | None = None) -> RunRecord:
     values = {name: row[name] for name in COLUMNS}
     for name in JSON_FIELDS:
         values[name] = json.loads(values[name])
+    values["run_dir"] = paths.absolute_run_dir(values["run_dir"], artifacts)
     return RunRecord(**values)
+
+
+def sweep_from_row(row: Mapping[str, Any]) -> SweepRecord:
+    return SweepRecord(**{**{name: row[name] for name in SWEEP_COLUMNS},
+                          "spec": json.loads(row["spec"])})
 
 
 def _matches(value: str, pattern: str | None) -> bool:
@@ -133,7 +148,7 @@ class SQLStore:
             self._run(
                 conn,
                 f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                [encode(name, getattr(record, name)) for name in COLUMNS],
+                [encode(name, getattr(record, name), self.artifacts()) for name in COLUMNS],
             )
 
     def queue_run(self, record: RunRecord) -> None:
@@ -141,19 +156,82 @@ class SQLStore:
         self.create_run(dataclasses.replace(record, status="queued"))
 
     @translate_errors
-    def claim_run(self) -> RunRecord | None:
-        """Make the oldest queued run running and return it (see Store.claim_run): the select
-        and the update are one transaction (SQLite holds the write lock from its start;
-        PostgreSQL locks the row and other claimers skip it)."""
+    def claim_run(self, sweep_id: str | None = None, **owner: Any) -> RunRecord | None:
+        """Make the oldest queued run (of sweep ``sweep_id``, when given) running, owned by
+        ``owner``, and return it (see Store.claim_run): the select and the update are one
+        transaction (SQLite holds the write lock from its start; PostgreSQL locks the row
+        and other claimers skip it)."""
+        check_owner(owner)
+        where, args = ("AND sweep_id = ?", (sweep_id,)) if sweep_id is not None else ("", ())
         with self._write() as conn:
             row = self._run(
-                conn, f"{SELECT} WHERE status = 'queued' {QUEUE_ORDER} LIMIT 1 {self._CLAIM_LOCK}"
-            ).fetchone()
+                conn, f"{SELECT} WHERE status = 'queued' {where} {QUEUE_ORDER} LIMIT 1 "
+                      f"{self._CLAIM_LOCK}", args).fetchone()
             if row is None:
                 return None
-            self._run(conn, "UPDATE runs SET status = 'running' WHERE run_id = ?",
-                      (row["run_id"],))
-        return dataclasses.replace(from_row(row), status="running")
+            fields = {"status": "running", **owner}
+            self._run(conn, f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} "
+                      "WHERE run_id = ?", (*fields.values(), row["run_id"]))
+        return dataclasses.replace(from_row(row, self.artifacts()), **fields)
+
+    @translate_errors
+    def create_sweep(self, sweep: SweepRecord, trials: list[RunRecord]) -> None:
+        """Record a sweep and queue its trials, all in one write (see Store.create_sweep)."""
+        with self._write() as conn:
+            if self._run(conn, "SELECT 1 FROM sweeps WHERE sweep_id = ?",
+                         (sweep.sweep_id,)).fetchone():
+                raise StoreError(f"sweep {sweep.sweep_id!r} is already in the results store "
+                                 f"{self.name}")
+            values = {**sweep.to_dict(), "spec": json.dumps(sweep.spec, sort_keys=True)}
+            self._run(conn, f"INSERT INTO sweeps ({', '.join(values)}) "
+                            f"VALUES ({', '.join('?' * len(values))})", list(values.values()))
+            for trial in trials:
+                record = dataclasses.replace(trial, status="queued", sweep_id=sweep.sweep_id)
+                if self._run(conn, "SELECT 1 FROM runs WHERE run_id = ?",
+                             (record.run_id,)).fetchone():
+                    raise self._exists(record.run_id)
+                self._run(conn, f"INSERT INTO runs ({', '.join(COLUMNS)}) "
+                                f"VALUES ({', '.join('?' * len(COLUMNS))})",
+                          [encode(name, getattr(record, name), self.artifacts()) for name in COLUMNS])
+
+    @translate_errors
+    def get_sweep(self, sweep_id: str) -> SweepRecord:
+        """The sweep with this id, or the only one whose id starts with it (see
+        Store.get_sweep)."""
+        conn = self._connection()
+        rows = self._run(conn, "SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchall()
+        if not rows and sweep_id:
+            rows = self._run(conn, "SELECT * FROM sweeps WHERE substr(sweep_id, 1, "
+                                   "CAST(? AS INTEGER)) = ? ORDER BY created_at",
+                             (len(sweep_id), sweep_id)).fetchall()
+        if len(rows) != 1:
+            known = [r["sweep_id"] for r in self._run(conn, "SELECT sweep_id FROM sweeps")]
+            if not rows:
+                raise UnknownNameError("sweep", sweep_id, known, hint="see `zoo sweep list`")
+            raise UsageError(f"sweep id prefix {sweep_id!r} is ambiguous: it matches "
+                             f"{', '.join(r['sweep_id'] for r in rows[:10])}; give more characters")
+        return sweep_from_row(rows[0])
+
+    @translate_errors
+    def sweeps(self) -> list[SweepRecord]:
+        """Every sweep, oldest first (see Store.sweeps)."""
+        rows = self._run(self._connection(), "SELECT * FROM sweeps ORDER BY created_at, sweep_id")
+        return [sweep_from_row(row) for row in rows.fetchall()]
+
+    @translate_errors
+    def cancel_sweep(self, sweep_id: str, error: str) -> list[str]:
+        """Mark the sweep cancelled and its queued trials interrupted with ``error``, in one
+        write; the ids of those trials (see Store.cancel_sweep)."""
+        with self._write() as conn:
+            self._run(conn, "UPDATE sweeps SET status = 'cancelled' WHERE sweep_id = ?",
+                      (sweep_id,))
+            ids = [row["run_id"] for row in self._run(
+                conn, f"SELECT run_id FROM runs WHERE sweep_id = ? AND status = 'queued' "
+                      f"{self._ROW_LOCK}", (sweep_id,)).fetchall()]
+            self._run(conn, "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? "
+                            "WHERE sweep_id = ? AND status = 'queued'",
+                      (error, utc_now(), sweep_id))
+        return ids
 
     @translate_errors
     def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
@@ -246,21 +324,24 @@ class SQLStore:
                 f"run id prefix {run_id!r} is ambiguous: it matches {', '.join(shown)}{more}; "
                 "give more characters"
             )
-        return from_row(rows[0])
+        return from_row(rows[0], self.artifacts())
 
     @translate_errors
     def runs(
         self, model: str | None = None, dataset: str | None = None, status: str | None = None,
-        tag: str | None = None,
+        tag: str | None = None, sweep_id: str | None = None,
     ) -> list[RunRecord]:
         """The runs, oldest first, optionally filtered (see Store.runs)."""
-        query, args = SELECT, ()
+        where, args = [], []
         if status is not None:
             check_status(status)
-            query, args = f"{query} WHERE status = ?", (status,)
+            where, args = ["status = ?"], [status]
+        if sweep_id is not None:
+            where, args = [*where, "sweep_id = ?"], [*args, sweep_id]
+        query = f"{SELECT} WHERE {' AND '.join(where)}" if where else SELECT
         rows = self._run(self._connection(), f"{query} {QUEUE_ORDER}", args).fetchall()
         records = [
-            from_row(row)
+            from_row(row, self.artifacts())
             for row in rows
             if _matches(row["model"], model) and _matches(row["dataset"], dataset)
         ]
@@ -277,6 +358,12 @@ class SQLStore:
         # a NaN kept as text where the database cannot store it (``_metric``)
         return [{k: float(v) if isinstance(v, str) else v for k, v in dict(row).items()}
                 for row in rows]
+
+    def artifacts(self) -> Path:
+        """The folder the run folders this store names are relative to: ``ZOO_ARTIFACTS``,
+        else ``$ZOO_HOME/runs`` (``paths.runs_dir``); a SQLite file's own folder's ``runs``
+        (see SQLiteStore)."""
+        return paths.runs_dir()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -299,7 +386,7 @@ class SQLStore:
     def _set(self, run_id: str, fields: dict[str, Any]) -> None:
         """Write already-checked fields of one existing run."""
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        values = [encode(name, value) for name, value in fields.items()]
+        values = [encode(name, value, self.artifacts()) for name, value in fields.items()]
         with self._write() as conn:
             self._require(conn, run_id)
             self._run(conn, f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])

@@ -106,6 +106,14 @@ class SQLiteStore(SQLStore):
             raise self._store_error(sqlite3.OperationalError("disk I/O error"))
         self._check_intact(conn)
 
+    def artifacts(self) -> Path:
+        """``ZOO_ARTIFACTS`` when set, else the ``runs`` folder beside the file, where a zoo
+        whose home holds this file keeps its run folders (the default layout: a store read
+        with ``--store`` from elsewhere still finds them)."""
+        if os.environ.get(paths.ARTIFACTS_ENV):
+            return paths.runs_dir()
+        return self.path.absolute().parent / "runs"
+
     def version(self) -> int:
         """The file's schema version (after opening, and so migrating, it)."""
         return self._checked_version(self._connection())

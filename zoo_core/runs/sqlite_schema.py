@@ -64,4 +64,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runs ADD COLUMN owner_started TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN heartbeat_at TEXT",
     ),
+    # 4: sweeps (issue 15): a sweep's record, its trials' specs, and which sweep a run is a
+    # trial of; run_dir is written relative to the artifacts folder from now on (absolute
+    # paths written before are read as they are)
+    (
+        """CREATE TABLE sweeps (
+            sweep_id TEXT PRIMARY KEY,
+            command TEXT NOT NULL,
+            engine TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active'
+        )""",
+        "ALTER TABLE runs ADD COLUMN sweep_id TEXT",
+        "CREATE INDEX runs_by_sweep ON runs (sweep_id)",
+    ),
 ]

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
 from zoo_core import paths
 from zoo_core.errors import StoreError
-from zoo_core.runs.records import RunRecord
+from zoo_core.runs.records import RunRecord, SweepRecord
 from zoo_core.runs.sqlite import SQLiteStore
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres")
@@ -85,15 +85,31 @@ class Store(Protocol):
         """
         ...
 
-    def claim_run(self) -> RunRecord | None:
-        """Take the oldest queued run: atomically set its status to "running" and return it
-        (with that status); None when nothing is queued.
+    def claim_run(self, sweep_id: str | None = None, **owner: Any) -> RunRecord | None:
+        """Take the oldest queued run (of the sweep ``sweep_id``, when given): atomically set
+        its status to "running" and its owner (``owner``: any of OWNER_FIELDS, as
+        :meth:`mark_running` takes them) and return it so; None when nothing is queued.
 
         Atomic across threads, processes and machines: two claims never return the same run.
         SQLite does it in one immediate transaction (the write lock held from the start);
         PostgreSQL selects with ``FOR UPDATE SKIP LOCKED``, so that claimers skip each
         other's row instead of waiting for it.
         """
+        ...
+
+    def create_sweep(self, sweep: SweepRecord, trials: list[RunRecord]) -> None:
+        """Record ``sweep`` and queue its ``trials`` (status "queued", their ``sweep_id`` the
+        sweep's), all in one write: a sweep is queued whole or not at all.
+
+        Raises:
+            StoreError: the sweep, or one of the trials' run ids, already exists.
+        """
+        ...
+
+    def cancel_sweep(self, sweep_id: str, error: str) -> list[str]:
+        """Mark the sweep cancelled and end its queued trials as "interrupted" with ``error``,
+        in one write (a trial claimed meanwhile is left running: its worker stops it at its
+        next epoch). Returns the ids of the trials it ended."""
         ...
 
     def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
@@ -201,11 +217,24 @@ class Store(Protocol):
         """
         ...
 
+    def get_sweep(self, sweep_id: str) -> SweepRecord:
+        """The sweep with this exact id, else the only sweep whose id starts with it.
+
+        Raises:
+            UnknownNameError: no sweep matches; UsageError: the prefix matches several.
+        """
+        ...
+
+    def sweeps(self) -> list[SweepRecord]:
+        """Every sweep, oldest first."""
+        ...
+
     def runs(
         self, model: str | None = None, dataset: str | None = None, status: str | None = None,
-        tag: str | None = None,
+        tag: str | None = None, sweep_id: str | None = None,
     ) -> list[RunRecord]:
-        """The runs, oldest ``started_at`` first (ties in the order they were added).
+        """The runs, oldest ``started_at`` first (ties in the order they were added); a
+        sweep's trials are in the order they were queued.
 
         Args:
             model: a model name or shell wildcard (``"*rnn"``), case-sensitive.
@@ -213,6 +242,7 @@ class Store(Protocol):
             status: one of STATUSES (ValueError otherwise), as stored (a run whose process
                 died is still "running" here: see :mod:`zoo_core.runs.manage`).
             tag: only runs carrying this tag (exact).
+            sweep_id: only the trials of this sweep (exact id).
         """
         ...
 
