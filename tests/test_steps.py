@@ -164,7 +164,7 @@ def test_steps_per_call_is_speed_only(zoo):
     assert one.config == auto.config and one.config_id == auto.config_id
     assert (one.speed, auto.speed) == ({"steps_per_call": 1}, {"steps_per_call": 0})
     assert one.values == {**{k: v for k, v in one.config.items() if k != "bf16"},
-                          "precision": "float32", "steps_per_call": 1}
+                          "precision": "auto", "steps_per_call": 1}  # the cnn's default
     recorded = RunSettings.recorded({**one.config, **one.speed}, zoo.model("cnn").hparams)
     assert recorded.trainer.steps_per_call == 1
 
@@ -184,7 +184,7 @@ def test_xla_was_removed_with_a_reason_and_old_runs_still_load(zoo):
     with pytest.raises(HParamError, match=r"^setting 'xla' was removed: it set XLA's global JIT "
                                           r"level, which does nothing on a CPU"):
         zoo.resolve("cnn", "fashion", raw_overrides={"xla": "true"})
-    settings = zoo.resolve("cnn", "fashion").settings
+    settings = zoo.resolve("cnn", "fashion", overrides={"precision": "float32"}).settings
     assert settings.config["xla"] is False  # as every run recorded it: the same config ids
     assert "xla" not in settings.trainer.to_dict()
     old = {**settings.config, "xla": True}  # a run recorded with it on (it did nothing)
@@ -210,7 +210,7 @@ def test_precision_is_recorded_as_what_the_run_computes_in(zoo, monkeypatch):
     monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: True)
     auto = zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
     bf16 = zoo.resolve("cnn", "fashion", overrides={"precision": "bfloat16"}).settings
-    fp32 = zoo.resolve("cnn", "fashion").settings
+    fp32 = zoo.resolve("cnn", "fashion", overrides={"precision": "float32"}).settings
     assert auto.config["bf16"] is True and auto.config_id == bf16.config_id != fp32.config_id
     assert "precision" not in auto.config and fp32.config["bf16"] is False
     recorded = RunSettings.recorded(auto.config, zoo.model("cnn").hparams)
