@@ -16,7 +16,7 @@ from zoo_core.cli import cli
 from zoo_core.serving import weights
 from zoo_core.settings import cpu_has_bf16
 
-SHIPPED = ["cnn", "rnn", "lstm", "lstm-stack"]
+SHIPPED = ["cnn", "cnn-bn", "rnn", "lstm", "lstm-stack"]
 
 
 @pytest.fixture(scope="module")

@@ -86,4 +86,11 @@ def zoo_register_models(register):
         build,
         summary="conv2d blocks of two convs with batch normalization, max pooling and dropout",
         hparams=BATCH_NORM,
+        # `zoo run cnn-bn --dataset fashion --seed 0` (bfloat16), packed as the cnn's
+        weights={"fashion": {
+            "file": "weights/cnn-bn-fashion.zoopack",
+            "sha256": "f9379d0b2f959c59dd69ef3dcdd91da1294d8ae143ff2cc64f8e92474baf3a46",
+            "config_id": "97fc4618e5",
+            "test_accuracy": 0.9416,
+        }},
     )
