@@ -23,7 +23,10 @@ from zoo_core.train.metrics import Metrics, summarize
 
 # Batches of 256, not thousands: as fast or faster here (median time ratio of batch 2000 to
 # 256, 5 interleaved rounds on 5,000 validation images: cnn 1.17, rnn 1.01, lstm 1.74), and a
-# cnn's activations for 2,000 images alone took ~300 MB of peak memory.
+# cnn's activations for 2,000 images alone took ~300 MB of peak memory. Changing it changes
+# bfloat16 runs' digits: oneDNN's bfloat16 kernels round differently at another batch size
+# (a cnn checkpoint: 91.63 % at 256, 91.61 % at 2,000), so registry rows measured in bfloat16
+# would have to be measured again (docs/results.md); float32 results did not move.
 EVAL_BATCH = 256
 
 
