@@ -220,3 +220,28 @@ def test_precision_is_recorded_as_what_the_run_computes_in(zoo, monkeypatch):
         == fp32.config_id
     with pytest.raises(HParamError, match="setting 'bf16' is now precision"):
         zoo.resolve("cnn", "fashion", raw_overrides={"bf16": "true"})
+
+
+def test_a_setting_added_later_keeps_the_config_ids_of_runs_made_before_it(zoo):
+    """``omit_default``: at its default the config leaves the setting out (so the rows and
+    runs recorded before it existed keep their config ids); set to anything else, it is named."""
+    from zoo_core.runs.leaderboard import _config_labels
+    from zoo_core.settings import HParam, TrainerSettings, recorded_setting
+
+    declared = {"width": HParam(64), "rows": HParam(1, omit_default=True)}
+    before = RunSettings(TrainerSettings(), {"width": 64}, None, {}, (), {})
+    same = RunSettings(TrainerSettings(), {"width": 64, "rows": 1}, None, {}, (), {"rows": 1})
+    other = RunSettings(TrainerSettings(), {"width": 64, "rows": 2}, None, {}, (), {"rows": 1})
+    assert same.config == before.config and same.config_id == before.config_id
+    assert other.config["rows"] == 2 and other.config_id != before.config_id
+    recorded = RunSettings.recorded(before.config, declared)
+    assert recorded.hparams == {"width": 64, "rows": 1}
+    assert recorded.config_id == before.config_id
+    assert RunSettings.recorded(other.config, declared).config_id == other.config_id
+    # a trainer setting the config does not name is at its default; a model's says so
+    assert recorded_setting(before.config, "lr") == before.config["lr"]
+    assert recorded_setting({}, "label_smoothing") == 0.0
+    assert recorded_setting(before.config, "rows") is None
+    rows = [{"model": "m", "dataset": "d", "config": c.config, "config_id": c.config_id}
+            for c in (before, other)]
+    assert _config_labels(rows) == ["rows=default", "rows=2"]

@@ -58,6 +58,10 @@ class HParam:
             (a faster kernel), not what it computes: a run records it (config.json's
             ``speed``), but its config and config id leave it out, so runs that differ
             only in it are one configuration on the leaderboard.
+        omit_default: a setting added after runs were recorded without it: a run's config
+            names it only when it is set to another value than its default, so the config
+            ids of the runs made before it existed (and registry.toml's reference rows) still
+            hold. A run that does not name it computed with the default.
     """
 
     default: Any
@@ -67,6 +71,7 @@ class HParam:
     max: float | None = None
     choices: tuple | None = None
     speed_only: bool = False
+    omit_default: bool = False
 
     def __post_init__(self):
         t = self.type if self.type is not None else type(self.default)
@@ -288,16 +293,20 @@ class RunSettings:
     limit: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     speed_only: tuple[str, ...] = ()  # the model's hyperparameters declared speed_only
+    # the model's hyperparameters declared omit_default, with their defaults
+    omit_default: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> dict[str, Any]:
         """What a run records as its settings (and hashes into its config id): all but the
         :data:`SPEED_ONLY` ones, and the :data:`RETIRED` ones at their retired values."""
         trainer = {k: v for k, v in self.trainer.to_dict().items()
-                   if k not in SPEED_ONLY and k != "precision"}
+                   if k not in SPEED_ONLY and k != "precision"
+                   and not (TRAINER_HPARAMS[k].omit_default and v == TRAINER_HPARAMS[k].default)}
         trainer["bf16"] = self.trainer.effective_precision == "bfloat16"  # what it computes in
         retired = {k: r.value for k, r in RETIRED.items()}
-        hparams = {k: v for k, v in self.hparams.items() if k not in self.speed_only}
+        hparams = {k: v for k, v in self.hparams.items() if k not in self.speed_only
+                   and not (k in self.omit_default and v == self.omit_default[k])}
         return {**trainer, **retired, **hparams, "limit": self.limit}
 
     @property
@@ -328,7 +337,17 @@ class RunSettings:
             trainer["precision"] = recorded_precision(config)
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
-                   {k: "recorded" for k in (*trainer, *hparams)}, _speed_only(declared))
+                   {k: "recorded" for k in (*trainer, *hparams)}, _speed_only(declared),
+                   _omitted(declared))
+
+
+def recorded_setting(config: Mapping[str, Any], key: str) -> Any:
+    """A setting's value as a run's ``config`` records it; a trainer setting the config does
+    not name is at its default (declared ``omit_default``, or added since the run); another
+    setting it does not name is None (a model's default is not known here)."""
+    if key in config:
+        return config[key]
+    return TRAINER_HPARAMS[key].default if key in TRAINER_HPARAMS else None
 
 
 def recorded_precision(config: Mapping[str, Any]) -> str:
@@ -380,11 +399,15 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
             sources[key] = layer.source
     trainer = TrainerSettings(**{k: values[k] for k in TRAINER_HPARAMS})
     return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources,
-                       _speed_only(declared))
+                       _speed_only(declared), _omitted(declared))
 
 
 def _speed_only(declared: Mapping[str, HParam]) -> tuple[str, ...]:
     return tuple(k for k, p in declared.items() if p.speed_only)
+
+
+def _omitted(declared: Mapping[str, HParam]) -> dict[str, Any]:
+    return {k: p.default for k, p in declared.items() if p.omit_default}
 
 
 def _checked(every: Mapping[str, HParam], key: str, value: Any, layer: Layer, model: str) -> Any:

@@ -20,6 +20,7 @@ from zoo_core.runs import manage
 from zoo_core.runs.leaderboard import format_accuracy, format_count, format_duration, format_rate
 from zoo_core.runs.records import STATUSES, check_tags
 from zoo_core.runs.store import open_store
+from zoo_core.settings import recorded_setting
 
 EMPTY_RUNS = "no runs recorded yet: try `zoo run cnn --dataset fashion`"
 
@@ -187,8 +188,8 @@ def compare(run_a, run_b, plot_path, as_json):
         a, b = store.get(run_a), store.get(run_b)
         curves = {a.run_id: store.epochs(a.run_id), b.run_id: store.epochs(b.run_id)}
     keys = sorted(set(a.config) | set(b.config))
-    differ = {k: [a.config.get(k), b.config.get(k)] for k in keys
-              if a.config.get(k) != b.config.get(k)}
+    differ = {k: [recorded_setting(a.config, k), recorded_setting(b.config, k)] for k in keys
+              if recorded_setting(a.config, k) != recorded_setting(b.config, k)}
     metrics = _metrics(a, b)
     path = Path(plot_path) if plot_path else \
         paths.zoo_home() / "compare" / f"{a.run_id}--{b.run_id}.png"

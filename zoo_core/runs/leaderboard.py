@@ -19,7 +19,7 @@ import tabulate
 from zoo_core.errors import UsageError
 from zoo_core.runs import evidence
 from zoo_core.runs.records import RunRecord
-from zoo_core.settings import recorded_precision
+from zoo_core.settings import recorded_precision, recorded_setting
 
 AGGREGATE_KEYS = (
     "model", "plugin", "dataset", "config_id", "config", "precision", "n", "seeds", "test_acc_mean",
@@ -311,14 +311,18 @@ def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
     configs: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         configs.setdefault((row["model"], row["dataset"]), []).append(row["config"])
+    def value(config, key):  # one model's: one it does not name is at the model's default
+        found = recorded_setting(config, key)
+        return "default" if found is None else format_setting(found)
+
     labels = []
     for row in rows:
         siblings = configs[(row["model"], row["dataset"])]
         keys = sorted({key for config in siblings for key in config} - {"bf16"})  # a column
-        varying = [k for k in keys if len({format_setting(c.get(k)) for c in siblings}) > 1]
+        varying = [k for k in keys if len({value(c, k) for c in siblings}) > 1]
         if row.get("partial") and "limit" not in varying:
             varying.insert(0, "limit")  # a quick try says so, whatever its siblings
-        label = " ".join(f"{k}={format_setting(row['config'].get(k))}" for k in varying)
+        label = " ".join(f"{k}={value(row['config'], k)}" for k in varying)
         labels.append(label or row["config_id"])
     return labels
 
