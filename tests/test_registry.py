@@ -143,8 +143,8 @@ def test_set_options_without_key_and_value_are_usage_errors(item):
     ("dense", "wide", "dense must be int"),
     ("dropout", "nan", "dropout must be a finite number"),
     ("epochs", "0", "epochs must be int, >= 1"),
-    ("lr_schedule", "linear", "one of constant|cosine|step"),
-    ("depth", "3", "unknown hyperparameter 'depth' for cnn; valid: augment_flip (bool)"),
+    ("lr_schedule", "onecycle", "one of constant|cosine|step|linear"),
+    ("depth", "3", "unknown hyperparameter 'depth' for cnn; valid: augment_erase (int), augment_flip (bool)"),
 ])
 def test_bad_set_values_list_what_is_valid(key, value, message):
     with pytest.raises(HParamError, match=re.escape(message)):

@@ -17,7 +17,7 @@ from zoo_core.paths import RunFiles
 from zoo_core.runs import execute
 from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.runs.store import open_store
-from zoo_core.settings import RunSettings, config_id
+from zoo_core.settings import TRAINER_HPARAMS, RunSettings, config_id
 from zoo_core.train import loop
 from zoo_core.train.graph import build_graph
 
@@ -163,7 +163,9 @@ def test_steps_per_call_is_speed_only(zoo):
     auto = zoo.resolve("cnn", "fashion").settings
     assert one.config == auto.config and one.config_id == auto.config_id
     assert (one.speed, auto.speed) == ({"steps_per_call": 1}, {"steps_per_call": 0})
-    assert one.values == {**{k: v for k, v in one.config.items() if k != "bf16"},
+    omitted = {k: p.default for k, p in TRAINER_HPARAMS.items() if p.omit_default}
+    assert omitted and not set(omitted) & set(one.config)  # at their defaults: not in the config
+    assert one.values == {**{k: v for k, v in one.config.items() if k != "bf16"}, **omitted,
                           "precision": "auto", "steps_per_call": 1}  # the cnn's default
     recorded = RunSettings.recorded({**one.config, **one.speed}, zoo.model("cnn").hparams)
     assert recorded.trainer.steps_per_call == 1

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from zoo_core.errors import HParamError, RegistryError, short_repr
+from zoo_core.errors import HParamError, RegistryError, setting, short_repr
 
 _TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
 
@@ -205,10 +205,22 @@ class TrainerSettings:
 
     epochs: int = _setting(10, "passes over the training split", min=1, max=10_000)
     batch_size: int = _setting(128, "examples per training step", min=1, max=65_536)
-    lr: float = _setting(1e-3, "Adam learning rate", min=1e-12, max=10.0)
+    lr: float = _setting(1e-3, "learning rate of the optimizer", min=1e-12, max=10.0)
+    # Settings added after runs were recorded (omit_default): at their defaults a config
+    # leaves them out, so the config ids recorded before them still hold.
+    optimizer: str = _setting(
+        "adam", "adam; nesterov (SGD with Nesterov momentum, see momentum)",
+        choices=("adam", "nesterov"), omit_default=True)
+    momentum: float = _setting(0.9, "momentum of optimizer=nesterov (not used by adam)",
+                               min=0.0, max=0.999, omit_default=True)
     lr_schedule: str = _setting(
-        "constant", "constant; cosine (decay to 0 over the run); step (x0.1 at 50% and 75%)",
-        choices=("constant", "cosine", "step"))
+        "constant", "constant; cosine (decay to 0 over the run); step (x0.1 at 50% and 75%); "
+                    "linear (decay linearly to 0 at the end); after any warmup",
+        choices=("constant", "cosine", "step", "linear"))
+    warmup: float = _setting(
+        0.0, "fraction of the training steps over which lr rises linearly from 0, before "
+             "lr_schedule runs over the rest (one-cycle: lr_schedule=linear, warmup=0.25)",
+        min=0.0, max=0.9, omit_default=True)
     clip_norm: float = _setting(0.0, "clip gradients to this global norm (0: off)", min=0.0)
     weight_decay: float = _setting(0.0, "L2 penalty on weight matrices and kernels (0: off)",
                                    min=0.0)
@@ -216,6 +228,9 @@ class TrainerSettings:
     augment_shift: int = _setting(0, "random shifts of training images by up to N pixels (0: off)",
                                   min=0, max=8)
     augment_flip: bool = _setting(False, "random horizontal flips of training images")
+    augment_erase: int = _setting(
+        0, "cutout: an N x N square inside each training image set to 0, after flips and "
+           "shifts (0: off)", min=0, max=28, omit_default=True)
     patience: int = _setting(
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(
@@ -319,9 +334,14 @@ class RunSettings:
     @property
     def values(self) -> dict[str, Any]:
         """Every setting by its name: the config's (with ``precision`` as asked for, where the
-        config records ``bf16``, what it computes in here) and the speed-only ones."""
+        config records ``bf16``, what it computes in here), the ``omit_default`` ones the
+        config leaves out at their defaults, and the speed-only ones."""
         config = {k: v for k, v in self.config.items() if k != "bf16"}
-        return {**config, "precision": self.trainer.precision, **self.speed}
+        omitted = {**{k: getattr(self.trainer, k) for k, p in TRAINER_HPARAMS.items()
+                      if p.omit_default},
+                   **{k: self.hparams[k] for k in self.omit_default if k in self.hparams}}
+        return {**config, **{k: v for k, v in omitted.items() if k not in config},
+                "precision": self.trainer.precision, **self.speed}
 
     @property
     def config_id(self) -> str:
@@ -397,9 +417,25 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
                 continue
             values[key] = _checked(every, key, value, layer, model)
             sources[key] = layer.source
+    _check_together(values, sources)
     trainer = TrainerSettings(**{k: values[k] for k in TRAINER_HPARAMS})
     return RunSettings(trainer, {k: values[k] for k in declared}, limit, sources,
                        _speed_only(declared), _omitted(declared))
+
+
+def _check_together(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Trainer settings that mean something only together: ``momentum`` is Nesterov's, and
+    set with Adam it would do nothing (yet make another config id).
+
+    Raises:
+        HParamError: one line naming both settings and where each was set.
+    """
+    momentum = TRAINER_HPARAMS["momentum"].default
+    if values["optimizer"] == "adam" and values["momentum"] != momentum:
+        raise HParamError(
+            f"momentum {values['momentum']:g} ({sources['momentum']}) is used only by optimizer "
+            f"nesterov, and optimizer is adam ({sources['optimizer']}): add "
+            f"{setting('optimizer', 'nesterov')} or leave momentum at {momentum:g}")
 
 
 def _speed_only(declared: Mapping[str, HParam]) -> tuple[str, ...]:

@@ -112,7 +112,7 @@ def run_options(f):
                      shell_complete=complete_datasets, help="Dataset to train on."),
         click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split."),
         click.option("--batch-size", type=click.IntRange(min=1), help="Examples per training step."),
-        click.option("--lr", type=float, help="Adam learning rate."),
+        click.option("--lr", type=float, help="Learning rate of the optimizer."),
         click.option("--precision", type=click.Choice(["float32", "bfloat16", "auto"]),
                      help="Numeric precision: bfloat16 (or auto) on CPUs with bfloat16 "
                           "instructions, float32 elsewhere; recorded with the run."),

@@ -222,7 +222,7 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
         with v1.name_scope("train"):
             lr = _learning_rate(tf, settings, inputs.global_step, total_steps)
             rate = _Rate(lr)
-            optimizer = v1.train.AdamOptimizer(rate)
+            optimizer = _optimizer(tf, settings, rate)
             train_op = _train_op(tf, optimizer, loss.total, net.trainable, settings,
                                  inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS))
         steps, problem = None, ""
@@ -304,8 +304,8 @@ class _Loss:
 
 
 class _Rate:
-    """Adam's learning rate, read each time gradients are applied: the single step's
-    tensor, then the loop body's (v1 optimizers call a callable learning rate)."""
+    """The optimizer's learning rate, read each time gradients are applied: the single
+    step's tensor, then the loop body's (v1 optimizers call a callable learning rate)."""
 
     def __init__(self, value):
         self.value = value
@@ -314,8 +314,17 @@ class _Rate:
         return self.value
 
 
+def _optimizer(tf, settings: TrainerSettings, rate):
+    """Adam (the default), or SGD with Nesterov momentum (``optimizer=nesterov``)."""
+    v1 = tf.compat.v1
+    if settings.optimizer == "nesterov":
+        return v1.train.MomentumOptimizer(rate, settings.momentum, use_nesterov=True)
+    return v1.train.AdamOptimizer(rate)
+
+
 def _train_op(tf, optimizer, loss, trainable, settings: TrainerSettings, global_step, update_ops):
-    """Adam, with optional gradient clipping, after the model's ``update_ops``."""
+    """The optimizer's step, with optional gradient clipping, after the model's
+    ``update_ops``."""
     grads, variables = zip(*optimizer.compute_gradients(loss, var_list=trainable))
     if settings.clip_norm:
         grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
@@ -324,25 +333,44 @@ def _train_op(tf, optimizer, loss, trainable, settings: TrainerSettings, global_
 
 
 def _learning_rate(tf, settings: TrainerSettings, step, total_steps: int):
+    """The learning rate at the global step ``step`` of ``total_steps``: with ``warmup``,
+    rising linearly from 0 over its fraction of the steps, then ``lr_schedule`` over the
+    rest (without, over every step, as before warmup existed)."""
     base = tf.constant(settings.lr, tf.float32)
-    progress = tf.cast(step, tf.float32) / float(max(total_steps, 1))
+    if not settings.warmup:
+        return _scheduled(tf, settings, base, tf.cast(step, tf.float32) / float(max(total_steps, 1)))
+    warm = settings.warmup * total_steps  # in steps, not rounded: > 0 and < total_steps
+    at = tf.cast(step, tf.float32)
+    after = _scheduled(tf, settings, base, tf.maximum(at - warm, 0.0) / (total_steps - warm))
+    return tf.where(at < warm, base * (at / warm), after)
+
+
+def _scheduled(tf, settings: TrainerSettings, base, progress):
+    """``lr_schedule`` at ``progress`` (0 at its first step, 1 at the end)."""
     if settings.lr_schedule == "cosine":
         return base * 0.5 * (1.0 + tf.cos(math.pi * tf.minimum(progress, 1.0)))
     if settings.lr_schedule == "step":
         drops = tf.cast(progress >= 0.5, tf.float32) + tf.cast(progress >= 0.75, tf.float32)
         return base * tf.pow(0.1, drops)
+    if settings.lr_schedule == "linear":
+        return base * tf.maximum(1.0 - progress, 0.0)
     return base
 
 
 def _augment(tf, images, settings: TrainerSettings, seed: int, step):
-    """Random shifts and horizontal flips of training batches, on the fly.
+    """Random horizontal flips, shifts and cutout of training batches, on the fly, in that
+    order: an image is flipped, then shifted (what moves in is 0), then an
+    ``augment_erase`` x ``augment_erase`` square of what the model would see is set to 0.
+    The square lies wholly inside the image (its corner uniform over the places it fits),
+    so exactly N x N pixels are erased (the whole image when N is its size).
 
     Stateless random ops keyed by (seed, global step): the same step always sees the
     same augmentation, so a resumed run replays exactly.
     """
-    shift, flip = settings.augment_shift, settings.augment_flip
-    if not shift and not flip:
+    shift, flip, erase = settings.augment_shift, settings.augment_flip, settings.augment_erase
+    if not shift and not flip and not erase:
         return images
+    height, width = int(images.shape[1]), int(images.shape[2])  # before a shift hides them
     batch = tf.shape(images)[0]
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
     if flip:
@@ -358,7 +386,22 @@ def _augment(tf, images, settings: TrainerSettings, seed: int, step):
         images = tf.raw_ops.ImageProjectiveTransformV3(
             images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
             fill_value=0.0, interpolation="NEAREST", fill_mode="CONSTANT")
+    if erase:
+        images = _erase(tf, images, erase, height, width, batch, key)
     return images
+
+
+def _erase(tf, images, size: int, height: int, width: int, batch, key):
+    """Cutout: in each image, a ``size`` x ``size`` square (at most the image) set to 0."""
+    rows, cols = min(size, height), min(size, width)
+    top = tf.random.stateless_uniform([batch, 1, 1], seed=key + [0, 2 << 40], minval=0,
+                                      maxval=height - rows + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([batch, 1, 1], seed=key + [0, 3 << 40], minval=0,
+                                       maxval=width - cols + 1, dtype=tf.int32)
+    y = tf.range(height)[None, :, None]
+    x = tf.range(width)[None, None, :]
+    inside = (y >= top) & (y < top + rows) & (x >= left) & (x < left + cols)  # [batch, H, W]
+    return tf.where(inside[..., None], tf.zeros_like(images), images)
 
 
 def session_config(settings: TrainerSettings | None = None):

@@ -38,7 +38,7 @@ class LoopParts:
     total_steps: int  # for the learning-rate schedule
     inputs: Any  # _Inputs
     net: Forward  # the single step's forward pass: its variables are the loop's
-    optimizer: Any  # the single step's Adam: the same slots and beta powers
+    optimizer: Any  # the single step's optimizer: the same slots (and Adam's beta powers)
     rate: _Rate
 
 
@@ -52,8 +52,9 @@ class StepLoop:
     index matrix, one row per step.
 
     Each step gathers its batch, augments it keyed by (seed, its global step), calls the
-    builder again on the same variables (``reuse``), and applies Adam with its learning
-    rate and the model's UPDATE_OPS built in the body: the same math as K single steps.
+    builder again on the same variables (``reuse``), and applies the optimizer with its
+    learning rate and the model's UPDATE_OPS built in the body: the same math as K single
+    steps.
     The running sums (``loss_sum``, ``acc_sum``, float64, weighted by examples) are fed
     in and fetched back, so an epoch sums in the same order as single steps. The loop
     stops after a step whose loss is not finite.

@@ -1,0 +1,263 @@
+"""Trainer settings from fast-training records (issue 13): Nesterov momentum, warmup and a
+linear schedule, and cutout. At their defaults every config (and config id) is what it was
+before they existed."""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zoo_core import data, hookimpl
+from zoo_core.catalogue import open_zoo
+from zoo_core.cli import cli
+from zoo_core.errors import HParamError, RunInterrupted
+from zoo_core.runs import execute
+from zoo_core.runs.plan import RunRequest, plan
+from zoo_core.runs.store import open_store
+from zoo_core.settings import TRAINER_HPARAMS, TrainerSettings
+from zoo_core.train.graph import _learning_rate, build_graph
+from zoo_core.train.loop import train
+
+NEW = ("optimizer", "momentum", "warmup", "augment_erase")
+BATCH, K = 32, 4
+# a small cnn without dropout (the steps' loop needs none), quick to train
+SMALL_CNN = {"filters": 4, "dense": 16, "dropout": 0.0, "batch_size": BATCH}
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return open_zoo()
+
+
+@pytest.fixture(scope="module")
+def subset(zoo):  # tests/test_steps.py's
+    return data.load(zoo.dataset("fashion"), limit=600)
+
+
+def _tf():
+    from zoo_core._tf import tf
+
+    return tf()
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+def test_at_their_defaults_the_new_settings_leave_every_config_as_it_was(zoo):
+    assert all(TRAINER_HPARAMS[k].omit_default for k in NEW)
+    for name, entry in zoo.catalogue.models.items():
+        if name not in zoo.models:
+            continue
+        for dataset in entry.datasets:
+            settings = zoo.resolve(name, dataset).settings
+            assert not set(NEW) & set(settings.config), (name, dataset)
+            off = zoo.resolve(name, dataset, raw_overrides={
+                "warmup": "0.0", "augment_erase": "0", "optimizer": "adam"}).settings
+            assert off.config == settings.config and off.config_id == settings.config_id
+    default = zoo.resolve("cnn", "fashion").settings
+    for key, text in (("warmup", "0.25"), ("augment_erase", "8"),
+                      ("optimizer", "nesterov"), ("lr_schedule", "linear")):
+        on = zoo.resolve("cnn", "fashion", raw_overrides={key: text}).settings
+        assert on.config_id != default.config_id and key in on.config, key
+
+
+@pytest.mark.parametrize("key, text, message", [
+    ("warmup", "0.95", "warmup must be float, >= 0, <= 0.9, got 0.95"),
+    ("augment_erase", "29", "augment_erase must be int, >= 0, <= 28, got 29"),
+    ("optimizer", "sgd", "optimizer must be str, one of adam|nesterov, got 'sgd'"),
+    ("lr_schedule", "onecycle", "lr_schedule must be str, one of constant|cosine|step|linear"),
+    ("momentum", "0.5", "momentum 0.5 (command line) is used only by optimizer nesterov, and "
+                        "optimizer is adam (trainer default): add --set optimizer=nesterov or "
+                        "leave momentum at 0.9"),
+])
+def test_a_bad_value_is_a_one_line_error(key, text, message):
+    r = CliRunner().invoke(cli, ["run", "cnn", "--set", f"{key}={text}"])
+    assert r.exit_code == 2, r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], r.output
+    assert "Traceback" not in r.output
+
+
+def test_momentum_goes_with_nesterov(zoo):
+    r = zoo.resolve("cnn", "fashion", raw_overrides={"optimizer": "nesterov", "momentum": "0.5"})
+    assert (r.settings.config["optimizer"], r.settings.config["momentum"]) == ("nesterov", 0.5)
+    with pytest.raises(HParamError, match=r"^momentum 0.5 \(command line\) .* add "
+                                          r"optimizer=nesterov or leave momentum at 0.9$"):
+        zoo.resolve("cnn", "fashion", raw_overrides={"momentum": "0.5"})
+
+
+def test_zoo_list_details_shows_the_new_settings():
+    r = CliRunner().invoke(cli, ["list", "cnn", "--details"])
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line.split()[1] for line in r.output.splitlines() if line.strip()}
+    assert {k: rows.get(k) for k in NEW} == {"optimizer": "adam", "momentum": "0.9",
+                                             "warmup": "0.0", "augment_erase": "0"}
+
+
+# -- the learning rate ------------------------------------------------------------------------
+
+def _rates(schedule: str, warmup: float, at: list[int], total: int = 100) -> np.ndarray:
+    """The learning rate the graph computes (``train/`` in build_graph) at global steps."""
+    tf = _tf()
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        step = v1.placeholder(tf.int64, [])  # the global step's dtype
+        lr = _learning_rate(tf, TrainerSettings(lr=0.1, lr_schedule=schedule, warmup=warmup),
+                            step, total)
+        with v1.Session() as sess:
+            return np.array([sess.run(lr, {step: s}) for s in at])
+
+
+def test_warmup_then_linear_is_a_one_cycle():
+    got = _rates("linear", 0.2, [0, 5, 10, 20, 60, 99, 100])  # warm for 20 of 100 steps
+    np.testing.assert_allclose(got, [0, 0.025, 0.05, 0.1, 0.05, 0.1 / 80, 0], rtol=1e-6, atol=1e-8)
+
+
+def test_warmup_then_cosine():
+    got = _rates("cosine", 0.25, [0, 10, 25, 50, 100])
+    expect = [0, 0.04, 0.1, 0.05 * (1 + math.cos(math.pi / 3)), 0]
+    np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "step", "linear"])
+def test_without_warmup_the_schedules_run_over_every_step_as_before(schedule):
+    at = [0, 1, 30, 49, 50, 74, 75, 99, 100]
+    p = np.array(at, np.float32) / np.float32(100)
+    expect = {"constant": np.full(len(at), 0.1),
+              "cosine": 0.1 * 0.5 * (1 + np.cos(np.pi * np.minimum(p, 1))),
+              "step": 0.1 * 0.1 ** ((p >= 0.5).astype(int) + (p >= 0.75)),
+              "linear": 0.1 * np.maximum(1 - p, 0)}[schedule]
+    np.testing.assert_allclose(_rates(schedule, 0.0, at), expect, rtol=1e-6, atol=1e-8)
+
+
+# -- Nesterov momentum ------------------------------------------------------------------------
+
+def _linear_plugin():
+    def build(images, *, num_classes, hparams, training):
+        import tensorflow as tf
+
+        flat = tf.compat.v1.layers.flatten(images)
+        return tf.compat.v1.layers.dense(flat, num_classes, name="linear")
+
+    return types.SimpleNamespace(zoo_register_models=hookimpl(
+        lambda register: register("linear", build, summary="softmax regression")))
+
+
+def test_a_nesterov_step_is_nesterov_momentum(subset):
+    """Three steps of the graph's optimizer from the same weights, against numpy:
+    accumulation = momentum * accumulation + gradient; weights -= lr * (gradient +
+    momentum * accumulation), the gradient of softmax regression worked out by hand."""
+    tf = _tf()
+    zoo = open_zoo(plugins=[_linear_plugin()])
+    r = zoo.resolve("linear", "fashion", overrides={
+        "optimizer": "nesterov", "momentum": 0.8, "lr": 0.5, "batch_size": BATCH})
+    n = len(subset.y_train)
+    g = build_graph(r.model, r.hparams, r.trainer, (28, 28, 1), 10, 0, n, n // BATCH,
+                    train_dtype=subset.x_train.dtype)
+    kernel, bias = g.graph.get_collection("trainable_variables")
+    with tf.compat.v1.Session(graph=g.graph) as sess:
+        sess.run(g.init)
+        g.hold(sess, subset.x_train, subset.y_train)
+        w, b = (x.astype(np.float64) for x in sess.run([kernel, bias]))
+        acc_w, acc_b = np.zeros_like(w), np.zeros_like(b)
+        for s in range(3):
+            rows = np.arange(s * BATCH, (s + 1) * BATCH, dtype=np.int32)
+            sess.run(g.train_op, {g.index: rows, g.training: True})
+            x = data.to_float(subset.x_train[rows]).reshape(BATCH, -1).astype(np.float64)
+            logits = x @ w + b
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            p[np.arange(BATCH), subset.y_train[rows]] -= 1
+            grad_w, grad_b = x.T @ p / BATCH, p.mean(0)
+            acc_w, acc_b = 0.8 * acc_w + grad_w, 0.8 * acc_b + grad_b
+            w, b = w - 0.5 * (grad_w + 0.8 * acc_w), b - 0.5 * (grad_b + 0.8 * acc_b)
+            got_w, got_b = sess.run([kernel, bias])
+            np.testing.assert_allclose(got_w, w, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(got_b, b, rtol=1e-4, atol=1e-6)
+    assert np.abs(w).max() > 0.01  # the steps moved the weights
+
+
+# -- resuming -----------------------------------------------------------------------------
+
+class _StopAt:
+    """Progress that presses Ctrl-C when epoch ``at`` starts (tests/test_trainer.py's)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def epoch_start(self, epoch, epochs, steps):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+    def step(self, loss, accuracy):
+        pass
+
+    def epoch_end(self, record):
+        pass
+
+
+def test_a_resumed_run_with_every_new_setting_ends_where_an_uninterrupted_one_ends(zoo, subset):
+    overrides = {**SMALL_CNN, "epochs": 3, "optimizer": "nesterov", "lr": 0.05, "warmup": 0.2,
+                 "lr_schedule": "linear", "augment_erase": 8, "steps_per_call": 4}
+    run = plan(zoo, RunRequest(["cnn"], "fashion", limit=600, overrides=overrides)).runs[0]
+    with open_store() as store:
+        straight = execute.execute(zoo, run, store, subset)
+        with pytest.raises(RunInterrupted) as stopped:
+            execute.execute(zoo, run, store, subset, _StopAt(3))
+        assert stopped.value.epochs == 2
+        resumed = execute.resume(zoo, stopped.value.run_id, store)
+        epochs = [store.epochs(r.run_id) for r in (straight, resumed)]
+    assert resumed.status == "completed" and resumed.config_id == straight.config_id
+    for a, b in zip(*epochs):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+            assert b[key] == a[key], key
+    assert (resumed.val_accuracy, resumed.test_accuracy) == (straight.val_accuracy,
+                                                             straight.test_accuracy)
+
+
+# -- cutout -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [8, 28])
+def test_cutout_zeroes_one_square_of_each_training_image_only(size):
+    tf = _tf()
+    zoo = open_zoo(plugins=[_linear_plugin()])
+    r = zoo.resolve("linear", "fashion", overrides={"augment_erase": size})
+    ones = np.ones((64, 28, 28, 1), np.float32)
+    g = build_graph(r.model, r.hparams, r.trainer, (28, 28, 1), 10, 0, 64)
+    with tf.compat.v1.Session(graph=g.graph) as sess:
+        sess.run(g.init)
+        g.hold(sess, ones, np.zeros(64, np.int32))
+        batch = sess.run(g.images, {g.index: np.arange(64, dtype=np.int32), g.training: True})
+        again = sess.run(g.images, {g.index: np.arange(64, dtype=np.int32)})
+        evaluated = sess.run(g.images, {g.images: ones})  # evaluation feeds its images
+    assert np.array_equal(batch, again)  # keyed by (seed, step): the same step, the same squares
+    corners = set()
+    for image in batch[..., 0]:
+        ys, xs = np.nonzero(image == 0)
+        assert len(ys) == size * size  # one whole square, inside the image
+        assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (size, size)
+        assert set(np.unique(image)) <= {0.0, 1.0}
+        corners.add((ys.min(), xs.min()))
+    assert len(corners) > (1 if size < 28 else 0) * 20  # anywhere it fits
+    assert np.array_equal(evaluated, ones)
+
+
+# -- all of them, learning --------------------------------------------------------------------
+
+def test_a_run_with_every_new_setting_learns_on_real_data(zoo, tmp_path):
+    subset = data.load(zoo.dataset("fashion"), limit=3000)  # tests/test_trainer.py's
+    r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
+        "optimizer": "nesterov", "lr": "0.05", "lr_schedule": "linear", "warmup": "0.2",
+        "augment_erase": "8"})
+    result = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
+    assert result.test.examples == 10_000
+    assert result.test.accuracy > 0.55, f"{result.test.accuracy:.3f} (chance is 0.10)"
+    assert result.epochs[-1]["train_loss"] < result.epochs[0]["train_loss"]
+    steps = -(-len(subset.y_train) // 128)
+    warm = 0.2 * 2 * steps  # the recorded lr is each epoch's last step's: after the warmup
+    for e in result.epochs:
+        at = e["epoch"] * steps - 1
+        assert e["lr"] == pytest.approx(0.05 * (1 - (at - warm) / (2 * steps - warm)), rel=1e-5)
