@@ -1,6 +1,6 @@
 """Trainer settings from fast-training records (issue 13): Nesterov momentum, warmup and a
-linear schedule, and cutout. At their defaults every config (and config id) is what it was
-before they existed."""
+linear schedule, an exponential moving average of the weights, and cutout. At their
+defaults every config (and config id) is what it was before they existed."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from zoo_core.runs import execute
 from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.runs.store import open_store
 from zoo_core.settings import TRAINER_HPARAMS, TrainerSettings
+from zoo_core.train import checkpoints
+from zoo_core.train.evaluate import evaluate_checkpoint
 from zoo_core.train.graph import _learning_rate, build_graph
 from zoo_core.train.loop import train
 
-NEW = ("optimizer", "momentum", "warmup", "augment_erase")
+NEW = ("optimizer", "momentum", "warmup", "ema", "augment_erase")
 BATCH, K = 32, 4
 # a small cnn without dropout (the steps' loop needs none), quick to train
 SMALL_CNN = {"filters": 4, "dense": 16, "dropout": 0.0, "batch_size": BATCH}
@@ -55,16 +57,17 @@ def test_at_their_defaults_the_new_settings_leave_every_config_as_it_was(zoo):
             settings = zoo.resolve(name, dataset).settings
             assert not set(NEW) & set(settings.config), (name, dataset)
             off = zoo.resolve(name, dataset, raw_overrides={
-                "warmup": "0.0", "augment_erase": "0", "optimizer": "adam"}).settings
+                "ema": "0", "warmup": "0.0", "augment_erase": "0", "optimizer": "adam"}).settings
             assert off.config == settings.config and off.config_id == settings.config_id
     default = zoo.resolve("cnn", "fashion").settings
-    for key, text in (("warmup", "0.25"), ("augment_erase", "8"),
+    for key, text in (("ema", "0.999"), ("warmup", "0.25"), ("augment_erase", "8"),
                       ("optimizer", "nesterov"), ("lr_schedule", "linear")):
         on = zoo.resolve("cnn", "fashion", raw_overrides={key: text}).settings
         assert on.config_id != default.config_id and key in on.config, key
 
 
 @pytest.mark.parametrize("key, text, message", [
+    ("ema", "1.5", "ema must be float, >= 0, <= 0.9999, got 1.5"),
     ("warmup", "0.95", "warmup must be float, >= 0, <= 0.9, got 0.95"),
     ("augment_erase", "29", "augment_erase must be int, >= 0, <= 28, got 29"),
     ("optimizer", "sgd", "optimizer must be str, one of adam|nesterov, got 'sgd'"),
@@ -94,7 +97,8 @@ def test_zoo_list_details_shows_the_new_settings():
     assert r.exit_code == 0, r.output
     rows = {line.split()[0]: line.split()[1] for line in r.output.splitlines() if line.strip()}
     assert {k: rows.get(k) for k in NEW} == {"optimizer": "adam", "momentum": "0.9",
-                                             "warmup": "0.0", "augment_erase": "0"}
+                                             "warmup": "0.0", "ema": "0.0",
+                                             "augment_erase": "0"}
 
 
 # -- the learning rate ------------------------------------------------------------------------
@@ -180,7 +184,90 @@ def test_a_nesterov_step_is_nesterov_momentum(subset):
     assert np.abs(w).max() > 0.01  # the steps moved the weights
 
 
-# -- resuming -----------------------------------------------------------------------------
+# -- the moving average -----------------------------------------------------------------------
+
+def _average(shadow, weights, decay, t):
+    """tf.train.ExponentialMovingAverage(decay, num_updates=t) after step t, in float32."""
+    d = np.minimum(np.float32(decay), np.float32((1.0 + t) / (10.0 + t)))
+    return shadow - (shadow - weights) * (np.float32(1) - d)
+
+
+def test_the_average_is_updated_after_every_step_in_single_steps_and_in_a_call(zoo, subset):
+    """K steps in one call give the weights, Nesterov's accumulations and the averages of
+    K single steps; the averages are those of the weights after each step (numpy)."""
+    tf = _tf()
+    r = zoo.resolve("cnn-bn", "fashion", overrides={
+        **SMALL_CNN, "blocks": 1, "optimizer": "nesterov", "lr": 0.05, "ema": 0.9,
+        "warmup": 0.2, "lr_schedule": "linear", "augment_erase": 6})
+    n = len(subset.y_train)
+    g = build_graph(r.model, r.hparams, r.trainer, (28, 28, 1), 10, 0, n, n // BATCH,
+                    step_loop=True, train_dtype=subset.x_train.dtype)
+    assert g.steps is not None, g.steps_problem
+    variables = g.graph.get_collection("variables")
+    names = [v.op.name for v in variables]
+    trainable = g.graph.get_collection("trainable_variables")
+    shadows = [variables[names.index("ema/" + v.op.name)] for v in trainable]
+    assert any("moving_mean" in n for n in names)  # batch norm's: not averaged
+    assert not any(n.startswith("ema/") and "moving" in n for n in names)
+    rows = np.random.default_rng(0).permutation(n)[:(2 + K) * BATCH].astype(np.int32)
+    rows = rows.reshape(2 + K, BATCH)
+    ends = []
+    for one_call in (False, True):
+        with tf.compat.v1.Session(graph=g.graph) as sess:
+            sess.run(g.init)
+            g.hold(sess, subset.x_train, subset.y_train)
+            expect = sess.run(shadows)
+            assert all(np.array_equal(a, b) for a, b in zip(expect, sess.run(trainable)))
+            for t, row in enumerate(rows[:2], 1):
+                sess.run(g.train_op, {g.index: row, g.training: True})
+                expect = [_average(s, w, 0.9, t) for s, w in zip(expect, sess.run(trainable))]
+            if one_call:
+                assert sess.run(g.steps.outputs, {g.steps.indices: rows[2:]})[0] == K
+            else:
+                for t, row in enumerate(rows[2:], 3):
+                    sess.run(g.train_op, {g.index: row, g.training: True})
+                    expect = [_average(s, w, 0.9, t) for s, w in zip(expect, sess.run(trainable))]
+                for v, got, want in zip(trainable, sess.run(shadows), expect):
+                    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=v.op.name)
+            ends.append(sess.run(variables))
+    for name, a, b in zip(names, *ends):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=name)
+    weights, averages = ends[0][names.index(trainable[0].op.name)], ends[0][names.index(
+        shadows[0].op.name)]
+    assert not np.allclose(weights, averages)  # the average lags the weights
+
+
+def test_validation_the_best_checkpoint_and_the_test_use_the_averages(zoo, subset, tmp_path):
+    tf = _tf()
+    r = zoo.resolve("cnn-bn", "fashion", overrides={
+        **SMALL_CNN, "blocks": 1, "epochs": 1, "ema": 0.9, "lr": 0.01})
+    result = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
+    last = tf.train.load_checkpoint(str(tmp_path / "ckpt/last-1"))  # to resume: both
+    best = tf.train.load_checkpoint(str(tmp_path / "ckpt/best-1"))  # to use: the averages
+    kernels = [n for n in last.get_variable_to_shape_map() if n.startswith("model/")
+               and n.endswith(("kernel", "gamma", "beta", "bias"))]
+    assert kernels
+    for name in kernels:
+        assert np.array_equal(best.get_tensor(name), last.get_tensor("ema/" + name)), name
+        assert not np.array_equal(last.get_tensor(name), last.get_tensor("ema/" + name)), name
+    for name in (n for n in last.get_variable_to_shape_map() if "moving_" in n):
+        assert np.array_equal(best.get_tensor(name), last.get_tensor(name))  # not averaged
+    assert not any(n.startswith("ema/") for n in best.get_variable_to_shape_map())
+    # zoo evaluate (the model's own variables of the best checkpoint) sees what the run saw
+    val = evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_val,
+                              subset.y_val, 10)
+    test = evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_test,
+                               subset.y_test, 10)
+    assert val.accuracy == result.val_accuracy and val.loss == pytest.approx(
+        result.epochs[0]["val_loss"], rel=1e-6)
+    assert (test.accuracy, test.loss) == (result.test.accuracy, result.test.loss)
+    # a pack's weights: the averages, without the optimizer's slots or the ema/ variables
+    names = checkpoints.write_weights_only(tmp_path / "ckpt/best-1", tmp_path / "weights")
+    packed = tf.train.load_checkpoint(str(tmp_path / "weights"))
+    assert sorted(packed.get_variable_to_shape_map()) == names
+    assert all(n.startswith("model/") and "Adam" not in n for n in names)
+    assert all(np.array_equal(packed.get_tensor(n), best.get_tensor(n)) for n in names)
+
 
 class _StopAt:
     """Progress that presses Ctrl-C when epoch ``at`` starts (tests/test_trainer.py's)."""
@@ -201,7 +288,7 @@ class _StopAt:
 
 def test_a_resumed_run_with_every_new_setting_ends_where_an_uninterrupted_one_ends(zoo, subset):
     overrides = {**SMALL_CNN, "epochs": 3, "optimizer": "nesterov", "lr": 0.05, "warmup": 0.2,
-                 "lr_schedule": "linear", "augment_erase": 8, "steps_per_call": 4}
+                 "lr_schedule": "linear", "ema": 0.9, "augment_erase": 8, "steps_per_call": 4}
     run = plan(zoo, RunRequest(["cnn"], "fashion", limit=600, overrides=overrides)).runs[0]
     with open_store() as store:
         straight = execute.execute(zoo, run, store, subset)
@@ -251,7 +338,7 @@ def test_a_run_with_every_new_setting_learns_on_real_data(zoo, tmp_path):
     subset = data.load(zoo.dataset("fashion"), limit=3000)  # tests/test_trainer.py's
     r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
         "optimizer": "nesterov", "lr": "0.05", "lr_schedule": "linear", "warmup": "0.2",
-        "augment_erase": "8"})
+        "ema": "0.99", "augment_erase": "8"})
     result = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
     assert result.test.examples == 10_000
     assert result.test.accuracy > 0.55, f"{result.test.accuracy:.3f} (chance is 0.10)"

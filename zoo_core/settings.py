@@ -231,6 +231,12 @@ class TrainerSettings:
     augment_erase: int = _setting(
         0, "cutout: an N x N square inside each training image set to 0, after flips and "
            "shifts (0: off)", min=0, max=28, omit_default=True)
+    ema: float = _setting(
+        0.0, "decay of an exponential moving average of the trainable weights, updated after "
+             "every step (at step t with min(ema, (1 + t) / (10 + t))), which validation, the "
+             "best checkpoint and the test use; training goes on from the raw weights (0: off; "
+             "typical 0.999; batch norm's moving statistics are not averaged)",
+        min=0.0, max=0.9999, omit_default=True)
     patience: int = _setting(
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(

@@ -1,9 +1,11 @@
 """A run's folder: its files, its checkpoints, and the state saved with them.
 
-Every epoch saves ``ckpt/last-E`` (every variable: weights, Adam's slots, the step) and,
-when validation improved, ``ckpt/best-E``; ``checkpoint.json`` names them and holds the
-run's progress (:class:`TrainState`), written atomically after the checkpoint files, so a
-crash at any point leaves a consistent pair to resume from.
+Every epoch saves ``ckpt/last-E`` (every variable: weights, the optimizer's slots, the
+step; with ``ema``, the weights' averages too) and, when validation improved,
+``ckpt/best-E`` (the same, but with ``ema`` the averages under the weights' own names and
+no ``ema/`` variables); ``checkpoint.json`` names them and holds the run's progress
+(:class:`TrainState`), written atomically after the checkpoint files, so a crash at any
+point leaves a consistent pair to resume from.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ class TrainState:
         self.rates.append(rate)
 
 
-def save(sess, saver, run_dir: Path, state: TrainState) -> None:
+def save(sess, saver, run_dir: Path, state: TrainState, best_saver=None) -> None:
     """Save the epoch's variables, then point ``checkpoint.json`` at them atomically.
+
+    ``saver`` writes the last checkpoint, ``best_saver`` (default: ``saver``) the best one.
 
     A crash while saving leaves the previous checkpoints and their index intact: older
     files are removed only after the index moved on.
@@ -68,8 +72,8 @@ def save(sess, saver, run_dir: Path, state: TrainState) -> None:
         saver.save(sess, str(run_dir / state.last_prefix), write_meta_graph=False,
                    write_state=False)
         if state.best_prefix != previous.get("prefix"):
-            saver.save(sess, str(run_dir / state.best_prefix), write_meta_graph=False,
-                       write_state=False)
+            (best_saver or saver).save(sess, str(run_dir / state.best_prefix),
+                                       write_meta_graph=False, write_state=False)
         write_json_atomic(run_dir / RunFiles.CHECKPOINT_INDEX, {
             "prefix": state.best_prefix, "epoch": state.best_epoch, "last": state.last_prefix,
             "state": asdict(state),
@@ -221,8 +225,9 @@ def _json_default(o):
 def model_variable_names(names) -> list[str]:
     """Of a checkpoint's variable names, the model's own (sorted): those in the builder's
     scope (``graph.MODEL_SCOPE``) that are not an optimizer's slot of another variable
-    (Adam's ``model/dense/kernel/Adam`` and ``.../Adam_1``); the step and Adam's
-    ``beta*_power`` are outside the scope. What ``ModelGraph.model_saver`` restores."""
+    (Adam's ``model/dense/kernel/Adam`` and ``.../Adam_1``, Nesterov's ``.../Momentum``);
+    the step, Adam's ``beta*_power`` and the ``ema`` averages (``ema/model/...``, in a last
+    checkpoint only) are outside the scope. What ``ModelGraph.model_saver`` restores."""
     from zoo_core.train.graph import MODEL_SCOPE  # graph imports this module
 
     names = set(names)

@@ -1,4 +1,5 @@
-"""The training graph: inputs, the model's forward pass, the loss and the optimizer.
+"""The training graph: inputs, the model's forward pass, the loss and the optimizer (and,
+with ``ema``, an average of the weights: :class:`~zoo_core.train.ema.Ema`).
 
 :func:`build_graph` builds a fresh ``tf.Graph`` (seed first) around a plugin's builder,
 the way every run, evaluation and conformance check does; :func:`forward` is the one
@@ -13,6 +14,7 @@ built from this module's pieces.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -25,6 +27,7 @@ from zoo_core.data.splits import to_float_op
 from zoo_core.errors import PluginError
 from zoo_core.settings import TrainerSettings
 from zoo_core.train.blame import first_line, location
+from zoo_core.train.ema import Ema
 
 if TYPE_CHECKING:
     from zoo_core.train.steploop import StepLoop
@@ -151,6 +154,23 @@ class ModelGraph:
     # restores the model's own variables only (no optimizer state, no step): what evaluating
     # and predicting need, from a full checkpoint or a pack's weights-only one
     model_saver: Any = None
+    # writes the best checkpoint: ``saver``, or with ``ema`` the averages under the model
+    # variables' own names (:class:`~zoo_core.train.ema.Ema`)
+    best_saver: Any = None
+    ema_swap: Any = None  # with ``ema``: exchanges the weights and their averages
+
+    @contextmanager
+    def averaged(self, session):
+        """While the block runs, the model's variables in ``session`` hold the averaged
+        weights (``ema``), and the raw ones again after it; without ``ema``, nothing."""
+        if self.ema_swap is None:
+            yield
+            return
+        session.run(self.ema_swap)
+        try:
+            yield
+        finally:
+            session.run(self.ema_swap)
 
     def hold(self, session, images: np.ndarray, labels: np.ndarray) -> None:
         """Fill the in-graph training data (``data_init``) in ``session``.
@@ -223,8 +243,13 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
             lr = _learning_rate(tf, settings, inputs.global_step, total_steps)
             rate = _Rate(lr)
             optimizer = _optimizer(tf, settings, rate)
+            # before the steps' loop, which updates it too; it draws no random number, so
+            # every other variable starts where it would without it
+            ema = Ema(tf, net.trainable, settings.ema, inputs.global_step) \
+                if settings.ema else None
             train_op = _train_op(tf, optimizer, loss.total, net.trainable, settings,
-                                 inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS))
+                                 inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS),
+                                 ema)
         steps, problem = None, ""
         if step_loop:
             # here, not at the top: steploop builds its body from this module's pieces
@@ -233,15 +258,16 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
             problem = loop_problem(tf, graph, loss.total)
             if not problem:
                 steps = StepLoop(tf, LoopParts(model, hparams, num_classes, settings, seed,
-                                               total_steps, inputs, net, optimizer, rate))
+                                               total_steps, inputs, net, optimizer, rate, ema))
         saver = v1.train.Saver(var_list=v1.global_variables(), max_to_keep=None)
+        best_saver = ema.averaged_saver(tf) if ema else saver
         init = v1.global_variables_initializer()
     graph.finalize()
     return ModelGraph(graph, inputs.images, inputs.labels, inputs.index, inputs.training,
                       net.logits, loss.predictions, loss.example_losses, loss.total,
                       loss.accuracy, train_op, lr, inputs.global_step, saver, init,
                       inputs.data_init, inputs.data_feed, net.params, steps, problem,
-                      model_saver)
+                      model_saver, best_saver, ema.swap if ema else None)
 
 
 class _Inputs:
@@ -322,14 +348,16 @@ def _optimizer(tf, settings: TrainerSettings, rate):
     return v1.train.AdamOptimizer(rate)
 
 
-def _train_op(tf, optimizer, loss, trainable, settings: TrainerSettings, global_step, update_ops):
+def _train_op(tf, optimizer, loss, trainable, settings: TrainerSettings, global_step, update_ops,
+              ema: Ema | None = None):
     """The optimizer's step, with optional gradient clipping, after the model's
-    ``update_ops``."""
+    ``update_ops``; then, with ``ema``, the update of the averages."""
     grads, variables = zip(*optimizer.compute_gradients(loss, var_list=trainable))
     if settings.clip_norm:
         grads, _ = tf.clip_by_global_norm(grads, settings.clip_norm)
     with tf.control_dependencies(update_ops):
-        return optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+        step = optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+    return ema.update(tf, step) if ema is not None else step
 
 
 def _learning_rate(tf, settings: TrainerSettings, step, total_steps: int):

@@ -5,6 +5,12 @@ split after each one and checkpoint it, then restore the best epoch and evaluate
 test split once. Batch order depends only on (seed, epoch) and augmentation on
 (seed, step), so a resumed run ends where an uninterrupted one would.
 
+With ``ema``, validation (so the choice of the best epoch), the best checkpoint and the
+test use the weights' moving average, while training continues from the raw weights
+(:class:`~zoo_core.train.ema.Ema`). The test restores only the model's own variables of
+the best checkpoint (``model_saver``): all evaluation needs, and with ``ema`` the best
+checkpoint has no ``ema/`` variables to restore.
+
 Steps run one per ``Session.run``, or K per call through the graph's
 :class:`~zoo_core.train.graph.StepLoop` (``steps_per_call``: the same math, less Python
 and dispatch per step; 0 picks K from the time of the first single steps).
@@ -129,11 +135,11 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
             _check_finite(f"the validation split after epoch {epoch}", record["val_loss"],
                           record["val_accuracy"])
             state.add(record, n / record["seconds"])
-            checkpoints.save(sess, g.saver, run_dir, state)
+            checkpoints.save(sess, g.saver, run_dir, state, best_saver=g.best_saver)
             progress.epoch_end(record)
         if not state.best_prefix:
             raise TrainingError(f"{run_dir}: no epoch finished, so there is nothing to evaluate")
-        checkpoints.restore(sess, g.saver, run_dir, state.best_prefix,
+        checkpoints.restore(sess, g.model_saver, run_dir, state.best_prefix,
                             "the test split cannot be evaluated: train the run again")
         now["doing"] = "on the test split"
         test = evaluate(sess, g, data.x_test, data.y_test, data.num_classes)
@@ -188,7 +194,8 @@ def _epoch(stepper: Stepper, data: Data, seed: int, epoch: int, progress: Progre
         report_steps(progress, count, (sums.loss - loss) / examples, (sums.acc - acc) / examples)
         s += count
     seconds = time.perf_counter() - start
-    val = evaluate(stepper.sess, g, data.x_val, data.y_val, data.num_classes)
+    with g.averaged(stepper.sess):  # with ema: the averaged weights, then the raw ones again
+        val = evaluate(stepper.sess, g, data.x_val, data.y_val, data.num_classes)
     return {"epoch": epoch, "train_loss": sums.loss / n, "train_accuracy": sums.acc / n,
             "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": sums.lr,
             "seconds": seconds}

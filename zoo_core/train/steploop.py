@@ -40,6 +40,7 @@ class LoopParts:
     net: Forward  # the single step's forward pass: its variables are the loop's
     optimizer: Any  # the single step's optimizer: the same slots (and Adam's beta powers)
     rate: _Rate
+    ema: Any = None  # the single step's Ema: the same averages, the same update
 
 
 # Stateful random ops: in a loop body they would draw from another stream than the single
@@ -53,8 +54,8 @@ class StepLoop:
 
     Each step gathers its batch, augments it keyed by (seed, its global step), calls the
     builder again on the same variables (``reuse``), and applies the optimizer with its
-    learning rate and the model's UPDATE_OPS built in the body: the same math as K single
-    steps.
+    learning rate and the model's UPDATE_OPS built in the body (then updates the weights'
+    average, with ``ema``): the same math as K single steps.
     The running sums (``loss_sum``, ``acc_sum``, float64, weighted by examples) are fed
     in and fetched back, so an epoch sums in the same order as single steps. The loop
     stops after a step whose loss is not finite.
@@ -117,7 +118,7 @@ class StepLoop:
         p.rate.value = lr
         with tf.control_dependencies([step]):
             train_op = _train_op(tf, p.optimizer, loss.total, p.net.trainable, p.settings,
-                                 p.inputs.global_step, updates)
+                                 p.inputs.global_step, updates, p.ema)
         examples = tf.cast(tf.size(index), tf.float64)
         with tf.control_dependencies([train_op]):
             return (i + 1, loss_sum + tf.cast(loss.total, tf.float64) * examples,

@@ -1,0 +1,63 @@
+"""An exponential moving average of a model's trainable weights (the ``ema`` setting):
+:class:`Ema`, which :func:`zoo_core.train.graph.build_graph` adds to a training graph.
+"""
+
+from __future__ import annotations
+
+
+class Ema:
+    """An exponential moving average of the trainable weights (``ema``, the decay).
+
+    Each trainable variable ``model/...`` has a shadow ``ema/model/...`` (not trainable,
+    outside the model's scope, starting at the variable's initial value), updated after
+    every optimizer step, in single steps and in the steps' loop alike, as
+    ``tf.train.ExponentialMovingAverage(decay, num_updates=global_step)`` does:
+    ``shadow -= (1 - d) * (shadow - weight)`` with ``d = min(decay, (1 + t) / (10 + t))``
+    after step ``t`` (1, 2, ...), so that the average forgets the initial weights early in
+    a run (0.9 at step 80, 0.99 at step 890). Batch norm's moving statistics (not
+    trainable) are not averaged.
+
+    Training always runs on the raw weights, and the last checkpoint (every variable)
+    holds them and the shadows, so a resumed run continues exactly. The averaged weights
+    are used through two things only: :attr:`swap` exchanges the values of the weights and
+    their shadows (both read, then both assigned: exact, and its own inverse), run before
+    and after the validation split is evaluated (:meth:`ModelGraph.averaged`); and
+    :meth:`averaged_saver` writes the best checkpoint with the shadows' values under the
+    model variables' own names. So the test, ``zoo evaluate``, ``predict``, ``export``
+    and packs, which restore the model's own variables from the best checkpoint, use the
+    averages without knowing of them.
+    """
+
+    def __init__(self, tf, trainable, decay: float, global_step):
+        v1 = tf.compat.v1
+        self.decay, self.global_step = decay, global_step
+        with v1.name_scope("ema/"):  # at the top, whatever the scope: ema/model/...
+            self.pairs = [(v, v1.Variable(v.initial_value, trainable=False,
+                                          name=v.op.name)) for v in trainable]
+            weights = [v.read_value() for v, _ in self.pairs]
+            shadows = [s.read_value() for _, s in self.pairs]
+            with tf.control_dependencies(weights + shadows):
+                self.swap = tf.group(
+                    *[v.assign(a, read_value=False) for (v, _), a in zip(self.pairs, shadows)],
+                    *[s.assign(w, read_value=False) for (_, s), w in zip(self.pairs, weights)],
+                    name="swap")
+
+    def update(self, tf, after):
+        """The averages' update, run after the op ``after`` (the optimizer's step, which
+        counts the global step)."""
+        with tf.control_dependencies([after]):
+            t = tf.cast(self.global_step.read_value(), tf.float32)
+            decay = tf.minimum(tf.constant(self.decay, tf.float32), (1.0 + t) / (10.0 + t))
+            rate = 1.0 - decay
+            return tf.group(*[s.assign_sub((s.read_value() - v.read_value()) * rate,
+                                           read_value=False) for v, s in self.pairs])
+
+    def averaged_saver(self, tf):
+        """A Saver of every variable but the shadows, each trainable one's name holding its
+        shadow's value: the best checkpoint, as predicting and packing read it."""
+        v1 = tf.compat.v1
+        shadow_of = {id(v): s for v, s in self.pairs}
+        shadows = {id(s) for _, s in self.pairs}
+        return v1.train.Saver(var_list={v.op.name: shadow_of.get(id(v), v)
+                                        for v in v1.global_variables() if id(v) not in shadows},
+                              max_to_keep=None)
