@@ -319,9 +319,15 @@ class RunSettings:
     @property
     def values(self) -> dict[str, Any]:
         """Every setting by its name: the config's (with ``precision`` as asked for, where the
-        config records ``bf16``, what it computes in here) and the speed-only ones."""
+        config records ``bf16``, what it computes in here), the ones it leaves out at their
+        defaults (``omit_default``), and the speed-only ones."""
         config = {k: v for k, v in self.config.items() if k != "bf16"}
-        return {**config, "precision": self.trainer.precision, **self.speed}
+        trainer = {k: v for k, v in self.trainer.to_dict().items()
+                   if k not in config and k not in SPEED_ONLY and k != "precision"}
+        hparams = {k: v for k, v in self.hparams.items()
+                   if k not in config and k not in self.speed_only}
+        return {**config, **trainer, **hparams, "precision": self.trainer.precision,
+                **self.speed}
 
     @property
     def config_id(self) -> str:
