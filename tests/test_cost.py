@@ -107,6 +107,25 @@ def test_the_rnn_by_hand(zoo):
     assert basic.params == 2 * ((28 + 128) * 128 + 128 + (256 * 128 + 128)) + 256 * 10 + 10
 
 
+@pytest.mark.parametrize("model, gates", [("rnn", 1), ("lstm", 4)])
+def test_two_rows_a_projection_and_both_passes_by_hand(zoo, model, gates):
+    # issue 13's reading, one layer of 128 one way: each pass (the rows, then the columns)
+    # projects 14 steps of 2 x 28 pixels to 64 features, then the cell multiplies
+    # [x_t, h_{t-1}] (64 + 128) by its kernel (gates x 128 columns) at every step
+    reading = dict(layers=1, bidirectional=False, dropout=0.0, rows_per_step=2, projection=64,
+                   read="rows+columns")
+    projection = 14 * 56 * 64
+    cell = 14 * (64 + 128) * gates * 128
+    logits = 2 * 128 * 10
+    basic = cost(zoo, model, kernel="basic", **reading)
+    assert basic.macs == 2 * (projection + cell) + logits == {1: 791_040, 4: 2_855_424}[gates]
+    # the sequence kernels skip each pass's product with the zero state
+    sequence = cost(zoo, model, kernel="sequence", **reading)
+    assert sequence.macs == basic.macs - 2 * 128 * gates * 128
+    per_pass = (56 * 64 + 64) + (64 + 128) * gates * 128 + gates * 128
+    assert basic.params == sequence.params == 2 * per_pass + 2 * 128 * 10 + 10
+
+
 def test_the_counts_agree_with_tensorflows_profiler(zoo):
     """tf.compat.v1.profiler counts 2 float operations per multiply-accumulate of MatMul and
     Conv2D (and, unlike the zoo, also biases, activations and pooling: left out here)."""

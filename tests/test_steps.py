@@ -236,6 +236,8 @@ def test_a_setting_added_later_keeps_the_config_ids_of_runs_made_before_it(zoo):
     other = RunSettings(TrainerSettings(), {"width": 64, "rows": 2}, None, {}, (), {"rows": 1})
     assert same.config == before.config and same.config_id == before.config_id
     assert other.config["rows"] == 2 and other.config_id != before.config_id
+    # every setting by its name still names it, at its default (`zoo list MODEL --details`)
+    assert same.values["rows"] == 1 and other.values["rows"] == 2
     recorded = RunSettings.recorded(before.config, declared)
     assert recorded.hparams == {"width": 64, "rows": 1}
     assert recorded.config_id == before.config_id

@@ -22,6 +22,14 @@ CASES = {
                                                "readout": "mean", "hidden": 32},
     "max readout, forget_bias 0": {"readout": "max", "forget_bias": 0.0, "hidden": 48},
     "lstm-stack: two layers, dropout 0.2": dict(layers=2, dropout=0.2),
+    # issue 13's hyperparameters change the sequences either kernel reads
+    "two rows per step through a projection of 32": {"rows_per_step": 2, "projection": 32},
+    "rows and columns, bidirectional, 4 rows per step, mean readout": {
+        "read": "rows+columns", "bidirectional": True, "rows_per_step": 4, "hidden": 32,
+        "readout": "mean"},
+    "lstm-stack, rows and columns, 7 rows per step, projection": dict(
+        layers=2, dropout=0.2, read="rows+columns", rows_per_step=7, projection=16,
+        hidden=32),
 }
 
 

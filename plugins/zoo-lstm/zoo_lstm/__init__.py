@@ -1,13 +1,18 @@
 """zoo-lstm: ``BasicLSTMCell`` unrolled with ``static_rnn`` over the image rows.
 
 A [batch, H, W, C] image is read as H time steps of W*C features; the logits
-come from the last step's output.
+come from the last step's output. Hyperparameters added later change what a step reads
+(``rows_per_step`` rows at once, through a dense ``projection``) or add a second pass over
+the image's columns (``read``, the ReNet idea); at their defaults the model is the
+original one.
 
 Two kernels compute it: ``basic`` builds the original graph (BasicLSTMCell, MultiRNNCell,
 DropoutWrapper, static_rnn or static_bidirectional_rnn); ``sequence`` (zoo_lstm.sequence)
 computes the same function with the same variables, a whole sequence at a time with a
 hand-written gradient.
 """
+
+from contextlib import nullcontext
 
 from zoo_core import HParam, hookimpl
 
@@ -21,6 +26,19 @@ HPARAMS = {
     "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
     "readout": HParam("last", help="what the logits see: the last step's output, or the mean or "
                                    "max of every step's output", choices=("last", "mean", "max")),
+    # Added after the reference runs (issue 13): omit_default keeps their config ids.
+    "rows_per_step": HParam(1, help="consecutive image rows each time step reads (W*C*rows "
+                                    "features, height/rows steps); must divide the image "
+                                    "height, 28 for Fashion-MNIST and MNIST",
+                            choices=(1, 2, 4, 7, 14, 28), omit_default=True),
+    "projection": HParam(0, help="units of a dense ReLU layer applied to every step's input "
+                                 "before the cell, 0 for none (ReLU: a linear one would only "
+                                 "factor the cell's own input kernel)", min=0, max=4096,
+                         omit_default=True),
+    "read": HParam("rows", help="rows, or rows+columns: a second pass, with its own variables, "
+                                "over the columns (the transposed image; ReNet), its readout "
+                                "concatenated with the rows' before the logits",
+                   choices=("rows", "rows+columns"), omit_default=True),
     # The same function either way (tests/test_lstm_sequence_kernel.py), so not part of a
     # run's config id; sequence builds its graph 3-6x faster and trains ~5-10 % faster.
     "kernel": HParam("sequence", help="how the graph computes it: BasicLSTMCell + static_rnn "
@@ -36,7 +54,7 @@ STACKED = {**HPARAMS, "layers": HParam(2, help=HPARAMS["layers"].help, min=1, ma
 
 
 def build(images, *, num_classes, hparams, training):
-    """Unroll BasicLSTMCell over the image rows.
+    """Unroll BasicLSTMCell over the image rows (and, with read=rows+columns, its columns).
 
     Args:
         images: float32 [batch, height, width, channels].
@@ -46,15 +64,65 @@ def build(images, *, num_classes, hparams, training):
 
     Returns:
         float32 logits [batch, num_classes].
+
+    Raises:
+        ValueError: rows_per_step does not divide the image's height (or, with
+            read=rows+columns, its width).
     """
     import tensorflow as tf
 
-    if hparams["kernel"] == "sequence":
-        return _build_sequence(tf, images, num_classes=num_classes, hparams=hparams,
-                               training=training)
+    read = _read_sequence if hparams["kernel"] == "sequence" else _read_basic
+    features = []
+    for scope, steps in _sequences(tf, images, hparams):
+        with scope():
+            steps = _project(tf, steps, hparams["projection"])
+            features.append(read(tf, steps, hparams=hparams, training=training))
+    last = features[0] if len(features) == 1 else tf.concat(features, axis=1)
+    return tf.compat.v1.layers.dense(last, num_classes, name="logits")
+
+
+def _sequences(tf, images, hparams):
+    """The input sequences of the recurrent passes, whichever kernel reads them.
+
+    Returns [(the variable scope of the pass's own variables, float32 [batch, steps,
+    depth])]: the rows (in no scope of its own: the original model's variables keep their
+    names), then with read=rows+columns the columns (the transposed image) in scope
+    ``columns``. A step is ``rows_per_step`` consecutive rows (columns), their pixels in
+    reading order.
+    """
+    passes = [(nullcontext, images, "height")]
+    if hparams["read"] == "rows+columns":
+        passes.append((lambda: tf.compat.v1.variable_scope("columns"),
+                       tf.transpose(images, [0, 2, 1, 3]), "width"))
+    rows = hparams["rows_per_step"]
+    out = []
+    for scope, x, side in passes:
+        _, height, width, channels = x.shape.as_list()
+        if height % rows:
+            divisors = ", ".join(str(d) for d in range(1, height + 1) if height % d == 0)
+            raise ValueError(f"rows_per_step={rows} does not divide the image {side} "
+                             f"({height}); use one of {divisors}")
+        out.append((scope, tf.reshape(x, [-1, height // rows, rows * width * channels])))
+    return out
+
+
+def _project(tf, x, units):
+    """``x`` [batch, steps, depth] through a dense ReLU layer of ``units`` (``projection``),
+    the same weights at every step, as one matmul over [batch * steps, depth]; or ``x``."""
+    if not units:
+        return x
+    _, steps, depth = x.shape.as_list()
+    y = tf.compat.v1.layers.dense(tf.reshape(x, [-1, depth]), units, activation=tf.nn.relu,
+                                  name="projection")
+    return tf.reshape(y, [-1, steps, units])
+
+
+def _read_basic(tf, x, *, hparams, training):
+    """One pass of the original graph over ``x`` [batch, steps, depth]: BasicLSTMCell (with
+    DropoutWrapper, MultiRNNCell) unrolled with static_rnn, one way or both; returns what
+    the readout reads, [batch, H] (or [batch, 2H] both ways)."""
     rnn = tf.compat.v1.nn.rnn_cell
-    _, height, width, channels = images.shape.as_list()
-    rows = tf.unstack(tf.reshape(images, [-1, height, width * channels]), axis=1)
+    rows = tf.unstack(x, axis=1)
 
     def cell():
         c = rnn.BasicLSTMCell(hparams["hidden"], forget_bias=hparams["forget_bias"])
@@ -79,18 +147,17 @@ def build(images, *, num_classes, hparams, training):
     if hparams["readout"] != "last":  # pool over the rows: every row reaches the logits directly
         pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
         last = pool(tf.stack(outputs, axis=1), axis=1)
-    return tf.compat.v1.layers.dense(last, num_classes, name="logits")
+    return last
 
 
-def _build_sequence(tf, images, *, num_classes, hparams, training):
-    """What :func:`build` builds with kernel=basic, with zoo_lstm.sequence's kernel: the same
+def _read_sequence(tf, x, *, hparams, training):
+    """What :func:`_read_basic` computes, with zoo_lstm.sequence's kernel: the same
     variables (names, shapes, initializers), dropout, directions and readouts."""
     from zoo_lstm.sequence import drop, stack
 
     v1 = tf.compat.v1
-    _, height, width, channels = images.shape.as_list()
     # [T, B, D]: time-major, so that a step's slice and a stack over steps are contiguous
-    rows = tf.transpose(tf.reshape(images, [-1, height, width * channels]), [1, 0, 2])
+    rows = tf.transpose(x, [1, 0, 2])
     keep = None
     if hparams["dropout"]:  # DropoutWrapper(output_keep_prob=1 - rate), as the basic graph
         keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
@@ -113,7 +180,7 @@ def _build_sequence(tf, images, *, num_classes, hparams, training):
     if not final:
         pool = tf.reduce_mean if hparams["readout"] == "mean" else tf.reduce_max
         last = pool(outputs, axis=0)
-    return v1.layers.dense(last, num_classes, name="logits")
+    return last
 
 
 @hookimpl

@@ -23,6 +23,16 @@ CASES = {
     "max readout": {"readout": "max", "hidden": 48},
     "registry default: two bidirectional layers": {"bidirectional": True, "layers": 2},
     "two layers, dropout 0.2": dict(layers=2, dropout=0.2),
+    # issue 13's hyperparameters change the sequences either kernel reads, or (init=irnn)
+    # the activation both kernels apply: ReLU, with ReluGrad in the sequence kernel
+    "two rows per step through a projection of 32": {"rows_per_step": 2, "projection": 32},
+    "rows and columns, bidirectional, 4 rows per step, mean readout": {
+        "read": "rows+columns", "bidirectional": True, "rows_per_step": 4, "hidden": 32,
+        "readout": "mean"},
+    "irnn, two layers": {"init": "irnn", "layers": 2, "hidden": 48},
+    "irnn, rows and columns, bidirectional, projection, dropout, max readout": {
+        "init": "irnn", "read": "rows+columns", "bidirectional": True, "projection": 24,
+        "rows_per_step": 4, "dropout": 0.2, "readout": "max", "hidden": 32},
 }
 
 

@@ -2,21 +2,23 @@
 backward pass.
 
 ``BasicRNNCell`` unrolled with ``static_rnn`` computes, at every step,
-h_t = tanh(concat([x_t, h_{t-1}]) kernel + bias), and its gradient does one matmul per step
+h_t = tanh(concat([x_t, h_{t-1}]) kernel + bias) (or ReLU, the IRNN's activation, when the
+cell is given ``activation=tf.nn.relu``), and its gradient does one matmul per step
 for the kernel's gradient, summed over the steps afterwards. Here:
 
 forward   the input part of every step in ONE matmul ([T*B, D] x [D, H], bias added once),
           then h_t = tanh(that step's input part + h_{t-1} x W_h), step by step.
 backward  (``tf.custom_gradient``) back through time step by step (da_t = TanhGrad(h_t,
-          dh_t), dh_{t-1} = da_t x W_h^T), then the gradients of the kernel (both its x and
+          dh_t), or ReluGrad(dh_t, h_t) for ReLU, TensorFlow's own gradients of the two;
+          dh_{t-1} = da_t x W_h^T), then the gradients of the kernel (both its x and
           its h rows) and of the bias for all the steps in ONE matmul:
           [x_t, h_{t-1}, 1]^T x da_all.
 
-The variables are BasicRNNCell's (``kernel`` [D + H, H] with the scope's default Glorot
-uniform initializer, ``bias`` [H] of zeros, with its names), so checkpoints and parameter
-counts are the same. tests/test_rnn_sequence_kernel.py checks that the outputs and the
-gradients with respect to every variable and to the images equal BasicRNNCell + static_rnn's,
-up to float32 rounding.
+The variables are BasicRNNCell's (``kernel`` [D + H, H] with the scope's default
+initializer, Glorot uniform or init=irnn's, ``bias`` [H] of zeros, with its names), so
+checkpoints and parameter counts are the same. tests/test_rnn_sequence_kernel.py checks
+that the outputs and the gradients with respect to every variable and to the images equal
+BasicRNNCell + static_rnn's, up to float32 rounding.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 
-def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = False):
-    """One tanh RNN layer over a whole sequence, time-major.
+def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = False,
+              activation: str = "tanh"):
+    """One tanh (or ReLU) RNN layer over a whole sequence, time-major.
 
     Args:
         x: float32 [T, B, D], the inputs of every step.
@@ -36,6 +39,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
         final_only: return only the final state (h at the last step run; the first row's
             when ``reverse``), when nothing reads the others: the backward pass then skips
             the zero gradients of the other steps.
+        activation: "tanh" (BasicRNNCell's default) or "relu" (init=irnn's).
 
     Returns:
         float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
@@ -46,6 +50,14 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
     steps, _, depth = x.shape.as_list()
     units = kernel.shape.as_list()[1]
     order = list(range(steps))[::-1] if reverse else list(range(steps))
+    if activation not in ("tanh", "relu"):
+        raise ValueError(f"activation must be tanh or relu, not {activation!r}")
+    act = tf.tanh if activation == "tanh" else tf.nn.relu
+
+    def act_grad(h, dh):  # dh * (1 - h^2), or dh where h > 0 (that is, where a > 0)
+        if activation == "tanh":
+            return tf.raw_ops.TanhGrad(y=h, dy=dh)
+        return tf.raw_ops.ReluGrad(gradients=dh, features=h)
 
     @tf.custom_gradient
     def run(x, kernel, bias):
@@ -57,7 +69,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
         h = None
         outputs = [None] * steps
         for t in order:
-            h = tf.tanh(inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h))
+            h = act(inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h))
             outputs[t] = h
         y = tf.stack(outputs)  # [T, B, H]
 
@@ -72,7 +84,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
             dh = None
             for k, t in enumerate(reversed(order)):
                 dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
-                da[t] = tf.raw_ops.TanhGrad(y=outputs[t], dy=dh_t)
+                da[t] = act_grad(outputs[t], dh_t)
                 if k < steps - 1:  # the first step's h_prev is the zero state
                     dh = tf.matmul(da[t], w_h_t)
             dg = tf.reshape(tf.stack(da), [-1, units])  # [T*B, H]
@@ -91,7 +103,8 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
 
 def cell_variables(depth: int, units: int):
     """BasicRNNCell's variables in the current variable scope: ``kernel`` [D + H, H] with
-    the scope's default initializer (Glorot uniform) and ``bias`` [H] of zeros."""
+    the scope's default initializer (Glorot uniform, or the one a caller set on the scope:
+    init=irnn's) and ``bias`` [H] of zeros."""
     import tensorflow as tf
 
     v1 = tf.compat.v1
@@ -102,7 +115,7 @@ def cell_variables(depth: int, units: int):
 
 
 def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
-          final_only: bool = False):
+          final_only: bool = False, activation: str = "tanh"):
     """``static_rnn`` over ``MultiRNNCell([DropoutWrapper(BasicRNNCell)] * layers)``, as
     whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
 
@@ -114,6 +127,7 @@ def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
             what it reads, as the basic graph computes the wrapper's dropout only there.
 
         final_only: the last layer returns its final state only (see ``rnn_layer``).
+        activation: every layer's, "tanh" or "relu" (see ``rnn_layer``).
 
     Returns:
         float32 [T, B, H], the last layer's outputs in time order, before dropout (or [B, H],
@@ -129,7 +143,8 @@ def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
         if n:
             x = drop(x, keep_prob)
         x = rnn_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
-                      reverse=reverse, final_only=final_only and n == layers - 1)
+                      reverse=reverse, final_only=final_only and n == layers - 1,
+                      activation=activation)
     return x
 
 
