@@ -55,9 +55,9 @@ def idx_file(path: Path, images: np.ndarray) -> Path:
 @pytest.fixture(scope="module")
 def trained(recorded_runs):
     """A store with a tiny cnn run and a tiny lstm run (the sequence kernel); run ids."""
-    # float32: exports compute in float32, and the cnn's default precision is auto
+    # float32: exports compute in float32, and the cnn's and the lstm's default precision is auto
     home, runs = recorded_runs(["cnn", *QUICK, "--precision", "float32"],
-                               ["lstm", *QUICK, "--set", "hidden=32"])
+                               ["lstm", *QUICK, "--set", "hidden=32", "--precision", "float32"])
     return home, {r["model"]: r["run_id"] for r in runs}
 
 
