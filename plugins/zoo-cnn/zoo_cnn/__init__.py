@@ -76,9 +76,9 @@ def zoo_register_models(register):
         # precision is auto).
         weights={"fashion": {
             "file": "weights/cnn-fashion.zoopack",
-            "sha256": "d164d46b4199d8a13d9e23f0c2c66a3c2882715b73d83a9063ba3fc3207ff737",
-            "config_id": "ce3df065bb",
-            "test_accuracy": 0.9163,
+            "sha256": "e0a452de1d0430b44ebfb1762cd04eb5ff7c8284b147d84a2a2552ea36b9060b",
+            "config_id": "82049941ff",
+            "test_accuracy": 0.9219,
         }},
     )
     register(
