@@ -95,16 +95,22 @@ def test_the_cnn_by_hand(zoo):
 
 
 def test_the_rnn_by_hand(zoo):
-    # the registry's rnn: 2 layers of 128 each way over 28 rows of 28 pixels. BasicRNNCell
-    # multiplies [x_t, h_{t-1}] by its kernel at every step, the zero state's too.
-    first = 28 * (28 + 128) * 128  # per direction
+    # the registry's rnn: 2 layers of 128 each way over 28 rows of 28 pixels, then the same
+    # over the 28 columns (read=rows+columns). BasicRNNCell multiplies [x_t, h_{t-1}] by its
+    # kernel at every step, the zero state's too.
+    first = 28 * (28 + 128) * 128  # per direction and pass
     second = 28 * (128 + 128) * 128
-    logits = 2 * 128 * 10  # the last outputs of both directions
+    logits = 2 * 2 * 128 * 10  # the last outputs of both directions of both passes
     basic = cost(zoo, "rnn", kernel="basic")
-    assert basic.macs == 2 * (first + second) + logits == 2_955_776
+    assert basic.macs == 2 * 2 * (first + second) + logits == 5_911_552
     # the sequence kernel computes the same function and skips the zero state's product
-    assert cost(zoo, "rnn", kernel="sequence").macs == basic.macs - 2 * 2 * 128 * 128
-    assert basic.params == 2 * ((28 + 128) * 128 + 128 + (256 * 128 + 128)) + 256 * 10 + 10
+    assert cost(zoo, "rnn", kernel="sequence").macs == basic.macs - 2 * 2 * 2 * 128 * 128
+    per_pass = 2 * ((28 + 128) * 128 + 128 + (256 * 128 + 128))
+    assert basic.params == 2 * per_pass + 512 * 10 + 10 == 217_098
+    # reading the rows only, as before issue 13
+    rows = cost(zoo, "rnn", kernel="basic", read="rows")
+    assert rows.macs == 2 * (first + second) + 2 * 128 * 10 == 2_955_776
+    assert rows.params == per_pass + 256 * 10 + 10
 
 
 @pytest.mark.parametrize("model, gates", [("rnn", 1), ("lstm", 4)])

@@ -231,8 +231,8 @@ def zoo_register_models(register):
         # `zoo pack RUN -o .../weights/rnn-fashion.zoopack`.
         weights={"fashion": {
             "file": "weights/rnn-fashion.zoopack",
-            "sha256": "fe512e923c66daa7537acd655da418a40d929d5208c7ade4dd8d681f238b9e27",
-            "config_id": "8de76bf5c0",
-            "test_accuracy": 0.8939,
+            "sha256": "68fda9e7f1f602fa2a1b4f1c3b38afae72218f5dca2f88358308ed7c006071f6",
+            "config_id": "12f6bf4dc6",
+            "test_accuracy": 0.9059,
         }},
     )
