@@ -23,6 +23,7 @@ from zoo_core.train import checkpoints
 from zoo_core.train.evaluate import evaluate_checkpoint
 from zoo_core.train.graph import _learning_rate, build_graph
 from zoo_core.train.loop import train
+from test_trainer import _StopAt  # Ctrl-C when an epoch starts
 
 NEW = ("optimizer", "momentum", "warmup", "ema", "augment_erase")
 BATCH, K = 32, 4
@@ -267,23 +268,6 @@ def test_validation_the_best_checkpoint_and_the_test_use_the_averages(zoo, subse
     assert sorted(packed.get_variable_to_shape_map()) == names
     assert all(n.startswith("model/") and "Adam" not in n for n in names)
     assert all(np.array_equal(packed.get_tensor(n), best.get_tensor(n)) for n in names)
-
-
-class _StopAt:
-    """Progress that presses Ctrl-C when epoch ``at`` starts (tests/test_trainer.py's)."""
-
-    def __init__(self, at: int):
-        self.at = at
-
-    def epoch_start(self, epoch, epochs, steps):
-        if epoch == self.at:
-            raise KeyboardInterrupt
-
-    def step(self, loss, accuracy):
-        pass
-
-    def epoch_end(self, record):
-        pass
 
 
 def test_a_resumed_run_with_every_new_setting_ends_where_an_uninterrupted_one_ends(zoo, subset):
