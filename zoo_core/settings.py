@@ -339,15 +339,12 @@ class RunSettings:
 
     @property
     def values(self) -> dict[str, Any]:
-        """Every setting by its name: the config's (with ``precision`` as asked for, where the
-        config records ``bf16``, what it computes in here), the ``omit_default`` ones the
-        config leaves out at their defaults, and the speed-only ones."""
-        config = {k: v for k, v in self.config.items() if k != "bf16"}
-        omitted = {**{k: getattr(self.trainer, k) for k, p in TRAINER_HPARAMS.items()
-                      if p.omit_default},
-                   **{k: self.hparams[k] for k in self.omit_default if k in self.hparams}}
-        return {**config, **{k: v for k, v in omitted.items() if k not in config},
-                "precision": self.trainer.precision, **self.speed}
+        """Every setting by its name: the trainer's (``precision`` as asked for, where the
+        config records ``bf16``, what it computes in here), the :data:`RETIRED` ones at their
+        retired values, the model's hyperparameters and ``limit``: the config's, with the
+        ``omit_default`` and speed-only ones it leaves out."""
+        return {**self.trainer.to_dict(), **{k: r.value for k, r in RETIRED.items()},
+                **self.hparams, "limit": self.limit}
 
     @property
     def config_id(self) -> str:
@@ -358,7 +355,7 @@ class RunSettings:
         """A run's settings as it recorded them (``config``, and its speed-only settings if
         given there too), for the model's ``declared`` hyperparameters. Settings added
         since the run was made take their defaults; retired ones are ignored."""
-        trainer = {k: config.get(k, p.default) for k, p in TRAINER_HPARAMS.items()}
+        trainer = {k: recorded_setting(config, k) for k in TRAINER_HPARAMS}
         if "precision" not in config:  # a config records what the run computed in
             trainer["precision"] = recorded_precision(config)
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
