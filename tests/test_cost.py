@@ -89,9 +89,14 @@ def test_the_cnn_by_hand(zoo):
     conv2 = 14 * 14 * 3 * 3 * 32 * 64  # then 7x7x64 = 3,136 features
     dense = 7 * 7 * 64 * 128
     logits = 128 * 10
-    found = cost(zoo, "cnn")
+    found = cost(zoo, "cnn")  # the registry's: batch normalization after each layer
     assert found.macs == conv1 + conv2 + dense + logits == 4_241_152
-    assert found.params == (9 * 32 + 32) + (9 * 32 * 64 + 64) + (3136 * 128 + 128) + (1280 + 10)
+    # batch normalization's offset replaces each layer's bias, and adds a scale
+    assert found.params == (9 * 32 + 2 * 32) + (9 * 32 * 64 + 2 * 64) + (3136 * 128 + 2 * 128) \
+        + (1280 + 10) == 421_866
+    plain = cost(zoo, "cnn", batch_norm=False)  # issue 17's 30-second cnn
+    assert plain.macs == found.macs
+    assert plain.params == (9 * 32 + 32) + (9 * 32 * 64 + 64) + (3136 * 128 + 128) + (1280 + 10)
 
 
 def test_the_rnn_by_hand(zoo):

@@ -43,12 +43,12 @@ def test_a_run_records_every_piece_of_evidence(monkeypatch):
                           cwd=Path(evidence.__file__).parents[2]).stdout.strip()
     assert env["git"] in (head, head + "-dirty")
     model = json.loads((folder / "metrics.json").read_text())["model"]
-    assert model == {"params": 421_642, "macs": 4_241_152}  # tests/test_cost.py counts them
+    assert model == {"params": 421_866, "macs": 4_241_152}  # tests/test_cost.py counts them
 
     shown = zoo("show", record["run_id"])
     assert shown.exit_code == 0, shown.output
     card = shown.output[shown.output.index("model card"):]
-    for line in ("parameters        421,642", "MACs per example  4,241,152",
+    for line in ("parameters        421,866", "MACs per example  4,241,152",
                  # the cnn's default precision is auto: bfloat16 where the CPU has it
                  f"precision         {'bfloat16' if cpu_has_bf16() else 'float32'}",
                  f"git revision      {env['git']}",

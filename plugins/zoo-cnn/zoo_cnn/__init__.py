@@ -76,9 +76,9 @@ def zoo_register_models(register):
         # precision is auto).
         weights={"fashion": {
             "file": "weights/cnn-fashion.zoopack",
-            "sha256": "e0a452de1d0430b44ebfb1762cd04eb5ff7c8284b147d84a2a2552ea36b9060b",
-            "config_id": "82049941ff",
-            "test_accuracy": 0.9219,
+            "sha256": "d38d5deb819362647560d610bf1576ecc9c30e19521e46234ec3d7c208cadcdb",
+            "config_id": "298f2e828a",
+            "test_accuracy": 0.9293,
         }},
     )
     register(
