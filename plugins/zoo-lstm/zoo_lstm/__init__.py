@@ -196,9 +196,9 @@ def zoo_register_models(register):
         # `zoo pack RUN -o .../weights/lstm-fashion.zoopack`.
         weights={"fashion": {
             "file": "weights/lstm-fashion.zoopack",
-            "sha256": "e44cdcf44eb007c1f4a63723079f4875f7d233ae47ee1e685dd8362fcb133475",
-            "config_id": "a22df1724f",
-            "test_accuracy": 0.9058,
+            "sha256": "0c60858383891bee5c53044258fdbe44c17ebd9989502d03251135f2bcbb3f20",
+            "config_id": "6e0d13d635",
+            "test_accuracy": 0.9095,
         }},
     )
     register(
