@@ -89,8 +89,8 @@ def zoo_register_models(register):
         # `zoo run cnn-bn --dataset fashion --seed 0` (bfloat16), packed as the cnn's
         weights={"fashion": {
             "file": "weights/cnn-bn-fashion.zoopack",
-            "sha256": "f9379d0b2f959c59dd69ef3dcdd91da1294d8ae143ff2cc64f8e92474baf3a46",
-            "config_id": "97fc4618e5",
-            "test_accuracy": 0.9416,
+            "sha256": "694b1c090e2ca817311c97dcdbeaa484a6112ba8a6977d77519ef2d2b928389d",
+            "config_id": "adb78b474a",
+            "test_accuracy": 0.9438,
         }},
     )
