@@ -162,7 +162,7 @@ def run(state, model, all_models, dataset, epochs, batch_size, lr, precision, se
     Examples:
       zoo run cnn --dataset fashion
       zoo run lstm --epochs 3 --limit 5000          a quick try
-      zoo run cnn --set dropout=0.3 --seeds 3
+      zoo run cnn --set dropout=0.5 --seeds 3
       zoo run --all --seeds 3 --skip-done           fill the leaderboard
       zoo run --resume cnn-fashion-s0-20261121-2248      after Ctrl-C
     """
