@@ -67,8 +67,8 @@ def fill_store() -> None:
     """The DEMO runs, recorded in the current ``ZOO_HOME``'s store, each with the settings
     ``zoo run MODEL`` gives it today plus its changes."""
     from zoo_core.catalogue import open_zoo
-    from zoo_core.runs.records import RunRecord
-    from zoo_core.runs.store import open_store
+    from zoo_core.store.records import RunRecord
+    from zoo_core.store import open_store
 
     zoo = open_zoo()
     with open_store() as store:

@@ -22,8 +22,8 @@ from zoo_core.catalogue import open_zoo, plugins
 from zoo_core.catalogue.registry import default_registry_path, read_catalogue
 from zoo_core.cli import cli
 from zoo_core.errors import RegistryError
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import open_store
+from zoo_core.store.records import RunRecord
+from zoo_core.store import open_store
 from zoo_core.serving import packs, weights
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from zoo_core.cli.common import (DownloadProgressBar, data_dir_option, echo_json
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 from zoo_core.settings import MAX_SEED, MAX_SEEDS
 
 

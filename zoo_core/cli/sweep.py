@@ -17,7 +17,7 @@ from zoo_core.cli.common import (echo_json, json_option, message, parse_set_opti
 from zoo_core.cli.completion import complete_models
 from zoo_core.cli.runs import ConsoleProgress, overrides, run_options
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 
 _ARGV = "zoo.sweep.argv"  # ctx.meta: the arguments `zoo sweep` was given, for its record
 
