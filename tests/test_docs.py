@@ -206,3 +206,18 @@ def test_the_cli_reference_samples_are_what_the_commands_print():
              if new not in text]
     assert fresh == text, ("docs/cli.md shows output its commands no longer print "
                            f"({', '.join(stale)}): run python docs/samples.py")
+
+
+def test_the_plugin_guides_zoo_check_sample_has_the_rows_zoo_check_prints():
+    """writing-plugins.md §7 quotes a real `zoo check cnn` (its timings vary, so it is not
+    regenerated): its rows are the checks zoo check runs, in order, then one per dataset
+    cnn declares weights for; its summary counts them."""
+    from zoo_core.catalogue import open_zoo
+
+    text = (DOCS / "writing-plugins.md").read_text()
+    block = re.search(r"```\n\$ zoo check cnn\n(.*?)```", text, re.S)[1]
+    rows = [line.split()[0] for line in block.splitlines()[3:]
+            if line and not line.startswith(" ") and line.split()[1:2] == ["passed"]]
+    expected = list(testing.CHECKS) + [f"weights:{d}" for d in open_zoo().model("cnn").weights]
+    assert rows == expected
+    assert f"\n{len(expected)} passed, 0 failed, 0 skipped in " in block
