@@ -317,6 +317,12 @@ def _imported_mark(row: dict[str, Any]) -> str:
                                              and row.get("best_run") in flag) else ""
 
 
+def config_labels(rows: list[dict[str, Any]]) -> list[str]:
+    """A short label per row, as the table's config column shows it: the settings that vary
+    within its (model, dataset), else the config id (``limit=N`` on a quick try)."""
+    return _config_labels(rows)
+
+
 def _config_labels(rows: list[dict[str, Any]]) -> list[str]:
     """A short label per row: the settings that vary within its (model, dataset), else the id."""
     configs: dict[tuple[str, str], list[dict]] = {}
