@@ -241,14 +241,16 @@ def test_the_plugin_guides_zoo_check_sample_has_the_rows_zoo_check_prints():
 
 
 def doc_commands(text: str) -> list[str]:
-    """The ``zoo ...`` commands in a page's shell blocks: lines ``$ zoo ...`` or ``zoo ...``,
-    cut at a comment (``#`` or two spaces), a redirection, ``;``, ``&&``, ``|`` or ``&``."""
+    """The ``zoo ...`` commands in a page's shell blocks: lines ``$ zoo ...`` (in a block of
+    commands without ``$``, lines ``zoo ...``), cut at a comment (``#`` or two spaces), a
+    redirection, ``;``, ``&&``, ``|`` or ``&``."""
     found = []
     for lang, block in re.findall(r"^```(\w*)\n(.*?)^```", text, re.M | re.S):
         if lang not in ("", "sh", "bash", "console", "shell"):
             continue
+        prompt = r"\$ " if re.search(r"^\$ ", block, re.M) else ""  # else: output is not shown
         for line in block.splitlines():
-            m = re.match(r"^(?:\$ )?(zoo .*)$", line)
+            m = re.match(rf"^{prompt}(zoo .*)$", line)
             if not m:
                 continue
             line = re.split(r"\s+#|\s{2,}", m[1])[0]
@@ -304,5 +306,6 @@ def test_the_command_parser_catches_what_it_should():
                  ["sweep", "status"]):
         with pytest.raises(click.UsageError):
             parse_command(args)
-    assert doc_commands("```\n$ zoo run cnn --epochs 2  # two\nzoo list > x; zoo plugins\n```\n"
+    assert doc_commands("```\n$ zoo run cnn --epochs 2  # two\nzoo serve: its output\n```\n"
+                        "```\nzoo list > x; zoo plugins\n```\n"
                         ) == ["zoo run cnn --epochs 2", "zoo list", "zoo plugins"]
