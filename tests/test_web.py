@@ -207,6 +207,15 @@ def test_concurrent_requests_load_a_model_once(store):
         assert app.state.models.loads == 1
 
 
+def test_a_store_without_runs_answers_from_the_shipped_weights_and_stays_empty(tmp_path):
+    db = tmp_path / "empty.db"
+    with TestClient(create_app(str(db)), raise_server_exceptions=False) as c:
+        answer = c.post("/v1/models/cnn:predict", json={"instances": real_images(2).tolist()})
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+        assert "the model's shipped weights" in c.get("/models/cnn").text
+        assert c.get("/runs.json").json() == []  # nothing imported: the server only reads
+
+
 # -- zoo site -------------------------------------------------------------------------------------
 
 
