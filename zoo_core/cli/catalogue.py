@@ -5,8 +5,11 @@ None of these import TensorFlow.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from zoo_core.catalogue import cards
 from zoo_core.cli.completion import complete_datasets, complete_models
 from zoo_core.cli.common import echo_json, json_option, message, table
 from zoo_core.errors import DataError, ZooError, setting
@@ -26,8 +29,8 @@ def list_models(state, pattern, details, dataset, as_json):
     zoo = state.zoo()
     rows = zoo.rows(pattern)
     if as_json:
-        echo_json([{**_model_json(r), "reference": _references(zoo, r.name),
-                    **(_settings_json(zoo, r, dataset) if details else {})} for r in rows])
+        echo_json([cards.model_json(zoo, r, dataset if details else None, message)
+                   for r in rows])
         return
     if not rows:
         click.echo(f"no model matches {pattern!r}" if pattern else "no models: see `zoo plugins`")
@@ -46,25 +49,13 @@ def list_models(state, pattern, details, dataset, as_json):
         if details and r.spec is not None:
             _print_settings(zoo, r.name, dataset)
         if details:
-            for dataset_name, ref in _references(zoo, r.name).items():
+            for dataset_name, ref in cards.references(zoo, r.name).items():
                 std = ref.get("test_accuracy_std")
                 spread = f" ± {100 * std:.2f}" if std is not None else ""
                 cost = "".join(f", {ref[key]:,} {what}" for key, what in (
                     ("params", "parameters"), ("macs", "MACs per example")) if key in ref)
                 click.echo(f"{r.name} on {dataset_name}: {100 * ref['test_accuracy']:.2f}{spread}% test "
                            f"accuracy ({len(ref.get('seeds', [])) or '?'} runs){cost}: {ref['command']}")
-
-
-def _settings_json(zoo, row, dataset: str) -> dict:
-    """``{"settings": {dataset, values, sources}}`` for an installed model, else ``{}``."""
-    if row.spec is None:
-        return {}
-    try:
-        resolved = zoo.resolve(row.name, dataset)
-    except ZooError as e:
-        return {"settings": {"dataset": dataset, "error": message(e)}}
-    return {"settings": {"dataset": dataset, "values": resolved.settings.values,
-                         "sources": dict(resolved.sources)}}
 
 
 def _print_settings(zoo, name: str, dataset: str) -> None:
@@ -78,23 +69,6 @@ def _print_settings(zoo, name: str, dataset: str) -> None:
     click.echo(f"\n{name} settings on {dataset} (before command-line options):")
     click.echo(table([[k, values[k], resolved.sources[k]] for k in resolved.sources],
                      ["setting", "value", "from"]))
-
-
-def _references(zoo, name: str) -> dict:
-    entry = zoo.catalogue.models.get(name)
-    return dict(entry.reference) if entry else {}
-
-
-def _model_json(r) -> dict:
-    out = {"name": r.name, "plugin": r.plugin, "status": r.status, "summary": r.summary,
-           "datasets": r.datasets}
-    if r.hint:
-        out["hint"] = r.hint
-    if r.spec is not None:
-        out["plugin_version"] = r.spec.plugin_version
-        out["hparams"] = {k: {"default": p.default, "type": p.type_name, "help": p.help}
-                          for k, p in r.spec.hparams.items()}
-    return out
 
 
 @click.command("plugins")
@@ -151,12 +125,20 @@ def _print_plugins(reports) -> None:
 @click.command("datasets")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
               help="Look here first [env: ZOO_DATA_DIR].")
+@click.option("--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Instead: write a few real test images (PNG, JPEG, .npy) of --dataset "
+                   "into this folder, to try zoo predict on.")
+@click.option("--dataset", "-d", "dataset", default="fashion", show_default=True,
+              help="The dataset --samples takes its test images from.")
 @json_option
 @click.pass_obj
-def list_datasets(state, data_dir, as_json):
-    """List the datasets, where their files were found and whether they verified."""
+def list_datasets(state, data_dir, samples_dir, dataset, as_json):
+    """List the datasets, where their files were found and whether they verified (or, with
+    --samples DIR, write a few of a dataset's test images there)."""
     from zoo_core import data  # numpy: kept out of the light commands (zoo list, --help)
 
+    if samples_dir is not None:
+        return _write_samples(state, data_dir, samples_dir, dataset, as_json)
     out = []
     for name, spec in sorted(state.zoo().datasets.items()):
         where, files = data.inspect(spec, data_dir)
@@ -182,6 +164,33 @@ def list_datasets(state, data_dir, as_json):
         raise DataError(f"{', '.join(failed)}: files found but not usable (listed "
                         f"{'in problems' if as_json else 'above'}); replace or delete the files "
                         f"named, or point {setting('data_dir')} at good copies")
+
+
+def _write_samples(state, data_dir, folder: Path, dataset: str, as_json: bool) -> None:
+    from zoo_core import data
+    from zoo_core.data.samples import write_samples
+
+    spec = state.zoo().dataset(dataset)
+    loaded = data.load(spec, data_dir)
+    written = write_samples(loaded, folder)
+    if as_json:
+        echo_json([{"file": str(f.path), "test_indices": list(f.indices),
+                    "classes": list(f.classes), "what": f.what} for f in written])
+        return
+    click.echo(f"wrote {len(written)} files of {dataset}'s test images to {folder}:")
+    width = max(len(str(f.path)) for f in written)
+    for f in written:
+        images = (f"test image {f.indices[0]}" if len(f.indices) == 1
+                  else f"test images {f.indices[0]}-{f.indices[-1]}")
+        click.echo(f"  {str(f.path):<{width}}  {images} ({', '.join(f.classes)}), {f.what}")
+    first = written[0].path
+    click.echo(f"try: zoo predict {_model_for(state, dataset)} {first} {written[-1].path}")
+
+
+def _model_for(state, dataset: str) -> str:
+    """A model with published weights for ``dataset`` (cnn for Fashion-MNIST), else any."""
+    models = state.zoo().models
+    return next((name for name in sorted(models) if dataset in models[name].weights), "MODEL")
 
 
 COMMANDS = [list_models, list_plugins, list_datasets]

@@ -53,6 +53,7 @@ class Pulled:
     record: RunRecord
     source: str
     already: bool
+    note: str = ""  # what of the run's folder could not be made (serving.imported)
 
 
 def pulled_run(store: Store, model: str, weights: Weights) -> RunRecord | None:
@@ -80,13 +81,16 @@ def pull(zoo: Zoo, store: Store, model: str, dataset: str,
         raise UsageError(f"model {model!r} declares no published weights for {dataset!r} "
                          f"(it declares weights for: {others}); train it with "
                          f"`zoo run {model} --dataset {dataset}`")
+    from zoo_core.serving import imported
+
     found = pulled_run(store, model, weights)
     if found is not None:
-        return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True)
+        return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True,
+                      imported.complete(zoo, store, found))
     path, source = _fetch(zoo, model, weights, progress)
     _matches(path, model, weights, source)
     done = packs.unpack(store, path, source=source)
-    return Pulled(done.record, source, done.already)
+    return Pulled(done.record, source, done.already, imported.complete(zoo, store, done.record))
 
 
 def ensure_weights(zoo: Zoo, store: Store, model: str, dataset: str,
@@ -100,6 +104,23 @@ def ensure_weights(zoo: Zoo, store: Store, model: str, dataset: str,
     if declaration(zoo, model, dataset) is None:
         return None
     return pull(zoo, store, model, dataset, progress).record.run_id
+
+
+def shipped_run(zoo: Zoo, model: str, dataset: str, folder: Path) -> RunRecord | None:
+    """The run of the model's weights for ``dataset`` shipped in its plugin's package, its
+    pack verified and extracted into the empty ``folder``, without touching any store (what
+    a read-only server uses when its store has no run of the model); None when no shipped
+    pack is declared, or the shipped file does not match its declaration.
+
+    Raises:
+        PackError: the shipped pack is damaged.
+    """
+    declared_weights = declaration(zoo, model, dataset)
+    path = shipped_file(zoo, model, declared_weights) if declared_weights else None
+    if path is None or _sha_problem(path, declared_weights):
+        return None
+    contents = packs.read(path, extract_to=folder)
+    return RunRecord(**{**contents.run["record"], "run_dir": str(folder), "tags": [IMPORTED_TAG]})
 
 
 def shipped_file(zoo: Zoo, model: str, weights: Weights) -> Path | None:
