@@ -62,6 +62,8 @@ class HParam:
             names it only when it is set to another value than its default, so the config
             ids of the runs made before it existed (and registry.toml's reference rows) still
             hold. A run that does not name it computed with the default.
+        search: the range ``zoo sweep --search`` draws it from when no ``--space`` names it,
+            ``log(a,b)``, ``float(a,b)``, ``int(a,b)`` or ``choice(a,...)`` (searchspace.py).
     """
 
     default: Any
@@ -72,6 +74,7 @@ class HParam:
     choices: tuple | None = None
     speed_only: bool = False
     omit_default: bool = False
+    search: str | None = None
 
     def __post_init__(self):
         t = self.type if self.type is not None else type(self.default)
@@ -205,26 +208,28 @@ class TrainerSettings:
 
     epochs: int = _setting(10, "passes over the training split", min=1, max=10_000)
     batch_size: int = _setting(128, "examples per training step", min=1, max=65_536)
-    lr: float = _setting(1e-3, "learning rate of the optimizer", min=1e-12, max=10.0)
+    lr: float = _setting(1e-3, "learning rate of the optimizer", min=1e-12, max=10.0,
+                         search="log(1e-4,1e-2)")
     # Settings added after runs were recorded (omit_default): at their defaults a config
     # leaves them out, so the config ids recorded before them still hold.
     optimizer: str = _setting(
         "adam", "adam; nesterov (SGD with Nesterov momentum, see momentum)",
-        choices=("adam", "nesterov"), omit_default=True)
+        choices=("adam", "nesterov"), omit_default=True, search="choice(adam,nesterov)")
     momentum: float = _setting(0.9, "momentum of optimizer=nesterov (not used by adam)",
                                min=0.0, max=0.999, omit_default=True)
     lr_schedule: str = _setting(
         "constant", "constant; cosine (decay to 0 over the run); step (x0.1 at 50% and 75%); "
                     "linear (decay linearly to 0 at the end); after any warmup",
-        choices=("constant", "cosine", "step", "linear"))
+        choices=("constant", "cosine", "step", "linear"), search="choice(constant,cosine)")
     warmup: float = _setting(
         0.0, "fraction of the training steps over which lr rises linearly from 0, before "
              "lr_schedule runs over the rest (one-cycle: lr_schedule=linear, warmup=0.25)",
         min=0.0, max=0.9, omit_default=True)
     clip_norm: float = _setting(0.0, "clip gradients to this global norm (0: off)", min=0.0)
     weight_decay: float = _setting(0.0, "L2 penalty on weight matrices and kernels (0: off)",
-                                   min=0.0)
-    label_smoothing: float = _setting(0.0, "label smoothing in [0, 1)", min=0.0, max=0.99)
+                                   min=0.0, search="float(0,5e-4)")
+    label_smoothing: float = _setting(0.0, "label smoothing in [0, 1)", min=0.0, max=0.99,
+                                      search="float(0,0.2)")
     augment_shift: int = _setting(0, "random shifts of training images by up to N pixels (0: off)",
                                   min=0, max=8)
     augment_flip: bool = _setting(False, "random horizontal flips of training images")

@@ -45,6 +45,7 @@ def list_models(state, pattern, details, dataset, as_json):
                              ["name", "default", "type", "help"]))
         if details and r.spec is not None:
             _print_settings(zoo, r.name, dataset)
+            _print_search_space(r.name, r.spec)
         if details:
             for dataset_name, ref in _references(zoo, r.name).items():
                 std = ref.get("test_accuracy_std")
@@ -64,7 +65,8 @@ def _settings_json(zoo, row, dataset: str) -> dict:
     except ZooError as e:
         return {"settings": {"dataset": dataset, "error": message(e)}}
     return {"settings": {"dataset": dataset, "values": resolved.settings.values,
-                         "sources": dict(resolved.sources)}}
+                         "sources": dict(resolved.sources)},
+            "search_space": {k: v["range"] for k, v in search_space(row.spec).items()}}
 
 
 def _print_settings(zoo, name: str, dataset: str) -> None:
@@ -78,6 +80,23 @@ def _print_settings(zoo, name: str, dataset: str) -> None:
     click.echo(f"\n{name} settings on {dataset} (before command-line options):")
     click.echo(table([[k, values[k], resolved.sources[k]] for k in resolved.sources],
                      ["setting", "value", "from"]))
+
+
+def search_space(spec) -> dict[str, dict]:
+    """The search ranges ``zoo sweep MODEL --search`` uses without ``--space``: those the
+    model's hyperparameters declare, then the trainer settings' (``HParam(search=...)``)."""
+    from zoo_core.settings import TRAINER_HPARAMS
+
+    return {k: {"range": p.search, "from": spec.plugin if k in spec.hparams else "trainer"}
+            for k, p in {**spec.hparams, **TRAINER_HPARAMS}.items() if p.search}
+
+
+def _print_search_space(name: str, spec) -> None:
+    space = search_space(spec)
+    if space:
+        click.echo(f"\n{name} search space (`zoo sweep {name} --search tpe` without --space):")
+        click.echo(table([[k, v["range"], v["from"]] for k, v in space.items()],
+                         ["setting", "range", "declared by"]))
 
 
 def _references(zoo, name: str) -> dict:
