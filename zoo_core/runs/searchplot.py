@@ -65,12 +65,17 @@ def _history(ax, done, scale: float, label: str, maximize: bool) -> None:
 
 
 def _setting(ax, name: str, space: str, done, scale: float, label: str) -> None:
-    choice = space.startswith("choice(")
+    choices = space[len("choice("):-1].split(",") if space.startswith("choice(") else None
     for state, colour in _COLOURS.items():
-        shown = [v for v in done if v["state"] == state and name in v["params"]]
-        xs = [v["params"][name] if choice else float(v["params"][name]) for v in shown]
+        shown = [v for v in done if v["state"] == state and v["params"].get(name) is not None
+                 and (choices is None or v["params"][name] in choices)]
+        xs = [choices.index(v["params"][name]) if choices else float(v["params"][name])
+              for v in shown]
         ax.scatter(xs, [scale * v["value"] for v in shown], c=colour, s=24,
                    marker="o" if state == "completed" else "x")
+    if choices:  # in the declared order, every choice shown
+        ax.set_xticks(range(len(choices)), choices)
+        ax.set_xlim(-0.5, len(choices) - 0.5)
     if space.startswith("log("):
         ax.set_xscale("log")
     ax.set_xlabel(f"{name}  {space}")
