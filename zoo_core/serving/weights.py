@@ -53,6 +53,7 @@ class Pulled:
     record: RunRecord
     source: str
     already: bool
+    note: str = ""  # what of the run's folder could not be made (serving.imported)
 
 
 def pulled_run(store: Store, model: str, weights: Weights) -> RunRecord | None:
@@ -80,13 +81,16 @@ def pull(zoo: Zoo, store: Store, model: str, dataset: str,
         raise UsageError(f"model {model!r} declares no published weights for {dataset!r} "
                          f"(it declares weights for: {others}); train it with "
                          f"`zoo run {model} --dataset {dataset}`")
+    from zoo_core.serving import imported
+
     found = pulled_run(store, model, weights)
     if found is not None:
-        return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True)
+        return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True,
+                      imported.complete(zoo, store, found))
     path, source = _fetch(zoo, model, weights, progress)
     _matches(path, model, weights, source)
     done = packs.unpack(store, path, source=source)
-    return Pulled(done.record, source, done.already)
+    return Pulled(done.record, source, done.already, imported.complete(zoo, store, done.record))
 
 
 def ensure_weights(zoo: Zoo, store: Store, model: str, dataset: str,
