@@ -345,3 +345,22 @@ def test_a_search_on_a_postgresql_store(postgresql_url, tmp_path, monkeypatch):
         runs = store.runs(sweep_id=out["sweep"]["sweep_id"])
         assert [r.status for r in runs] == ["completed", "completed"]
         assert all(len(store.epochs(r.run_id)) == 1 for r in runs)
+
+
+def test_the_benchmark_compares_the_arms_per_repetition():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "search.py"
+    spec = importlib.util.spec_from_file_location("search_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [dict(arm="random", seed=0, best_val_accuracy=0.80, train_seconds=100.0),
+            dict(arm="tpe+median", seed=0, best_val_accuracy=0.82, train_seconds=50.0),
+            dict(arm="tpe+median", seed=1, best_val_accuracy=0.79, train_seconds=70.0),
+            dict(arm="random", seed=1, best_val_accuracy=0.80, train_seconds=100.0)]
+    c = bench.compare(rows)
+    assert c["gains"] == pytest.approx([0.02, -0.01])
+    assert c["compute_fractions"] == pytest.approx([0.5, 0.7])
+    assert c["median_gain"] == pytest.approx(0.005)
+    assert c["median_compute_fraction"] == pytest.approx(0.6)
+    assert c["goal_met"]
