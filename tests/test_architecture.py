@@ -11,7 +11,7 @@ import pytest
 CORE = Path(__file__).resolve().parents[1] / "zoo_core"
 # Bottom to top: a module may import from its own layer or a lower one.
 LAYERS = [
-    {"errors", "paths", "_tf", "settings"},
+    {"errors", "paths", "_tf", "settings", "hparams", "searchspace"},
     {"catalogue", "registry"},
     {"data"},
     {"train"},

@@ -120,6 +120,15 @@ class RunInterrupted(KeyboardInterrupt):
         self.completed = completed
 
 
+class TrialPruned(Exception):
+    """A search's pruner stopped a trial at an epoch boundary (``zoo sweep --search
+    --prune``): a decision, recorded as status "pruned" with ``reason``, not a failure."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 # -- where in a plugin's code an error came from ------------------------------------------------
 
 # Packages whose frames are never the plugin's, besides the standard library and the zoo.
