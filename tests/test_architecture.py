@@ -119,6 +119,14 @@ def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_hooks_are_called_in_one_place():
+    """Every hook call goes through catalogue/plugins.py's call_hook (pluggy's caller)."""
+    calls = [f"{p.relative_to(CORE)}:{n}" for p in MODULES if p != CORE / "catalogue" / "plugins.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1)
+             if ".hook." in line or "get_hookimpls" in line]
+    assert not calls, f"call hooks with catalogue.plugins.call_hook or call_each: {calls}"
+
+
 def test_every_module_has_a_layer():
     assert {unit(p) for p in MODULES} <= set().union(*LAYERS)
 

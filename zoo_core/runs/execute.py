@@ -20,6 +20,7 @@ from zoo_core import __version__, data, paths
 from zoo_core.paths import RunFiles
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue import Zoo
+from zoo_core.catalogue.plugins import call_each
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
 from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, TrialPruned,
@@ -463,13 +464,10 @@ def _finished(zoo: Zoo, store: Store, run_id: str) -> RunRecord:
     """The run as stored, after telling the plugins' ``zoo_run_finished`` hooks."""
     record = store.get(run_id)
     manager = zoo.plugins.manager
-    if manager is not None:
-        for impl in manager.hook.zoo_run_finished.get_hookimpls():
-            try:
-                impl.function(**{name: record for name in impl.argnames})  # `run`, or none
-            except (Exception, SystemExit) as e:  # noqa: BLE001 - a reporter must not lose the run
-                warnings.warn(f"plugin {impl.plugin_name}'s zoo_run_finished hook failed: "
-                              f"{type(e).__name__}: {first_line(e)}{location(e)}; the run is "
-                              "recorded all the same", stacklevel=1)
+    if manager is not None:  # a reporter that fails must not lose the run
+        for name, e in call_each(manager, "zoo_run_finished", run=record):
+            warnings.warn(f"plugin {name}'s zoo_run_finished hook failed: "
+                          f"{type(e).__name__}: {first_line(e)}{location(e)}; the run is "
+                          "recorded all the same", stacklevel=1)
     return record
 
