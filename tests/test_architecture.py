@@ -119,6 +119,19 @@ def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
+@pytest.mark.parametrize("path", sorted((CORE / "serving").rglob("*.py")), ids=lambda p: p.name)
+def test_serving_reads_the_store_and_results_not_the_code_that_runs(path):
+    """A trained run is read through the store and results/ (what `zoo show` reads too),
+    never through runs/ or another module's private names."""
+    tree = ast.parse(path.read_text())
+    found = [f"line {node.lineno}: {node.module}" for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.module
+             and (node.module.startswith("zoo_core.runs")
+                  or any(a.name.startswith("_") and not a.name.endswith("__")
+                         for a in node.names))]
+    assert not found, f"serving/{path.name} reaches into {found}"
+
+
 def test_hooks_are_called_in_one_place():
     """Every hook call goes through catalogue/plugins.py's call_hook (pluggy's caller)."""
     calls = [f"{p.relative_to(CORE)}:{n}" for p in MODULES if p != CORE / "catalogue" / "plugins.py"

@@ -218,7 +218,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise UsageError(f"run {record.run_id} never started training ({record.error}): "
                          "there is nothing to resume; submit its sweep again with --skip-done")
     spec = zoo.model(record.model)
-    settings = recorded_settings(record, spec)
+    settings = evidence.recorded_settings(record, spec.hparams)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     _check_same_data(record, loaded)
     if not store.mark_running(record.run_id, expect=liveness.expected(record), **liveness.owner()):
@@ -245,14 +245,6 @@ def _continue(zoo: Zoo, store: Store, record: RunRecord, spec: ModelSpec, settin
         store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True,
                              threads=threads)
-
-
-def recorded_settings(record: RunRecord, model: ModelSpec) -> RunSettings:
-    """A run's settings as it recorded them: its config, and the speed-only settings its
-    config.json keeps beside it (which kernel computed it, say), for ``model``'s declared
-    hyperparameters; what resuming, predicting and exporting build the run's graph with."""
-    speed = evidence.recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
-    return RunSettings.recorded({**record.config, **speed}, model.hparams)
 
 
 

@@ -38,8 +38,7 @@ from typing import Any
 from zoo_core import __version__, paths
 from zoo_core.errors import StoreError, ZooError
 from zoo_core.paths import RunFiles
-from zoo_core.results.leaderboard import IMPORTED_TAG
-from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store.records import IMPORTED_TAG, RunRecord, utc_now
 from zoo_core.store import Store
 
 EXTENSION = ".zoopack"
