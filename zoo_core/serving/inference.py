@@ -118,7 +118,8 @@ class Classifier:
             TrainingError: the run has no checkpoint, or a damaged one.
         """
         spec = zoo.model(record.model)
-        classifier = cls(record, spec, zoo.dataset(record.dataset), recorded_settings(record, spec.hparams))
+        classifier = cls(record, spec, zoo.dataset(record.dataset),
+                         recorded_settings(record, spec.hparams))
         classifier.open()
         return classifier
 
