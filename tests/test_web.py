@@ -426,7 +426,7 @@ def wait_for_running(server: str, proc: subprocess.Popen) -> str:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         running = [r for r in json.loads(urllib.request.urlopen(server + "/runs.json").read())
-                   if r["shown_status"] == "running"]
+                   if r["status"] == "running"]
         if running:
             return running[0]["run_id"]
         assert proc.poll() is None, "the training run ended before it was seen running"

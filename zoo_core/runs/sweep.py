@@ -197,8 +197,8 @@ class SweepStatus:
         return {"sweep": sweep, "state": self.state, "total": len(self.trials),
                 "finished": self.finished,
                 "counts": self.counts,
-                "trials": [{**t.to_dict(), "state": trial_state(t), "set": self.values(t.run_id)}
-                           for t in self.trials],
+                "trials": [{**liveness.as_shown(t), "state": trial_state(t),
+                            "set": self.values(t.run_id)} for t in self.trials],
                 "failures": [{"run_id": i, "error": e} for i, e in self.failures]}
 
 
