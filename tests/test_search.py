@@ -12,6 +12,7 @@ a real PostgreSQL store.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -165,6 +166,40 @@ def test_a_trial_number_is_added_once_and_never_to_a_cancelled_sweep(location):
         assert [r.run_id for r in store.runs(sweep_id=sweep.sweep_id)] == ["a", "c"]
         store.cancel_sweep(sweep.sweep_id, "cancelled")
         assert not store.add_trial(sweep.sweep_id, {"set": {}}, _trial("d"), number=2)
+
+
+def _propose_numbers(location: str, sweep_id: str, who: int, barrier, results) -> None:
+    """Add trials as a proposing worker does: read the count k, add trial k, again, until the
+    search has 6 trials; the numbers this process added."""
+    added = []
+    with open_store(location) as store:
+        store.check()
+        barrier.wait()
+        while (k := len(store.get_sweep(sweep_id).spec["trials"])) < 6:
+            if store.add_trial(sweep_id, {"set": {}}, _trial(f"p{who}-{k}"), number=k):
+                added.append(k)
+    results.put(added)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_processes_proposing_at_once_add_each_trial_number_once(location):
+    with open_store(location) as store:
+        sweep = _search_sweep(store, "median")
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_propose_numbers, args=(location, sweep.sweep_id, i, barrier,
+                                                         results)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    added = sorted(k for _ in procs for k in results.get(timeout=60))
+    for proc in procs:
+        proc.join()
+    assert added == [0, 1, 2, 3, 4, 5]  # none twice, none lost, never past the last
+    with open_store(location) as store:
+        trials = store.get_sweep(sweep.sweep_id).spec["trials"]
+        assert sorted(r.run_id for r in store.runs(sweep_id=sweep.sweep_id)) == \
+            sorted(t["run_id"] for t in trials)
+        assert len(trials) == 6
 
 
 def test_the_median_pruner_judges_a_trial_against_the_completed_ones(tmp_path):
