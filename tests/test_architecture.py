@@ -11,13 +11,14 @@ import pytest
 CORE = Path(__file__).resolve().parents[1] / "zoo_core"
 # Bottom to top: a module may import from its own layer or a lower one.
 LAYERS = [
-    {"errors", "paths", "_tf", "settings"},
+    {"errors", "paths", "_tf", "settings", "hparams", "searchspace"},
     {"catalogue", "registry"},
     {"data"},
     {"train"},
     {"runs"},
     {"serving"},
     {"testing", "scaffold"},
+    {"web"},
     {"cli", "__main__"},
 ]
 MODULES = sorted(p for p in CORE.rglob("*.py") if p != CORE / "__init__.py")

@@ -315,7 +315,7 @@ def test_processes_claiming_at_once_take_each_run_exactly_once(store, location):
 
 
 def test_finish_run_takes_a_final_status_and_mark_running_resumes(store):
-    assert STATUSES == ("queued", "running", "completed", "interrupted", "failed")
+    assert STATUSES == ("queued", "running", "completed", "interrupted", "failed", "pruned")
     store.create_run(make_record("r1"))
     store.finish_run("r1", status="interrupted", error="interrupted after 1 epoch(s)",
                      finished_at="2024-01-01T00:10:00+00:00")
@@ -336,6 +336,10 @@ def test_finish_run_takes_a_final_status_and_mark_running_resumes(store):
     assert (store.get("r1").status, store.get("r1").test_accuracy) == ("completed", 0.9)
     with pytest.raises(UnknownNameError):
         store.mark_running("nope")
+    store.create_run(make_record("r2"))  # a search's pruner stopped it: final, with its reason
+    store.finish_run("r2", status="pruned", error="median pruner: ...", best_epoch=1)
+    assert (store.get("r2").status, store.get("r2").error) == ("pruned", "median pruner: ...")
+    assert [r.run_id for r in store.runs(status="pruned")] == ["r2"]
 
 
 def test_update_run_changes_fields_but_never_the_status(store):

@@ -22,8 +22,8 @@ from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
-from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, UsageError,
-                             ZooError, first_line, location, render, setting)
+from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, TrialPruned,
+                             UsageError, ZooError, first_line, location, render, setting)
 from zoo_core.runs import evidence, manage, plots, predictions, signals
 from zoo_core.runs.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
@@ -32,7 +32,7 @@ from zoo_core.runs.store import Store
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints, loop
 from zoo_core.train.cost import model_cost
-from zoo_core.train.metrics import EPOCH_METRICS, Metrics
+from zoo_core.train.metrics import EPOCH_METRICS, Metrics, train_loss_terms
 
 
 class Events(loop.Progress):
@@ -286,6 +286,9 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
         raise RunInterrupted(run_id, recorder.epochs, completed=recorded) from None
     except RunTakenOver:  # the run is another process's now: nothing of it is ours to record
         raise
+    except TrialPruned as e:  # a search's pruner stopped it: a decision, not a failure
+        _record_pruned(zoo, store, run_id, e.reason, recorder.best())
+        raise
     except (Exception, SystemExit) as e:  # recorded as failed, then passed on
         error = e
         if isinstance(e, SystemExit):  # plugin code called sys.exit(): the plugin's failure
@@ -308,6 +311,13 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     except KeyboardInterrupt:
         raise RunInterrupted(run_id, recorder.epochs, completed=True) from None
     return done
+
+
+def _record_pruned(zoo: Zoo, store: Store, run_id: str, reason: str, best: dict) -> None:
+    """A trial its search's pruner stopped: status "pruned", the reason, its best epoch."""
+    with signals.held():
+        store.finish_run(run_id, status="pruned", finished_at=utc_now(), error=reason, **best)
+    _finished(zoo, store, run_id)
 
 
 def _cost(model: ModelSpec, settings: RunSettings, loaded: Data) -> dict:
@@ -373,7 +383,7 @@ def _draw_plots(record: RunRecord, result: loop.TrainResult, loaded: Data) -> No
     run_dir = Path(record.run_dir)
     plots.run_plots(run_dir, f"{record.model} on {record.dataset}, seed {record.seed}",
                     result.epochs, result.test.confusion, loaded.classes,
-                    predictions.load(run_dir))
+                    predictions.load(run_dir), train_loss_terms(record.config))
 
 
 class RunTakenOver(ZooError):

@@ -19,9 +19,10 @@ from zoo_core import paths
 from zoo_core.settings import config_id
 from zoo_core.train.metrics import EPOCH_METRICS
 
-# A run's life: queued (waiting for a worker) -> running -> one of the final statuses.
-STATUSES = ("queued", "running", "completed", "interrupted", "failed")
-FINAL_STATUSES = ("completed", "interrupted", "failed")
+# A run's life: queued (waiting for a worker) -> running -> one of the final statuses;
+# "pruned": a search's pruner stopped it early, on purpose (its reason in ``error``).
+STATUSES = ("queued", "running", "completed", "interrupted", "failed", "pruned")
+FINAL_STATUSES = ("completed", "interrupted", "failed", "pruned")
 
 
 def utc_now() -> str:

@@ -106,6 +106,24 @@ class Store(Protocol):
         """
         ...
 
+    def add_trial(self, sweep_id: str, trial: Mapping[str, Any], record: RunRecord, *,
+                  number: int) -> bool:
+        """Add trial ``number`` (0-based) to an active sweep (a search proposes its trials
+        one at a time, each from the results of those before it): append ``trial`` (its
+        spec, as ``SweepRecord.spec["trials"]`` holds them; its ``run_id`` is ``record``'s)
+        to the sweep's spec and queue ``record``, in one write, only if the sweep still has
+        exactly ``number`` trials and is active. Of two processes that propose trial
+        ``number`` at once, one adds it; the other gets False and proposes again.
+
+        Returns:
+            True; False when nothing was added (another trial took the number, or the sweep
+            was cancelled).
+
+        Raises:
+            UnknownNameError: no sweep has this exact id. StoreError: the run id exists.
+        """
+        ...
+
     def cancel_sweep(self, sweep_id: str, error: str) -> list[str]:
         """Mark the sweep cancelled and end its queued trials as "interrupted" with ``error``,
         in one write (a trial claimed meanwhile is left running: its worker stops it at its

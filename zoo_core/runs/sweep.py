@@ -28,7 +28,8 @@ from zoo_core.runs.records import FINAL_STATUSES, RunRecord, SweepRecord, new_ru
 from zoo_core.runs.store import Store
 
 CANCELLED = "cancelled"  # how a cancelled trial (status interrupted) is shown, and its error's start
-STATES = ("queued", "running", manage.DIED, "completed", CANCELLED, "interrupted", "failed")
+STATES = ("queued", "running", manage.DIED, "completed", "pruned", CANCELLED, "interrupted",
+          "failed")
 
 
 @dataclass(frozen=True)
@@ -98,22 +99,26 @@ def plan_sweep(zoo: Zoo, request: RunRequest, grid: Mapping[str, Sequence[str]],
 
 def submit(store: Store, sweep_plan: SweepPlan, command: str, engine: str) -> SweepRecord:
     """Record the sweep and queue its trials, in one write; the sweep's record."""
-    tf_version = _installed("tensorflow")
     records, specs = [], []
     for trial in sweep_plan.trials:
         run = trial.run
-        run_id = new_run_id(run.model.name, run.dataset.name, run.seed)
-        records.append(RunRecord(
-            run_id=run_id, status="queued", model=run.model.name, dataset=run.dataset.name,
-            plugin=run.model.plugin, plugin_version=run.model.plugin_version,
-            zoo_version=__version__, tf_version=tf_version, config=run.settings.config,
-            seed=run.seed, data_checksums={}, split_sizes={}))
-        specs.append({"run_id": run_id, "model": run.model.name, "seed": run.seed,
+        records.append(trial_record(run))
+        specs.append({"run_id": records[-1].run_id, "model": run.model.name, "seed": run.seed,
                       "overrides": dict(sweep_plan.overrides), "set": dict(trial.values)})
     sweep = SweepRecord(sweep_id=new_sweep_id(), command=command, engine=engine, spec={
         "dataset": sweep_plan.dataset.name, "limit": sweep_plan.limit, "trials": specs})
     store.create_sweep(sweep, records)
     return sweep
+
+
+def trial_record(run: PlannedRun) -> RunRecord:
+    """A new trial's record, as it is queued (a new run id, no data yet)."""
+    return RunRecord(
+        run_id=new_run_id(run.model.name, run.dataset.name, run.seed), status="queued",
+        model=run.model.name, dataset=run.dataset.name, plugin=run.model.plugin,
+        plugin_version=run.model.plugin_version, zoo_version=__version__,
+        tf_version=_installed("tensorflow"), config=run.settings.config, seed=run.seed,
+        data_checksums={}, split_sizes={})
 
 
 def _installed(distribution: str) -> str:

@@ -11,10 +11,13 @@ __version__ = "0.1.0"
 
 HPARAMS = {
     "blocks": HParam(2, help="conv blocks; each is conv2d + max pool, filters double", min=1, max=6),
-    "filters": HParam(32, help="filters of the first conv block", min=1, max=1024),
+    "filters": HParam(32, help="filters of the first conv block", min=1, max=1024,
+                      search="choice(16,32,64)"),
     "kernel": HParam(3, help="conv kernel size", min=1, max=11),
-    "dense": HParam(128, help="units of the dense layer before the logits (0: none)", min=0, max=16384),
-    "dropout": HParam(0.0, help="dropout rate before the logits, training only", min=0.0, max=0.95),
+    "dense": HParam(128, help="units of the dense layer before the logits (0: none)", min=0, max=16384,
+                    search="choice(64,128,256)"),
+    "dropout": HParam(0.0, help="dropout rate before the logits, training only", min=0.0, max=0.95,
+                      search="float(0,0.5)"),
     "convs": HParam(1, help="conv2d layers per block, before its pooling", min=1, max=4),
     "batch_norm": HParam(False, help="batch normalization after each conv2d and the dense layer"),
 }
