@@ -51,7 +51,7 @@ GOAL_COMPUTE = 0.60
 
 def run_arm(model: str, arm: str, trials: int, seed: int, args: list[str], workers: int) -> dict:
     """One search in a fresh ZOO_HOME; its best validation accuracy and what it cost."""
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     with tempfile.TemporaryDirectory(prefix="zoo-search-bench-") as home:
         env = {**os.environ, "ZOO_HOME": home}

@@ -23,8 +23,8 @@ from zoo_core.cli import cli
 from zoo_core.errors import UsageError
 from zoo_core.runs import search
 from zoo_core.runs.plan import RunRequest
-from zoo_core.runs.records import RunRecord, SweepRecord, utc_now
-from zoo_core.runs.store import open_store
+from zoo_core.store.records import RunRecord, SweepRecord, utc_now
+from zoo_core.store import open_store
 from zoo_core.runs.sweep import sweep_status
 from zoo_core.searchspace import FORMS, Dim, parse_dim
 from zoo_core.settings import TRAINER_HPARAMS

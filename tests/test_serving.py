@@ -20,8 +20,8 @@ from PIL import Image
 from zoo_core.catalogue import open_zoo
 from zoo_core.cli import cli
 from zoo_core.paths import RunFiles
-from zoo_core.runs import plots, predictions
-from zoo_core.runs.store import open_store
+from zoo_core.results import plots, predictions
+from zoo_core.store import open_store
 from zoo_core.serving import export as export_module
 from zoo_core.serving.inference import Classifier, NoTrainedRun, resolve_model_run
 

@@ -15,6 +15,7 @@ import re
 import sys
 import sysconfig
 import traceback
+import urllib.parse
 from typing import Any, Callable
 
 # A setting named in a message: ⟦name⟧ or ⟦name=value⟧ (brackets no path or repr contains).
@@ -140,6 +141,16 @@ def first_line(e: BaseException) -> str:
     """The first line of an error's message (at most 300 characters), or its type's name."""
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0][:300]
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for a message or a log."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = urllib.parse.quote(parts.username or "", safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def location(e: BaseException) -> str:

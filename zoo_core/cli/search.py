@@ -12,7 +12,7 @@ import click
 
 from zoo_core.cli.common import echo_json, json_option, message, store_location, table
 from zoo_core.errors import UsageError
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 
 
 def search_options(f):

@@ -19,7 +19,7 @@ from zoo_core.cli.runs import ConsoleProgress, overrides, run_options
 from zoo_core.cli.search import (check_grid_options, echo_search_status, search_options,
                                  search_part, show, trial_words)
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 
 _ARGV = "zoo.sweep.argv"  # ctx.meta: the arguments `zoo sweep` was given, for its record
 

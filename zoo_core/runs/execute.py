@@ -24,11 +24,13 @@ from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
 from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, TrialPruned,
                              UsageError, ZooError, first_line, location, render, setting)
-from zoo_core.runs import evidence, manage, plots, predictions, signals
-from zoo_core.runs.tensorboard import EventWriter
+from zoo_core.store import liveness
+from zoo_core.results import evidence, plots, predictions
+from zoo_core.runs import signals
+from zoo_core.results.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
-from zoo_core.runs.records import RunRecord, new_run_id, utc_now
-from zoo_core.runs.store import Store
+from zoo_core.store.records import RunRecord, new_run_id, utc_now
+from zoo_core.store import Store
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints, loop
 from zoo_core.train.cost import model_cost
@@ -129,7 +131,7 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
         plugin_version=run.model.plugin_version, zoo_version=__version__,
         tf_version=tf.__version__, config=run.settings.config, seed=run.seed,
         data_checksums=loaded.checksums, split_sizes=loaded.split_sizes, run_dir=str(run_dir),
-        **manage.owner(),
+        **liveness.owner(),
     )
     try:
         _write_config(run_dir, run_id, run, loaded)
@@ -200,15 +202,15 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     (checksums are compared). Returns the completed run's record.
     """
     record = store.get(run_id)
-    if manage.owner_died(record):  # stored as running, its process gone: interrupted
+    if liveness.owner_died(record):  # stored as running, its process gone: interrupted
         store.finish_run(record.run_id, status="interrupted", finished_at=utc_now(),
                          error="its process died")
         record = store.get(record.run_id)
-    if manage.owner_unseen(record):
-        raise UsageError(f"{manage.unseen_owner_hint(record)}; only interrupted or failed runs "
+    if liveness.owner_unseen(record):
+        raise UsageError(f"{liveness.unseen_owner_hint(record)}; only interrupted or failed runs "
                          "can be resumed")
     if record.status not in ("interrupted", "failed"):
-        held = f" ({manage.owner_text(record)})" if record.status == "running" else ""
+        held = f" ({liveness.owner_text(record)})" if record.status == "running" else ""
         raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
                          "failed runs can be resumed")
     if not record.split_sizes:  # a sweep's trial that ended (cancelled) before it started
@@ -218,10 +220,10 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     settings = recorded_settings(record, spec)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     _check_same_data(record, loaded)
-    if not store.mark_running(record.run_id, expect=manage.expected(record), **manage.owner()):
+    if not store.mark_running(record.run_id, expect=liveness.expected(record), **liveness.owner()):
         now = store.get(record.run_id)
         raise ZooError(f"run {record.run_id} was taken by another process meanwhile (now "
-                       f"{manage.shown_status(now)}, {manage.owner_text(now)}): see `zoo runs`")
+                       f"{liveness.shown_status(now)}, {liveness.owner_text(now)}): see `zoo runs`")
     return _continue(zoo, store, record, spec, settings, loaded, progress)
 
 
@@ -343,7 +345,7 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
             "test": result.test.to_dict(loaded.classes),
-            "model": {"params": result.params, **cost},  # what it costs (runs/evidence.py)
+            "model": {"params": result.params, **cost},  # what it costs (results/evidence.py)
             # how the steps were dispatched (speed only; config.json has what was asked for)
             "speed": {"steps_per_call": result.steps_per_call,
                       **({"steps_note": result.steps_note} if result.steps_note else {})},
@@ -363,7 +365,7 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
 
 
 def _save_predictions(run_dir: Path, test: Metrics, loaded: Data) -> None:
-    """predictions.npz, what the predictions picture shows (``runs/predictions.py``): like
+    """predictions.npz, what the predictions picture shows (``results/predictions.py``): like
     the picture, optional; a file that cannot be written is a warning."""
     if test.predicted is None:
         return
@@ -397,7 +399,7 @@ class _Recorder(loop.Progress):
     def __init__(self, store: Store, record: RunRecord, progress: loop.Progress | None,
                  events: EventWriter, done: int = 0):
         self.store, self.run_id, self.events = store, record.run_id, events
-        self.owner = manage.expected(record)
+        self.owner = liveness.expected(record)
         self.progress = progress or loop.Progress()
         self.epochs = done  # epochs finished, counting those before a resume
         self.best_record: dict | None = None
@@ -408,7 +410,7 @@ class _Recorder(loop.Progress):
         A store that cannot take it now gets it at the next beat (epochs are written the
         same way, and fail the run loudly)."""
         now = time.monotonic()
-        if now - self.last_beat >= manage.heartbeat_seconds():
+        if now - self.last_beat >= liveness.heartbeat_seconds():
             self.last_beat = now
             try:
                 self.store.update_run(self.run_id, heartbeat_at=utc_now())
@@ -423,8 +425,8 @@ class _Recorder(loop.Progress):
             now = self.store.get(self.run_id)
         except UsageError:  # removed (`zoo runs rm --force`)
             now = None
-        if now is None or manage.expected(now) != self.owner:
-            whom = "removed" if now is None else f"taken over ({manage.owner_text(now)})"
+        if now is None or liveness.expected(now) != self.owner:
+            whom = "removed" if now is None else f"taken over ({liveness.owner_text(now)})"
             raise RunTakenOver(f"run {self.run_id} was {whom} while this process trained it: "
                                "this process stops and leaves the run as it is")
 

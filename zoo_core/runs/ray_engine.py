@@ -24,8 +24,8 @@ from typing import Callable
 from zoo_core import paths
 from zoo_core.errors import ZooError, first_line
 from zoo_core.runs import engines, search, worker
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import Store
+from zoo_core.store.records import RunRecord
+from zoo_core.store import Store
 from zoo_core.runs.sweep import SweepStatus
 
 CPUS_PER_TRIAL = 1  # the CPUs each task declares, and the trainer's threads in it
@@ -61,7 +61,7 @@ def trial_task(location: str, sweep_id: str, threads: int) -> dict:
     """One Ray task: the worker loop for one trial (None left to take: nothing done)."""
     global _zoo
     from zoo_core.catalogue import open_zoo
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     if _zoo is None:
         _zoo = open_zoo()

@@ -35,8 +35,8 @@ from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.errors import UsageError, ZooError, short_repr
 from zoo_core.runs.plan import PlannedRun, RunRequest
-from zoo_core.runs.records import RunRecord, SweepRecord, new_sweep_id
-from zoo_core.runs.store import Store
+from zoo_core.store.records import RunRecord, SweepRecord, new_sweep_id
+from zoo_core.store import Store
 from zoo_core.runs.sweep import CANCELLED, SweepStatus, trial_record
 from zoo_core.searchspace import FORMS, Dim, parse_dim
 from zoo_core.settings import TRAINER_HPARAMS, HParam

@@ -3,7 +3,7 @@
 marked where they stopped) and one panel per searched setting against the objective.
 
 It draws what :func:`zoo_core.runs.search.summary` returns (the same data as ``--json``),
-with matplotlib's Agg backend like the zoo's other figures (:mod:`zoo_core.runs.plots`).
+with matplotlib's Agg backend like the zoo's other figures (:mod:`zoo_core.results.plots`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from zoo_core.runs.plots import _pyplot, _save
+from zoo_core.results.plots import _pyplot, _save
 
 _COLOURS = {"completed": "#1f77b4", "pruned": "#d62728"}
 _BEST = "#2ca02c"

@@ -22,13 +22,13 @@ from zoo_core import __version__
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import DatasetSpec
 from zoo_core.errors import UsageError, ZooError, first_line, short_repr
-from zoo_core.runs import manage
+from zoo_core.store import liveness
 from zoo_core.runs.plan import PlannedRun, RunRequest, plan
-from zoo_core.runs.records import FINAL_STATUSES, RunRecord, SweepRecord, new_run_id, new_sweep_id
-from zoo_core.runs.store import Store
+from zoo_core.store.records import FINAL_STATUSES, RunRecord, SweepRecord, new_run_id, new_sweep_id
+from zoo_core.store import Store
 
 CANCELLED = "cancelled"  # how a cancelled trial (status interrupted) is shown, and its error's start
-STATES = ("queued", "running", manage.DIED, "completed", "pruned", CANCELLED, "interrupted",
+STATES = ("queued", "running", liveness.DIED, "completed", "pruned", CANCELLED, "interrupted",
           "failed")
 
 
@@ -154,7 +154,7 @@ def trial_state(record: RunRecord) -> str:
     """A trial's state as ``zoo sweep status`` shows it: its shown status, or "cancelled"."""
     if record.status == "interrupted" and (record.error or "").startswith(CANCELLED):
         return CANCELLED
-    return manage.shown_status(record)
+    return liveness.shown_status(record)
 
 
 @dataclass(frozen=True)
@@ -219,5 +219,5 @@ def cancel(store: Store, sweep_id: str) -> tuple[SweepRecord, list[str], list[st
     ended = store.cancel_sweep(sweep.sweep_id, f"{CANCELLED} with sweep {sweep.sweep_id} "
                                                "before it started")
     running = [t.run_id for t in store.runs(status="running", sweep_id=sweep.sweep_id)
-               if not manage.owner_died(t)]
+               if not liveness.owner_died(t)]
     return store.get_sweep(sweep.sweep_id), ended, running

@@ -3,9 +3,9 @@
 :func:`work` takes trials from the store until there are none left: a queued trial
 (``Store.claim_run``, atomic across machines), else a trial of an active sweep whose worker
 died (its owner gone on this machine, or no heartbeat for the lease elsewhere:
-:func:`zoo_core.runs.manage.owner_died`) or that was interrupted, taken over with one
+:func:`zoo_core.store.liveness.owner_died`) or that was interrupted, taken over with one
 conditional write (``Store.mark_running``) and continued from its last checkpoint. The lease
-is the run's owner and heartbeat (:mod:`zoo_core.runs.manage`), renewed as the run trains; it
+is the run's owner and heartbeat (:mod:`zoo_core.store.liveness`), renewed as the run trains; it
 ends with the run's final record. A trial is an ordinary run: :func:`zoo_core.runs.execute.
 execute_claimed` trains and records it as ``zoo run`` would. A trial whose sweep is
 cancelled stops at its next epoch, recorded as interrupted ("cancelled ...").
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from zoo_core import data
 from zoo_core.catalogue import Zoo
 from zoo_core.errors import DataError, RunInterrupted, StoreError, TrialPruned, ZooError
-from zoo_core.runs import execute, manage, search
-from zoo_core.runs.records import RunRecord, utc_now
-from zoo_core.runs.store import Store
+from zoo_core.store import liveness
+from zoo_core.runs import execute, search
+from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store import Store
 from zoo_core.runs.sweep import CANCELLED, trial_plan
 from zoo_core.train import loop
 
@@ -102,13 +103,13 @@ def claim(store: Store, sweep_id: str | None) -> tuple[RunRecord | None, str | N
     """Take the next trial: the oldest queued one, else one whose worker died or was
     interrupted (of an active sweep). Returns it (running, owned by this process) and why it
     was taken over (None for a queued one); (None, None) when there is none."""
-    record = store.claim_run(sweep_id, **manage.owner())
+    record = store.claim_run(sweep_id, **liveness.owner())
     if record is not None:
         return record, None
     for candidate in orphans(store, sweep_id):
         why = "its worker died" if candidate.status == "running" else "it was interrupted"
-        if store.mark_running(candidate.run_id, expect=manage.expected(candidate),
-                              **manage.owner()):
+        if store.mark_running(candidate.run_id, expect=liveness.expected(candidate),
+                              **liveness.owner()):
             return store.get(candidate.run_id), why
     return None, None
 
@@ -119,7 +120,7 @@ def orphans(store: Store, sweep_id: str | None) -> list[RunRecord]:
     found = [r for status in ("running", "interrupted")
              for r in store.runs(status=status, sweep_id=sweep_id)
              if r.sweep_id is not None
-             and (manage.owner_died(r) if status == "running"
+             and (liveness.owner_died(r) if status == "running"
                   else not (r.error or "").startswith(CANCELLED))]
     active = {s.sweep_id for s in store.sweeps() if s.status == "active"}
     return [r for r in found if r.sweep_id in active]
@@ -135,7 +136,7 @@ def _propose(zoo: Zoo, store: Store, sweep_id: str | None) -> bool:
 
 def _running_elsewhere(store: Store, sweep_id: str | None) -> bool:
     """Whether a live worker still runs a trial (of the sweep) that may yet need taking over."""
-    return any(r.sweep_id is not None and not manage.owner_died(r)
+    return any(r.sweep_id is not None and not liveness.owner_died(r)
                for r in store.runs(status="running", sweep_id=sweep_id))
 
 
@@ -183,7 +184,7 @@ def _end_if_still_ours(store: Store, record: RunRecord, status: str, error: str)
     it. An interrupted one is taken over by the next worker (:func:`claim`)."""
     try:
         now = store.get(record.run_id)
-        if now.status == "running" and manage.expected(now) == manage.expected(record):
+        if now.status == "running" and liveness.expected(now) == liveness.expected(record):
             store.finish_run(record.run_id, status=status, finished_at=utc_now(), error=error)
     except ZooError:
         pass

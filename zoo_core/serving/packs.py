@@ -38,9 +38,9 @@ from typing import Any
 from zoo_core import __version__, paths
 from zoo_core.errors import StoreError, ZooError
 from zoo_core.paths import RunFiles
-from zoo_core.runs.leaderboard import IMPORTED_TAG
-from zoo_core.runs.records import RunRecord, utc_now
-from zoo_core.runs.store import Store
+from zoo_core.results.leaderboard import IMPORTED_TAG
+from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store import Store
 
 EXTENSION = ".zoopack"
 FORMAT_VERSION = 1

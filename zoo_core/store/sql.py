@@ -1,6 +1,6 @@
 """What the SQL store backends share: :class:`SQLStore`, the Store methods written once.
 
-:class:`zoo_core.runs.sqlite.SQLiteStore` and :class:`zoo_core.runs.postgresql.PostgreSQLStore`
+:class:`zoo_core.store.sqlite.SQLiteStore` and :class:`zoo_core.store.postgresql.PostgreSQLStore`
 subclass it and supply only what differs between the two databases, each named here:
 
 - ``_open()``: a new connection of this process, its schema migrated;
@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
-from zoo_core.runs.records import (
+from zoo_core.store.records import (
     COLUMNS,
     JSON_FIELDS,
     LATEST,
