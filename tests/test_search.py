@@ -12,6 +12,7 @@ a real PostgreSQL store.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -167,6 +168,40 @@ def test_a_trial_number_is_added_once_and_never_to_a_cancelled_sweep(location):
         assert not store.add_trial(sweep.sweep_id, {"set": {}}, _trial("d"), number=2)
 
 
+def _propose_numbers(location: str, sweep_id: str, who: int, barrier, results) -> None:
+    """Add trials as a proposing worker does: read the count k, add trial k, again, until the
+    search has 6 trials; the numbers this process added."""
+    added = []
+    with open_store(location) as store:
+        store.check()
+        barrier.wait()
+        while (k := len(store.get_sweep(sweep_id).spec["trials"])) < 6:
+            if store.add_trial(sweep_id, {"set": {}}, _trial(f"p{who}-{k}"), number=k):
+                added.append(k)
+    results.put(added)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_processes_proposing_at_once_add_each_trial_number_once(location):
+    with open_store(location) as store:
+        sweep = _search_sweep(store, "median")
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_propose_numbers, args=(location, sweep.sweep_id, i, barrier,
+                                                         results)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    added = sorted(k for _ in procs for k in results.get(timeout=60))
+    for proc in procs:
+        proc.join()
+    assert added == [0, 1, 2, 3, 4, 5]  # none twice, none lost, never past the last
+    with open_store(location) as store:
+        trials = store.get_sweep(sweep.sweep_id).spec["trials"]
+        assert sorted(r.run_id for r in store.runs(sweep_id=sweep.sweep_id)) == \
+            sorted(t["run_id"] for t in trials)
+        assert len(trials) == 6
+
+
 def test_the_median_pruner_judges_a_trial_against_the_completed_ones(tmp_path):
     with open_store(tmp_path / "zoo.db") as store:
         sweep = _search_sweep(store, "median")
@@ -247,6 +282,7 @@ def resumed(tmp_path_factory):
         done = zoo("worker", "--sweep", sweep_id, "--max-trials", "2", "--threads", "1")
         with open_store() as store:
             before = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
+        half = json.loads(zoo("sweep", "status", sweep_id, "--json").stdout)
         resumed = zoo("sweep", "--resume", sweep_id, "--engine", "local:2")
         with open_store() as store:
             after = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
@@ -261,7 +297,7 @@ def resumed(tmp_path_factory):
         with open_store() as store:
             final = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
             spec = store.get_sweep(sweep_id).spec
-    yield dict(sweep_id=sweep_id, worker=done.output, before=before, after=after,
+    yield dict(sweep_id=sweep_id, worker=done.output, half=half, before=before, after=after,
                resumed=resumed.output, status=status, shown=shown, plot=plot, texts=texts,
                final=final, spec=spec)
 
@@ -270,6 +306,7 @@ def resumed(tmp_path_factory):
 def test_a_resumed_search_keeps_its_finished_trials_and_runs_the_rest(resumed):
     before, after = resumed["before"], resumed["after"]
     assert len(before) == 2 and {r.status for r in before.values()} == {"completed"}
+    assert resumed["half"]["state"] == "active" and resumed["half"]["planned"] == 4
     assert "2 completed, 0 failed, 0 cancelled, 0 pruned" in resumed["worker"]
     assert len(after) == 4
     for run_id, record in before.items():  # not run again

@@ -121,7 +121,7 @@ def show(state, sweep_id, plot_file, as_json):
         raise UsageError(f"sweep {status.sweep.sweep_id} is a grid, not a search: see "
                          f"`zoo sweep status {status.sweep.sweep_id}`")
     if plot_file:
-        from zoo_core.runs.searchplot import search_plot
+        from zoo_core.results.searchplot import search_plot
 
         drawn = search_plot(part, plot_file, title=f"{part['model']} search "
                                                    f"{status.sweep.sweep_id}")

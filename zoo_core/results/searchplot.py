@@ -4,6 +4,7 @@ marked where they stopped) and one panel per searched setting against the object
 
 It draws what :func:`zoo_core.runs.search.summary` returns (the same data as ``--json``),
 with matplotlib's Agg backend like the zoo's other figures (:mod:`zoo_core.results.plots`).
+It reads no store and no search: what to draw comes in as a dict.
 """
 
 from __future__ import annotations
