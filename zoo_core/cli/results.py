@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from zoo_core.cli.common import (DownloadProgressBar, data_dir_option, echo_json,
-                                 json_option, store_location, table)
+from zoo_core.cli.common import (DownloadProgressBar, data_dir_option, echo_json, json_option,
+                                 store_location, table)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import UsageError
 from zoo_core.results import evidence, views

@@ -1,24 +1,22 @@
-"""The ``zoo run`` command that trains a recorded configuration again: what
-``zoo leaderboard --commands``, a search's best trial and registry.toml's reference runs show,
-and what the web pages show beside a row.
-"""
+"""The ``zoo run`` command that trains a recorded configuration again: the last column of
+``zoo leaderboard --commands``, a run page's "reproduce" line. Nothing here imports TensorFlow."""
 
 from __future__ import annotations
 
 import shlex
 from typing import Any
 
+from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import ZooError
 from zoo_core.results.leaderboard import format_setting
 from zoo_core.settings import RETIRED, recorded_precision
 
-# The settings ``zoo run`` has an option of its own for (the others are ``--set KEY=VALUE``).
+# The run settings with options of their own on `zoo run`; every other one goes via --set.
 RUN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "limit": "--limit"}
 
 
-def current_defaults(zoo, model: str, dataset: str) -> dict | None:
-    """What `zoo run MODEL --dataset DATASET` would use today (``zoo``: the catalogue, an
-    :class:`~zoo_core.catalogue.Zoo`); None when it cannot run."""
+def current_defaults(zoo: Zoo, model: str, dataset: str) -> dict | None:
+    """What `zoo run MODEL --dataset DATASET` would use today; None when it cannot run."""
     try:
         return zoo.resolve(model, dataset).settings.config
     except ZooError:
