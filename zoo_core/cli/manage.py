@@ -21,7 +21,6 @@ from zoo_core.results import views
 from zoo_core.results.leaderboard import format_accuracy, format_count, format_duration, format_rate
 from zoo_core.store.records import STATUSES, check_tags
 from zoo_core.store import open_store
-from zoo_core.settings import recorded_setting
 
 EMPTY_RUNS = "no runs recorded yet: try `zoo run cnn --dataset fashion`"
 
@@ -184,10 +183,8 @@ def compare(run_a, run_b, plot_path, as_json):
     with open_store(store_location()) as store:
         a, b = store.get(run_a), store.get(run_b)
         curves = {a.run_id: store.epochs(a.run_id), b.run_id: store.epochs(b.run_id)}
-    keys = sorted(set(a.config) | set(b.config))
-    differ = {k: [recorded_setting(a.config, k), recorded_setting(b.config, k)] for k in keys
-              if recorded_setting(a.config, k) != recorded_setting(b.config, k)}
-    metrics = _metrics(a, b)
+    compared = views.compare_json(a, b)
+    differ, metrics = compared["settings_that_differ"], compared["metrics"]
     path = Path(plot_path) if plot_path else \
         paths.zoo_home() / "compare" / f"{a.run_id}--{b.run_id}.png"
     if any(curves.values()):
@@ -196,9 +193,7 @@ def compare(run_a, run_b, plot_path, as_json):
     else:
         path = None
     if as_json:
-        echo_json({"runs": [a.run_id, b.run_id], "settings_that_differ": differ,
-                   "metrics": {k: v[2:] for k, v in metrics.items()},
-                   "curves": str(path) if path else None})
+        echo_json({**compared, "curves": str(path) if path else None})
         return
     click.echo(f"A  {a.run_id}\nB  {b.run_id}\n")
     if a.model != b.model or a.dataset != b.dataset:
@@ -206,7 +201,8 @@ def compare(run_a, run_b, plot_path, as_json):
     click.echo(table([[k, _text(va), _text(vb)] for k, (va, vb) in differ.items()],
                      ["setting", "A", "B"]) if differ else "the same settings")
     click.echo("")
-    click.echo(table([[k, *v[:2]] for k, v in metrics.items()], ["metric", "A", "B"]))
+    click.echo(table([[k, *map(_METRIC_FORMATS.get(k, str), v)] for k, v in metrics.items()],
+                     ["metric", "A", "B"]))
     click.echo(f"\ncurves: {path}" if path else "\ncurves: no epochs recorded")
 
 
@@ -214,21 +210,13 @@ def _text(value) -> str:
     return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _metrics(a, b) -> dict[str, list]:
-    """metric -> [A shown, B shown, A raw, B raw]."""
-    rows = {
-        "status": (liveness.shown_status, str),
-        "seed": (lambda r: r.seed, str),
-        "test accuracy": (lambda r: r.test_accuracy, format_accuracy),
-        "validation accuracy": (lambda r: r.val_accuracy, format_accuracy),
-        "test loss": (lambda r: r.test_loss, lambda v: "" if v is None else f"{v:.4f}"),
-        "best epoch": (lambda r: r.best_epoch, lambda v: "" if v is None else str(v)),
-        "epochs run": (lambda r: r.epochs_run, str),
-        "parameters": (lambda r: r.params, format_count),
-        "training time": (lambda r: r.train_seconds, format_duration),
-        "examples/s": (lambda r: r.examples_per_sec, format_rate),
-    }
-    return {name: [fmt(get(a)), fmt(get(b)), get(a), get(b)] for name, (get, fmt) in rows.items()}
+# How zoo compare shows each metric of views.compare_json (str for the others).
+_METRIC_FORMATS = {
+    "test accuracy": format_accuracy, "validation accuracy": format_accuracy,
+    "test loss": lambda v: "" if v is None else f"{v:.4f}",
+    "best epoch": lambda v: "" if v is None else str(v),
+    "parameters": format_count, "training time": format_duration, "examples/s": format_rate,
+}
 
 
 @click.command("completion")
