@@ -84,9 +84,9 @@ def search_part(zoo, status, store) -> dict | None:
     top = part["best"]
     if top is not None:
         dataset = status.sweep.spec["dataset"]
+        defaults = current_defaults(zoo, part["model"], dataset)
         top["command"] = reproduce_command(part["model"], dataset, top["config"],
-                                           [top["seed"]],
-                                           current_defaults(zoo, part["model"], dataset))
+                                           [top["seed"]], defaults)
     return part
 
 
