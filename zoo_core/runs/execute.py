@@ -259,6 +259,7 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     trainer = settings.trainer
     if threads:
         trainer = dataclasses.replace(trainer, threads=min(trainer.threads or threads, threads))
+    store.update_run(run_id, precision=trainer.effective_precision)  # what runs, on this CPU
     now = store.get(run_id)
     recorder = _Recorder(store, now, progress, EventWriter(run_dir),
                          done=now.epochs_run if resume else 0)
