@@ -14,6 +14,7 @@ TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, ZooError
-from zoo_core.runs.records import RunRecord, utc_now
+from zoo_core.runs.records import RESERVED_RUN_IDS, RunRecord, utc_now
 from zoo_core.runs.store import Store
 
 DIED = "interrupted (process died)"
@@ -66,6 +67,16 @@ def owner() -> dict[str, object]:
     """This process as a run's owner: the owner fields of a RunRecord, heartbeat now."""
     return {"host": socket.gethostname(), "pid": os.getpid(),
             "owner_started": process_started(os.getpid()), "heartbeat_at": utc_now()}
+
+
+def mine() -> dict[str, object]:
+    """What a fenced write of this process expects of a run it owns (``Store.add_epoch``): the
+    run still running, and this process its owner, as :func:`owner` recorded it when this
+    process created, claimed or resumed the run (never read back from the store, so that a
+    takeover between that write and a read is not taken for ownership)."""
+    me = owner()
+    return {"status": "running", "host": me["host"], "pid": me["pid"],
+            "owner_started": me["owner_started"]}
 
 
 def process_alive(pid: int) -> bool:
@@ -243,8 +254,9 @@ def copy_runs(source: Store, target: Store) -> Copied:
     """Copy every run of ``source`` (its row, epochs and tags, as they are) into ``target``,
     then read each one back from ``target`` and compare.
 
-    A run the target already holds identically is skipped (so a copy can be run again, also
-    after one that stopped half-way: a run copied without all its epochs gets the rest).
+    A run the target already holds identically is skipped, and one a copy stopped in the
+    middle of (killed, say: its row, and its first epochs, with ``epochs_run`` counting
+    those) is completed, so that running a copy again finishes it.
 
     Raises:
         StoreError: the target holds some of these run ids with other contents (nothing is
@@ -256,24 +268,28 @@ def copy_runs(source: Store, target: Store) -> Copied:
     plan, copied = [], Copied()
     for record in records:
         epochs = epochs_of[record.run_id]
+        if record.run_id in RESERVED_RUN_IDS:
+            raise StoreError(f"results store {source.name} holds a run whose id is "
+                             f"{record.run_id!r}, a reserved word: nothing was copied; give it "
+                             "another id there first")
         if record.run_id not in held:
-            plan.append((record, epochs, []))
+            plan.append((record, epochs, None))
             continue
         present = target.epochs(record.run_id)
-        if held[record.run_id] != record or not _same(present, epochs[:len(present)]):
+        if not _partial_copy(held[record.run_id], present, record, epochs):
             raise StoreError(
                 f"results store {target.name} already holds run "
                 f"{record.run_id!r} with other contents: nothing was copied; copy into a new "
                 "database, or remove that run there first (zoo --store URL runs rm ID)"
             )
-        if _same(present, epochs):
+        if held[record.run_id] == record and _same(present, epochs):
             copied.already += 1
         else:
             plan.append((record, epochs, present))
     for record, epochs, present in plan:
-        if not present:
+        if present is None:
             target.create_run(record)
-        for row in epochs[len(present):]:
+        for row in epochs[len(present or []):]:
             metrics = {k: v for k, v in row.items() if k != "epoch"}
             target.add_epoch(record.run_id, row["epoch"], **metrics)
         if target.get(record.run_id).epochs_run != record.epochs_run:  # as the source has it
@@ -283,6 +299,15 @@ def copy_runs(source: Store, target: Store) -> Copied:
         copied.tags += len(record.tags)
     _check_copy(target, records, epochs_of)
     return copied
+
+
+def _partial_copy(held: RunRecord, present: list[dict], record: RunRecord,
+                  epochs: list[dict]) -> bool:
+    """Whether the target's ``held`` run (with its ``present`` epochs) is ``record`` copied
+    whole or in part: the same row but for ``epochs_run`` (which counts the epochs copied so
+    far), and the first of its epochs."""
+    return (dataclasses.replace(held, epochs_run=record.epochs_run) == record
+            and len(present) <= len(epochs) and _same(present, epochs[:len(present)]))
 
 
 def _check_copy(target: Store, records: list[RunRecord], epochs_of: dict[str, list]) -> None:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from zoo_core.errors import DataError, ZooError
 
 NPY_MAGIC = b"\x93NUMPY"
 LIGHT_EDGES = 128  # a mean edge value (0-255) from here up reads as a light background
+MAX_UNZIPPED = 256 << 20  # the most a gzip-compressed input file may decompress to
 
 
 class ImageFileError(ZooError):
@@ -85,10 +88,32 @@ def read_images(path: str | Path, image_shape, invert: bool = False) -> Images:
 
 
 def _gunzip(raw: bytes, name: str) -> bytes:
+    """The decompressed bytes, read as a stream and never past what they can be: an IDX file
+    up to the size its header declares (what follows is refused unread), anything else up
+    to :data:`MAX_UNZIPPED` bytes, so that a small file cannot fill the memory."""
     try:
-        return gzip.decompress(raw)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            head = f.read(4)
+            if len(head) == 4 and head[:3] == b"\x00\x00\x08" and head[3]:
+                head += f.read(4 * head[3])
+                if len(head) < 4 + 4 * head[3]:
+                    return head  # a truncated header: parse_idx says so
+                size = math.prod(struct.unpack(f">{head[3]}I", head[4:]))
+                if size > MAX_UNZIPPED:
+                    raise ImageFileError(f"{name}: its IDX header declares {size:,} bytes of "
+                                         f"images, more than the {MAX_UNZIPPED:,} zoo reads")
+                data = head + f.read(size)
+                if len(data) == len(head) + size and f.read(1):
+                    raise ImageFileError(f"{name}: has trailing bytes: more than the "
+                                         f"{len(data):,} its IDX header promises (not read)")
+                return data
+            data = head + f.read(MAX_UNZIPPED + 1 - len(head))
     except (OSError, EOFError, zlib.error) as e:
         raise ImageFileError(f"{name}: corrupted or truncated gzip file ({e})") from None
+    if len(data) > MAX_UNZIPPED:
+        raise ImageFileError(f"{name}: decompresses to more than {MAX_UNZIPPED:,} bytes, more "
+                             "than an input file the zoo reads")
+    return data
 
 
 def _load_npy(data: bytes, name: str) -> np.ndarray:
