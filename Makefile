@@ -15,12 +15,16 @@ PGBIN   = $(wildcard /usr/lib/postgresql/*/bin/pg_ctl)
 
 setup: $(VENV)/.installed data
 
+# Set-up output: one line per package pip collects (its progress), then what it installed;
+# pip's other lines are left out, its errors are not.
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "installing zoo-core, TensorFlow and the plugins (the long step: progress below)"
-	$(BIN)/python -m pip install --progress-bar on -e ".[test]" $(addprefix -e ,$(PLUGINS))
-	touch $@
+	@echo "creating the virtual environment $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "installing zoo-core, TensorFlow and the plugins (the long step: a few minutes)"
+	@bash -o pipefail -c '$(BIN)/python -m pip install -e ".[test]" $(addprefix -e ,$(PLUGINS)) \
+	  | { grep --line-buffered -E "^(Collecting|Successfully installed)" || true; }'
+	@touch $@
 
 # The real Fashion-MNIST from Debian's dataset-fashion-mnist, where apt exists;
 # elsewhere zoo downloads it on first use.
@@ -47,7 +51,8 @@ postgresql:
 	fi
 
 run: setup
-	$(BIN)/zoo run cnn --dataset fashion
+	@echo "$(BIN)/zoo run cnn --dataset fashion"
+	@$(BIN)/zoo run cnn --dataset fashion
 
 test: setup postgresql
 	$(BIN)/python -m pytest -q

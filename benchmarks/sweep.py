@@ -1,31 +1,41 @@
-"""Sweep engines side by side (issue 15, part 5): a sweep of 8 tiny trials run sequentially
-(`--engine local:1`), on `local:2` and on Ray with 2 CPUs; each engine's overhead per trial;
-how fast each store backend takes epochs from 4 writers at once.
+"""Sweep engines side by side (issue 15, part 5; issue 31, part 3): sweeps of 1-epoch trials
+run sequentially (`--engine local:1`), on `local:2` and on Ray with 2 CPUs, in interleaved
+rounds; where a trial's wall time goes; how fast each store takes claims and epochs.
 
-    python benchmarks/sweep.py            # 8 trials of a few seconds; some minutes, on a quiet machine
-    python benchmarks/sweep.py --quick    # a smoke test: 4 trials of one tiny epoch
+    python benchmarks/sweep.py                     # 5 rounds of 8 one-epoch trials, then the rest
+    python benchmarks/sweep.py --tiny --no-ray     # proves the script in a minute or two
+
+Everything measured so far is written to the JSON file (``--json``, default
+benchmarks/sweep-DATE.json) after each measurement, so a crash or a Ctrl-C keeps it.
 
 What is measured, and how:
 
-- wall time: `zoo sweep cnn ... --seeds 8 --engine E` from submission to the last trial
-  recorded (SQLite store), in a fresh ZOO_HOME each; Ray's local instance (2 CPUs) is
-  started before and its start-up reported apart. Targets: local:2 >= 1.7x sequential.
+- rounds: each round runs the same sweep (`zoo sweep cnn ... --seeds TRIALS --engine E`,
+  from submission to the last trial recorded, SQLite store, a fresh ZOO_HOME each) once on
+  every engine, in an order that rotates from round to round (sequential, local:2, ray;
+  then local:2, ray, sequential; ...), so that a change in the machine's load falls on
+  every engine alike. The figure is the median over rounds of each round's ratio
+  (sequential seconds / engine seconds) with its interquartile range. Ray's local instance
+  (2 CPUs) is started once before the rounds; its start-up is reported apart.
+  Target: local:2 >= 1.7x sequential on 2 cores.
+- breakdown: one `zoo worker`-like process draining a sweep of 2 trials under cProfile:
+  process start and imports, then per trial the cumulative time of data loading, the
+  graph build, counting MACs, training, evaluation, predictions and plots.
 - overhead per trial: from the moment a worker holds a trial (claimed) to the trial's first
-  training step (settings, data from the worker's cache, graph, session), in a `zoo worker`
-  process (local) and in Ray tasks, where the time from submitting a task to its start is
-  added; each worker's start (Python, TensorFlow, plugins) is shown apart, once per worker.
-  Claim latency: one `Store.claim_run` on SQLite and PostgreSQL. Targets: < 1 s on local,
-  < 3 s on Ray.
-- store throughput: 4 processes each adding epochs to their own run, at once; epochs per
-  second over all of them, SQLite and PostgreSQL (a throw-away server, as the tests start).
+  training step, in a `zoo worker` process (local) and in Ray tasks (from submission).
+  Targets: < 1 s on local, < 3 s on Ray.
+- stores: claim latency (one `Store.claim_run`) and epochs per second from 4 writers at once,
+  SQLite and PostgreSQL (a throw-away server: zoo_core/testing/postgresql.py).
 
-The machine should be quiet: every figure is a wall time on shared cores.
+No pytest and nothing of tests/ is needed. The machine should be quiet: every figure is a
+wall time on shared cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import importlib.util
 import json
 import multiprocessing
@@ -44,8 +54,10 @@ sys.path.insert(0, str(ROOT))
 
 from zoo_core.runs.worker import WorkerEvents  # noqa: E402
 
-FULL = dict(trials=8, args=["--epochs", "3", "--limit", "4096"], claims=200, epochs=500)
-QUICK = dict(trials=4, args=["--epochs", "1", "--limit", "256"], claims=20, epochs=50)
+FULL = dict(rounds=5, trials=8, args=["--epochs", "1", "--limit", "4096"], claims=200,
+            epochs=500)
+TINY = dict(rounds=2, trials=4, args=["--epochs", "1", "--limit", "256"], claims=20, epochs=50)
+ENGINES = {"sequential": "local:1", "local:2": "local:2", "ray": "ray"}
 TRIAL = ["cnn", "--batch-size", "64", "--set", "filters=8", "--set", "dense=32"]
 WRITERS = 4
 
@@ -214,25 +226,18 @@ def epochs_per_second(location: str, epochs: int) -> float:
 
 
 def postgresql():
-    """A throw-away PostgreSQL server (tests/conftest.py's), or None where there is none."""
-    spec = importlib.util.spec_from_file_location("zoo_conftest", ROOT / "tests" / "conftest.py")
-    conftest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conftest)
-    if conftest._pg_bindir() is None:
+    """A throw-away PostgreSQL server, or None where its binaries or psycopg are absent."""
+    from zoo_core.testing.postgresql import pg_bindir, throwaway_postgresql
+
+    if pg_bindir() is None or importlib.util.find_spec("psycopg") is None:
         return contextlib.nullcontext(None)
-    return conftest.throwaway_postgresql()
-
-
-def new_database(server: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{server}/{name}"
+    return throwaway_postgresql()
 
 
 def stores(size: dict) -> dict:
     """Claim latency and write throughput of SQLite and (when its server is here) PostgreSQL."""
+    from zoo_core.testing.postgresql import new_database
+
     result = {}
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as folder, postgresql() as server:
         locations = {"sqlite": (str(Path(folder, "claims.db")), str(Path(folder, "writes.db")))}
@@ -245,63 +250,184 @@ def stores(size: dict) -> dict:
     return result
 
 
-def engines(size: dict, with_ray: bool) -> dict:
-    result = {"sequential (local:1)": sweep_wall("local:1", size),
-              "local:2": sweep_wall("local:2", size)}
-    overhead = {"local": local_overhead(size)}
+class Results:
+    """The figures so far, written to ``path`` after each measurement."""
+
+    def __init__(self, path: Path, size: dict) -> None:
+        self.path = path
+        self.data = {"command": " ".join(["python", "benchmarks/sweep.py", *sys.argv[1:]]),
+                     "date": datetime.date.today().isoformat(), "cores": os.cpu_count(),
+                     "trial": " ".join(TRIAL + size["args"]), "size": size, "rounds": []}
+
+    def put(self, key: str, value) -> None:
+        self.data[key] = value
+        self.write()
+
+    def write(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=2) + "\n")
+
+
+def order(round_index: int, names: list[str]) -> list[str]:
+    """The engines of round ``round_index`` (0-based), rotated one place per round."""
+    k = round_index % len(names)
+    return names[k:] + names[:k]
+
+
+def ratios(rounds: list[dict], engine: str) -> dict | None:
+    """Median and interquartile range of the per-round ratios sequential / ``engine``."""
+    values = [r["sequential"] / r[engine] for r in rounds
+              if "sequential" in r and engine in r and r[engine] > 0]
+    if not values:
+        return None
+    q1, _, q3 = (statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1
+                 else (values[0],) * 3)
+    return {"median": statistics.median(values), "q1": q1, "q3": q3, "n": len(values)}
+
+
+def run_rounds(size: dict, with_ray: bool, results: Results) -> None:
+    names = [n for n in ENGINES if with_ray or n != "ray"]
+    ray = None
     if with_ray:
         import ray
 
         start = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
                  log_to_driver=False, configure_logging=False)
-        try:
-            overhead["ray start-up s"] = time.perf_counter() - start
-            result["ray (2 CPUs)"] = sweep_wall("ray", size)
-            overhead["ray"] = ray_overhead(ray, size)
-        finally:
+        results.put("ray_start_s", time.perf_counter() - start)
+    try:
+        for index in range(size["rounds"]):
+            wall: dict[str, float] = {}
+            results.data["rounds"].append(wall)
+            for name in order(index, names):
+                wall[name] = sweep_wall(ENGINES[name], size)
+                print(f"round {index + 1}/{size['rounds']}: {name:<10} {wall[name]:6.1f} s",
+                      flush=True)
+                results.put("ratios", {n: ratios(results.data["rounds"], n)
+                                       for n in names if n != "sequential"})
+        if ray is not None:
+            results.put("overhead_ray", ray_overhead(ray, size))
+    finally:
+        if ray is not None:
             ray.shutdown()
-    return {"wall_s": result, "overhead": overhead}
 
 
-def report(size: dict, figures: dict) -> None:
-    wall = figures["wall_s"]
-    base = wall["sequential (local:1)"]
-    print(f"sweep of {size['trials']} trials: {' '.join(TRIAL + size['args'])}")
-    for name, seconds in wall.items():
-        print(f"  {name:<22} {seconds:7.1f} s   {base / seconds:4.2f}x sequential")
-    print("  target: local:2 >= 1.70x sequential on 2 cores "
-          f"({'met' if base / wall['local:2'] >= 1.7 else 'NOT met'})")
-    print("overhead per trial, claimed -> first step (median ms; Ray: from the task's "
-          "submission, one task at a time, the first one starting a worker):")
-    for name, target in (("local", 1000), ("ray", 3000)):
-        if name in figures["overhead"]:
-            ms = statistics.median(figures["overhead"][name]["trial_ms"])
-            print(f"  {name:<22} {ms:7.0f} ms  (target < {target} ms: "
-                  f"{'met' if ms < target else 'NOT met'})")
-    local = figures["overhead"]["local"]
-    print(f"  a local worker's start (Python, TensorFlow, plugins; once per worker): "
-          f"{local['worker_start_ms']:.0f} ms")
-    if "ray start-up s" in figures["overhead"]:
-        print(f"  Ray's local start-up (once): {figures['overhead']['ray start-up s']:.1f} s")
-    print(f"stores: claim latency (median), epochs/s with {WRITERS} writers at once:")
-    for name, store in figures["stores"].items():
-        print(f"  {name:<22} claim {store['claim_ms']:6.1f} ms   "
-              f"{store['epochs_per_s']:8.0f} epochs/s")
+# Where a trial's time goes: (label, function name) of zoo_core, cumulative under cProfile.
+PHASES = [("data load", "load"), ("graph build", "build_graph"), ("MACs count", "model_cost"),
+          ("training", "_epoch"), ("evaluation", "evaluate"),
+          ("predictions", "_save_predictions"), ("plots", "_draw_plots"),
+          ("whole trial", "run_trial")]
+
+
+def profiled_worker(location: str, sweep_id: str, spawned: float) -> dict:
+    """In a fresh process: seconds from spawning to Python ready, to TensorFlow imported, to
+    the plugins loaded; then cProfile's cumulative seconds of each phase of the trials."""
+    import cProfile
+    import pstats
+
+    started = time.time()
+    from zoo_core._tf import tf as import_tf
+    from zoo_core.catalogue import open_zoo
+    from zoo_core.runs import worker
+    from zoo_core.runs.store import open_store
+
+    import_tf()
+    imported = time.time()
+    zoo = open_zoo()
+    ready = time.time()
+    profile = cProfile.Profile()
+    with open_store(location) as store:
+        done = profile.runcall(worker.work, zoo, store, sweep_id=sweep_id, wait=False)
+    stats = pstats.Stats(profile).stats
+    phases = {}
+    for label, name in PHASES:
+        found = [(calls, cumulative) for (file, _, func), (_, calls, _, cumulative, _)
+                 in stats.items() if func == name and "zoo_core" in file]
+        phases[label] = {"calls": sum(c for c, _ in found), "s": sum(t for _, t in found)}
+    return {"process start s": started - spawned, "TensorFlow import s": imported - started,
+            "plugins s": ready - imported, "trials": done.trials, "phases": phases}
+
+
+def breakdown(size: dict) -> dict:
+    """A 2-trial sweep drained by one profiled worker process (all cores)."""
+    two = {**size, "trials": 2}
+    with fresh_home() as home:
+        sweep_id = queue(two)
+        code = (f"import json, sys, time; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+                f"import sweep; print(json.dumps(sweep.profiled_worker("
+                f"{str(home / 'zoo.db')!r}, {sweep_id!r}, {time.time()!r})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                 [str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(figures: dict) -> None:
+    size = figures["size"]
+    print(f"\n{figures['command']}  ({figures['date']}, {figures['cores']} cores)")
+    print(f"sweeps of {size['trials']} trials: {figures['trial']}, {len(figures['rounds'])} "
+          "interleaved rounds")
+    for name in ENGINES:
+        seconds = [r[name] for r in figures["rounds"] if name in r]
+        if not seconds:
+            continue
+        line = f"  {name:<12} median {statistics.median(seconds):7.1f} s"
+        found = (figures.get("ratios") or {}).get(name)
+        if found:
+            line += (f"   {found['median']:4.2f}x sequential (IQR {found['q1']:.2f}-"
+                     f"{found['q3']:.2f}, {found['n']} rounds)")
+        print(line)
+    local = (figures.get("ratios") or {}).get("local:2")
+    if local:
+        print(f"  target: local:2 >= 1.70x sequential on 2 cores "
+              f"({'met' if local['median'] >= 1.7 else 'NOT met'})")
+    if "ray_start_s" in figures:
+        print(f"  Ray's local start-up (once, before the rounds): {figures['ray_start_s']:.1f} s")
+    if "breakdown" in figures:
+        b = figures["breakdown"]
+        print(f"where a worker's time goes (cProfile, {b['trials']} trials, seconds per trial):")
+        for key in ("process start s", "TensorFlow import s", "plugins s"):
+            print(f"  {key[:-2]:<22} {b[key]:6.2f} s  (once per worker)")
+        for label, phase in b["phases"].items():
+            print(f"  {label:<22} {phase['s'] / max(1, b['trials']):6.2f} s")
+    for name, target in (("overhead_local", 1000), ("overhead_ray", 3000)):
+        if name in figures:
+            ms = statistics.median(figures[name]["trial_ms"])
+            print(f"  {name[9:]} claimed -> first step: {ms:.0f} ms median "
+                  f"(target < {target} ms: {'met' if ms < target else 'NOT met'})")
+    for name, store in figures.get("stores", {}).items():
+        print(f"  store {name:<12} claim {store['claim_ms']:6.1f} ms   "
+              f"{store['epochs_per_s']:8.0f} epochs/s ({WRITERS} writers)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 trials of one tiny epoch")
+    parser.add_argument("--tiny", action="store_true",
+                        help="2 rounds of 4 trials of one tiny epoch: proves the script")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5; --tiny 2)")
     parser.add_argument("--no-ray", action="store_true", help="leave Ray out")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures here")
+    parser.add_argument("--only", default="rounds,breakdown,overhead,stores",
+                        help="comma-separated parts to measure (default all)")
+    parser.add_argument("--json", metavar="FILE", type=Path,
+                        default=ROOT / "benchmarks" / f"sweep-{datetime.date.today()}.json",
+                        help="where the figures go, rewritten after each measurement")
     args = parser.parse_args()
-    size = QUICK if args.quick else FULL
+    size = dict(TINY if args.tiny else FULL)
+    if args.rounds:
+        size["rounds"] = args.rounds
+    parts = set(args.only.split(","))
     with_ray = not args.no_ray and importlib.util.find_spec("ray") is not None
-    figures = {**engines(size, with_ray), "stores": stores(size)}
-    report(size, figures)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"size": size, **figures}, indent=2) + "\n")
+    results = Results(args.json, size)
+    results.write()
+    print(f"figures go to {args.json}, rewritten after each measurement", flush=True)
+    if "rounds" in parts:
+        run_rounds(size, with_ray, results)
+    if "breakdown" in parts:
+        results.put("breakdown", breakdown(size))
+    if "overhead" in parts:
+        results.put("overhead_local", local_overhead(size))
+    if "stores" in parts:
+        results.put("stores", stores(size))
+    report(results.data)
 
 
 if __name__ == "__main__":

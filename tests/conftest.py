@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import textwrap
 from pathlib import Path
 
@@ -78,40 +77,7 @@ def fake_dist(tmp_path, monkeypatch):
 collect_ignore_glob = ["data/*"]
 
 
-# -- a real PostgreSQL server (issue 15) ---------------------------------------------------------
-
-PG_USER = "zoo-pg"  # the unprivileged user the server runs as when the tests run as root
-
-
-def _pg_bindir() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
-    return found[-1].parent if found else None
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _as_server_user(command: list[str]) -> list[str]:
-    """``command`` run as PG_USER when we are root (PostgreSQL refuses to run as root)."""
-    import os
-    import pwd
-    import subprocess
-
-    if os.geteuid() != 0:
-        return command
-    try:
-        pwd.getpwnam(PG_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        PG_USER], check=True, capture_output=True)
-    return ["runuser", "-u", PG_USER, "--", *command]
-
+# -- a real PostgreSQL server (issue 15; started by zoo_core/testing/postgresql.py) ---------------
 
 @pytest.fixture(scope="session")
 def postgresql_server():
@@ -121,7 +87,9 @@ def postgresql_server():
     (``CI`` set), where that fails."""
     import os
 
-    if _pg_bindir() is None:
+    from zoo_core.testing.postgresql import pg_bindir, throwaway_postgresql
+
+    if pg_bindir() is None:
         reason = ("PostgreSQL's server binaries (/usr/lib/postgresql/*/bin) are absent: "
                   "apt-get install postgresql (make test does)")
         if os.environ.get("CI"):
@@ -132,47 +100,12 @@ def postgresql_server():
         yield url
 
 
-@contextlib.contextmanager
-def throwaway_postgresql():
-    """A PostgreSQL server in a temporary folder, on 127.0.0.1 only, as an unprivileged user
-    when run as root: its base URL while the block runs; stopped and removed after it (also
-    used by benchmarks/sweep.py)."""
-    import os
-    import shutil
-    import subprocess
-    import tempfile
-
-    bindir = _pg_bindir()
-    folder = Path(tempfile.mkdtemp(prefix="zoo-pg-"))
-    data, port = folder / "data", _free_port()
-    if os.geteuid() == 0:
-        _as_server_user(["true"])  # creates the user if needed
-        shutil.chown(folder, PG_USER)
-    run = dict(check=True, capture_output=True, text=True)
-    subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", "zoo",
-                                    "--auth=trust", "-E", "UTF8", "--no-sync"]), **run)
-    options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
-               "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-    subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60",
-                                    "-l", str(folder / "server.log"), "-o", options, "start"]),
-                   **run)
-    try:
-        yield f"postgresql://zoo@127.0.0.1:{port}"
-    finally:
-        subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m",
-                                        "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 _databases = iter(range(1, 1_000_000))
 
 
 @pytest.fixture
 def postgresql_url(postgresql_server) -> str:
     """The URL of a new, empty database on the test server."""
-    import psycopg
+    from zoo_core.testing.postgresql import new_database
 
-    name = f"zoo_test_{next(_databases)}"
-    with psycopg.connect(f"{postgresql_server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{postgresql_server}/{name}"
+    return new_database(postgresql_server, f"zoo_test_{next(_databases)}")

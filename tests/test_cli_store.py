@@ -52,6 +52,40 @@ def test_store_copy_moves_every_run_epoch_and_tag_and_is_idempotent(sqlite_file,
     assert _contents(postgresql_url) == _contents(sqlite_file)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_store_copy_brings_the_sweeps_along(sqlite_file, backend, request, tmp_path):
+    """Issue 31: the trials keep their sweep_id, and on the target `zoo sweep status ID`
+    knows the sweep; a second copy changes nothing."""
+    from test_sweep import sweep_record
+
+    with open_store(sqlite_file) as store:
+        store.create_sweep(sweep_record("sweep-20260101-000000-abcd", ["cnn-s1", "cnn-s2"]),
+                           [record("cnn-s1", seed=3), record("cnn-s2", seed=4)])
+        store.cancel_sweep("sweep-20260101-000000-abcd", "cancelled by a test")
+    target = (str(tmp_path / "new.db") if backend == "sqlite"
+              else request.getfixturevalue("postgresql_url"))
+    r = zoo("store", "copy", str(sqlite_file), target)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[:2] == [
+        f"copied 5 run(s) (4 epochs, 2 tags) from {sqlite_file} to {target}; "
+        "0 already there, identical",
+        "copied 1 sweep(s) (their trials are among the runs); 0 already there, identical"]
+    with open_store(sqlite_file) as source, open_store(target) as copy:
+        assert copy.sweeps() == source.sweeps()
+    status = zoo("--store", target, "sweep", "status", "sweep-20260101")
+    assert status.exit_code == 0, status.output
+    assert "cnn-s1" in status.output and "cnn-s2" in status.output
+    assert status.output == zoo("--store", str(sqlite_file), "sweep", "status",
+                                "sweep-20260101").output
+    again = zoo("store", "copy", str(sqlite_file), target)
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[:2] == [
+        f"copied 0 run(s) (0 epochs, 0 tags) from {sqlite_file} to {target}; "
+        "5 already there, identical",
+        "copied 0 sweep(s) (their trials are among the runs); 1 already there, identical"]
+    assert _contents(target) == _contents(sqlite_file)
+
+
 def test_store_copy_finishes_a_copy_that_stopped_half_way(sqlite_file, postgresql_url):
     with open_store(sqlite_file) as source, open_store(postgresql_url) as target:
         run = source.get("cnn-a")

@@ -459,3 +459,32 @@ def test_a_download_that_no_checksum_covers_is_not_cached(fashion, copy_dir, zoo
                                         "md5_gz cannot be checked"):
         zoo_data.load(md5_only)
     assert list((zoo_home / "datasets" / "fashion").iterdir()) == []
+
+
+# -- zoo datasets --samples (issue 31): real test images to try zoo predict on ---------------------
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_zoo_datasets_samples_writes_real_test_images(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from zoo_core.cli import cli
+
+    raw = gzip.open(REAL / "t10k-images-idx3-ubyte.gz").read()
+    test = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
+    result = CliRunner().invoke(cli, ["datasets", "--samples", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "s"
+    assert result.output.splitlines() == [
+        f"wrote 3 files of fashion's test images to {folder}:",
+        f"  {folder}/ankle-boot.png         test image 0 (Ankle boot), enlarged to 280x280",
+        f"  {folder}/pullover-on-white.jpg  test image 1 (Pullover), inverted, 300x300 RGB "
+        "JPEG (needs --invert)",
+        f"  {folder}/three.npy              test images 2-4 (Trouser, Trouser, Shirt), uint8 "
+        "[3, 28, 28]",
+        f"try: zoo predict cnn {folder}/ankle-boot.png {folder}/three.npy"]
+    assert np.array_equal(np.load(folder / "three.npy"), test[2:5])
+    boot = np.asarray(Image.open(folder / "ankle-boot.png"))
+    assert boot.shape == (280, 280) and np.array_equal(boot[::10, ::10], test[0])
+    jpeg = np.asarray(Image.open(folder / "pullover-on-white.jpg").convert("L").resize((28, 28)))
+    assert np.abs(jpeg.astype(int) - (255 - test[1].astype(int))).mean() < 20  # inverted

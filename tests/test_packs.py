@@ -62,7 +62,7 @@ def test_pack_prints_its_sha256_and_the_declaration_to_paste(trained):
                                        + packs.hashlib.sha256(zf.read("manifest.json")).hexdigest())
     assert names == sorted(["run.json", "epochs.json", "config.json", "metrics.json",
                             "checkpoint.json", "manifest.json", "ckpt/best-1.index",
-                            "ckpt/best-1.data-00000-of-00001"])
+                            "ckpt/best-1.data-00000-of-00001", "predictions.npz"])
     assert sorted(manifest["members"]) == sorted(set(names) - {"manifest.json"})
     with zipfile.ZipFile(pack) as zf:
         config = json.loads(zf.read("config.json"))
@@ -101,6 +101,10 @@ def test_an_imported_run_ranks_marked_and_evaluates_to_the_same_accuracy(trained
     shown = json.loads(zoo("show", "latest", "--json").output)
     assert shown["tags"] == ["imported"] and shown["status"] == "completed"
     assert len(shown["epochs"]) == 1 and shown["config_id"] == run["config_id"]
+    # the pack carries predictions.npz; the pictures are drawn on import (issue 31)
+    assert {"curves.png", "confusion.png", "predictions.png", "predictions.npz"} <= set(
+        shown["files"])
+    assert all(Path(f).is_file() for f in shown["files"].values())
     provenance = json.loads(Path(shown["run_dir"], "imported.json").read_text())
     assert provenance["original_run_id"] == run["run_id"] and provenance["file"] == pack.name
     assert provenance["sha256"] == packs.file_sha256(pack)
@@ -189,7 +193,8 @@ def _refused(target: Path, home: Path) -> str:
 
 
 MEMBERS = ["run.json", "epochs.json", "config.json", "metrics.json", "checkpoint.json",
-           "ckpt/best-1.index", "ckpt/best-1.data-00000-of-00001", "manifest.json"]
+           "ckpt/best-1.index", "ckpt/best-1.data-00000-of-00001", "predictions.npz",
+           "manifest.json"]
 
 
 @pytest.mark.parametrize("member", MEMBERS)

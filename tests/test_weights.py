@@ -16,6 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -48,6 +49,12 @@ def pack(tmp_path_factory) -> tuple[Path, str, str]:
     (folder / "checkpoint.json").write_text(json.dumps({"prefix": "ckpt/best-1", "epoch": 1}))
     (folder / "ckpt" / "best-1.index").write_bytes(b"index")
     (folder / "ckpt" / "best-1.data-00000-of-00001").write_bytes(bytes(range(256)) * 400)
+    from zoo_core.runs import predictions  # a pack carries its run's predictions.npz
+
+    labels = np.arange(10) % 2
+    predictions.save(folder, predictions.sample(np.zeros((10, 4, 4, 1), np.uint8), labels,
+                                                labels, np.ones(10, np.float32), ("a", "b")),
+                     labels, np.ones(10, np.float32))
     record = RunRecord(run_id=folder.name, status="completed", model="tiny", dataset="fashion",
                        plugin="zoo-tiny", plugin_version="0.1.0", zoo_version="0.1.0",
                        tf_version="2.21.0", config={"epochs": 1}, seed=0, data_checksums={},

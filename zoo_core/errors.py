@@ -149,29 +149,63 @@ def location(e: BaseException) -> str:
 
 def plugin_frames(frames) -> list:
     """The frames outside the zoo, the libraries it runs on, the standard library and the
-    scripts folder (the ``zoo`` script itself)."""
-    libs = _library_dirs()
-    return [f for f in frames if not os.path.realpath(f.filename).startswith(libs)]
+    scripts folder (the ``zoo`` script itself), and not Python's own (``<frozen runpy>``)."""
+    return [f for f in frames if not _is_library(f.filename)]
 
 
-def _library_dirs() -> tuple[str, ...]:
-    dirs = [os.path.dirname(os.path.abspath(__file__))]  # zoo_core
-    for key in ("stdlib", "platstdlib", "scripts"):
-        try:
-            dirs.append(sysconfig.get_paths()[key])
-        except KeyError:  # pragma: no cover
-            pass
+def _is_library(filename: str) -> bool:
+    """Whether a frame's file is the zoo's, a library's or Python's, not a plugin's.
+
+    A virtual environment's ``platstdlib`` (``<venv>/lib/python3.X``) holds its
+    site-packages, where ``pip install`` puts plugins: site-packages is a plugin's home
+    unless the file is in one of the packages named in _NOT_PLUGINS (or the zoo)."""
+    if filename.startswith("<"):
+        return True
+    path = os.path.realpath(filename)
+    packages, site_dirs, library = _library_dirs()
+    if path.startswith(packages):
+        return True
+    return not path.startswith(site_dirs) and path.startswith(library)
+
+
+def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(the zoo's and _NOT_PLUGINS' package folders, the site-packages folders, the
+    standard library's and scripts' folders), each ending in a separator."""
+    packages = [os.path.dirname(os.path.abspath(__file__))]  # zoo_core
     for mod in _NOT_PLUGINS:
         m = sys.modules.get(mod)
         if m is not None and getattr(m, "__file__", None):
-            dirs.append(os.path.dirname(m.__file__))
-    return tuple(os.path.realpath(d) + os.sep for d in dirs if d)
+            packages.append(os.path.dirname(m.__file__))
+    paths = sysconfig.get_paths()
+    site_dirs = [paths.get("purelib"), paths.get("platlib"), *_site_packages()]
+    library = [paths.get(key) for key in ("stdlib", "platstdlib", "scripts")]
+
+    def folders(dirs):
+        return tuple(os.path.realpath(d) + os.sep for d in dirs if d)
+
+    return folders(packages), folders(site_dirs), folders(library)
+
+
+def _site_packages() -> list[str]:
+    import site
+
+    try:
+        return [*site.getsitepackages(), site.getusersitepackages()]
+    except AttributeError:  # pragma: no cover - an old virtualenv's site module
+        return []
 
 
 def relpath(path: str) -> str:
-    """``path`` relative to the working folder when it is inside it."""
+    """``path`` relative to the working folder when it is inside it, else relative to the
+    site-packages it is installed in (``zoo_gru/__init__.py``), else as it is."""
     try:
         rel = os.path.relpath(path)
     except ValueError:  # pragma: no cover - another drive on Windows
         return path
-    return path if rel.startswith("..") else rel
+    if not rel.startswith(".."):
+        return rel
+    real = os.path.realpath(path)
+    for site_dir in _library_dirs()[1]:
+        if real.startswith(site_dir):
+            return real[len(site_dir):]
+    return path

@@ -5,6 +5,8 @@ None of these import TensorFlow.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from zoo_core.cli.completion import complete_datasets, complete_models
@@ -151,12 +153,20 @@ def _print_plugins(reports) -> None:
 @click.command("datasets")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
               help="Look here first [env: ZOO_DATA_DIR].")
+@click.option("--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Instead: write a few real test images (PNG, JPEG, .npy) of --dataset "
+                   "into this folder, to try zoo predict on.")
+@click.option("--dataset", "-d", "dataset", default="fashion", show_default=True,
+              help="The dataset --samples takes its test images from.")
 @json_option
 @click.pass_obj
-def list_datasets(state, data_dir, as_json):
-    """List the datasets, where their files were found and whether they verified."""
+def list_datasets(state, data_dir, samples_dir, dataset, as_json):
+    """List the datasets, where their files were found and whether they verified (or, with
+    --samples DIR, write a few of a dataset's test images there)."""
     from zoo_core import data  # numpy: kept out of the light commands (zoo list, --help)
 
+    if samples_dir is not None:
+        return _write_samples(state, data_dir, samples_dir, dataset, as_json)
     out = []
     for name, spec in sorted(state.zoo().datasets.items()):
         where, files = data.inspect(spec, data_dir)
@@ -182,6 +192,33 @@ def list_datasets(state, data_dir, as_json):
         raise DataError(f"{', '.join(failed)}: files found but not usable (listed "
                         f"{'in problems' if as_json else 'above'}); replace or delete the files "
                         f"named, or point {setting('data_dir')} at good copies")
+
+
+def _write_samples(state, data_dir, folder: Path, dataset: str, as_json: bool) -> None:
+    from zoo_core import data
+    from zoo_core.data.samples import write_samples
+
+    spec = state.zoo().dataset(dataset)
+    loaded = data.load(spec, data_dir)
+    written = write_samples(loaded, folder)
+    if as_json:
+        echo_json([{"file": str(f.path), "test_indices": list(f.indices),
+                    "classes": list(f.classes), "what": f.what} for f in written])
+        return
+    click.echo(f"wrote {len(written)} files of {dataset}'s test images to {folder}:")
+    width = max(len(str(f.path)) for f in written)
+    for f in written:
+        images = (f"test image {f.indices[0]}" if len(f.indices) == 1
+                  else f"test images {f.indices[0]}-{f.indices[-1]}")
+        click.echo(f"  {str(f.path):<{width}}  {images} ({', '.join(f.classes)}), {f.what}")
+    first = written[0].path
+    click.echo(f"try: zoo predict {_model_for(state, dataset)} {first} {written[-1].path}")
+
+
+def _model_for(state, dataset: str) -> str:
+    """A model with published weights for ``dataset`` (cnn for Fashion-MNIST), else any."""
+    models = state.zoo().models
+    return next((name for name in sorted(models) if dataset in models[name].weights), "MODEL")
 
 
 COMMANDS = [list_models, list_plugins, list_datasets]

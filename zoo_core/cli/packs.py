@@ -83,7 +83,8 @@ def _size(n: int) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--sha256", "expected", metavar="HEX",
               help="Refuse the file unless its sha256 is this (as `zoo pack` printed it).")
-def unpack(file, expected):
+@click.pass_obj
+def unpack(state, file, expected):
     """Import a pack (from `zoo pack`) into the results store as a completed run, tagged
     `imported`: `zoo leaderboard` marks it, `zoo evaluate` and `zoo show` take it.
 
@@ -94,9 +95,14 @@ def unpack(file, expected):
     if expected and path.is_file() and packs.file_sha256(path) != expected.lower():
         raise packs.PackError(f"{path}: its sha256 is {packs.file_sha256(path)}, not {expected}: "
                               "refused")
+    from zoo_core.serving import imported
+
     with open_store(store_location()) as store:
         done = packs.unpack(store, path)
         where = store.name
+        note = imported.complete(state.zoo(), store, done.record)
+    if note:
+        click.echo(f"warning: {note}", err=True)
     r = done.record
     if done.already:
         click.echo(f"run {r.run_id} is already in the results store {where} ({done.note}); "
@@ -129,6 +135,8 @@ def pull(state, model, dataset, timeout):
     with open_store(store_location()) as store:
         done = weights.pull(zoo, store, model, dataset, progress=DownloadProgressBar(),
                             timeout=timeout)
+    if done.note:
+        click.echo(f"warning: {done.note}", err=True)
     r = done.record
     if done.already:
         click.echo(f"{model} weights for {dataset} are already pulled: run {r.run_id} "

@@ -41,11 +41,11 @@ def migrate():
 @click.argument("sqlite_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("url")
 def copy(sqlite_file, url):
-    """Copy every run, epoch and tag of the SQLite store SQLITE_FILE into the store at URL
-    (usually postgresql://...), then check each one reads back the same.
+    """Copy every run, epoch and tag, and every sweep, of the SQLite store SQLITE_FILE into
+    the store at URL (usually postgresql://...), then check each one reads back the same.
 
-    Runs the target already holds identically are skipped, so the copy can be run again;
-    a target holding any of these run ids with other contents is refused.
+    Runs and sweeps the target already holds identically are skipped, so the copy can be run
+    again; a target holding any of these ids with other contents is refused.
     """
     if not sqlite_file.is_file():
         raise StoreError(f"no SQLite store at {sqlite_file}: give the path of a zoo.db file "
@@ -56,6 +56,9 @@ def copy(sqlite_file, url):
         name = target.name
     click.echo(f"copied {done.runs} run(s) ({done.epochs} epochs, {done.tags} tags) from "
                f"{sqlite_file} to {name}; {done.already} already there, identical")
+    if done.sweeps or done.sweeps_already:
+        click.echo(f"copied {done.sweeps} sweep(s) (their trials are among the runs); "
+                   f"{done.sweeps_already} already there, identical")
     click.echo(f"checked: every run reads back the same; {name} now holds {total} run(s)")
 
 

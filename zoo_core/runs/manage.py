@@ -242,26 +242,29 @@ def remove_run(store: Store, confirmed: RunRecord, force: bool = False) -> Folde
 @dataclass
 class Copied:
     """What :func:`copy_runs` did: the runs it copied (with their epochs and tags), and those
-    the target already held, identical."""
+    the target already held, identical; the same for the sweeps."""
 
     runs: int = 0
     epochs: int = 0
     tags: int = 0
     already: int = 0
+    sweeps: int = 0
+    sweeps_already: int = 0
 
 
 def copy_runs(source: Store, target: Store) -> Copied:
-    """Copy every run of ``source`` (its row, epochs and tags, as they are) into ``target``,
-    then read each one back from ``target`` and compare.
+    """Copy every sweep and every run of ``source`` (its row, epochs and tags, as they are)
+    into ``target``, then read each one back from ``target`` and compare.
 
-    A run the target already holds identically is skipped, and one a copy stopped in the
-    middle of (killed, say: its row, and its first epochs, with ``epochs_run`` counting
-    those) is completed, so that running a copy again finishes it.
+    A sweep or run the target already holds identically is skipped, and a run a copy
+    stopped in the middle of (killed, say: its row, and its first epochs, with
+    ``epochs_run`` counting those) is completed, so that running a copy again finishes it.
 
     Raises:
-        StoreError: the target holds some of these run ids with other contents (nothing is
-            copied), or a run reads back different after the copy.
+        StoreError: the target holds some of these sweep or run ids with other contents
+            (nothing is copied), or a sweep or run reads back different after the copy.
     """
+    sweeps = _sweeps_to_copy(source, target)
     records = source.runs()
     epochs_of = {record.run_id: source.epochs(record.run_id) for record in records}
     held = {record.run_id: record for record in target.runs()}
@@ -286,6 +289,13 @@ def copy_runs(source: Store, target: Store) -> Copied:
             copied.already += 1
         else:
             plan.append((record, epochs, present))
+    for sweep in sweeps:
+        target.create_sweep(sweep, [])  # its trials are among the runs, copied below
+        if target.get_sweep(sweep.sweep_id) != sweep:
+            raise StoreError(f"sweep {sweep.sweep_id!r} reads back different from the results "
+                             f"store {target.name} after the copy: report this")
+    copied.sweeps = len(sweeps)
+    copied.sweeps_already = len(source.sweeps()) - len(sweeps)
     for record, epochs, present in plan:
         if present is None:
             target.create_run(record)
@@ -308,6 +318,23 @@ def _partial_copy(held: RunRecord, present: list[dict], record: RunRecord,
     far), and the first of its epochs."""
     return (dataclasses.replace(held, epochs_run=record.epochs_run) == record
             and len(present) <= len(epochs) and _same(present, epochs[:len(present)]))
+
+
+def _sweeps_to_copy(source: Store, target: Store) -> list:
+    """The sweeps of ``source`` that ``target`` lacks.
+
+    Raises:
+        StoreError: ``target`` holds one of them with other contents."""
+    held = {sweep.sweep_id: sweep for sweep in target.sweeps()}
+    missing = []
+    for sweep in source.sweeps():
+        if sweep.sweep_id not in held:
+            missing.append(sweep)
+        elif held[sweep.sweep_id] != sweep:
+            raise StoreError(
+                f"results store {target.name} already holds sweep {sweep.sweep_id!r} with "
+                "other contents: nothing was copied; copy into a new database")
+    return missing
 
 
 def _check_copy(target: Store, records: list[RunRecord], epochs_of: dict[str, list]) -> None:

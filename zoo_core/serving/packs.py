@@ -4,9 +4,9 @@
 A pack is a zip archive (``.zoopack``) whose members are those of a run folder plus the run's
 record: ``manifest.json`` (every other member's sha256 and size), ``run.json`` (the store's
 record and where it was packed), ``epochs.json`` (the store's epoch rows), ``config.json``
-(settings, data checksums, versions), ``metrics.json``, ``checkpoint.json`` and the best
+(settings, data checksums, versions), ``metrics.json``, ``checkpoint.json``, the best
 checkpoint's files under ``ckpt/``, by default the model's own variables only (no optimizer
-state). The manifest's own sha256 is the archive's comment, ``zoopack 1 manifest-sha256=HEX``,
+state), and ``predictions.npz`` (every test image's prediction) when the run has it. The manifest's own sha256 is the archive's comment, ``zoopack 1 manifest-sha256=HEX``,
 so that a changed byte anywhere is found and named. That catches damage and careless edits;
 a pack's authenticity is its file's sha256, which a published pack declares (registry.toml
 or a plugin's registration) and ``zoo pull`` checks before anything is read.
@@ -49,6 +49,8 @@ _COMMENT = re.compile(rb"zoopack (\d+) manifest-sha256=([0-9a-f]{64})\Z")
 _JSON_MEMBERS = (RUN, EPOCHS, RunFiles.CONFIG, RunFiles.METRICS, RunFiles.CHECKPOINT_INDEX)
 _CKPT_MEMBER = re.compile(rf"{RunFiles.CHECKPOINTS}/best-[0-9]{{1,9}}"
                           r"\.(index|data-[0-9]{5}-of-[0-9]{5})\Z")
+# Optional members: carried when the run folder has them (packs made before had none).
+_DATA_MEMBERS = (RunFiles.TEST_PREDICTIONS,)
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
 # Against zip bombs and runaway files: the most a pack may hold.
 MAX_MEMBERS = 64
@@ -124,6 +126,7 @@ def pack(store: Store, run_id: str, target: Path, *, optimizer_state: bool = Fal
                 "optimizer_state": optimizer_state, "state": index.get("state", {})}),
         }
         ckpt = {f"{RunFiles.CHECKPOINTS}/{f.name}": f for f in files}
+        ckpt.update({name: folder / name for name in _DATA_MEMBERS if (folder / name).is_file()})
         _write_zip(target, members, ckpt)
         packed_bytes = sum(f.stat().st_size for f in files)
     return Packed(target, target.stat().st_size, file_sha256(target), record,
@@ -287,7 +290,7 @@ def _name_problem(info: zipfile.ZipInfo) -> str:
         return "its path leads out of the run folder ('..')"
     if info.is_dir():
         return "it is a folder"
-    if name not in (MANIFEST, *_JSON_MEMBERS) and not _CKPT_MEMBER.match(name):
+    if name not in (MANIFEST, *_JSON_MEMBERS, *_DATA_MEMBERS) and not _CKPT_MEMBER.match(name):
         return "not a file a pack holds"
     return ""
 

@@ -56,6 +56,7 @@ class Pulled:
     record: RunRecord
     source: str
     already: bool
+    note: str = ""  # what of the run's folder could not be made (serving.imported)
 
 
 def pulled_run(store: Store, model: str, weights: Weights) -> RunRecord | None:
@@ -86,20 +87,24 @@ def pull(zoo: Zoo, store: Store, model: str, dataset: str,
         raise UsageError(f"model {model!r} declares no published weights for {dataset!r} "
                          f"(it declares weights for: {others}); train it with "
                          f"`zoo run {model} --dataset {dataset}`")
+    from zoo_core.serving import imported
+
     folder = paths.ensure_dir(paths.zoo_home() / "packs", "the packs folder", PackError)
     with _turn(folder / f"{model}-{weights.dataset}-{weights.sha256[:12]}.lock"):
         found = pulled_run(store, model, weights)
-        if found is not None:
-            return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True)
-        path, source = _fetch(zoo, model, weights, progress, time.monotonic() + timeout)
-        try:
-            _matches(path, model, weights, source)
-        except PackError:
-            if path.parent == folder:  # the declared sha256, another run: not kept either
-                path.unlink(missing_ok=True)
-            raise
-        done = packs.unpack(store, path, source=source)
-    return Pulled(done.record, source, done.already)
+        if found is None:
+            path, source = _fetch(zoo, model, weights, progress, time.monotonic() + timeout)
+            try:
+                _matches(path, model, weights, source)
+            except PackError:
+                if path.parent == folder:  # the declared sha256, another run: not kept either
+                    path.unlink(missing_ok=True)
+                raise
+            done = packs.unpack(store, path, source=source)
+    if found is not None:
+        return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True,
+                      imported.complete(zoo, store, found))
+    return Pulled(done.record, source, done.already, imported.complete(zoo, store, done.record))
 
 
 @contextlib.contextmanager

@@ -25,13 +25,40 @@ class GraphRunError(PluginError):
     """A model's graph failed when it ran (a shape mismatch at the first step, ...)."""
 
 
+# Grappler fuses a MatMul or a convolution with the bias add (and activation) after it into
+# one kernel named after the LAST op (``model/add``), so TensorFlow blames that op for the
+# MatMul's shapes. A reason that only these op types give names the op to blame instead.
+_REASON_OPS = {
+    "Matrix size-incompatible": ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"),
+    "input depth must be evenly divisible by filter depth": ("Conv2D", "Conv3D"),
+    "input and filter must have the same depth": ("Conv2D", "DepthwiseConv2dNative"),
+}
+
+
+def failing_op(e):
+    """The op a TensorFlow run-time error is about: its own op, or, when that op was fused
+    with the op the reason belongs to (a MatMul and the ``+ b`` after it), the latter."""
+    op = getattr(e, "op", None)
+    types = next((t for text, t in _REASON_OPS.items() if text in (e.message or "")), ())
+    if op is None or not types or op.type in types:
+        return op
+    seen, frontier = set(), [op]
+    for _ in range(3):  # a fused kernel is an op, its bias add and an activation
+        frontier = [t.op for o in frontier for t in o.inputs if t.op.name not in seen]
+        seen.update(o.name for o in frontier)
+        found = [o for o in frontier if o.type in types]
+        if found:
+            return found[0]
+    return op
+
+
 def describe_op_error(e) -> str:
     """The reason in a TensorFlow run-time error, and where the failing op was created."""
     lines = [ln.strip() for ln in (e.message or "").splitlines()]
     reasons = [ln for ln in lines if ln and not ln.startswith(_OP_NOISE)]
     reason = (reasons[0] if reasons else first_line(e))[:300]
     where = ""
-    op = getattr(e, "op", None)
+    op = failing_op(e)
     if op is not None:
         where = f" in op {op.name!r}"
         frames = plugin_frames(op.traceback or ())
@@ -41,7 +68,7 @@ def describe_op_error(e) -> str:
 
 
 def _op_inputs(e) -> str:
-    op = getattr(e, "op", None)
+    op = failing_op(e)
     try:
         shapes = [str(t.shape) for t in op.inputs] if op is not None else []
     except Exception:  # noqa: BLE001 - only a detail of the message
