@@ -1,6 +1,6 @@
 # zoo's set-up. A newcomer on a fresh machine runs one of:
 #   make run    install everything, then train the CNN on the real Fashion-MNIST
-#   make test   install everything (and Debian's postgresql server binaries), then run
+#   make test   install everything (and Debian's postgresql server binaries and chromium), then run
 #               the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +11,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PGBIN   = $(wildcard /usr/lib/postgresql/*/bin/pg_ctl)
 
-.PHONY: setup data postgresql run test bench clean
+.PHONY: setup data postgresql browser run test bench clean
 
 setup: $(VENV)/.installed data
 
@@ -50,11 +50,23 @@ postgresql:
 	  echo "no apt-get here: the PostgreSQL store tests are skipped (install PostgreSQL's server)"; \
 	fi
 
+# The headless Chromium and its driver the web tests open zoo serve's pages in (Debian's
+# chromium and chromium-driver; driven by Selenium, nothing downloaded at run time).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "Chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+	  echo "no apt-get here: the browser tests are skipped (install chromium and chromedriver)"; \
+	fi
+
 run: setup
 	@echo "$(BIN)/zoo run cnn --dataset fashion"
 	@$(BIN)/zoo run cnn --dataset fashion
 
-test: setup postgresql
+test: setup postgresql browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -18,6 +18,7 @@ LAYERS = [
     {"runs"},
     {"serving"},
     {"testing", "scaffold"},
+    {"web"},
     {"cli", "__main__"},
 ]
 MODULES = sorted(p for p in CORE.rglob("*.py") if p != CORE / "__init__.py")

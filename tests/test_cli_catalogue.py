@@ -110,7 +110,7 @@ def test_listing_commands_do_not_import_tensorflow_or_numpy():
         "import sys\nfrom click.testing import CliRunner\nfrom zoo_core.cli import cli\n"
         "for args in (['--help'], ['list'], ['plugins'], ['list', '--json'], ['leaderboard'],\n"
         "             ['store', '--help'], ['store', 'migrate'], ['predict', '--help'],\n"
-        "             ['export', '--help']):\n"
+        "             ['export', '--help'], ['serve', '--help'], ['site', '--help']):\n"
         "    r = CliRunner().invoke(cli, args)\n"
         "    assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in\n"

@@ -133,3 +133,28 @@ def test_figures_are_closed(tmp_path):
     plots.learning_curves(epochs(3), tmp_path / "c.png")
     plots.confusion_matrix(np.eye(3, dtype=int), ["a", "b", "c"], tmp_path / "m.png")
     assert set(plt.get_fignums()) == before
+
+
+def test_the_loss_legend_says_what_the_training_loss_includes(tmp_path, monkeypatch):
+    """Issue 31: with label smoothing the training loss is not the validation loss's plain
+    cross-entropy, and the picture and the epoch lines say so."""
+    from zoo_core.train.metrics import loss_note, train_loss_terms
+
+    legends = []
+    save = plots._save
+
+    def keep(fig, path, tight=False):
+        legends.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+        return save(fig, path, tight)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    terms = train_loss_terms({"label_smoothing": 0.1, "weight_decay": 0.0, "lr": 0.001})
+    assert terms == ["label smoothing 0.1"]
+    plots.learning_curves(epochs(3), tmp_path / "a.png", train_loss_terms=terms)
+    plots.learning_curves(epochs(3), tmp_path / "b.png")
+    assert legends[0][:2] == ["train (with label smoothing 0.1)", "validation (plain cross-entropy)"]
+    assert legends[1][:2] == ["train", "validation"]
+    assert loss_note({"label_smoothing": 0.1, "weight_decay": 5e-4}) == (
+        "train loss: the training objective, cross-entropy with label smoothing 0.1 and weight "
+        "decay 0.0005; val loss: plain cross-entropy (the two are not comparable)")
+    assert loss_note({"label_smoothing": 0.0, "weight_decay": 0.0}) == ""

@@ -23,7 +23,7 @@ from zoo_core.train import checkpoints
 from zoo_core.train.evaluate import evaluate_checkpoint
 from zoo_core.train.graph import _learning_rate, build_graph
 from zoo_core.train.loop import train
-from test_trainer import PLAIN_CNN, _StopAt  # the plain cnn; Ctrl-C when an epoch starts
+from test_trainer import _StopAt  # Ctrl-C when an epoch starts
 
 NEW = ("optimizer", "momentum", "warmup", "ema", "augment_erase")
 BATCH, K = 32, 4
@@ -320,8 +320,8 @@ def test_cutout_zeroes_one_square_of_each_training_image_only(size):
 
 def test_a_run_with_every_new_setting_learns_on_real_data(zoo, tmp_path):
     subset = data.load(zoo.dataset("fashion"), limit=3000)  # tests/test_trainer.py's
-    # the plain cnn, as tests/test_trainer.py's (48 steps: too few for batch normalization)
-    r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2, **PLAIN_CNN}, raw_overrides={
+    # the registry's cnn (batch normalization, dropout), 48 steps, as tests/test_trainer.py's
+    r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
         "optimizer": "nesterov", "lr": "0.05", "lr_schedule": "linear", "warmup": "0.2",
         "ema": "0.99", "augment_erase": "8"})
     result = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)

@@ -237,6 +237,11 @@ class TrainerSettings:
              "best checkpoint and the test use; training goes on from the raw weights (0: off; "
              "typical 0.999; batch norm's moving statistics are not averaged)",
         min=0.0, max=0.9999, omit_default=True)
+    bn_batches: int = _setting(
+        16, "training batches over which batch normalization's statistics are estimated "
+            "again, with the current weights, before each evaluation and checkpoint (0: the "
+            "moving averages as trained, which a short run has not yet settled); no effect "
+            "on a model without batch normalization", min=0, max=10_000, omit_default=True)
     patience: int = _setting(
         0, "stop after N epochs without a better validation accuracy (0: off)", min=0)
     threads: int = _setting(

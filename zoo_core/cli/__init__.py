@@ -111,11 +111,11 @@ def cli(ctx, registry, store, traceback):
 # The commands, one small module per group; imported after `cli` exists (they import
 # zoo_core.cli.common, which this package's import is running).
 from zoo_core.cli import (catalogue, develop, manage, packs, results, runs, serving,  # noqa: E402
-                          store, sweep)
+                          store, sweep, web)
 
 for _command in (catalogue.COMMANDS + runs.COMMANDS + results.COMMANDS + serving.COMMANDS
                  + manage.COMMANDS + develop.COMMANDS + store.COMMANDS + packs.COMMANDS
-                 + packs.ALIASES + sweep.COMMANDS):
+                 + packs.ALIASES + sweep.COMMANDS + web.COMMANDS):
     cli.add_command(_command)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from zoo_core.catalogue import cards
 from zoo_core.cli.completion import complete_datasets, complete_models
 from zoo_core.cli.common import echo_json, json_option, message, table
 from zoo_core.errors import DataError, ZooError, setting
@@ -28,8 +29,8 @@ def list_models(state, pattern, details, dataset, as_json):
     zoo = state.zoo()
     rows = zoo.rows(pattern)
     if as_json:
-        echo_json([{**_model_json(r), "reference": _references(zoo, r.name),
-                    **(_settings_json(zoo, r, dataset) if details else {})} for r in rows])
+        echo_json([cards.model_json(zoo, r, dataset if details else None, message)
+                   for r in rows])
         return
     if not rows:
         click.echo(f"no model matches {pattern!r}" if pattern else "no models: see `zoo plugins`")
@@ -48,25 +49,13 @@ def list_models(state, pattern, details, dataset, as_json):
         if details and r.spec is not None:
             _print_settings(zoo, r.name, dataset)
         if details:
-            for dataset_name, ref in _references(zoo, r.name).items():
+            for dataset_name, ref in cards.references(zoo, r.name).items():
                 std = ref.get("test_accuracy_std")
                 spread = f" ± {100 * std:.2f}" if std is not None else ""
                 cost = "".join(f", {ref[key]:,} {what}" for key, what in (
                     ("params", "parameters"), ("macs", "MACs per example")) if key in ref)
                 click.echo(f"{r.name} on {dataset_name}: {100 * ref['test_accuracy']:.2f}{spread}% test "
                            f"accuracy ({len(ref.get('seeds', [])) or '?'} runs){cost}: {ref['command']}")
-
-
-def _settings_json(zoo, row, dataset: str) -> dict:
-    """``{"settings": {dataset, values, sources}}`` for an installed model, else ``{}``."""
-    if row.spec is None:
-        return {}
-    try:
-        resolved = zoo.resolve(row.name, dataset)
-    except ZooError as e:
-        return {"settings": {"dataset": dataset, "error": message(e)}}
-    return {"settings": {"dataset": dataset, "values": resolved.settings.values,
-                         "sources": dict(resolved.sources)}}
 
 
 def _print_settings(zoo, name: str, dataset: str) -> None:
@@ -80,23 +69,6 @@ def _print_settings(zoo, name: str, dataset: str) -> None:
     click.echo(f"\n{name} settings on {dataset} (before command-line options):")
     click.echo(table([[k, values[k], resolved.sources[k]] for k in resolved.sources],
                      ["setting", "value", "from"]))
-
-
-def _references(zoo, name: str) -> dict:
-    entry = zoo.catalogue.models.get(name)
-    return dict(entry.reference) if entry else {}
-
-
-def _model_json(r) -> dict:
-    out = {"name": r.name, "plugin": r.plugin, "status": r.status, "summary": r.summary,
-           "datasets": r.datasets}
-    if r.hint:
-        out["hint"] = r.hint
-    if r.spec is not None:
-        out["plugin_version"] = r.spec.plugin_version
-        out["hparams"] = {k: {"default": p.default, "type": p.type_name, "help": p.help}
-                          for k, p in r.spec.hparams.items()}
-    return out
 
 
 @click.command("plugins")

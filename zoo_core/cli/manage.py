@@ -16,7 +16,7 @@ from zoo_core import paths
 from zoo_core.cli.common import echo_json, failing_context, json_option, message, store_location, table
 from zoo_core.cli.completion import complete_run_ids
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.runs import manage
+from zoo_core.runs import manage, views
 from zoo_core.runs.leaderboard import format_accuracy, format_count, format_duration, format_rate
 from zoo_core.runs.records import STATUSES, check_tags
 from zoo_core.runs.store import open_store
@@ -75,13 +75,9 @@ def runs(ctx, model, dataset, status, tag, last, as_json):
     if ctx.invoked_subcommand is not None:
         return
     with open_store(store_location()) as store:
-        records = store.runs(model=model, dataset=dataset, tag=tag)
-    shown = [(r, manage.shown_status(r)) for r in reversed(records)]
-    if status is not None:
-        shown = [(r, s) for r, s in shown if s.split(" ")[0] == status]
-    shown = shown[:last] if last else shown
+        shown = views.listed_runs(store, model, dataset, status, tag, last)
     if as_json:
-        echo_json([{**r.to_dict(), "shown_status": s} for r, s in shown])
+        echo_json(views.runs_json(shown))
         return
     if not shown:
         click.echo(EMPTY_RUNS if not (model or dataset or status or tag) else

@@ -17,7 +17,7 @@ from zoo_core.cli.common import (RUN_OPTIONS, DownloadProgressBar, data_dir_opti
                                  json_option, store_location, table)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.runs import evidence
+from zoo_core.runs import evidence, views
 from zoo_core.runs import leaderboard as lb
 from zoo_core.runs.manage import shown_status
 from zoo_core.runs.records import run_files
@@ -40,12 +40,11 @@ def show(run_id, as_json):
     from zoo_core.runs import plots  # numpy and matplotlib: only here
 
     plots.draw_missing(r, epochs)  # a signal may have cut in while they were drawn
+    if as_json:
+        echo_json(views.run_json(r, epochs))
+        return
     files = run_files(r)
     card = evidence.of_run(r)
-    if as_json:
-        echo_json({**r.to_dict(), "shown_status": shown_status(r), "evidence": card,
-                   "epochs": epochs, "files": {k: str(v) for k, v in files.items()}})
-        return
     pct = lambda v: _number(v, "{:.2f}%", 100)  # noqa: E731
     rows = [
         ["status", shown_status(r) + (f" ({r.error})" if r.error else "")],

@@ -18,6 +18,7 @@ from zoo_core.cli.common import (DownloadProgressBar, data_dir_option, echo_json
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
+from zoo_core.train.metrics import loss_note
 from zoo_core.runs.store import open_store
 from zoo_core.settings import MAX_SEED, MAX_SEEDS
 
@@ -40,6 +41,9 @@ class ConsoleProgress:
         if not self.as_json:
             click.echo(f"training {run.model.name} on {run.dataset.name} (seed {run.seed}, "
                        f"{data.split_sizes['train']} training examples) ...", file=self.out)
+            note = loss_note(run.settings.config)
+            if note:
+                click.echo(note, file=self.out)
 
     def finished(self, record):
         if not self.as_json:

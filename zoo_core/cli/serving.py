@@ -82,7 +82,8 @@ def predict(state, target, images, dataset, top, invert, as_json):
     classified; the exit code is then 1.
     """
     from zoo_core.serving.images import ImageFileError, read_images  # numpy: only here
-    from zoo_core.serving.inference import Classifier, top_classes
+    from zoo_core.serving.inference import Classifier
+    from zoo_core.serving.inference import predict as predict_images
 
     zoo, record = _resolve(state, target, dataset)
     shape = zoo.dataset(record.dataset).image_shape
@@ -97,18 +98,8 @@ def predict(state, target, images, dataset, top, invert, as_json):
         click.echo(f"note: {note}", err=True)
     rows = []
     if found:
-        import numpy as np
-
-        from zoo_core.data import to_float  # each file's values as the trainer scales them
-
         with Classifier.load(zoo, record) as classifier:
-            probabilities = classifier.probabilities(
-                np.concatenate([to_float(f.array) for f in found]))
-            classes = classifier.classes
-        names = [n for f in found for n in f.names()]
-        rows = [{"image": name, "top": [{"class": classes[i], "class_id": i, "probability": p}
-                                        for i, p in best]}
-                for name, best in zip(names, top_classes(probabilities, top))]
+            rows = predict_images(classifier, found, top)
     _show_predictions(record, rows, failed, as_json)
     if failed:
         raise click.exceptions.Exit(1)

@@ -33,7 +33,7 @@ from zoo_core.runs.store import Store
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints, loop
 from zoo_core.train.cost import model_cost
-from zoo_core.train.metrics import EPOCH_METRICS, Metrics
+from zoo_core.train.metrics import EPOCH_METRICS, Metrics, train_loss_terms
 
 
 class Events(loop.Progress):
@@ -398,7 +398,7 @@ def _draw_plots(record: RunRecord, result: loop.TrainResult, loaded: Data) -> No
     run_dir = Path(record.run_dir)
     plots.run_plots(run_dir, f"{record.model} on {record.dataset}, seed {record.seed}",
                     result.epochs, result.test.confusion, loaded.classes,
-                    predictions.load(run_dir))
+                    predictions.load(run_dir), train_loss_terms(record.config))
 
 
 class RunTakenOver(ZooError):

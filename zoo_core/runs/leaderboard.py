@@ -54,6 +54,17 @@ def is_partial(run: RunRecord) -> bool:
     return run.config.get("limit") is not None
 
 
+def best_run(runs: Iterable[RunRecord]) -> RunRecord | None:
+    """The run a model name means among ``runs`` (``zoo predict MODEL``, a model's card): the
+    completed run with a folder and the highest validation accuracy (the test split chooses
+    nothing), full runs before quick tries made with ``--limit``, the latest on a tie; None
+    when there is none."""
+    done = [r for r in runs if r.status == "completed" and r.run_dir]
+    ranked = sorted(enumerate(done), key=lambda ir: (not is_partial(ir[1]),
+                                                      ir[1].val_accuracy or 0.0, ir[0]))
+    return ranked[-1][1] if ranked else None
+
+
 def finite(run: RunRecord) -> bool:
     """No non-finite test accuracy, test loss or validation accuracy: zoo-core fails a run
     whose model outputs NaN when evaluated, but a store written by an older one may hold it
@@ -304,6 +315,12 @@ def _imported_mark(row: dict[str, Any]) -> str:
     flag = row.get("imported")
     return " (imported)" if flag is True or (isinstance(flag, list)
                                              and row.get("best_run") in flag) else ""
+
+
+def config_labels(rows: list[dict[str, Any]]) -> list[str]:
+    """A short label per row, as the table's config column shows it: the settings that vary
+    within its (model, dataset), else the config id (``limit=N`` on a quick try)."""
+    return _config_labels(rows)
 
 
 def _config_labels(rows: list[dict[str, Any]]) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo_core.paths import RunFiles
+from zoo_core.train.metrics import train_loss_terms
 
 DPI = 100
 LEARNING_CURVES_SIZE = (10.0, 4.0)  # inches
@@ -29,13 +30,16 @@ _VAL_COLOUR = "#d62728"
 _BEST_COLOUR = "#555555"
 
 
-def learning_curves(epochs: list[dict], path, title: str = "") -> Path:
+def learning_curves(epochs: list[dict], path, title: str = "",
+                    train_loss_terms: Sequence[str] = ()) -> Path:
     """Plot loss and accuracy (%) per epoch, train vs validation, and save a PNG at ``path``.
 
     ``epochs`` holds dicts with the keys ``epoch`` (1-based), ``train_loss``,
     ``train_accuracy``, ``val_loss`` and ``val_accuracy`` (accuracy as a fraction 0..1). A
     missing, ``None`` or non-finite value skips that point. The epoch with the best validation
     accuracy (the earliest one on a tie) is marked with a dashed vertical line.
+    ``train_loss_terms`` (``train.metrics.train_loss_terms``) name what the training loss adds
+    to the validation loss's cross-entropy: the loss panel's legend says so.
     """
     rows = sorted(
         (e for e in epochs if _number(e.get("epoch")) is not None),
@@ -47,7 +51,7 @@ def learning_curves(epochs: list[dict], path, title: str = "") -> Path:
     plt = _pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=LEARNING_CURVES_SIZE, layout="constrained")
     try:
-        _curves_panel(ax_loss, rows, "loss", 1.0, best_epoch)
+        _curves_panel(ax_loss, rows, "loss", 1.0, best_epoch, train_loss_terms)
         _curves_panel(ax_acc, rows, "accuracy", 100.0, best_epoch)
         heading = title or "learning curves"
         if best_epoch is not None:
@@ -103,15 +107,20 @@ def _series(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list[int], 
     return xs, ys
 
 
-def _curves_panel(ax, rows: list[dict], name: str, scale: float, best_epoch: int | None) -> None:
+def _curves_panel(ax, rows: list[dict], name: str, scale: float, best_epoch: int | None,
+                  terms: Sequence[str] = ()) -> None:
     """One panel of the learning curves: ``train_<name>`` and ``val_<name>`` per epoch."""
     all_epochs = [int(e["epoch"]) for e in rows]
     marker = "o" if len(all_epochs) <= 30 else None
+    labels = {"train": "train", "val": "validation"}
+    if terms:  # the two losses are not the same quantity: say so beside each curve
+        labels = {"train": f"train (with {', '.join(terms)})",
+                  "val": "validation (plain cross-entropy)"}
     for split, colour in (("train", _TRAIN_COLOUR), ("val", _VAL_COLOUR)):
         xs, ys = _series(rows, f"{split}_{name}", scale)
         if xs:
             ax.plot(xs, ys, color=colour, marker=marker, markersize=4, linewidth=1.8,
-                    label="train" if split == "train" else "validation")
+                    label=labels[split])
     if best_epoch is not None:
         ax.axvline(best_epoch, color=_BEST_COLOUR, linestyle="--", linewidth=1.2, zorder=1,
                    label=f"best epoch {best_epoch}")
@@ -274,7 +283,8 @@ def _number(value: Any) -> float | None:
 
 
 def run_plots(run_dir: Path, title: str, epochs: list[dict], confusion=None,
-              classes: Sequence[str] = (), sample=None) -> list[Path]:
+              classes: Sequence[str] = (), sample=None,
+              train_loss_terms: Sequence[str] = ()) -> list[Path]:
     """Draw a run's learning curves (from ``epochs``) and, given a ``confusion`` matrix, its
     test confusion matrix, and given a ``sample`` (:func:`zoo_core.runs.predictions.load`),
     its predictions picture, into ``run_dir``; returns the files drawn. They are optional: a
@@ -283,7 +293,8 @@ def run_plots(run_dir: Path, title: str, epochs: list[dict], confusion=None,
     drawn = []
     try:
         if epochs:
-            drawn.append(learning_curves(epochs, run_dir / RunFiles.CURVES, title=title))
+            drawn.append(learning_curves(epochs, run_dir / RunFiles.CURVES, title=title,
+                                         train_loss_terms=train_loss_terms))
         if confusion is not None:
             drawn.append(confusion_matrix(confusion, classes, run_dir / RunFiles.CONFUSION,
                                           title=f"{title}: test split"))
@@ -325,7 +336,8 @@ def draw_missing(record, epochs: list[dict]) -> list[Path]:
     if not curves and confusion is None and sample is None:
         return []
     title = f"{record.model} on {record.dataset}, seed {record.seed}"
-    return run_plots(run_dir, title, curves, confusion, classes, sample)
+    return run_plots(run_dir, title, curves, confusion, classes, sample,
+                     train_loss_terms(record.config or {}))
 
 
 def _pyplot():

@@ -59,6 +59,16 @@ class Images:
             else [self.path]
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The most an untrusted file may unpack to (``zoo serve``'s uploads): bytes once
+    decompressed, and a picture's pixels (width x height, read from its header before it is
+    decoded, so that a decompression bomb is refused, not decoded)."""
+
+    max_bytes: int
+    max_pixels: int
+
+
 def read_images(path: str | Path, image_shape, invert: bool = False) -> Images:
     """Read one input file as images of ``image_shape`` (H, W, C).
 
@@ -72,25 +82,38 @@ def read_images(path: str | Path, image_shape, invert: bool = False) -> Images:
         raise ImageFileError(f"{name}: is a folder, not a file") from None
     except OSError as e:
         raise ImageFileError(f"{name}: cannot be read ({e.strerror or e})") from None
+    return decode_images(raw, name, image_shape, invert)
+
+
+def decode_images(raw: bytes, name: str, image_shape, invert: bool = False,
+                  limits: Limits | None = None) -> Images:
+    """The images of a file's bytes ``raw`` (named ``name`` in messages), as
+    :func:`read_images` reads them; within ``limits`` when given.
+
+    Raises:
+        ImageFileError: one line naming the file and what is wrong with it.
+    """
     if not raw:
         raise ImageFileError(f"{name}: the file is empty")
-    data = _gunzip(raw, name) if raw[:2] == GZIP_MAGIC else raw
+    data = _gunzip(raw, name, limits) if raw[:2] == GZIP_MAGIC else raw
     if data[:6] == NPY_MAGIC:
         found = _from_array(_load_npy(data, name), name, image_shape)
     elif data[:3] == b"\x00\x00\x08":
         found = _from_array(_parse_idx(data, name), name, image_shape, "IDX ")
     else:
-        found = _decode_picture(data, name, image_shape, invert)
+        found = _decode_picture(data, name, image_shape, invert, limits)
         invert = False  # done while decoding: the background depends on it
     if invert:
         found.array = 1.0 - found.array if found.array.dtype != np.uint8 else 255 - found.array
     return found
 
 
-def _gunzip(raw: bytes, name: str) -> bytes:
+def _gunzip(raw: bytes, name: str, limits: Limits | None = None) -> bytes:
     """The decompressed bytes, read as a stream and never past what they can be: an IDX file
     up to the size its header declares (what follows is refused unread), anything else up
-    to :data:`MAX_UNZIPPED` bytes, so that a small file cannot fill the memory."""
+    to ``limits.max_bytes`` (default :data:`MAX_UNZIPPED`), so that a small file cannot fill
+    the memory."""
+    cap = limits.max_bytes if limits is not None else MAX_UNZIPPED
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
             head = f.read(4)
@@ -99,20 +122,19 @@ def _gunzip(raw: bytes, name: str) -> bytes:
                 if len(head) < 4 + 4 * head[3]:
                     return head  # a truncated header: parse_idx says so
                 size = math.prod(struct.unpack(f">{head[3]}I", head[4:]))
-                if size > MAX_UNZIPPED:
+                if len(head) + size > cap:
                     raise ImageFileError(f"{name}: its IDX header declares {size:,} bytes of "
-                                         f"images, more than the {MAX_UNZIPPED:,} zoo reads")
+                                         f"images, more than the {cap:,} zoo reads: refused")
                 data = head + f.read(size)
                 if len(data) == len(head) + size and f.read(1):
                     raise ImageFileError(f"{name}: has trailing bytes: more than the "
                                          f"{len(data):,} its IDX header promises (not read)")
                 return data
-            data = head + f.read(MAX_UNZIPPED + 1 - len(head))
+            data = head + f.read(cap + 1 - len(head))
     except (OSError, EOFError, zlib.error) as e:
         raise ImageFileError(f"{name}: corrupted or truncated gzip file ({e})") from None
-    if len(data) > MAX_UNZIPPED:
-        raise ImageFileError(f"{name}: decompresses to more than {MAX_UNZIPPED:,} bytes, more "
-                             "than an input file the zoo reads")
+    if len(data) > cap:
+        raise ImageFileError(f"{name}: decompresses to more than {cap:,} bytes: refused")
     return data
 
 
@@ -168,7 +190,8 @@ def _pixel_values(x: np.ndarray, name: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _decode_picture(data: bytes, name: str, image_shape, invert: bool) -> Images:
+def _decode_picture(data: bytes, name: str, image_shape, invert: bool,
+                    limits: Limits | None = None) -> Images:
     """A picture through Pillow, converted as the module says."""
     from PIL import Image, ImageOps, UnidentifiedImageError  # only when a picture is read
 
@@ -178,7 +201,8 @@ def _decode_picture(data: bytes, name: str, image_shape, invert: bool) -> Images
                              f"has {c}: give a .npy array of shape [N, {h}, {w}, {c}]")
     background = 255 if invert else 0
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with Image.open(io.BytesIO(data)) as opened:  # the header only, so far
+            _check_size(opened.size, name, limits)
             opened.load()
             picture = _flattened(ImageOps.exif_transpose(opened), background, c)
     except UnidentifiedImageError:
@@ -196,6 +220,13 @@ def _decode_picture(data: bytes, name: str, image_shape, invert: bool) -> Images
             f"light objects on a dark background: try {'without' if invert else 'with'} "
             "--invert")
     return found
+
+
+def _check_size(size: tuple[int, int], name: str, limits: Limits | None) -> None:
+    """Refuse a picture of more than ``limits.max_pixels`` pixels before decoding it."""
+    if limits is not None and size[0] * size[1] > limits.max_pixels:
+        raise ImageFileError(f"{name}: a picture of {size[0]} x {size[1]} pixels, more than the "
+                             f"{limits.max_pixels:,} accepted: refused (scale it down)")
 
 
 def _light_edges(picture: np.ndarray) -> bool:

@@ -30,7 +30,7 @@ from zoo_core.data.downloads import DownloadProgress
 from zoo_core.data.splits import to_float_op
 from zoo_core.errors import ZooError
 from zoo_core.runs.execute import recorded_settings
-from zoo_core.runs.leaderboard import is_partial
+from zoo_core.runs.leaderboard import best_run
 from zoo_core.runs.records import RunRecord
 from zoo_core.runs.store import Store
 from zoo_core.serving import weights
@@ -161,6 +161,17 @@ def top_classes(probabilities: np.ndarray, k: int) -> list[list[tuple[int, float
     return [[(int(i), float(row[i])) for i in ids] for row, ids in zip(probabilities, order)]
 
 
+def predict(classifier: Classifier, found: list, top: int) -> list[dict[str, Any]]:
+    """``zoo predict``'s answer for the images of ``found`` (:class:`~zoo_core.serving.images.
+    Images`, one per file): per image, its name and the ``top`` classes, most probable first,
+    each ``{"class", "class_id", "probability"}``."""
+    probabilities = classifier.probabilities(np.concatenate([to_float(f.array) for f in found]))
+    names = [n for f in found for n in f.names()]
+    return [{"image": name, "top": [{"class": classifier.classes[i], "class_id": i,
+                                     "probability": p} for i, p in best]}
+            for name, best in zip(names, top_classes(probabilities, top))]
+
+
 def is_model_name(zoo: Zoo, name: str) -> bool:
     """Whether ``name`` names a model (installed, or in the catalogue) rather than a run."""
     return name in zoo.models or name in zoo.catalogue.models
@@ -189,13 +200,10 @@ def resolve_model_run(zoo: Zoo, store: Store, model: str, dataset: str,
     """
     zoo.model(model)  # installed, or the reason it is not
     zoo.dataset(dataset)
-    runs = store.runs(model=model, dataset=dataset, status="completed")
-    runs = [r for r in runs if r.run_dir]
-    if not runs:
+    best = best_run(store.runs(model=model, dataset=dataset, status="completed"))
+    if best is None:
         pulled = weights.ensure_weights(zoo, store, model, dataset, progress)
         if pulled is None:
             raise NoTrainedRun(model, dataset)
         return store.get(pulled)
-    ranked = sorted(enumerate(runs), key=lambda ir: (not is_partial(ir[1]),
-                                                      ir[1].val_accuracy or 0.0, ir[0]))
-    return ranked[-1][1]
+    return best

@@ -132,6 +132,23 @@ def ensure_weights(zoo: Zoo, store: Store, model: str, dataset: str,
     return pull(zoo, store, model, dataset, progress).record.run_id
 
 
+def shipped_run(zoo: Zoo, model: str, dataset: str, folder: Path) -> RunRecord | None:
+    """The run of the model's weights for ``dataset`` shipped in its plugin's package, its
+    pack verified and extracted into the empty ``folder``, without touching any store (what
+    a read-only server uses when its store has no run of the model); None when no shipped
+    pack is declared, or the shipped file does not match its declaration.
+
+    Raises:
+        PackError: the shipped pack is damaged.
+    """
+    declared_weights = declaration(zoo, model, dataset)
+    path = shipped_file(zoo, model, declared_weights) if declared_weights else None
+    if path is None or _sha_problem(path, declared_weights):
+        return None
+    contents = packs.read(path, extract_to=folder)
+    return RunRecord(**{**contents.run["record"], "run_dir": str(folder), "tags": [IMPORTED_TAG]})
+
+
 def shipped_file(zoo: Zoo, model: str, weights: Weights) -> Path | None:
     """Where the pack shipped in the plugin's package is (``weights.file``), or None."""
     package = zoo.model(model).package

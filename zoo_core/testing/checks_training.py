@@ -1,7 +1,7 @@
 """Checks of how a model trains: the ``training`` switch, seeds, gradients, fitting.
 
-``training_flag``, ``seed_determinism``, ``all_variables_train`` and
-``overfit_one_batch``: these run the trainer's own graph
+``training_flag``, ``seed_determinism``, ``all_variables_train``, ``overfit_one_batch`` and
+``short_run_evaluation``: these run the trainer's own graph
 (:meth:`~zoo_core.testing.subject.Subject.trained`) on the training batch.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.testing.kit import (
-    CLASS_COUNTS, DROPOUT_LIKE, OVERFIT_STEPS, OVERFIT_TARGET, SEED_STEPS, TRAIN_IMAGES, Fail,
-    NotApplicable, check, max_diff, random_images,
+    CLASS_COUNTS, DROPOUT_LIKE, OVERFIT_STEPS, OVERFIT_TARGET, SEED_STEPS, SHORT_RUN_GAP,
+    SHORT_RUN_STEPS, TRAIN_IMAGES, Fail, NotApplicable, check, max_diff, random_images,
 )
 from zoo_core.testing.subject import Subject, session
 
@@ -226,3 +226,34 @@ def overfit_one_batch(s: Subject) -> str:
                f"{acc:.1%} (loss {first_loss:.3f} -> {loss:.3f})",
                "the model cannot fit even one batch: check that the logits depend on the "
                "images, that activations do not saturate, and that nothing is frozen")
+
+
+@check("short_run_evaluation", f"a batch-normalized model evaluated after {SHORT_RUN_STEPS} "
+       "training steps (training off, its statistics as the trainer estimates them) classifies "
+       "the training batch about as well as in training mode")
+def short_run_evaluation(s: Subject) -> str:
+    t = s.trained(s.seed)
+    g = t.g
+    if _batch_norm_state(g.graph) is None and g.moving_stats is None:
+        raise NotApplicable("no batch norm: evaluation uses what training uses")
+    _, _, what = s.batch()
+    feed = {g.index: t.index(), g.training: True}
+    sess = t._start()  # a session of its own: the other checks' steps stay as they were
+    try:
+        for _ in range(SHORT_RUN_STEPS):
+            t.step(sess)
+        trained = float(sess.run(g.accuracy, feed))
+        if g.moving_stats is not None:  # as the trainer does before each evaluation
+            g.moving_stats.refresh(sess, [feed])
+        evaluated = float(sess.run(g.accuracy, {g.index: t.index()}))
+    finally:
+        sess.close()
+    if evaluated < trained - SHORT_RUN_GAP:
+        raise Fail(f"evaluation within {SHORT_RUN_GAP:.0%} of training mode's {trained:.0%} on "
+                   f"{what} after {SHORT_RUN_STEPS} steps", f"{evaluated:.0%}",
+                   "its batch-norm moving statistics do not describe the data after a short "
+                   "run: use tf.compat.v1.layers.batch_normalization(x, training=training), "
+                   "whose moving averages (in UPDATE_OPS) the trainer estimates again before "
+                   "each evaluation")
+    return (f"{evaluated:.0%} evaluated against {trained:.0%} in training mode on {what} "
+            f"after {SHORT_RUN_STEPS} steps")

@@ -26,6 +26,8 @@ TRAIN_IMAGES = 32  # the real batch the training checks use
 SEED_STEPS = 3  # Adam steps compared between two runs, and checked for moving variables
 OVERFIT_STEPS = 200
 OVERFIT_TARGET = 0.9
+SHORT_RUN_STEPS = 30  # training steps before a batch-normalized model is evaluated
+SHORT_RUN_GAP = 0.25  # how far evaluation may fall below training mode's accuracy then
 DROPOUT_LIKE = re.compile(r"drop|keep_prob")
 
 

@@ -29,6 +29,7 @@ CHECKS: dict[str, Check] = {c.name: c for c in (
     checks_training.seed_determinism,
     checks_training.all_variables_train,
     checks_training.overfit_one_batch,
+    checks_training.short_run_evaluation,
     checks_hparams.hparams_honoured,
 )}
 

@@ -26,6 +26,7 @@ from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data.splits import to_float_op
 from zoo_core.errors import PluginError
 from zoo_core.settings import TrainerSettings
+from zoo_core.train.batchnorm import MovingStats, moving_stats
 from zoo_core.train.blame import first_line, location
 from zoo_core.train.ema import Ema
 
@@ -158,6 +159,9 @@ class ModelGraph:
     # variables' own names (:class:`~zoo_core.train.ema.Ema`)
     best_saver: Any = None
     ema_swap: Any = None  # with ``ema``: exchanges the weights and their averages
+    # batch normalization's moving statistics, estimated again before each evaluation
+    # (``bn_batches``); None for a model that keeps none
+    moving_stats: MovingStats | None = None
 
     @contextmanager
     def averaged(self, session):
@@ -250,6 +254,8 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
             train_op = _train_op(tf, optimizer, loss.total, net.trainable, settings,
                                  inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS),
                                  ema)
+        # the single step's update ops, before the steps' loop adds its own
+        stats = moving_stats(tf, MODEL_SCOPE) if settings.bn_batches else None
         steps, problem = None, ""
         if step_loop:
             # here, not at the top: steploop builds its body from this module's pieces
@@ -267,7 +273,7 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
                       net.logits, loss.predictions, loss.example_losses, loss.total,
                       loss.accuracy, train_op, lr, inputs.global_step, saver, init,
                       inputs.data_init, inputs.data_feed, net.params, steps, problem,
-                      model_saver, best_saver, ema.swap if ema else None)
+                      model_saver, best_saver, ema.swap if ema else None, stats)
 
 
 class _Inputs:

@@ -216,10 +216,32 @@ def _epoch(stepper: Stepper, data: Data, seed: int, epoch: int, progress: Progre
         s += count
     seconds = time.perf_counter() - start
     with g.averaged(stepper.sess):  # with ema: the averaged weights, then the raw ones again
+        refresh = _refresh_statistics(stepper, seed, epoch, n)
         val = evaluate(stepper.sess, g, data.x_val, data.y_val, data.num_classes)
-    return {"epoch": epoch, "train_loss": sums.loss / n, "train_accuracy": sums.acc / n,
-            "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": sums.lr,
-            "seconds": seconds}
+    record = {"epoch": epoch, "train_loss": sums.loss / n, "train_accuracy": sums.acc / n,
+              "val_loss": val.loss, "val_accuracy": val.accuracy, "lr": sums.lr,
+              "seconds": seconds + (refresh or 0.0)}
+    if refresh is not None:  # part of the epoch's seconds, and on its own (its cost)
+        record["bn_seconds"] = refresh
+    return record
+
+
+def _refresh_statistics(stepper: Stepper, seed: int, epoch: int, n: int) -> float | None:
+    """Batch normalization's statistics estimated again over ``bn_batches`` training batches
+    (:mod:`zoo_core.train.batchnorm`), before the epoch's evaluation and checkpoint: the
+    seconds it took, or None for a model without them. The batches are drawn by (seed, epoch)
+    alone and gathered as a training step gathers them, so a resumed run draws the same."""
+    g, settings = stepper.g, stepper.settings
+    if g.moving_stats is None:
+        return None
+    start = time.perf_counter()
+    batch = min(settings.batch_size, n)
+    count = min(settings.bn_batches, n // batch)
+    rows = np.random.default_rng([seed, epoch, 1]).permutation(n)[:count * batch]
+    feeds = ({g.index: r, g.training: True}
+             for r in rows.astype(np.int32).reshape(count, batch))
+    g.moving_stats.refresh(stepper.sess, feeds)
+    return time.perf_counter() - start
 
 
 @dataclass

@@ -49,3 +49,25 @@ def summarize(labels: np.ndarray, predictions: np.ndarray, loss: float, num_clas
     per_class = np.divide(np.diag(confusion), support, out=np.zeros(num_classes), where=support > 0)
     accuracy = float(np.trace(confusion) / max(len(labels), 1))
     return Metrics(float(loss), accuracy, [float(a) for a in per_class], confusion, len(labels))
+
+
+def train_loss_terms(config) -> list[str]:
+    """What the training loss adds to the validation loss's plain cross-entropy, from a
+    run's settings: ``["label smoothing 0.1", "weight decay 0.0005"]``, [] for none. (The
+    training loss is the objective each step minimised, in training mode: with dropout.)"""
+    terms = []
+    if config.get("label_smoothing"):
+        terms.append(f"label smoothing {config['label_smoothing']:g}")
+    if config.get("weight_decay"):
+        terms.append(f"weight decay {config['weight_decay']:g}")
+    return terms
+
+
+def loss_note(config) -> str:
+    """A line saying how the training and validation losses differ, or "" when they are the
+    same cross-entropy."""
+    terms = train_loss_terms(config)
+    if not terms:
+        return ""
+    return (f"train loss: the training objective, cross-entropy with {' and '.join(terms)}; "
+            "val loss: plain cross-entropy (the two are not comparable)")
