@@ -41,9 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zoo_core.runs.records import COLUMNS, RunRecord, utc_now  # noqa: E402
-from zoo_core.runs.sql import encode  # noqa: E402
-from zoo_core.runs.sqlite import SQLiteStore  # noqa: E402
+from zoo_core.store.records import COLUMNS, RunRecord, utc_now  # noqa: E402
+from zoo_core.store.sql import encode  # noqa: E402
+from zoo_core.store.sqlite import SQLiteStore  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 MODELS = ("cnn", "cnn-bn", "rnn", "lstm", "lstm-stack")

@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from zoo_core.runs import sqlite  # noqa: E402
-from zoo_core.runs.records import COLUMNS, RunRecord, utc_now  # noqa: E402
-from zoo_core.runs.sql import encode  # noqa: E402
-from zoo_core.runs.sqlite import SQLiteStore  # noqa: E402
+from zoo_core.store import sqlite  # noqa: E402
+from zoo_core.store.records import COLUMNS, RunRecord, utc_now  # noqa: E402
+from zoo_core.store.sql import encode  # noqa: E402
+from zoo_core.store.sqlite import SQLiteStore  # noqa: E402
 
 CONFIG = {"epochs": 10, "batch_size": 128, "lr": 0.002, "lr_schedule": "cosine", "dropout": 0.3,
           "filters": 32, "blocks": 2, "dense": 128, "patience": 0, "limit": None}

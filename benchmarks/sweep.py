@@ -88,7 +88,7 @@ def timed_worker(location: str, sweep_id: str, threads: int, max_trials: int | N
     from zoo_core._tf import tf as import_tf
     from zoo_core.catalogue import open_zoo
     from zoo_core.runs import worker
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     import_tf()
     zoo = open_zoo()
@@ -173,8 +173,8 @@ def ray_overhead(ray, size: dict) -> dict:
 
 def claim_ms(location: str, count: int) -> float:
     """Median milliseconds of one claim_run, with ``count`` runs queued."""
-    from zoo_core.runs.records import RunRecord
-    from zoo_core.runs.store import open_store
+    from zoo_core.store.records import RunRecord
+    from zoo_core.store import open_store
 
     with open_store(location) as store:
         for i in range(count):
@@ -194,8 +194,8 @@ def _record(run_id: str, record_type):
 
 
 def _writer(location: str, index: int, epochs: int, barrier) -> None:
-    from zoo_core.runs.records import RunRecord
-    from zoo_core.runs.store import open_store
+    from zoo_core.store.records import RunRecord
+    from zoo_core.store import open_store
 
     with open_store(location) as store:
         store.create_run(_record(f"writer-{index}", RunRecord))
@@ -206,7 +206,7 @@ def _writer(location: str, index: int, epochs: int, barrier) -> None:
 
 def epochs_per_second(location: str, epochs: int) -> float:
     """Epochs per second that WRITERS processes add at once, each to its own run."""
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     with open_store(location) as store:
         store.check()  # the schema made before the writers race
@@ -328,7 +328,7 @@ def profiled_worker(location: str, sweep_id: str, spawned: float) -> dict:
     from zoo_core._tf import tf as import_tf
     from zoo_core.catalogue import open_zoo
     from zoo_core.runs import worker
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     import_tf()
     imported = time.time()

@@ -324,7 +324,7 @@ def train_zoo(model, arrays, n, clock, note, precision="float32", settings=(),
 def zoo_params(spec, hparams) -> int:
     """Trainable parameters of the model zoo trains (its forward pass, counted by zoo)."""
     from zoo_core._tf import tf as import_tf
-    from zoo_core.train.graph import forward
+    from zoo_core.train.forward import forward
 
     tf = import_tf()
     with tf.Graph().as_default():

@@ -78,8 +78,8 @@ def fill_store() -> None:
     """The DEMO runs, recorded in the current ``ZOO_HOME``'s store, each with the settings
     ``zoo run MODEL`` gives it today plus its changes."""
     from zoo_core.catalogue import open_zoo
-    from zoo_core.runs.records import RunRecord
-    from zoo_core.runs.store import open_store
+    from zoo_core.store.records import RunRecord
+    from zoo_core.store import open_store
 
     zoo = open_zoo()
     with open_store() as store:
@@ -106,7 +106,7 @@ def fill_store() -> None:
 
 
 def _evidence(run_id: str, model: str, seed: int, changes: dict, params: int) -> None:
-    """A DEMO run's evidence in its folder, as a run writes it (runs/evidence.py)."""
+    """A DEMO run's evidence in its folder, as a run writes it (results/evidence.py)."""
     from zoo_core.cli.results import reproduce_command
 
     folder = _run_folder(run_id, exist_ok=True)

@@ -44,7 +44,8 @@ def counting(n: int, function, when=lambda *a, **k: True, seconds: float = 30.0)
 
 
 def arm(phase: str) -> None:
-    from zoo_core.runs import execute, plots
+    from zoo_core.results import plots
+    from zoo_core.runs import execute
     from zoo_core.train import checkpoints, loop
 
     recorder = execute._Recorder

@@ -11,10 +11,12 @@ import pytest
 CORE = Path(__file__).resolve().parents[1] / "zoo_core"
 # Bottom to top: a module may import from its own layer or a lower one.
 LAYERS = [
-    {"errors", "paths", "_tf", "settings"},
+    {"errors", "paths", "_tf", "settings", "hparams", "searchspace"},
     {"catalogue", "registry"},
     {"data"},
     {"train"},
+    {"store"},
+    {"results"},
     {"runs"},
     {"serving"},
     {"testing", "scaffold"},
@@ -46,6 +48,75 @@ def zoo_imports(tree: ast.AST) -> list[tuple[int, str]]:
             out += [(node.lineno, a.name.split(".")[1]) for a in node.names
                     if a.name.startswith("zoo_core.")]
     return out
+
+
+def module_name(path: Path) -> str:
+    """``zoo_core/store/__init__.py`` -> ``zoo_core.store``; ``.../sql.py`` -> ``zoo_core.store.sql``."""
+    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(tree: ast.AST, known: set[str]) -> set[str]:
+    """Every zoo_core module a module imports, at its top or inside a function:
+    ``from zoo_core.store import sql`` names ``zoo_core.store.sql``, ``from zoo_core.store
+    import Store`` names ``zoo_core.store`` (the package's ``__init__``)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                out.add(sub if sub in known else node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out & known
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph`` (module -> the modules it imports): each strongly
+    connected group of more than one module (Tarjan's algorithm), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in graph[node]:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_no_import_cycles():
+    """No module imports, directly or through others, a module that imports it, not even
+    inside a function: each module can be read (and moved) after the ones it imports."""
+    paths = sorted(CORE.rglob("*.py"))
+    known = {module_name(p) for p in paths}
+    graph = {module_name(p): imported_modules(ast.parse(p.read_text()), known) - {module_name(p)}
+             for p in paths}
+    assert cycles(graph) == [], "import cycles (break each at a seam: a module both use)"
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 def test_every_module_has_a_layer():

@@ -152,3 +152,32 @@ def test_the_reference_loop_builds_the_original_graph(throughput):
         assert hparams["kernel"] == "basic"
     cnn_defaults = {k: p.default for k, p in zoo_cnn.HPARAMS.items()}
     assert throughput.reference_hparams(zoo_cnn) == cnn_defaults
+
+
+# -- benchmarks/sweep.py (issue 31): no tests or pytest needed, rounds and their arithmetic ------
+
+def test_the_sweep_benchmark_needs_neither_the_tests_nor_pytest():
+    code = ("import sys; sys.modules['pytest'] = None; sys.path.insert(0, 'benchmarks'); "
+            "import sweep; from zoo_core.testing import postgresql; "
+            "print(sweep.postgresql.__module__, postgresql.throwaway_postgresql.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "conftest" not in (ROOT / "benchmarks" / "sweep.py").read_text()
+
+
+def test_the_sweep_rounds_rotate_and_ratios_are_per_round(tmp_path):
+    spec = importlib.util.spec_from_file_location("sweep", ROOT / "benchmarks" / "sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    names = ["sequential", "local:2", "ray"]
+    assert [sweep.order(i, names) for i in range(4)] == [
+        names, ["local:2", "ray", "sequential"], ["ray", "sequential", "local:2"], names]
+    # the machine slows down between rounds; each round's ratio does not
+    rounds = [{"sequential": 40.0, "local:2": 20.0}, {"sequential": 80.0, "local:2": 50.0},
+              {"sequential": 60.0, "local:2": 30.0}]
+    found = sweep.ratios(rounds, "local:2")
+    assert found == {"median": 2.0, "q1": 1.8, "q3": 2.0, "n": 3}
+    assert sweep.ratios([{"sequential": 1.0}], "ray") is None
+    results = sweep.Results(tmp_path / "s.json", sweep.TINY)
+    results.put("ratios", {"local:2": found})  # written at once, as each figure comes
+    assert json.loads((tmp_path / "s.json").read_text())["ratios"]["local:2"]["median"] == 2.0

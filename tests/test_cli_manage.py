@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.runs.records import RunRecord, utc_now
-from zoo_core.runs.store import open_store
+from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 
 QUICK = ["--epochs", "1", "--limit", "1000"]
 

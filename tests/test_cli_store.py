@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.runs import sqlite_schema
-from zoo_core.runs.store import open_store
+from zoo_core.store import schema
+from zoo_core.store import open_store
 from test_cli_manage import add_completed, record
 
 
@@ -114,7 +114,7 @@ def test_store_copy_needs_an_existing_sqlite_file(tmp_path, postgresql_url):
 
 
 def test_store_migrate_creates_the_schema_on_either_backend(postgresql_url, tmp_path):
-    latest = len(sqlite_schema.MIGRATIONS)
+    latest = len(schema.MIGRATIONS)
     r = zoo("store", "migrate", "--store", postgresql_url)
     assert r.exit_code == 0, r.output
     assert r.output == (f"results store {postgresql_url}: schema version {latest} of {latest}, "

@@ -326,6 +326,13 @@ BROKEN = [
     ("hparams_honoured", reads_a_default_it_does_not_declare, {"dropout": HPARAMS["dropout"]},
      "expected build() to read only the hyperparameters it declares (dropout), got it also "
      "looks up 'width'"),
+    ("hparams_honoured", mlp, {**HPARAMS, "dropout": HParam(0.2, min=0.0, max=0.95,
+                                                        search="float(0,2)")},
+     "expected each declared search range to lie within its hyperparameter's bounds, got "
+     "dropout search='float(0,2)': outside the setting's bounds (float, >= 0, <= 0.95)"),
+    ("hparams_honoured", mlp, {**HPARAMS, "layers": HParam(1, min=1, max=4, search="int(1)")},
+     "expected each declared search range to lie within its hyperparameter's bounds, got "
+     "layers search='int(1)': 'int(1)': int(a,b) takes two numbers"),
     ("hparams_honoured", supports_one_layer_only, {**HPARAMS, "layers": HParam(1, min=1, max=4)},
      "expected the model to build with layers=2 (a value its declaration int, >= 1, <= 4 "
      "allows), got NotImplementedError: only one layer so far (at tests/test_conformance.py:"),

@@ -141,7 +141,7 @@ def test_the_counts_agree_with_tensorflows_profiler(zoo):
     """tf.compat.v1.profiler counts 2 float operations per multiply-accumulate of MatMul and
     Conv2D (and, unlike the zoo, also biases, activations and pooling: left out here)."""
     resolved = zoo.resolve("cnn", "fashion")
-    from zoo_core.train.graph import forward
+    from zoo_core.train.forward import forward
 
     with tf.Graph().as_default() as graph:
         images = v1.placeholder(tf.float32, [None, 28, 28, 1])

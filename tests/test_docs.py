@@ -14,7 +14,7 @@ import pytest
 
 from zoo_core import hookimpl, testing
 from zoo_core.catalogue import hookspecs, plugins, specs
-from zoo_core.runs.records import RunRecord
+from zoo_core.store.records import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

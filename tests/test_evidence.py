@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.runs import costplot, evidence, leaderboard
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import open_store
+from zoo_core.results import costplot, evidence, leaderboard
+from zoo_core.store.records import RunRecord
+from zoo_core.store import open_store
 from zoo_core.settings import cpu_has_bf16
 
 PNG = b"\x89PNG\r\n\x1a\n"

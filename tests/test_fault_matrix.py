@@ -22,8 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.runs import manage
-from zoo_core.runs.store import open_store
+from zoo_core.store import liveness
+from zoo_core.store import open_store
 
 HERE = Path(__file__).resolve().parent
 CHILD = str(HERE / "fault_child.py")
@@ -130,7 +130,7 @@ def test_a_signal_at_any_phase_leaves_a_true_record_and_resume_ends_the_same(
             assert f"curves.png       {run.run_dir}/curves.png" in shown.output
             continue
         if signum == KILL:  # no chance to record: its owner is gone, so it shows as died
-            assert run.status == "running" and manage.shown_status(run) == manage.DIED
+            assert run.status == "running" and liveness.shown_status(run) == liveness.DIED
         else:
             assert run.status == "interrupted" and run.error.startswith("interrupted after")
             assert f"zoo run --resume {run.run_id}" in err
@@ -218,7 +218,7 @@ def test_a_disk_that_fills_leaves_a_true_record_and_the_run_resumes(tmp_path, re
         assert code == 1, err  # MSG-AFTER-MERGE
         assert "Traceback" not in err
         run, _ = the_run(home)
-        assert manage.shown_status(run) in ("failed", manage.DIED, "interrupted"), run
+        assert liveness.shown_status(run) in ("failed", liveness.DIED, "interrupted"), run
         subprocess.run(["mount", "-o", "remount,size=64m", str(home)], check=True)
         code, err = finish(zoo(home, "run", "--resume", run.run_id))
         assert code == 0, err

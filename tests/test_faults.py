@@ -146,7 +146,7 @@ def test_zoo_evaluate_without_checkpoint_json_says_it_is_missing(run_copy):
 def test_zoo_show_prints_a_nan_validation_loss_as_nan(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_cli_manage import record
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     home = tmp_path / "home"
     with open_store(home / "zoo.db") as store:
@@ -235,7 +235,7 @@ def test_on_a_full_disk_the_store_is_read_and_a_write_says_no_space_left(small_d
     home = small_disk(2) / "home"
     sys.path.insert(0, str(Path(__file__).parent))
     from test_cli_manage import add_completed
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     with open_store(home / "zoo.db") as store:
         add_completed(store, "r-full", 0.9)
@@ -259,7 +259,7 @@ def test_a_write_to_an_open_store_on_a_full_disk_says_no_space_left(small_disk):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_cli_manage import add_completed
     from zoo_core.errors import StoreError
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     with open_store(home / "zoo.db") as store:
         add_completed(store, "r-full", 0.9)
@@ -300,7 +300,7 @@ def test_a_checkpoint_on_a_full_disk_says_no_space_left_and_gives_true_advice(
 def test_a_store_with_a_damaged_page_is_not_written(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_store import make_record
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     home = tmp_path / "home"
     path = home / "zoo.db"
@@ -325,8 +325,8 @@ def test_a_store_with_a_damaged_page_is_not_written(tmp_path):
 def test_the_integrity_check_runs_once_per_process_and_store(tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_store import make_record
-    from zoo_core.runs import sqlite
-    from zoo_core.runs.sqlite import SQLiteStore
+    from zoo_core.store import sqlite
+    from zoo_core.store.sqlite import SQLiteStore
 
     SQLiteStore(tmp_path / "zoo.db").check()  # the file, made up to date
     sqlite._INTACT.clear()  # as a new process finds it

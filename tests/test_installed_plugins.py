@@ -77,8 +77,11 @@ def venv_python(tmp_path_factory) -> Path:
                            check=True, capture_output=True, text=True).stdout.split("\n")
     site, platstdlib = Path(paths[0]), Path(paths[1])
     assert platstdlib in site.parents  # what hid installed plugins' frames (issue 31)
-    # the test interpreter's packages (TensorFlow, zoo-core, pip, setuptools), after the venv's
-    (site / "zoo_host.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # the test interpreter's packages (TensorFlow, zoo-core, pip, setuptools), after the venv's;
+    # addsitedir, not a bare path, so that their own .pth files (the editable installs'
+    # finders of zoo-core and the plugins) run too
+    host = sysconfig.get_paths()["purelib"]
+    (site / "zoo_host.pth").write_text(f"import site; site.addsitedir({host!r})\n")
     plugin = root / "zoo-gru"
     (plugin / "zoo_gru").mkdir(parents=True)
     (plugin / "pyproject.toml").write_text(PYPROJECT)

@@ -12,9 +12,9 @@ import tabulate
 
 from zoo_core.cli.results import EMPTY_LEADERBOARD, reproduce_command
 from zoo_core.errors import UsageError
-from zoo_core.runs import leaderboard
-from zoo_core.runs.leaderboard import aggregate, render, runs_rows
-from zoo_core.runs.records import RunRecord
+from zoo_core.results import leaderboard
+from zoo_core.results.leaderboard import aggregate, render, runs_rows
+from zoo_core.store.records import RunRecord
 
 CHECKSUMS = {"train-images": "aa", "test-images": "bb"}
 SPLITS = {"train": 54000, "val": 6000, "test": 10000}

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.runs import manage
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import open_store
+from zoo_core.store import liveness
+from zoo_core.store.records import RunRecord
+from zoo_core.store import open_store
 
 
 def zoo(*args):
@@ -36,21 +36,21 @@ def record(run_id: str, **owner) -> RunRecord:
 
 
 def test_a_process_start_tells_a_reused_pid_apart():
-    me = manage.process_started(os.getpid())
-    assert me and me == manage.process_started(os.getpid())
+    me = liveness.process_started(os.getpid())
+    assert me and me == liveness.process_started(os.getpid())
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)
-    assert manage.process_started(int(child.stdout)) == ""  # gone
-    assert manage.owner()["owner_started"] == me
+    assert liveness.process_started(int(child.stdout)) == ""  # gone
+    assert liveness.owner()["owner_started"] == me
 
 
 @pytest.mark.parametrize("owner, alive", [
     (dict(host=socket.gethostname(), pid=os.getpid(),
-          owner_started=manage.process_started(os.getpid())), True),
+          owner_started=liveness.process_started(os.getpid())), True),
     # this pid, but a process that started at another time: the owner is gone, its pid reused
     (dict(host=socket.gethostname(), pid=os.getpid(), owner_started="another-boot:1"), False),
     (dict(host="gpu-box", pid=4242, heartbeat_at=5), True),  # seconds ago, at test time
-    (dict(host="gpu-box", pid=4242, heartbeat_at=manage.LEASE_SECONDS + 60), False),
+    (dict(host="gpu-box", pid=4242, heartbeat_at=liveness.LEASE_SECONDS + 60), False),
 ])
 def test_a_running_run_is_dead_when_its_owner_is_gone(zoo_home, owner, alive):
     if "heartbeat_at" in owner:
@@ -59,7 +59,7 @@ def test_a_running_run_is_dead_when_its_owner_is_gone(zoo_home, owner, alive):
         store.create_run(record("cnn-r", **owner))
     listed = zoo("runs")
     assert listed.exit_code == 0, listed.output
-    shown = "running" if alive else manage.DIED
+    shown = "running" if alive else liveness.DIED
     assert f"{shown}" in listed.output
     r = zoo("runs", "rm", "cnn-r", "--yes")
     if alive:  # refused without --force, and the message names the owner
@@ -73,7 +73,7 @@ def test_a_running_run_is_dead_when_its_owner_is_gone(zoo_home, owner, alive):
 def test_a_dead_run_on_another_host_can_be_resumed(zoo_home):
     with open_store() as store:
         store.create_run(record("cnn-r", host="gpu-box", pid=4242,
-                                heartbeat_at=ago(manage.LEASE_SECONDS + 1)))
+                                heartbeat_at=ago(liveness.LEASE_SECONDS + 1)))
     r = zoo("run", "--resume", "cnn-r")
     # past the liveness check: it fails later, on the missing run (no data or checkpoints here)
     assert "only interrupted or failed runs can be resumed" not in r.output
@@ -86,24 +86,24 @@ def test_resume_takes_a_run_over_with_a_new_owner_in_one_write(zoo_home):
     with open_store() as store:
         store.create_run(record("cnn-r", host="gpu-box", pid=4242, owner_started="b:1"))
         store.finish_run("cnn-r", status="interrupted")
-        before = manage.expected(store.get("cnn-r"))
-        assert store.mark_running("cnn-r", expect=before, **manage.owner()) is True
+        before = liveness.expected(store.get("cnn-r"))
+        assert store.mark_running("cnn-r", expect=before, **liveness.owner()) is True
         now = store.get("cnn-r")
         assert (now.host, now.pid, now.owner_started) == (
-            socket.gethostname(), os.getpid(), manage.process_started(os.getpid()))
-        assert manage.heartbeat_age(now) < 60
-        assert store.mark_running("cnn-r", expect=before, **manage.owner()) is False
+            socket.gethostname(), os.getpid(), liveness.process_started(os.getpid()))
+        assert liveness.heartbeat_age(now) < 60
+        assert store.mark_running("cnn-r", expect=before, **liveness.owner()) is False
         with pytest.raises(ValueError, match="unknown owner field"):
             store.mark_running("cnn-r", status="completed")
 
 
 def test_a_process_whose_run_was_taken_over_stops_at_its_next_epoch(zoo_home, tmp_path):
     from zoo_core.runs import execute
-    from zoo_core.runs.tensorboard import EventWriter
+    from zoo_core.results.tensorboard import EventWriter
 
     published = []
     with open_store() as store:
-        store.create_run(record("cnn-r", **manage.owner()))
+        store.create_run(record("cnn-r", **liveness.owner()))
         recorder = execute._Recorder(store, store.get("cnn-r"), None, EventWriter(tmp_path))
         epoch = dict(epoch=1, train_loss=1.0, train_accuracy=0.5, val_loss=1.0,
                      val_accuracy=0.5, lr=0.001, seconds=1.0)

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from zoo_core.cli import cli
 from zoo_core.errors import StoreError
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import open_store
+from zoo_core.store.records import RunRecord
+from zoo_core.store import open_store
 from zoo_core.serving import packs
 
 
@@ -274,7 +274,7 @@ def test_a_member_missing_from_the_manifest_or_the_archive_is_refused(trained, t
 
 
 def test_a_store_that_refuses_the_row_leaves_no_folder(trained, tmp_path, zoo_home, monkeypatch):
-    from zoo_core.runs.sqlite import SQLiteStore
+    from zoo_core.store.sqlite import SQLiteStore
 
     def refuse(self, record):
         raise StoreError("results store: disk full")

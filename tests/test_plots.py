@@ -1,4 +1,4 @@
-"""zoo_core.runs.plots: valid PNGs, odd inputs, atomic writes, and no eager matplotlib import."""
+"""zoo_core.results.plots: valid PNGs, odd inputs, atomic writes, and no eager matplotlib import."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from zoo_core.runs import plots
+from zoo_core.results import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -119,7 +119,7 @@ def test_failed_save_leaves_no_temporary(tmp_path, monkeypatch):
 
 
 def test_import_does_not_load_matplotlib():
-    code = ("import sys, zoo_core.runs.plots; "
+    code = ("import sys, zoo_core.results.plots; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)

@@ -109,8 +109,8 @@ def zoo_register_datasets(register):
 
 
 def test_leaderboard_rows_carry_the_plugin_that_built_them():
-    from zoo_core.runs.leaderboard import aggregate, render
-    from zoo_core.runs.records import RunRecord
+    from zoo_core.results.leaderboard import aggregate, render
+    from zoo_core.store.records import RunRecord
 
     def run(plugin, accuracy):
         return RunRecord(run_id=f"cnn-{plugin}", model="cnn", dataset="fashion", plugin=plugin,
@@ -158,7 +158,7 @@ def test_a_graph_that_fails_at_its_first_step_is_one_paragraph_and_stored_so(sit
     assert f"zoo_shapebug.py:{line}): Matrix size-incompatible" in error
     assert "The images were [batch, 28, 28, 1] with 10 classes" in error
     assert "`zoo check shapebug`" in error
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
     with open_store() as store:
         stored, = [r for r in store.runs() if r.model == "shapebug"]
     assert stored.status == "failed" and f"Error: {stored.error}" == error

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 from zoo_core.train import checkpoints
 
 HERE = Path(__file__).resolve().parent

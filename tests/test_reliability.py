@@ -132,7 +132,7 @@ def _make_store(path: Path, runs: int) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_store import make_record
-        from zoo_core.runs.store import open_store
+        from zoo_core.store import open_store
         with open_store({str(path)!r}) as db:
             for i in range({runs}):
                 db.create_run(make_record(f"r{{i:03d}}", status="completed", test_accuracy=0.5,
@@ -170,8 +170,8 @@ WRITER = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from test_store import make_record
-from zoo_core.runs.records import utc_now
-from zoo_core.runs.store import open_store
+from zoo_core.store.records import utc_now
+from zoo_core.store import open_store
 worker = int(sys.argv[1])
 with open_store({path!r}) as db:
     for i in range({runs}):

@@ -20,8 +20,8 @@ from PIL import Image
 from zoo_core.catalogue import open_zoo
 from zoo_core.cli import cli
 from zoo_core.paths import RunFiles
-from zoo_core.runs import plots, predictions
-from zoo_core.runs.store import open_store
+from zoo_core.results import plots, predictions
+from zoo_core.store import open_store
 from zoo_core.serving import export as export_module
 from zoo_core.serving.inference import Classifier, NoTrainedRun, resolve_model_run
 
@@ -264,14 +264,14 @@ def test_export_of_a_running_run_uses_its_best_checkpoint_so_far_with_a_warning(
         trained, tmp_path, monkeypatch):
     import shutil
 
-    from zoo_core.runs import manage
+    from zoo_core.store import liveness
 
     home = tmp_path / "home"
     shutil.copytree(trained[0], home)
     monkeypatch.setenv("ZOO_HOME", str(home))
     run_id = trained[1]["cnn"]
     with open_store() as store:  # as while it trains: its best epoch so far is checkpointed
-        store.mark_running(run_id, **manage.owner())
+        store.mark_running(run_id, **liveness.owner())
     r = zoo("export", run_id, "-o", tmp_path / "out")
     assert r.exit_code == 0, r.output
     assert f"warning: run {run_id} is running: its best checkpoint so far is used" in r.stderr

@@ -16,7 +16,7 @@ from zoo_core.errors import HParamError, TrainingError
 from zoo_core.paths import RunFiles
 from zoo_core.runs import execute
 from zoo_core.runs.plan import RunRequest, plan
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 from zoo_core.settings import TRAINER_HPARAMS, RunSettings, config_id
 from zoo_core.train import loop
 from zoo_core.train.graph import build_graph
@@ -227,7 +227,7 @@ def test_precision_is_recorded_as_what_the_run_computes_in(zoo, monkeypatch):
 def test_a_setting_added_later_keeps_the_config_ids_of_runs_made_before_it(zoo):
     """``omit_default``: at its default the config leaves the setting out (so the rows and
     runs recorded before it existed keep their config ids); set to anything else, it is named."""
-    from zoo_core.runs.leaderboard import _config_labels
+    from zoo_core.results.leaderboard import _config_labels
     from zoo_core.settings import HParam, TrainerSettings, recorded_setting
 
     declared = {"width": HParam(64), "rows": HParam(1, omit_default=True)}

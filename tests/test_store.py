@@ -1,7 +1,7 @@
 """The results store: records, lookups, the queue, schema versions, damaged files, concurrent
 writers.
 
-The tests of the store's contract (zoo_core.runs.store.Store) take the ``store`` fixture,
+The tests of the store's contract (zoo_core.store.Store) take the ``store`` fixture,
 which opens every backend in BACKENDS through open_store(); the others are about SQLite.
 """
 
@@ -22,10 +22,10 @@ import pytest
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
-from zoo_core.runs import sqlite
-from zoo_core.runs.records import STATUSES, RunRecord, config_id, run_files, utc_now
-from zoo_core.runs.sqlite import SQLiteStore
-from zoo_core.runs.store import Store, open_store
+from zoo_core.store import sqlite
+from zoo_core.store.records import STATUSES, RunRecord, config_id, run_files, utc_now
+from zoo_core.store.sqlite import SQLiteStore
+from zoo_core.store import Store, open_store
 
 # The store backends every contract test runs against (PostgreSQL: a real server that
 # tests/conftest.py starts).
@@ -165,7 +165,7 @@ def test_a_nan_or_infinite_epoch_metric_reads_back_as_it_was(store):
 
 
 def test_a_run_with_a_nan_epoch_copies_and_copies_again_as_identical(store, tmp_path):
-    from zoo_core.runs.manage import copy_runs
+    from zoo_core.store.manage import copy_runs
 
     store.create_run(make_record("r1"))
     store.add_epoch("r1", 1, val_loss=float("nan"), val_accuracy=0.5)
@@ -315,7 +315,7 @@ def test_processes_claiming_at_once_take_each_run_exactly_once(store, location):
 
 
 def test_finish_run_takes_a_final_status_and_mark_running_resumes(store):
-    assert STATUSES == ("queued", "running", "completed", "interrupted", "failed")
+    assert STATUSES == ("queued", "running", "completed", "interrupted", "failed", "pruned")
     store.create_run(make_record("r1"))
     store.finish_run("r1", status="interrupted", error="interrupted after 1 epoch(s)",
                      finished_at="2024-01-01T00:10:00+00:00")
@@ -336,6 +336,10 @@ def test_finish_run_takes_a_final_status_and_mark_running_resumes(store):
     assert (store.get("r1").status, store.get("r1").test_accuracy) == ("completed", 0.9)
     with pytest.raises(UnknownNameError):
         store.mark_running("nope")
+    store.create_run(make_record("r2"))  # a search's pruner stopped it: final, with its reason
+    store.finish_run("r2", status="pruned", error="median pruner: ...", best_epoch=1)
+    assert (store.get("r2").status, store.get("r2").error) == ("pruned", "median pruner: ...")
+    assert [r.run_id for r in store.runs(status="pruned")] == ["r2"]
 
 
 def test_update_run_changes_fields_but_never_the_status(store):
@@ -378,7 +382,7 @@ def test_an_unreachable_postgresql_server_is_one_line_with_the_password_masked()
 @pytest.mark.parametrize("url", ["postgresql://zoo:s3cret@db.example:5432/zoo",
                                  "postgres://db.example/zoo"])
 def test_a_postgresql_url_without_psycopg_says_what_to_install(monkeypatch, url):
-    from zoo_core.runs import postgresql
+    from zoo_core.store import postgresql
 
     monkeypatch.setattr(postgresql, "psycopg", None)
     with pytest.raises(StoreError, match=r"pip install 'zoo-core\[postgresql\]'") as excinfo:
@@ -412,7 +416,7 @@ def test_a_newer_or_foreign_postgresql_database_is_refused(postgresql_url):
 
 
 def test_postgresql_has_the_same_migrations_and_doubles(postgresql_url):
-    from zoo_core.runs import postgresql
+    from zoo_core.store import postgresql
 
     assert len(postgresql.migrations()) == len(sqlite.MIGRATIONS)
     with open_store(postgresql_url) as store:
@@ -538,7 +542,7 @@ def test_unwritable_location_suggests_zoo_home(tmp_path):
 
 
 def test_store_module_does_not_import_tensorflow():
-    code = ("import sys, zoo_core.runs.store, zoo_core.runs.sqlite, zoo_core.runs.leaderboard, "
+    code = ("import sys, zoo_core.store, zoo_core.store.sqlite, zoo_core.results.leaderboard, "
             "zoo_core.paths; "
             "assert not any(m.split('.')[0] in ('tensorflow', 'click') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -866,7 +870,7 @@ def test_the_owner_is_recorded_and_updatable(store):
 def test_a_version_1_postgresql_database_is_migrated_and_its_data_survive(postgresql_url):
     import psycopg
 
-    from zoo_core.runs import postgresql
+    from zoo_core.store import postgresql
 
     with psycopg.connect(postgresql_url, autocommit=True) as conn:
         for statement in postgresql.migrations()[0]:

@@ -20,10 +20,11 @@ from zoo_core import paths
 from zoo_core.catalogue import open_zoo
 from zoo_core.cli import cli
 from zoo_core.errors import UnknownNameError
-from zoo_core.runs import engines, manage, worker
-from zoo_core.runs.records import RunRecord, SweepRecord
-from zoo_core.runs.sqlite import MIGRATIONS
-from zoo_core.runs.store import open_store
+from zoo_core.store import liveness
+from zoo_core.runs import engines, worker
+from zoo_core.store.records import RunRecord, SweepRecord
+from zoo_core.store.sqlite import MIGRATIONS
+from zoo_core.store import open_store
 
 BACKENDS = ["sqlite", "postgresql"]
 TINY = ["--epochs", "1", "--limit", "256", "--set", "filters=4,8", "--set", "dense=16,32"]
@@ -138,7 +139,7 @@ def test_skip_done_leaves_out_trials_completed_with_the_same_settings(zoo_home):
 
 
 def test_the_store_holds_sweeps_and_claims_their_trials_with_an_owner(location):
-    owner = manage.owner()
+    owner = liveness.owner()
     with open_store(location) as store:
         assert store.version() == len(MIGRATIONS) == 4
         store.create_sweep(sweep_record("sweep-a", ["a1", "a2"]),
@@ -151,7 +152,7 @@ def test_the_store_holds_sweeps_and_claims_their_trials_with_an_owner(location):
             store.get_sweep("sweep-c")
         claimed = store.claim_run("sweep-b", **owner)
         assert claimed.run_id == "b1" and claimed.sweep_id == "sweep-b"
-        assert manage.expected(store.get("b1")) == manage.expected(claimed)
+        assert liveness.expected(store.get("b1")) == liveness.expected(claimed)
         assert store.get("b1").pid == os.getpid() and store.get("b1").status == "running"
         assert store.claim_run("sweep-b", **owner) is None
         assert store.cancel_sweep("sweep-a", "cancelled by a test") == ["a1", "a2"]
@@ -226,7 +227,7 @@ def test_local_workers_share_the_cores_without_oversubscribing():
 def test_status_shows_each_failure_with_its_first_error_line(zoo_home):
     with open_store() as store:
         store.create_sweep(sweep_record("sweep-f", ["f1", "f2"]), [trial("f1"), trial("f2")])
-        store.claim_run("sweep-f", **manage.owner())
+        store.claim_run("sweep-f", **liveness.owner())
         store.finish_run("f1", status="failed", error="the builder raised ValueError: no\n"
                                                       "  File plugin.py, line 3")
     result = zoo("sweep", "status", "sweep-f")
@@ -247,7 +248,7 @@ def test_a_trial_on_another_host_is_taken_over_when_its_lease_expires(zoo_home, 
         store.claim_run("sweep-l", **elsewhere)
         assert worker.claim(store, "sweep-l") == (None, None)  # 20 s < the 30 s lease
         monkeypatch.setenv("ZOO_LEASE_SECONDS", "10")
-        assert manage.heartbeat_seconds() == 2.5  # a live owner beats 4 times per lease
+        assert liveness.heartbeat_seconds() == 2.5  # a live owner beats 4 times per lease
         taken, why = worker.claim(store, "sweep-l")
     assert (taken.run_id, why, taken.host) == ("l1", "its worker died", socket.gethostname())
 

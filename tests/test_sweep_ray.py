@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 
 pytestmark = pytest.mark.slow
 ray = pytest.importorskip("ray", reason="pip install 'zoo-core[ray]' (the test extra has it)")

@@ -16,7 +16,7 @@ from zoo_core.errors import PluginError, TrainingError
 from zoo_core.paths import RunFiles
 from zoo_core.runs import execute
 from zoo_core.runs.plan import RunRequest, plan
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 from zoo_core.train import checkpoints
 from zoo_core.train.evaluate import evaluate_checkpoint
 from zoo_core.train.graph import build_graph

@@ -17,11 +17,12 @@ from zoo_core.cli import cli
 from zoo_core.errors import HParamError, RunInterrupted
 from zoo_core.runs import execute
 from zoo_core.runs.plan import RunRequest, plan
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 from zoo_core.settings import TRAINER_HPARAMS, TrainerSettings
 from zoo_core.train import checkpoints
 from zoo_core.train.evaluate import evaluate_checkpoint
-from zoo_core.train.graph import _learning_rate, build_graph
+from zoo_core.train.graph import build_graph
+from zoo_core.train.step import learning_rate
 from zoo_core.train.loop import train
 from test_trainer import _StopAt  # Ctrl-C when an epoch starts
 
@@ -110,7 +111,7 @@ def _rates(schedule: str, warmup: float, at: list[int], total: int = 100) -> np.
     v1 = tf.compat.v1
     with tf.Graph().as_default():
         step = v1.placeholder(tf.int64, [])  # the global step's dtype
-        lr = _learning_rate(tf, TrainerSettings(lr=0.1, lr_schedule=schedule, warmup=warmup),
+        lr = learning_rate(tf, TrainerSettings(lr=0.1, lr_schedule=schedule, warmup=warmup),
                             step, total)
         with v1.Session() as sess:
             return np.array([sess.run(lr, {step: s}) for s in at])

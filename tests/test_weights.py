@@ -24,8 +24,8 @@ from zoo_core.catalogue import open_zoo, plugins
 from zoo_core.catalogue.registry import default_registry_path, read_catalogue
 from zoo_core.cli import cli
 from zoo_core.errors import RegistryError
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import open_store
+from zoo_core.store.records import RunRecord
+from zoo_core.store import open_store
 from zoo_core.serving import packs, weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def pack(tmp_path_factory) -> tuple[Path, str, str]:
     (folder / "checkpoint.json").write_text(json.dumps({"prefix": "ckpt/best-1", "epoch": 1}))
     (folder / "ckpt" / "best-1.index").write_bytes(b"index")
     (folder / "ckpt" / "best-1.data-00000-of-00001").write_bytes(bytes(range(256)) * 400)
-    from zoo_core.runs import predictions  # a pack carries its run's predictions.npz
+    from zoo_core.results import predictions  # a pack carries its run's predictions.npz
 
     labels = np.arange(10) % 2
     predictions.save(folder, predictions.sample(np.zeros((10, 4, 4, 1), np.uint8), labels,

@@ -15,6 +15,7 @@ import re
 import sys
 import sysconfig
 import traceback
+import urllib.parse
 from typing import Any, Callable
 
 # A setting named in a message: ⟦name⟧ or ⟦name=value⟧ (brackets no path or repr contains).
@@ -120,6 +121,15 @@ class RunInterrupted(KeyboardInterrupt):
         self.completed = completed
 
 
+class TrialPruned(Exception):
+    """A search's pruner stopped a trial at an epoch boundary (``zoo sweep --search
+    --prune``): a decision, recorded as status "pruned" with ``reason``, not a failure."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 # -- where in a plugin's code an error came from ------------------------------------------------
 
 # Packages whose frames are never the plugin's, besides the standard library and the zoo.
@@ -131,6 +141,16 @@ def first_line(e: BaseException) -> str:
     """The first line of an error's message (at most 300 characters), or its type's name."""
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0][:300]
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for a message or a log."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = urllib.parse.quote(parts.username or "", safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def location(e: BaseException) -> str:
@@ -150,10 +170,11 @@ def location(e: BaseException) -> str:
 def plugin_frames(frames) -> list:
     """The frames outside the zoo, the libraries it runs on, the standard library and the
     scripts folder (the ``zoo`` script itself), and not Python's own (``<frozen runpy>``)."""
-    return [f for f in frames if not _is_library(f.filename)]
+    dirs = _library_dirs()
+    return [f for f in frames if not _is_library(f.filename, dirs)]
 
 
-def _is_library(filename: str) -> bool:
+def _is_library(filename: str, dirs) -> bool:
     """Whether a frame's file is the zoo's, a library's or Python's, not a plugin's.
 
     A virtual environment's ``platstdlib`` (``<venv>/lib/python3.X``) holds its
@@ -162,7 +183,7 @@ def _is_library(filename: str) -> bool:
     if filename.startswith("<"):
         return True
     path = os.path.realpath(filename)
-    packages, site_dirs, library = _library_dirs()
+    packages, site_dirs, library = dirs
     if path.startswith(packages):
         return True
     return not path.startswith(site_dirs) and path.startswith(library)

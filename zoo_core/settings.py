@@ -14,7 +14,8 @@ against its declaration and recording where each came from. The result,
 :class:`RunSettings`, is what a run records and what its :func:`config_id` hashes.
 
 This module is the foundation the catalogue, the trainer and the runs build on; it
-imports nothing else of the zoo's but its errors, and no TensorFlow.
+imports nothing else of the zoo's but its errors and its hyperparameter declarations
+(:mod:`zoo_core.hparams`, re-exported here), and no TensorFlow.
 """
 
 from __future__ import annotations
@@ -28,144 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from zoo_core.errors import HParamError, RegistryError, setting, short_repr
+from zoo_core.hparams import MAX_INT, HParam, as_hparam  # noqa: F401 - part of this module's API
 
-_TYPES = {bool: "bool", int: "int", float: "float", str: "str"}
-
-# The largest integer setting a run accepts: TensorFlow's int64 tensors (settings are kept
-# in the store as JSON, of any size). A value above it fails only once a run started, so it
-# is refused where it is given.
-MAX_INT = 2**63 - 1
 # The largest seed: the store's seed column is SQLite's INTEGER (64-bit) and PostgreSQL's
 # INTEGER (32-bit, signed); TensorFlow's graph seed and stateless keys are int64 and NumPy's
 # default_rng takes any size, so PostgreSQL sets the bound.
 MAX_SEED = 2**31 - 1
 MAX_SEEDS = 10_000  # seeds in one `zoo run --seeds N`
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-@dataclass(frozen=True)
-class HParam:
-    """A declared hyperparameter.
-
-    Attributes:
-        default: the value used when nothing else sets it.
-        type: bool, int, float or str; taken from ``default`` when omitted.
-        help: one line for ``zoo list --details`` and error messages.
-        min, max: inclusive bounds for numbers (None for unbounded).
-        choices: the allowed values, for strings.
-        speed_only: the value changes how the model's graph computes the same function
-            (a faster kernel), not what it computes: a run records it (config.json's
-            ``speed``), but its config and config id leave it out, so runs that differ
-            only in it are one configuration on the leaderboard.
-        omit_default: a setting added after runs were recorded without it: a run's config
-            names it only when it is set to another value than its default, so the config
-            ids of the runs made before it existed (and registry.toml's reference rows) still
-            hold. A run that does not name it computed with the default.
-    """
-
-    default: Any
-    type: type | None = None
-    help: str = ""
-    min: float | None = None
-    max: float | None = None
-    choices: tuple | None = None
-    speed_only: bool = False
-    omit_default: bool = False
-
-    def __post_init__(self):
-        t = self.type if self.type is not None else type(self.default)
-        if t not in _TYPES:
-            raise TypeError(
-                f"hyperparameter type must be bool, int, float or str, not {t.__name__}"
-            )
-        object.__setattr__(self, "type", t)
-        if self.choices is not None:
-            object.__setattr__(self, "choices", tuple(self.choices))
-        # A default that does not fit is reported when the declaration is used
-        # (as_hparam: a plugin's registration), where the message can name the
-        # hyperparameter, the model and the plugin; an import-time error could not.
-        try:
-            self.check("default", self.default)
-        except HParamError as e:
-            object.__setattr__(self, "_problem", str(e))
-
-    @property
-    def problem(self) -> str:
-        """What is wrong with the declaration ("default must be int, got '64' (str)"), or ""."""
-        return getattr(self, "_problem", "")
-
-    @property
-    def type_name(self) -> str:
-        return _TYPES[self.type]
-
-    def describe(self) -> str:
-        parts = [self.type_name]
-        if self.choices:
-            parts.append("one of " + "|".join(map(str, self.choices)))
-        if self.min is not None:
-            parts.append(f">= {self.min:g}")
-        if self.max is not None:
-            parts.append(f"<= {self.max:g}")
-        return ", ".join(parts)
-
-    def check(self, name: str, value: Any) -> Any:
-        """Return ``value`` coerced to this type, or raise :class:`HParamError`."""
-        t = self.type
-        if t is float and isinstance(value, int) and not isinstance(value, bool):
-            try:
-                value = float(value)
-            except OverflowError:
-                raise HParamError(f"{name} must be a finite number, got {short_repr(value)}") from None
-        if not isinstance(value, t) or (t is int and isinstance(value, bool)):
-            raise HParamError(
-                f"{name} must be {self.describe()}, got {short_repr(value)} ({type(value).__name__})"
-            )
-        if t is float and not math.isfinite(value):
-            raise HParamError(f"{name} must be a finite number, got {short_repr(value)}")
-        if ((self.min is not None and value < self.min)
-                or (self.max is not None and value > self.max)
-                or (self.choices is not None and value not in self.choices)):
-            raise HParamError(f"{name} must be {self.describe()}, got {short_repr(value)}")
-        if t is int and not -MAX_INT <= value <= MAX_INT:
-            raise HParamError(f"{name} must be {self.describe()} and within ±(2**63 - 1) "
-                              f"(a 64-bit integer), got {short_repr(value)}")
-        return value
-
-    def parse(self, name: str, text: str) -> Any:
-        """Parse a value given as text (the command line's ``--set name=text``) and check it."""
-        t = self.type
-        s = text.strip()
-        try:
-            if t is bool:
-                if s.lower() in _TRUE:
-                    value = True
-                elif s.lower() in _FALSE:
-                    value = False
-                else:
-                    raise ValueError
-            elif t is int:
-                value = int(s)
-            elif t is float:
-                value = float(s)
-            else:
-                value = text
-        except ValueError:
-            raise HParamError(f"{name} must be {self.describe()}, got {short_repr(text)}") from None
-        return self.check(name, value)
-
-
-def as_hparam(name: str, declared: Any) -> HParam:
-    """Turn a declaration (an HParam or a bare default) into an HParam."""
-    try:
-        hparam = declared if isinstance(declared, HParam) else HParam(declared)
-    except TypeError as e:
-        raise HParamError(f"hyperparameter {name!r}: {e}") from None
-    if hparam.problem:
-        raise HParamError(f"hyperparameter {name!r}: {hparam.problem}")
-    return hparam
-
-
 def _setting(default: Any, help: str, **bounds: Any) -> Any:
     """A trainer setting's field: its default, and its declaration in the metadata."""
     return field(default=default, metadata={"hparam": HParam(default, help=help, **bounds)})
@@ -205,26 +75,28 @@ class TrainerSettings:
 
     epochs: int = _setting(10, "passes over the training split", min=1, max=10_000)
     batch_size: int = _setting(128, "examples per training step", min=1, max=65_536)
-    lr: float = _setting(1e-3, "learning rate of the optimizer", min=1e-12, max=10.0)
+    lr: float = _setting(1e-3, "learning rate of the optimizer", min=1e-12, max=10.0,
+                         search="log(1e-4,1e-2)")
     # Settings added after runs were recorded (omit_default): at their defaults a config
     # leaves them out, so the config ids recorded before them still hold.
     optimizer: str = _setting(
         "adam", "adam; nesterov (SGD with Nesterov momentum, see momentum)",
-        choices=("adam", "nesterov"), omit_default=True)
+        choices=("adam", "nesterov"), omit_default=True, search="choice(adam,nesterov)")
     momentum: float = _setting(0.9, "momentum of optimizer=nesterov (not used by adam)",
                                min=0.0, max=0.999, omit_default=True)
     lr_schedule: str = _setting(
         "constant", "constant; cosine (decay to 0 over the run); step (x0.1 at 50% and 75%); "
                     "linear (decay linearly to 0 at the end); after any warmup",
-        choices=("constant", "cosine", "step", "linear"))
+        choices=("constant", "cosine", "step", "linear"), search="choice(constant,cosine)")
     warmup: float = _setting(
         0.0, "fraction of the training steps over which lr rises linearly from 0, before "
              "lr_schedule runs over the rest (one-cycle: lr_schedule=linear, warmup=0.25)",
         min=0.0, max=0.9, omit_default=True)
     clip_norm: float = _setting(0.0, "clip gradients to this global norm (0: off)", min=0.0)
     weight_decay: float = _setting(0.0, "L2 penalty on weight matrices and kernels (0: off)",
-                                   min=0.0)
-    label_smoothing: float = _setting(0.0, "label smoothing in [0, 1)", min=0.0, max=0.99)
+                                   min=0.0, search="float(0,5e-4)")
+    label_smoothing: float = _setting(0.0, "label smoothing in [0, 1)", min=0.0, max=0.99,
+                                      search="float(0,0.2)")
     augment_shift: int = _setting(0, "random shifts of training images by up to N pixels (0: off)",
                                   min=0, max=8)
     augment_flip: bool = _setting(False, "random horizontal flips of training images")

@@ -47,4 +47,15 @@ def settings_json(zoo: Zoo, row: ModelRow, dataset: str,
     except ZooError as e:
         return {"settings": {"dataset": dataset, "error": describe(e)}}
     return {"settings": {"dataset": dataset, "values": resolved.settings.values,
-                         "sources": dict(resolved.sources)}}
+                         "sources": dict(resolved.sources)},
+            "search_space": {k: v["range"] for k, v in search_space(row.spec).items()}}
+
+
+def search_space(spec) -> dict[str, dict[str, str]]:
+    """The search ranges ``zoo sweep MODEL --search`` uses without ``--space``: those the
+    model's hyperparameters declare, then the trainer settings' (``HParam(search=...)``),
+    each with who declared it (the plugin, or "trainer")."""
+    from zoo_core.settings import TRAINER_HPARAMS
+
+    return {k: {"range": p.search, "from": spec.plugin if k in spec.hparams else "trainer"}
+            for k, p in {**spec.hparams, **TRAINER_HPARAMS}.items() if p.search}

@@ -63,7 +63,7 @@ def zoo_register_datasets(register: RegisterDataset):
 def zoo_run_finished(run):
     """Called after every ``zoo run`` ends, for reporters and notifiers.
 
-    :param run: a :class:`zoo_core.runs.records.RunRecord` with the run's status,
+    :param run: a :class:`zoo_core.store.records.RunRecord` with the run's status,
         settings and metrics, as stored in the results store.
     :return: nothing; the return value is ignored.
     """

@@ -48,6 +48,7 @@ def list_models(state, pattern, details, dataset, as_json):
                              ["name", "default", "type", "help"]))
         if details and r.spec is not None:
             _print_settings(zoo, r.name, dataset)
+            _print_search_space(r.name, r.spec)
         if details:
             for dataset_name, ref in cards.references(zoo, r.name).items():
                 std = ref.get("test_accuracy_std")
@@ -69,6 +70,14 @@ def _print_settings(zoo, name: str, dataset: str) -> None:
     click.echo(f"\n{name} settings on {dataset} (before command-line options):")
     click.echo(table([[k, values[k], resolved.sources[k]] for k in resolved.sources],
                      ["setting", "value", "from"]))
+
+
+def _print_search_space(name: str, spec) -> None:
+    space = cards.search_space(spec)
+    if space:
+        click.echo(f"\n{name} search space (`zoo sweep {name} --search tpe` without --space):")
+        click.echo(table([[k, v["range"], v["from"]] for k, v in space.items()],
+                         ["setting", "range", "declared by"]))
 
 
 @click.command("plugins")

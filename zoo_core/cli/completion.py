@@ -25,7 +25,7 @@ from zoo_core import paths
 from zoo_core.catalogue.plugins import ENTRY_POINT_GROUP
 from zoo_core.catalogue.registry import read_catalogue
 from zoo_core.catalogue.specs import valid_name
-from zoo_core.runs.records import LATEST
+from zoo_core.store.records import LATEST
 
 
 def _registry(ctx) -> Path | None:
@@ -89,7 +89,7 @@ def complete_run_ids(ctx, param, incomplete: str) -> list[CompletionItem]:
     """``latest`` and the recorded runs' ids, newest first (a store that does not exist yet
     is not created)."""
     from zoo_core.cli.common import store_location
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     try:
         if store_location() is None and not paths.store_path().exists():

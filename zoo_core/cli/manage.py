@@ -16,10 +16,11 @@ from zoo_core import paths
 from zoo_core.cli.common import echo_json, failing_context, json_option, message, store_location, table
 from zoo_core.cli.completion import complete_run_ids
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.runs import manage, views
-from zoo_core.runs.leaderboard import format_accuracy, format_count, format_duration, format_rate
-from zoo_core.runs.records import STATUSES, check_tags
-from zoo_core.runs.store import open_store
+from zoo_core.store import liveness, manage
+from zoo_core.results import views
+from zoo_core.results.leaderboard import format_accuracy, format_count, format_duration, format_rate
+from zoo_core.store.records import STATUSES, check_tags
+from zoo_core.store import open_store
 from zoo_core.settings import recorded_setting
 
 EMPTY_RUNS = "no runs recorded yet: try `zoo run cnn --dataset fashion`"
@@ -141,10 +142,10 @@ def _confirm_removal(records, yes: bool) -> None:
         folder = manage.run_folder(r)
         where = (f"{folder.path}" + (f" ({folder.note})" if folder.note else "")
                  if folder.path else f"no files: {folder.note}")
-        click.echo(f"  {r.run_id}  {manage.shown_status(r)}, {r.model} on {r.dataset}  {where}")
-    forced = [r for r in records if manage.owner_unseen(r)]
+        click.echo(f"  {r.run_id}  {liveness.shown_status(r)}, {r.model} on {r.dataset}  {where}")
+    forced = [r for r in records if liveness.owner_unseen(r)]
     for r in forced:
-        click.echo(f"--force: {r.run_id} is recorded as running ({manage.owner_text(r)}) and "
+        click.echo(f"--force: {r.run_id} is recorded as running ({liveness.owner_text(r)}) and "
                    "zoo cannot see that process; if it still runs, it will fail at its next epoch")
     if not yes:
         click.confirm("Remove them?", abort=True)
@@ -178,7 +179,7 @@ def tag(run_id, tags, remove):
 def compare(run_a, run_b, plot_path, as_json):
     """Compare two runs: the settings that differ, metrics side by side, and their learning
     curves overlaid in one PNG."""
-    from zoo_core.runs import plots  # numpy and matplotlib: only when comparing
+    from zoo_core.results import plots  # numpy and matplotlib: only when comparing
 
     with open_store(store_location()) as store:
         a, b = store.get(run_a), store.get(run_b)
@@ -216,7 +217,7 @@ def _text(value) -> str:
 def _metrics(a, b) -> dict[str, list]:
     """metric -> [A shown, B shown, A raw, B raw]."""
     rows = {
-        "status": (manage.shown_status, str),
+        "status": (liveness.shown_status, str),
         "seed": (lambda r: r.seed, str),
         "test accuracy": (lambda r: r.test_accuracy, format_accuracy),
         "validation accuracy": (lambda r: r.val_accuracy, format_accuracy),

@@ -12,7 +12,7 @@ import click
 
 from zoo_core.cli.common import DownloadProgressBar, store_location
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 from zoo_core.serving import packs
 
 

@@ -17,11 +17,11 @@ from zoo_core.cli.common import (RUN_OPTIONS, DownloadProgressBar, data_dir_opti
                                  json_option, store_location, table)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.runs import evidence, views
-from zoo_core.runs import leaderboard as lb
-from zoo_core.runs.manage import shown_status
-from zoo_core.runs.records import run_files
-from zoo_core.runs.store import open_store
+from zoo_core.results import evidence, views
+from zoo_core.results import leaderboard as lb
+from zoo_core.store.liveness import shown_status
+from zoo_core.store.records import run_files
+from zoo_core.store import open_store
 from zoo_core.settings import RETIRED, RunSettings, recorded_precision
 
 _LEADERBOARD_FORMATS = "any tabulate format (simple, github, grid, ...), csv or json"
@@ -37,7 +37,7 @@ def show(run_id, as_json):
     with open_store(store_location()) as store:
         r = store.get(run_id)
         epochs = store.epochs(r.run_id)
-    from zoo_core.runs import plots  # numpy and matplotlib: only here
+    from zoo_core.results import plots  # numpy and matplotlib: only here
 
     plots.draw_missing(r, epochs)  # a signal may have cut in while they were drawn
     if as_json:
@@ -215,7 +215,7 @@ def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, c
 
 def _plot(records, include_partial: bool, path: str) -> None:
     """The cost/accuracy view of the aggregated rows, whatever the table showed."""
-    from zoo_core.runs import costplot  # matplotlib: only here
+    from zoo_core.results import costplot  # matplotlib: only here
 
     shown = costplot.draw(lb.aggregate(records, include_partial), path)
     click.echo(f"cost/accuracy plot: {path} ({len(shown)} point(s))", err=True)

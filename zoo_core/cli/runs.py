@@ -19,7 +19,7 @@ from zoo_core.cli.completion import complete_datasets, complete_models, complete
 from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.train.metrics import loss_note
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 from zoo_core.settings import MAX_SEED, MAX_SEEDS
 
 

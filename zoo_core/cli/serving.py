@@ -13,7 +13,7 @@ import click
 from zoo_core.cli.common import (DownloadProgressBar, echo_json, json_option, message,
                                   store_location, table)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
-from zoo_core.runs.store import open_store
+from zoo_core.store import open_store
 
 # what `zoo predict --help` and docs/using-models.md say about the conversion
 CONVERSION = """\b

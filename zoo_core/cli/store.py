@@ -10,9 +10,9 @@ import click
 
 from zoo_core.cli.common import store_location
 from zoo_core.errors import StoreError
-from zoo_core.runs import manage
-from zoo_core.runs.sqlite_schema import MIGRATIONS
-from zoo_core.runs.store import open_store
+from zoo_core.store import manage
+from zoo_core.store.schema import MIGRATIONS
+from zoo_core.store import open_store
 
 
 @click.group("store")

@@ -62,7 +62,7 @@ def site(state, output, force):
     _web()
     from pathlib import Path
 
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
     from zoo_core.web.site import build
 
     with open_store(store_location()) as store:

@@ -1,14 +1,16 @@
-"""Runs: plan and execute a batch of runs, record them in the results store, compare them.
+"""Runs: plan a batch of runs and execute it, here or on workers.
 
-- ``plan.py``, ``execute.py``: plan and execute a batch of runs (which model, dataset, seed and
-  settings; what is already done), the same plan for every engine.
-- ``records.py``: ``RunRecord`` (a run as stored and as hooks receive it), its statuses, the
-  rules every store backend applies to it, and ``run_files()`` (what its folder holds).
-- ``store.py``: the ``Store`` protocol the rest of the zoo uses (create, epochs, finish, get,
-  query, and the queue sweeps claim runs from) and ``open_store()``.
-- ``sqlite.py``: ``SQLiteStore``, the embedded default backend (one file, WAL, migrations).
-- ``leaderboard.py``: completed runs aggregated per model, dataset and settings, rendered.
-- ``plots.py``: a run's learning curves and confusion matrix as PNG files.
+- ``plan.py``: which model, dataset, seed and settings; what the store has done already. The
+  same plan for every engine.
+- ``execute.py``: each planned run, in this process: data, graph, training, evaluation, its
+  record in the store and its folder (results written through :mod:`zoo_core.results`).
+- ``sweep.py``: a sweep's trials: expanded, checked, queued in the store, planned again by
+  a worker; its status; cancelling.
+- ``worker.py``: the loop every engine runs: claim a trial, run it, release it.
+- ``engines.py``: ``--engine local:N`` worker processes; ``ray_engine.py`` one Ray task per
+  trial (the only module that imports ray).
+- ``signals.py``: SIGTERM as Ctrl-C while a run trains; both held while its result is recorded.
 
-Nothing here imports click; the store and the leaderboard import no TensorFlow.
+The store is :mod:`zoo_core.store`; what runs show is :mod:`zoo_core.results`. Nothing here
+imports click.
 """

@@ -23,8 +23,8 @@ from typing import Callable
 
 from zoo_core import paths
 from zoo_core.errors import UsageError, setting
-from zoo_core.runs.records import FINAL_STATUSES, RunRecord
-from zoo_core.runs.store import STORE_ENV, Store
+from zoo_core.store.records import FINAL_STATUSES, RunRecord
+from zoo_core.store import STORE_ENV, Store
 from zoo_core.runs.sweep import SweepStatus, sweep_status
 
 ENGINES = "local, local:N, ray, ray://HOST:PORT or none"

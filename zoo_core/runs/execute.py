@@ -12,7 +12,6 @@ import dataclasses
 import os
 import platform
 import shutil
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +22,18 @@ from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
-from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, UsageError,
-                             ZooError, first_line, location, render, setting)
-from zoo_core.runs import evidence, manage, plots, predictions, signals
-from zoo_core.runs.tensorboard import EventWriter
+from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, TrialPruned,
+                             UsageError, ZooError, first_line, location, render, setting)
+from zoo_core.store import liveness
+from zoo_core.results import evidence, plots, predictions
+from zoo_core.runs import signals
+from zoo_core.results.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
-from zoo_core.runs.records import RunRecord, new_run_id, utc_now
-from zoo_core.runs.store import Store
+from zoo_core.runs.recorder import Recorder, RunTakenOver
+
+_Recorder = Recorder  # its name before it had a module of its own (tests, fault_child.py)
+from zoo_core.store.records import RunRecord, new_run_id, utc_now
+from zoo_core.store import Store
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints, loop
 from zoo_core.train.cost import model_cost
@@ -130,7 +134,7 @@ def execute(zoo: Zoo, run: PlannedRun, store: Store, loaded: Data,
         plugin_version=run.model.plugin_version, zoo_version=__version__,
         tf_version=tf.__version__, config=run.settings.config, seed=run.seed,
         data_checksums=loaded.checksums, split_sizes=loaded.split_sizes, run_dir=str(run_dir),
-        **manage.owner(),
+        **liveness.owner(),
     )
     try:
         _write_config(run_dir, run_id, run, loaded)
@@ -165,7 +169,7 @@ def execute_claimed(zoo: Zoo, run: PlannedRun, store: Store, record: RunRecord, 
     try:
         ours = store.update_run(record.run_id, run_dir=str(run_dir),
                                 data_checksums=loaded.checksums, split_sizes=loaded.split_sizes,
-                                expect=manage.mine(),
+                                expect=liveness.mine(),
                                 publish=lambda: config.replace(run_dir / RunFiles.CONFIG))
     finally:
         config.unlink(missing_ok=True)
@@ -212,15 +216,15 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     (checksums are compared). Returns the completed run's record.
     """
     record = store.get(run_id)
-    if manage.owner_died(record):  # stored as running, its process gone: interrupted
+    if liveness.owner_died(record):  # stored as running, its process gone: interrupted
         store.finish_run(record.run_id, status="interrupted", finished_at=utc_now(),
-                         error="its process died", expect=manage.expected(record))
+                         error="its process died", expect=liveness.expected(record))
         record = store.get(record.run_id)
-    if manage.owner_unseen(record):
-        raise UsageError(f"{manage.unseen_owner_hint(record)}; only interrupted or failed runs "
+    if liveness.owner_unseen(record):
+        raise UsageError(f"{liveness.unseen_owner_hint(record)}; only interrupted or failed runs "
                          "can be resumed")
     if record.status not in ("interrupted", "failed"):
-        held = f" ({manage.owner_text(record)})" if record.status == "running" else ""
+        held = f" ({liveness.owner_text(record)})" if record.status == "running" else ""
         raise UsageError(f"run {record.run_id} is {record.status}{held}; only interrupted or "
                          "failed runs can be resumed")
     if not record.split_sizes:  # a sweep's trial that ended (cancelled) before it started
@@ -230,10 +234,10 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     settings = recorded_settings(record, spec)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     _check_same_data(record, loaded)
-    if not store.mark_running(record.run_id, expect=manage.expected(record), **manage.owner()):
+    if not store.mark_running(record.run_id, expect=liveness.expected(record), **liveness.owner()):
         now = store.get(record.run_id)
         raise ZooError(f"run {record.run_id} was taken by another process meanwhile (now "
-                       f"{manage.shown_status(now)}, {manage.owner_text(now)}): see `zoo runs`")
+                       f"{liveness.shown_status(now)}, {liveness.owner_text(now)}): see `zoo runs`")
     return _continue(zoo, store, record, spec, settings, loaded, progress)
 
 
@@ -251,7 +255,7 @@ def _continue(zoo: Zoo, store: Store, record: RunRecord, spec: ModelSpec, settin
     not yet stored first (an epoch saved but not stored when its process stopped)."""
     saved = (checkpoints.read_index(Path(record.run_dir)) or {}).get("state", {})
     for epoch in saved.get("epochs", []):
-        if not store.add_epoch(record.run_id, epoch["epoch"], expect=manage.mine(),
+        if not store.add_epoch(record.run_id, epoch["epoch"], expect=liveness.mine(),
                                **{k: epoch[k] for k in EPOCH_METRICS}):
             raise RunTakenOver(f"run {record.run_id} was taken over by another process as "
                                "this one resumed it: see `zoo runs`")
@@ -280,7 +284,7 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     if threads:
         trainer = dataclasses.replace(trainer, threads=min(trainer.threads or threads, threads))
     now = store.get(run_id)
-    recorder = _Recorder(store, now, progress, EventWriter(run_dir),
+    recorder = Recorder(store, now, progress, EventWriter(run_dir),
                          done=now.epochs_run if resume else 0)
     recorded = False
     try:
@@ -300,6 +304,9 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
         _finished(zoo, store, run_id)
         raise RunInterrupted(run_id, recorder.epochs, completed=recorded) from None
     except RunTakenOver:  # the run is another process's now: nothing of it is ours to record
+        raise
+    except TrialPruned as e:  # a search's pruner stopped it: a decision, not a failure
+        _record_pruned(zoo, store, run_id, e.reason, recorder)
         raise
     except (Exception, SystemExit) as e:  # recorded as failed, then passed on
         error = e
@@ -325,6 +332,15 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     return done
 
 
+def _record_pruned(zoo: Zoo, store: Store, run_id: str, reason: str, recorder: Recorder) -> None:
+    """A trial its search's pruner stopped: status "pruned", the reason, its best epoch (a
+    fenced write: nothing when the trial is another process's now)."""
+    with signals.held():
+        store.finish_run(run_id, status="pruned", finished_at=utc_now(), error=reason,
+                         expect=recorder.owner, **recorder.best())
+    _finished(zoo, store, run_id)
+
+
 def _cost(model: ModelSpec, settings: RunSettings, loaded: Data) -> dict:
     """metrics.json's ``model`` (beside the parameters): MACs per example, counted from the
     forward graph (:mod:`zoo_core.train.cost`). Counting never fails a run: a graph it cannot count
@@ -339,7 +355,7 @@ def _cost(model: ModelSpec, settings: RunSettings, loaded: Data) -> dict:
 
 
 def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, loaded: Data,
-                   cost: dict, recorder: _Recorder):
+                   cost: dict, recorder: Recorder):
     """The run's metrics.json, then its row completed with the result, in one fenced write
     (metrics.json is renamed into place inside it); a metrics.json that cannot be written
     fails the run (the message keeps the test accuracy)."""
@@ -351,7 +367,7 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
             "test": result.test.to_dict(loaded.classes),
-            "model": {"params": result.params, **cost},  # what it costs (runs/evidence.py)
+            "model": {"params": result.params, **cost},  # what it costs (results/evidence.py)
             # how the steps were dispatched (speed only; config.json has what was asked for)
             "speed": {"steps_per_call": result.steps_per_call,
                       **({"steps_note": result.steps_note} if result.steps_note else {})},
@@ -378,7 +394,7 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
 
 
 def _save_predictions(run_dir: Path, test: Metrics, loaded: Data) -> None:
-    """predictions.npz, what the predictions picture shows (``runs/predictions.py``): like
+    """predictions.npz, what the predictions picture shows (``results/predictions.py``): like
     the picture, optional; a file that cannot be written is a warning."""
     if test.predicted is None:
         return
@@ -399,88 +415,6 @@ def _draw_plots(record: RunRecord, result: loop.TrainResult, loaded: Data) -> No
     plots.run_plots(run_dir, f"{record.model} on {record.dataset}, seed {record.seed}",
                     result.epochs, result.test.confusion, loaded.classes,
                     predictions.load(run_dir), train_loss_terms(record.config))
-
-
-class RunTakenOver(ZooError):
-    """Another process took the run over (its owner had looked dead) or removed it."""
-
-
-class _Recorder(loop.Progress):
-    """Passes progress through, renews the run's heartbeat, and stores each epoch as it ends
-    (and writes it for TensorBoard), as long as the run is still this process's: each write
-    is fenced (``Store.add_epoch``'s ``expect``), and the epoch's checkpoint is published
-    inside the epoch's fenced write."""
-
-    def __init__(self, store: Store, record: RunRecord, progress: loop.Progress | None,
-                 events: EventWriter, done: int = 0):
-        self.store, self.run_id, self.events = store, record.run_id, events
-        self.owner = manage.mine()
-        self.progress = progress or loop.Progress()
-        self.epochs = done  # epochs finished, counting those before a resume
-        self.best_record: dict | None = None
-        self.last_beat = time.monotonic()
-
-    def beat(self) -> None:
-        """Renew the run's heartbeat (at most every HEARTBEAT_SECONDS), only while it is this
-        process's: it is making progress. A store that cannot take it now gets it at the next
-        beat (epochs are written the same way, and fail the run loudly)."""
-        now = time.monotonic()
-        if now - self.last_beat >= manage.heartbeat_seconds():
-            self.last_beat = now
-            try:
-                self.store.update_run(self.run_id, heartbeat_at=utc_now(), expect=self.owner)
-            except (StoreError, UsageError):  # busy, full, or removed: the epoch's write tells
-                pass
-
-    def taken_over(self) -> RunTakenOver:
-        """The error for a fenced write that found the run no longer this process's: another
-        process resumed it (this one had looked dead: stopped, or on a machine whose heartbeat
-        did not come through) or it was removed."""
-        try:
-            now = self.store.get(self.run_id)
-        except UsageError:  # removed (`zoo runs rm --force`)
-            now = None
-        whom = "removed" if now is None else f"taken over ({manage.owner_text(now)})"
-        return RunTakenOver(f"run {self.run_id} was {whom} while this process trained it: "
-                            "this process stops and leaves the run as it is")
-
-    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
-        self.beat()
-        self.progress.epoch_start(epoch, epochs, steps)
-
-    def step(self, loss: float, accuracy: float) -> None:
-        self.beat()
-        self.progress.step(loss, accuracy)
-
-    def steps(self, count: int, loss: float, accuracy: float) -> None:
-        self.beat()
-        loop.report_steps(self.progress, count, loss, accuracy)
-
-    def epoch_saved(self, record: dict, publish) -> None:
-        """Store the epoch's row and publish its checkpoint in one fenced write; raise
-        RunTakenOver (nothing written) when the run is no longer this process's."""
-        try:
-            ours = self.store.add_epoch(self.run_id, record["epoch"], expect=self.owner,
-                                        publish=publish,
-                                        **{k: record[k] for k in EPOCH_METRICS})
-        except UsageError:  # removed
-            ours = False
-        if not ours:
-            raise self.taken_over()
-        self.last_beat = time.monotonic()
-
-    def epoch_end(self, record: dict) -> None:
-        self.epochs = record["epoch"]
-        if record.get("best"):
-            self.best_record = record
-        self.events.epoch(record)
-        self.progress.epoch_end(record)
-
-    def best(self) -> dict:
-        if not self.best_record:
-            return {}
-        return {"best_epoch": self.best_record["epoch"],
-                "val_accuracy": self.best_record["val_accuracy"]}
 
 
 def _finished(zoo: Zoo, store: Store, run_id: str) -> RunRecord:

@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import DatasetSpec, ModelSpec
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import Store
+from zoo_core.store.records import RunRecord
+from zoo_core.store import Store
 from zoo_core.errors import UsageError, setting
 from zoo_core.settings import MAX_SEED, MAX_SEEDS, RunSettings
 

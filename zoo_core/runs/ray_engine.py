@@ -23,9 +23,9 @@ from typing import Callable
 
 from zoo_core import paths
 from zoo_core.errors import ZooError, first_line
-from zoo_core.runs import engines, worker
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import Store
+from zoo_core.runs import engines, search, worker
+from zoo_core.store.records import RunRecord
+from zoo_core.store import Store
 from zoo_core.runs.sweep import SweepStatus
 
 CPUS_PER_TRIAL = 1  # the CPUs each task declares, and the trainer's threads in it
@@ -61,7 +61,7 @@ def trial_task(location: str, sweep_id: str, threads: int) -> dict:
     """One Ray task: the worker loop for one trial (None left to take: nothing done)."""
     global _zoo
     from zoo_core.catalogue import open_zoo
-    from zoo_core.runs.store import open_store
+    from zoo_core.store import open_store
 
     if _zoo is None:
         _zoo = open_zoo()
@@ -71,11 +71,22 @@ def trial_task(location: str, sweep_id: str, threads: int) -> dict:
     return {"completed": done.completed, "failed": done.failed, "cancelled": done.cancelled}
 
 
+def _to_propose(ray, store: Store, sweep_id: str) -> int:
+    """For a search: the trials not yet proposed that tasks may start now (one per CPU of
+    the cluster); each task proposes its trial from the results so far (runs/search.py)."""
+    sweep = store.get_sweep(sweep_id)
+    planned = search.of(sweep)
+    if planned is None or sweep.status != "active":
+        return 0
+    left = planned.trials - len(sweep.spec.get("trials", []))
+    return max(0, min(left, int(ray.cluster_resources().get("CPU", 1)) // CPUS_PER_TRIAL))
+
+
 def run_on_ray(engine: engines.Engine, store: Store, location: str | None, sweep_id: str,
                on_finished: Callable[[RunRecord, SweepStatus], None]) -> SweepStatus:
     """Run the sweep's trials as Ray tasks until none is left to take; ``on_finished`` for
     each trial as it ends. A task is started for each trial to take (queued, or whose worker
-    died or was interrupted), again as long as there are some."""
+    died or was interrupted; for a search, one to propose), again as long as there are some."""
     ray, connected = connect(engine)
     location = location or os.fspath(getattr(store, "path", ""))
     env = {"ZOO_ARTIFACTS": str(paths.runs_dir()),
@@ -95,7 +106,7 @@ def run_on_ray(engine: engines.Engine, store: Store, location: str | None, sweep
                     warnings.warn(f"a Ray task of sweep {sweep_id} failed: {first_line(e)}; "
                                   "its trial is taken by the next task", stacklevel=1)
         wanted = (len(store.runs(status="queued", sweep_id=sweep_id))
-                  + len(worker.orphans(store, sweep_id)))
+                  + len(worker.orphans(store, sweep_id)) + _to_propose(ray, store, sweep_id))
         pending += [task.remote(location, sweep_id, CPUS_PER_TRIAL)
                     for _ in range(wanted - len(pending))]
         return bool(pending)

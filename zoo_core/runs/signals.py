@@ -4,7 +4,7 @@ While a run trains, SIGTERM is made to behave like Ctrl-C (:func:`interrupts`), 
 either one is recorded as an interruption. While a run's result is being recorded, both
 wait (:func:`held`): the record is written whole, then the interruption goes on. SIGKILL
 cannot be caught; a run killed so is found by its owner's liveness
-(:mod:`zoo_core.runs.manage`).
+(:mod:`zoo_core.store.liveness`).
 """
 
 from __future__ import annotations

@@ -22,13 +22,14 @@ from zoo_core import __version__
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.specs import DatasetSpec
 from zoo_core.errors import UsageError, ZooError, first_line, short_repr
-from zoo_core.runs import manage
+from zoo_core.store import liveness
 from zoo_core.runs.plan import PlannedRun, RunRequest, plan
-from zoo_core.runs.records import FINAL_STATUSES, RunRecord, SweepRecord, new_run_id, new_sweep_id
-from zoo_core.runs.store import Store
+from zoo_core.store.records import FINAL_STATUSES, RunRecord, SweepRecord, new_run_id, new_sweep_id
+from zoo_core.store import Store
 
 CANCELLED = "cancelled"  # how a cancelled trial (status interrupted) is shown, and its error's start
-STATES = ("queued", "running", manage.DIED, "completed", CANCELLED, "interrupted", "failed")
+STATES = ("queued", "running", liveness.DIED, "completed", "pruned", CANCELLED, "interrupted",
+          "failed")
 
 
 @dataclass(frozen=True)
@@ -98,22 +99,26 @@ def plan_sweep(zoo: Zoo, request: RunRequest, grid: Mapping[str, Sequence[str]],
 
 def submit(store: Store, sweep_plan: SweepPlan, command: str, engine: str) -> SweepRecord:
     """Record the sweep and queue its trials, in one write; the sweep's record."""
-    tf_version = _installed("tensorflow")
     records, specs = [], []
     for trial in sweep_plan.trials:
         run = trial.run
-        run_id = new_run_id(run.model.name, run.dataset.name, run.seed)
-        records.append(RunRecord(
-            run_id=run_id, status="queued", model=run.model.name, dataset=run.dataset.name,
-            plugin=run.model.plugin, plugin_version=run.model.plugin_version,
-            zoo_version=__version__, tf_version=tf_version, config=run.settings.config,
-            seed=run.seed, data_checksums={}, split_sizes={}))
-        specs.append({"run_id": run_id, "model": run.model.name, "seed": run.seed,
+        records.append(trial_record(run))
+        specs.append({"run_id": records[-1].run_id, "model": run.model.name, "seed": run.seed,
                       "overrides": dict(sweep_plan.overrides), "set": dict(trial.values)})
     sweep = SweepRecord(sweep_id=new_sweep_id(), command=command, engine=engine, spec={
         "dataset": sweep_plan.dataset.name, "limit": sweep_plan.limit, "trials": specs})
     store.create_sweep(sweep, records)
     return sweep
+
+
+def trial_record(run: PlannedRun) -> RunRecord:
+    """A new trial's record, as it is queued (a new run id, no data yet)."""
+    return RunRecord(
+        run_id=new_run_id(run.model.name, run.dataset.name, run.seed), status="queued",
+        model=run.model.name, dataset=run.dataset.name, plugin=run.model.plugin,
+        plugin_version=run.model.plugin_version, zoo_version=__version__,
+        tf_version=_installed("tensorflow"), config=run.settings.config, seed=run.seed,
+        data_checksums={}, split_sizes={})
 
 
 def _installed(distribution: str) -> str:
@@ -149,7 +154,7 @@ def trial_state(record: RunRecord) -> str:
     """A trial's state as ``zoo sweep status`` shows it: its shown status, or "cancelled"."""
     if record.status == "interrupted" and (record.error or "").startswith(CANCELLED):
         return CANCELLED
-    return manage.shown_status(record)
+    return liveness.shown_status(record)
 
 
 @dataclass(frozen=True)
@@ -214,5 +219,5 @@ def cancel(store: Store, sweep_id: str) -> tuple[SweepRecord, list[str], list[st
     ended = store.cancel_sweep(sweep.sweep_id, f"{CANCELLED} with sweep {sweep.sweep_id} "
                                                "before it started")
     running = [t.run_id for t in store.runs(status="running", sweep_id=sweep.sweep_id)
-               if not manage.owner_died(t)]
+               if not liveness.owner_died(t)]
     return store.get_sweep(sweep.sweep_id), ended, running

@@ -3,12 +3,17 @@
 :func:`work` takes trials from the store until there are none left: a queued trial
 (``Store.claim_run``, atomic across machines), else a trial of an active sweep whose worker
 died (its owner gone on this machine, or no heartbeat for the lease elsewhere:
-:func:`zoo_core.runs.manage.owner_died`) or that was interrupted, taken over with one
+:func:`zoo_core.store.liveness.owner_died`) or that was interrupted, taken over with one
 conditional write (``Store.mark_running``) and continued from its last checkpoint. The lease
-is the run's owner and heartbeat (:mod:`zoo_core.runs.manage`), renewed as the run trains; it
+is the run's owner and heartbeat (:mod:`zoo_core.store.liveness`), renewed as the run trains; it
 ends with the run's final record. A trial is an ordinary run: :func:`zoo_core.runs.execute.
 execute_claimed` trains and records it as ``zoo run`` would. A trial whose sweep is
 cancelled stops at its next epoch, recorded as interrupted ("cancelled ...").
+
+A search's trials (:mod:`zoo_core.runs.search`) are proposed by the workers themselves: one
+that finds nothing queued asks the search for its next trial and takes it; after each epoch
+it asks the search's pruner whether the trial goes on, and one that does not ends as
+"pruned" at that epoch boundary.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from dataclasses import dataclass, field
 
 from zoo_core import data
 from zoo_core.catalogue import Zoo
-from zoo_core.errors import DataError, RunInterrupted, StoreError, ZooError
-from zoo_core.runs import execute, manage
-from zoo_core.runs.records import RunRecord, utc_now
-from zoo_core.runs.store import Store
+from zoo_core.errors import DataError, RunInterrupted, StoreError, TrialPruned, ZooError
+from zoo_core.store import liveness
+from zoo_core.runs import execute, search
+from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store import Store
 from zoo_core.runs.sweep import CANCELLED, trial_plan
 from zoo_core.train import loop
 
@@ -42,18 +48,23 @@ class WorkerEvents(execute.Events):
     def trial_failed(self, record: RunRecord, error: BaseException) -> None:
         """A trial failed (recorded as failed); the worker goes on with the next one."""
 
+    def trial_pruned(self, record: RunRecord) -> None:
+        """A search's pruner stopped a trial (recorded as pruned, the reason its error)."""
+
 
 @dataclass
 class WorkResult:
-    """What a worker did: the trials it completed, failed, and stopped for a cancel."""
+    """What a worker did: the trials it completed, failed, stopped for a cancel, and
+    pruned (a search's pruner stopped them)."""
 
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
 
     @property
     def trials(self) -> int:
-        return len(self.completed) + len(self.failed) + len(self.cancelled)
+        return len(self.completed) + len(self.failed) + len(self.cancelled) + len(self.pruned)
 
 
 def work(zoo: Zoo, store: Store, *, sweep_id: str | None = None, max_trials: int | None = None,
@@ -76,6 +87,8 @@ def work(zoo: Zoo, store: Store, *, sweep_id: str | None = None, max_trials: int
     result, cache = WorkResult(), _DataCache(data_dir)
     while max_trials is None or result.trials < max_trials:
         record, taken_over = claim(store, sweep_id)
+        if record is None and _propose(zoo, store, sweep_id):
+            continue  # a search's next trial is queued: take it (or another worker does)
         if record is None:
             if wait and _running_elsewhere(store, sweep_id):
                 time.sleep(POLL_SECONDS)
@@ -90,13 +103,13 @@ def claim(store: Store, sweep_id: str | None) -> tuple[RunRecord | None, str | N
     """Take the next trial: the oldest queued one, else one whose worker died or was
     interrupted (of an active sweep). Returns it (running, owned by this process) and why it
     was taken over (None for a queued one); (None, None) when there is none."""
-    record = store.claim_run(sweep_id, **manage.owner())
+    record = store.claim_run(sweep_id, **liveness.owner())
     if record is not None:
         return record, None
     for candidate in orphans(store, sweep_id):
         why = "its worker died" if candidate.status == "running" else "it was interrupted"
-        if store.mark_running(candidate.run_id, expect=manage.expected(candidate),
-                              **manage.owner()):
+        if store.mark_running(candidate.run_id, expect=liveness.expected(candidate),
+                              **liveness.owner()):
             return store.get(candidate.run_id), why
     return None, None
 
@@ -107,22 +120,30 @@ def orphans(store: Store, sweep_id: str | None) -> list[RunRecord]:
     found = [r for status in ("running", "interrupted")
              for r in store.runs(status=status, sweep_id=sweep_id)
              if r.sweep_id is not None
-             and (manage.owner_died(r) if status == "running"
+             and (liveness.owner_died(r) if status == "running"
                   else not (r.error or "").startswith(CANCELLED))]
     active = {s.sweep_id for s in store.sweeps() if s.status == "active"}
     return [r for r in found if r.sweep_id in active]
 
 
+def _propose(zoo: Zoo, store: Store, sweep_id: str | None) -> bool:
+    """Queue the next trial of the search ``sweep_id`` (of any active search, when None);
+    whether one was queued."""
+    ids = [sweep_id] if sweep_id is not None else [
+        s.sweep_id for s in store.sweeps() if s.status == "active" and "search" in s.spec]
+    return any(search.propose(zoo, store, i) is not None for i in ids)
+
+
 def _running_elsewhere(store: Store, sweep_id: str | None) -> bool:
     """Whether a live worker still runs a trial (of the sweep) that may yet need taking over."""
-    return any(r.sweep_id is not None and not manage.owner_died(r)
+    return any(r.sweep_id is not None and not liveness.owner_died(r)
                for r in store.runs(status="running", sweep_id=sweep_id))
 
 
 def run_trial(zoo: Zoo, store: Store, record: RunRecord, cache: _DataCache, threads: int,
               events: WorkerEvents, result: WorkResult) -> None:
     """Run one claimed trial to its final record, adding its id to ``result``."""
-    watch = _CancelWatch(store, record.sweep_id, events)
+    watch = _CancelWatch(store, record, events)
     try:
         if record.sweep_id is None:
             raise ZooError(f"run {record.run_id} was queued without a sweep: `zoo worker` runs "
@@ -137,6 +158,10 @@ def run_trial(zoo: Zoo, store: Store, record: RunRecord, cache: _DataCache, thre
         store.update_run(record.run_id, error=f"{CANCELLED} with sweep {record.sweep_id} "
                                               f"after {e.epochs} epoch(s)")
         result.cancelled.append(record.run_id)
+        return
+    except TrialPruned:  # recorded as pruned, with its reason, where it stopped
+        result.pruned.append(record.run_id)
+        events.trial_pruned(store.get(record.run_id))
         return
     except (StoreError, DataError) as e:  # this worker's store or data: another may do better
         _end_if_still_ours(store, record, "interrupted",
@@ -159,7 +184,7 @@ def _end_if_still_ours(store: Store, record: RunRecord, status: str, error: str)
     it. An interrupted one is taken over by the next worker (:func:`claim`)."""
     try:  # a fenced write: nothing is written when another worker took the trial over
         store.finish_run(record.run_id, status=status, finished_at=utc_now(), error=error,
-                         expect={**manage.expected(record), "status": "running"})
+                         expect={**liveness.expected(record), "status": "running"})
     except ZooError:
         pass
 
@@ -181,16 +206,18 @@ class _DataCache:
 
 class _CancelWatch(loop.Progress):
     """Passes a trial's progress on, and stops the trial (as Ctrl-C would, between epochs)
-    when its sweep has been cancelled."""
+    when its sweep has been cancelled, or (TrialPruned) when its search's pruner says so."""
 
-    def __init__(self, store: Store, sweep_id: str | None, events: WorkerEvents):
-        self.store, self.sweep_id, self.events = store, sweep_id, events
+    def __init__(self, store: Store, record: RunRecord, events: WorkerEvents):
+        self.store, self.sweep_id, self.events = store, record.sweep_id, events
+        self.run_id, self.epochs = record.run_id, 0
         self.cancelled = False
 
     def describe(self, error: BaseException) -> str:
         return self.events.describe(error)
 
     def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self.epochs = epochs
         self.events.epoch_start(epoch, epochs, steps)
 
     def step(self, loss: float, accuracy: float) -> None:
@@ -201,6 +228,13 @@ class _CancelWatch(loop.Progress):
 
     def epoch_end(self, record: dict) -> None:
         self.events.epoch_end(record)
-        if self.sweep_id is not None and self.store.get_sweep(self.sweep_id).status != "active":
+        if self.sweep_id is None:
+            return
+        sweep = self.store.get_sweep(self.sweep_id)
+        if sweep.status != "active":
             self.cancelled = True
             raise KeyboardInterrupt(f"sweep {self.sweep_id} cancelled")
+        reason = search.prune_reason(self.store, sweep, self.run_id, record["epoch"],
+                                     self.epochs)
+        if reason is not None:
+            raise TrialPruned(reason)

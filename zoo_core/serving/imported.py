@@ -4,7 +4,7 @@ A pack made by this zoo carries ``predictions.npz``; older packs (and any pack w
 none) do not, so its run's best checkpoint is evaluated on the dataset's test split, exactly
 as the run's own end of training did, and the predictions saved. The learning curves, the
 confusion matrix and the predictions picture are then drawn from the stored epochs,
-metrics.json and predictions.npz (:func:`zoo_core.runs.plots.draw_missing`). None of it
+metrics.json and predictions.npz (:func:`zoo_core.results.plots.draw_missing`). None of it
 costs the import: a dataset that cannot be loaded, say, is a note for the user.
 """
 
@@ -14,14 +14,14 @@ from pathlib import Path
 
 from zoo_core.catalogue import Zoo
 from zoo_core.paths import RunFiles
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import Store
+from zoo_core.store.records import RunRecord
+from zoo_core.store import Store
 
 
 def complete(zoo: Zoo, store: Store, record: RunRecord, data_dir=None) -> str:
     """Make ``predictions.npz`` (when missing) and the missing plots of the imported run
     ``record``. Returns "" or a note saying what could not be made, and why."""
-    from zoo_core.runs import plots
+    from zoo_core.results import plots
 
     run_dir = Path(record.run_dir)
     note = ""
@@ -40,7 +40,7 @@ def complete(zoo: Zoo, store: Store, record: RunRecord, data_dir=None) -> str:
 
 def _predict_test_split(zoo: Zoo, record: RunRecord, run_dir: Path, data_dir) -> None:
     from zoo_core import data
-    from zoo_core.runs import predictions
+    from zoo_core.results import predictions
     from zoo_core.settings import RunSettings
     from zoo_core.train.evaluate import evaluate_checkpoint
 

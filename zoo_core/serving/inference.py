@@ -4,7 +4,7 @@ checkpoint restored, probabilities for a batch of images.
 :func:`inference_graph` is the graph ``zoo predict`` runs and ``zoo export`` writes: uint8
 ``images`` scaled as the trainer scales them (:func:`zoo_core.data.splits.to_float_op`), or
 float ``pixels`` fed directly (what :func:`zoo_core.data.to_float` makes of any input), the
-builder called the one way the zoo calls it (:func:`zoo_core.train.graph.forward`, with
+builder called the one way the zoo calls it (:func:`zoo_core.train.forward.forward`, with
 ``training`` False), then ``probabilities`` (softmax) and ``class_ids`` (argmax). Its
 variables are the model's, restored from the run's best checkpoint; the run's recorded
 settings (its precision, its kernel) decide the session and the graph, as in training.
@@ -30,15 +30,15 @@ from zoo_core.data.downloads import DownloadProgress
 from zoo_core.data.splits import to_float_op
 from zoo_core.errors import ZooError
 from zoo_core.runs.execute import recorded_settings
-from zoo_core.runs.leaderboard import best_run
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import Store
+from zoo_core.results.leaderboard import best_run
+from zoo_core.store.records import RunRecord
+from zoo_core.store import Store
 from zoo_core.serving import weights
 from zoo_core.settings import RunSettings
 from zoo_core.train import checkpoints
 from zoo_core.train.blame import graph_errors
 from zoo_core.train.evaluate import EVAL_BATCH, best_session
-from zoo_core.train.graph import forward
+from zoo_core.train.forward import forward
 
 # The names of the inference graph's inputs and outputs (and of an export's signature).
 IMAGES, PIXELS, PROBABILITIES, CLASS_IDS = "images", "pixels", "probabilities", "class_ids"

@@ -36,8 +36,8 @@ from typing import Any
 from zoo_core import __version__, paths
 from zoo_core.errors import ZooError
 from zoo_core.paths import RunFiles
-from zoo_core.runs.records import RESERVED_RUN_IDS, RunRecord, utc_now
-from zoo_core.runs.store import Store
+from zoo_core.store.records import RESERVED_RUN_IDS, RunRecord, utc_now
+from zoo_core.store import Store
 
 EXTENSION = ".zoopack"
 FORMAT_VERSION = 1

@@ -58,7 +58,7 @@ The checks (:data:`CHECKS`, in order):
 Graphs are built with :func:`zoo_core.train.graph.build_graph` (what ``zoo run``
 does) wherever training is involved; the other checks build the forward pass
 alone, calling the builder exactly as the trainer does
-(:func:`zoo_core.train.graph.forward`: seed first, scope ``model``, a ``training``
+(:func:`zoo_core.train.forward.forward`: seed first, scope ``model``, a ``training``
 tensor), to stay fast. Sessions skip Grappler's graph rewrites for the same reason.
 
 The package, from the bottom up:

@@ -2,7 +2,9 @@
 
 The builder may read only what the model declares, and every declared hyperparameter,
 set to another valid value, must change the model: its parameter count, its variables,
-or its logits (with ``training`` off or on).
+or its logits (with ``training`` off or on). A search range a hyperparameter declares
+(``HParam(search=...)``, what ``zoo sweep --search`` draws from) must parse and lie within
+its own bounds.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import numpy as np
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue.specs import HParam
 from zoo_core.errors import UsageError
+from zoo_core.searchspace import FORMS, parse_dim
 from zoo_core.testing.diagnose import BuildFailed, first_line, location
 from zoo_core.testing.kit import CLASS_COUNTS, Fail, NotApplicable, check, random_images
 from zoo_core.testing.subject import ForwardPass, Subject, Trace, session
 
 
 @check("hparams_honoured", "reads only declared hyperparameters, and each declared one "
-       "changes the parameter count or the outputs")
+       "changes the parameter count or the outputs; declared search ranges fit the bounds")
 def hparams_honoured(s: Subject) -> str:
     declared = s.spec.hparams
+    _search_ranges_fit(declared)
     shape, k = s.shapes[0], CLASS_COUNTS[0]
     base = s.forward(shape, k)
     _reads_only_declared(base.trace, declared)
@@ -52,6 +56,23 @@ def hparams_honoured(s: Subject) -> str:
     if untried:
         msg += f"; not varied (free-form strings): {', '.join(untried)}"
     return msg
+
+
+def _search_ranges_fit(declared: dict[str, HParam]) -> None:
+    """Every ``search=`` range parses and gives only values its hyperparameter accepts."""
+    bad = []
+    for name, p in declared.items():
+        if p.search is None:
+            continue
+        try:
+            problem = parse_dim(p.search).problem(p)
+        except ValueError as e:
+            problem = str(e)
+        if problem:
+            bad.append(f"{name} search={p.search!r}: {problem}")
+    if bad:
+        raise Fail("each declared search range to lie within its hyperparameter's bounds",
+                   "; ".join(bad), f"give search= one of {FORMS} inside min/max/choices")
 
 
 def _reads_only_declared(trace: Trace, declared: dict[str, HParam]) -> None:

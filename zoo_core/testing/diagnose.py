@@ -1,8 +1,8 @@
 """Saying what went wrong: the builder's own errors, TensorFlow's run-time errors, and
 where in the plugin's code each came from.
 
-The core reports a builder's mistakes as :class:`~zoo_core.train.graph.BuilderError`
-and :class:`~zoo_core.train.graph.LogitsError`; :func:`building` turns them into the
+The core reports a builder's mistakes as :class:`~zoo_core.train.forward.BuilderError`
+and :class:`~zoo_core.train.forward.LogitsError`; :func:`building` turns them into the
 kit's own (:class:`BuildFailed`, :class:`~zoo_core.testing.kit.Fail`), worded for the
 shapes and class counts a check builds with. Locations point at the deepest frame
 outside the zoo, TensorFlow, NumPy and the standard library: the plugin's line.
@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 from zoo_core.errors import PluginError
 from zoo_core.testing.kit import Fail, fmt_shape
 from zoo_core.train.blame import describe_op_error, first_line, location
-from zoo_core.train.graph import BuilderError, LogitsError, LogitsProblem
+from zoo_core.train.forward import BuilderError, LogitsError, LogitsProblem
 
 
 class BuildFailed(Exception):
@@ -68,7 +68,7 @@ _LOGITS_WORDS = {
 
 def logits_failure(problem: LogitsProblem, num_classes: int, shape) -> Fail:
     """The kit's failure for logits the core refuses
-    (:func:`~zoo_core.train.graph.logits_problem`)."""
+    (:func:`~zoo_core.train.forward.logits_problem`)."""
     words = {"k": num_classes, "shape": fmt_shape(shape), "dims": ", ".join(map(str, shape)),
              "got": problem.got}
     expected, got = _LOGITS_WORDS[problem.kind]

@@ -13,7 +13,7 @@ from zoo_core.data import to_float
 from zoo_core.settings import as_hparam
 from zoo_core.testing.subject import dataset as load_dataset
 from zoo_core.testing.subject import forward_pass, session
-from zoo_core.train.graph import BuilderError
+from zoo_core.train.forward import BuilderError
 
 
 def real_images(n: int = 32, dataset: str = "fashion") -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
 A :class:`Subject` builds the model two ways, both through the core:
 
 - :meth:`Subject.forward`: the forward pass alone in a fresh graph
-  (:func:`forward_pass`, which calls :func:`zoo_core.train.graph.forward`, the one place
+  (:func:`forward_pass`, which calls :func:`zoo_core.train.forward.forward`, the one place
   the zoo calls a builder), cached by shape, classes, hyperparameters and seed;
 - :meth:`Subject.trained`: the trainer's own graph (:func:`zoo_core.train.graph.build_graph`,
   what ``zoo run`` builds) holding the training batch, with one session that has taken
@@ -32,7 +32,8 @@ from zoo_core.errors import DataError
 from zoo_core.settings import TrainerSettings
 from zoo_core.testing.diagnose import building, run
 from zoo_core.testing.kit import SEED_STEPS, TRAIN_IMAGES, fmt_shape
-from zoo_core.train.graph import ModelGraph, build_graph, forward, session_config
+from zoo_core.train.forward import forward
+from zoo_core.train.graph import ModelGraph, build_graph, session_config
 
 # ------------------------------------------------------------------ data and sessions
 
@@ -152,7 +153,7 @@ def forward_pass(model: ModelSpec, shape, num_classes: int, hparams: dict[str, A
                  seed: int) -> ForwardPass:
     """A fresh graph, seeded first, holding ``model``'s forward pass for ``shape`` images.
 
-    Raises the core's errors (:func:`zoo_core.train.graph.forward`).
+    Raises the core's errors (:func:`zoo_core.train.forward.forward`).
     """
     tf = import_tf()
     v1 = tf.compat.v1

@@ -27,6 +27,7 @@ import numpy as np
 from zoo_core._tf import tf as import_tf
 from zoo_core.errors import TrainingError, setting
 from zoo_core.paths import RunFiles
+from zoo_core.train.forward import MODEL_SCOPE
 
 
 @dataclass
@@ -271,11 +272,10 @@ def _json_default(o):
 
 def model_variable_names(names) -> list[str]:
     """Of a checkpoint's variable names, the model's own (sorted): those in the builder's
-    scope (``graph.MODEL_SCOPE``) that are not an optimizer's slot of another variable
+    scope (``forward.MODEL_SCOPE``) that are not an optimizer's slot of another variable
     (Adam's ``model/dense/kernel/Adam`` and ``.../Adam_1``, Nesterov's ``.../Momentum``);
     the step, Adam's ``beta*_power`` and the ``ema`` averages (``ema/model/...``, in a last
     checkpoint only) are outside the scope. What ``ModelGraph.model_saver`` restores."""
-    from zoo_core.train.graph import MODEL_SCOPE  # graph imports this module
 
     names = set(names)
     own = {n for n in names if n.startswith(MODEL_SCOPE + "/")}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from zoo_core._tf import tf as import_tf
-from zoo_core.train.graph import forward
+from zoo_core.train.forward import forward
 
 MATMULS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3")
 CONVOLUTIONS = ("Conv2D", "DepthwiseConv2dNative")
@@ -129,7 +129,7 @@ def model_cost(model, hparams: Mapping[str, Any], image_shape, num_classes: int)
         num_classes: the number of logits.
 
     Raises:
-        the builder's errors, as :func:`zoo_core.train.graph.forward` raises them.
+        the builder's errors, as :func:`zoo_core.train.forward.forward` raises them.
     """
     key = (model.build, model.name, tuple(sorted((k, repr(v)) for k, v in hparams.items())),
            tuple(image_shape), num_classes)

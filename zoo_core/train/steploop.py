@@ -2,7 +2,7 @@
 index matrix into the training data the graph holds.
 
 :func:`zoo_core.train.graph.build_graph` adds a :class:`StepLoop` after the single
-step's graph, built from the same pieces (:mod:`zoo_core.train.graph`), so that
+step's graph, built from the same pieces (:mod:`zoo_core.train.step`), so that
 looping changes how steps are dispatched, never what they compute. A model for which
 that cannot hold (:func:`loop_problem`, and the checks after building) trains one step
 per call, and the graph says why.
@@ -17,9 +17,9 @@ from typing import Any, Mapping
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.settings import TrainerSettings
 from zoo_core.train.blame import first_line
+from zoo_core.train.forward import Forward, forward
 # the single step's pieces: the loop body is built from the very same ones
-from zoo_core.train.graph import (Forward, _augment, _learning_rate, _Loss, _Rate, _train_op,
-                                  forward)
+from zoo_core.train.step import Loss, Rate, augment, learning_rate, train_step
 
 
 class NoLoop(Exception):
@@ -39,7 +39,7 @@ class LoopParts:
     inputs: Any  # _Inputs
     net: Forward  # the single step's forward pass: its variables are the loop's
     optimizer: Any  # the single step's optimizer: the same slots (and Adam's beta powers)
-    rate: _Rate
+    rate: Rate
     ema: Any = None  # the single step's Ema: the same averages, the same update
 
 
@@ -103,7 +103,7 @@ class StepLoop:
         v1 = tf.compat.v1
         step = start + tf.cast(i, start.dtype)
         index = self.indices[i]
-        images = _augment(tf, p.inputs.gather(tf, index), p.settings, p.seed, step)
+        images = augment(tf, p.inputs.gather(tf, index), p.settings, p.seed, step)
         images.set_shape(p.inputs.images.shape)  # as the single step's builder sees them
         labels = tf.gather(p.inputs.y_all, index)
         before = list(v1.get_collection(v1.GraphKeys.UPDATE_OPS))
@@ -112,12 +112,12 @@ class StepLoop:
                           hparams=p.hparams, reuse=True)
         updates = [u for u in v1.get_collection(v1.GraphKeys.UPDATE_OPS)
                    if not any(u is b for b in before)]
-        loss = _Loss(tf, Forward(net.logits, p.net.trainable, p.net.params), labels,
+        loss = Loss(tf, Forward(net.logits, p.net.trainable, p.net.params), labels,
                      p.num_classes, p.settings)
-        lr = _learning_rate(tf, p.settings, step, p.total_steps)
+        lr = learning_rate(tf, p.settings, step, p.total_steps)
         p.rate.value = lr
         with tf.control_dependencies([step]):
-            train_op = _train_op(tf, p.optimizer, loss.total, p.net.trainable, p.settings,
+            train_op = train_step(tf, p.optimizer, loss.total, p.net.trainable, p.settings,
                                  p.inputs.global_step, updates, p.ema)
         examples = tf.cast(tf.size(index), tf.float64)
         with tf.control_dependencies([train_op]):

@@ -26,8 +26,8 @@ from starlette.staticfiles import StaticFiles
 
 from zoo_core.catalogue import open_zoo
 from zoo_core.errors import StoreError, UnknownNameError, UsageError, ZooError, first_line
-from zoo_core.runs.records import run_files
-from zoo_core.runs.store import open_store
+from zoo_core.store.records import run_files
+from zoo_core.store import open_store
 from zoo_core.web import pages
 from zoo_core.web.models import (MAX_BODY_BYTES, MAX_UPLOAD_BYTES, BadRequest, Models, NoModel,
                                  parse_predict, predictions, status, try_upload)

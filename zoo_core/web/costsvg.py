@@ -1,14 +1,14 @@
 """The leaderboard's accuracy-against-cost picture as SVG (what ``zoo leaderboard --plot``
 draws with matplotlib), so that each point can link to its row's best run: the points and
-Pareto fronts are :func:`zoo_core.runs.costplot.points`'s, only placed on a canvas here."""
+Pareto fronts are :func:`zoo_core.results.costplot.points`'s, only placed on a canvas here."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from zoo_core.runs import costplot
-from zoo_core.runs.leaderboard import format_count, format_duration
+from zoo_core.results import costplot
+from zoo_core.results.leaderboard import format_count, format_duration
 
 WIDTH, HEIGHT = 420, 260
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 14, 40  # margins for the axes' labels

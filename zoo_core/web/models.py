@@ -18,9 +18,9 @@ from typing import Any
 
 from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.runs import leaderboard as lb
-from zoo_core.runs.records import RunRecord
-from zoo_core.runs.store import open_store
+from zoo_core.results import leaderboard as lb
+from zoo_core.store.records import RunRecord
+from zoo_core.store import open_store
 from zoo_core.serving.images import Limits
 
 MAX_BODY_BYTES = 8 << 20  # a predict request's JSON (32 images of 28 x 28 take ~100 kB)

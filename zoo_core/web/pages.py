@@ -10,10 +10,10 @@ from typing import Any
 from zoo_core.catalogue import cards
 from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import ZooError
-from zoo_core.runs import evidence, views
-from zoo_core.runs import leaderboard as lb
-from zoo_core.runs.records import run_files
-from zoo_core.runs.store import Store
+from zoo_core.results import evidence, views
+from zoo_core.results import leaderboard as lb
+from zoo_core.store.records import run_files
+from zoo_core.store import Store
 from zoo_core.runs.sweep import sweep_status
 from zoo_core.serving import weights as published
 from zoo_core.serving.inference import default_dataset

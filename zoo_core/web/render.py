@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 
 from zoo_core import __version__
-from zoo_core.runs import leaderboard as lb
+from zoo_core.results import leaderboard as lb
 from zoo_core.web import costsvg
 from zoo_core.web.pages import SERVED_FILES
 

@@ -23,8 +23,8 @@ from typing import Any
 from zoo_core import paths
 from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import UsageError
-from zoo_core.runs.records import run_files
-from zoo_core.runs.store import Store
+from zoo_core.store.records import run_files
+from zoo_core.store import Store
 from zoo_core.web import pages
 from zoo_core.web.render import Links, render
 

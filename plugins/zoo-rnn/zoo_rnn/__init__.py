@@ -19,9 +19,11 @@ from zoo_core import HParam, hookimpl
 __version__ = "0.1.0"
 
 HPARAMS = {
-    "hidden": HParam(128, help="units per RNN cell", min=1, max=4096),
+    "hidden": HParam(128, help="units per RNN cell", min=1, max=4096,
+                     search="choice(64,128,256)"),
     "layers": HParam(1, help="stacked cells (MultiRNNCell when > 1)", min=1, max=8),
-    "dropout": HParam(0.0, help="dropout on cell outputs, training only", min=0.0, max=0.95),
+    "dropout": HParam(0.0, help="dropout on cell outputs, training only", min=0.0, max=0.95,
+                      search="float(0,0.5)"),
     "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
     "readout": HParam("last", help="what the logits see: the last step's output, or the mean or "
                                    "max of every step's output", choices=("last", "mean", "max")),

@@ -1,8 +1,8 @@
 """A run as the results store holds it, and the rules every store backend applies to it.
 
 :class:`RunRecord` is what a store returns and what ``zoo_run_finished`` hooks receive;
-:func:`run_files` finds the files it left in its run folder. The field lists and checks below are shared by every backend (:mod:`zoo_core.runs.sqlite`, :mod:`zoo_core.runs.postgresql`,
-through :mod:`zoo_core.runs.sql`), so that all of them accept and refuse the same writes.
+:func:`run_files` finds the files it left in its run folder. The field lists and checks below are shared by every backend (:mod:`zoo_core.store.sqlite`, :mod:`zoo_core.store.postgresql`,
+through :mod:`zoo_core.store.sql`), so that all of them accept and refuse the same writes.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from zoo_core import paths
 from zoo_core.settings import config_id
 from zoo_core.train.metrics import EPOCH_METRICS
 
-# A run's life: queued (waiting for a worker) -> running -> one of the final statuses.
-STATUSES = ("queued", "running", "completed", "interrupted", "failed")
-FINAL_STATUSES = ("completed", "interrupted", "failed")
+# A run's life: queued (waiting for a worker) -> running -> one of the final statuses;
+# "pruned": a search's pruner stopped it early, on purpose (its reason in ``error``).
+STATUSES = ("queued", "running", "completed", "interrupted", "failed", "pruned")
+FINAL_STATUSES = ("completed", "interrupted", "failed", "pruned")
 
 
 def utc_now() -> str:
@@ -38,7 +39,7 @@ class RunRecord:
     ``tags`` are the user's labels (sorted); ``host``, ``pid`` and ``owner_started`` (the
     process's start, which tells a reused pid apart) name the process that last started or
     resumed the run, and ``heartbeat_at`` is when it last showed it was alive (all empty for
-    runs recorded before zoo-core recorded them; see :mod:`zoo_core.runs.manage`).
+    runs recorded before zoo-core recorded them; see :mod:`zoo_core.store.liveness`).
     ``sweep_id`` names the sweep the run is a trial of (None for a run of ``zoo run``).
     ``run_dir`` is absolute as read; the store keeps it relative to the artifacts folder
     (``paths.runs_dir()``, ``ZOO_ARTIFACTS``) when it lies inside it.

@@ -4,7 +4,7 @@ Two panels side by side: test accuracy against training time per run, and agains
 parameter count. One labelled point per leaderboard row, with its seed spread (the sample
 standard deviation over seeds) as an error bar; the rows no other row beats at a lower or
 equal cost (the Pareto front) are filled and joined by a step line. Drawn with matplotlib's
-Agg backend and written atomically, as :mod:`zoo_core.runs.plots` writes every figure.
+Agg backend and written atomically, as :mod:`zoo_core.results.plots` writes every figure.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import UsageError
-from zoo_core.runs import plots
-from zoo_core.runs.leaderboard import format_count
+from zoo_core.results import plots
+from zoo_core.results.leaderboard import format_count
 
 SIZE = (12.0, 5.0)  # inches
 FRONT_COLOUR = "#d62728"

@@ -1,159 +1,26 @@
-"""Managing recorded runs: who owns a running run, whether it is still alive, removing runs.
+"""Managing recorded runs: removing a run (its record, then its folder) and copying runs
+between stores.
 
-A running run records the process that started (or resumed) it: ``host``, ``pid`` and
-``owner_started`` (when that process started, so that a pid the system gave to another
-process since is not taken for the owner), and ``heartbeat_at``, which the owner renews at
-least every :data:`HEARTBEAT_SECONDS` while it makes progress. A run stored as "running" is
-dead (:func:`owner_died`) when its owner on this machine is gone, or, for an owner on
-another machine, when its heartbeat is older than :data:`LEASE_SECONDS`. A dead run is shown
-as interrupted (:func:`shown_status`) and can be resumed. Only a running run with no
-heartbeat at all, owned by another host or by no recorded process (made by a zoo-core
-before 0.2), is one zoo cannot judge: removing it needs ``force``. Nothing here imports
-TensorFlow.
+Whether a running run's process still lives is :mod:`zoo_core.store.liveness`'s: a run
+running in a live process is never removed, and one whose process zoo cannot judge (made by
+a zoo-core before 0.2) only with ``force``. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, ZooError
-from zoo_core.runs.records import RESERVED_RUN_IDS, RunRecord, utc_now
-from zoo_core.runs.store import Store
-
-DIED = "interrupted (process died)"
-HEARTBEAT_SECONDS = 15  # how often a running run renews its heartbeat, at least
-LEASE_SECONDS = 300  # a run on another host with no heartbeat for this long is dead
-LEASE_ENV = "ZOO_LEASE_SECONDS"  # another lease (a test's few seconds; a slow file system's more)
-
-
-def lease_seconds() -> float:
-    """How long a run on another host may go without a heartbeat before it counts as dead:
-    ``$ZOO_LEASE_SECONDS`` when set to a positive number, else :data:`LEASE_SECONDS`."""
-    try:
-        lease = float(os.environ.get(LEASE_ENV, ""))
-    except ValueError:
-        return LEASE_SECONDS
-    return lease if lease > 0 else LEASE_SECONDS
-
-
-def heartbeat_seconds() -> float:
-    """How often a running run renews its heartbeat: :data:`HEARTBEAT_SECONDS`, or a quarter
-    of a shorter lease, so that a live run never looks dead."""
-    return min(HEARTBEAT_SECONDS, lease_seconds() / 4)
-
-
-def process_started(pid: int) -> str:
-    """When process ``pid`` started, as this machine's boot id and the start time in clock
-    ticks (``/proc``); "" where that cannot be read (not Linux, or no such process)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            fields = f.read().rpartition(")")[2].split()  # the name may hold spaces
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            boot = f.read().strip()
-        return f"{boot}:{fields[19]}"  # field 22 of stat(5): starttime
-    except (OSError, IndexError):
-        return ""
-
-
-def owner() -> dict[str, object]:
-    """This process as a run's owner: the owner fields of a RunRecord, heartbeat now."""
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "owner_started": process_started(os.getpid()), "heartbeat_at": utc_now()}
-
-
-def mine() -> dict[str, object]:
-    """What a fenced write of this process expects of a run it owns (``Store.add_epoch``): the
-    run still running, and this process its owner, as :func:`owner` recorded it when this
-    process created, claimed or resumed the run (never read back from the store, so that a
-    takeover between that write and a read is not taken for ownership)."""
-    me = owner()
-    return {"status": "running", "host": me["host"], "pid": me["pid"],
-            "owner_started": me["owner_started"]}
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine, and is not a zombie (a process
-    that ended, its parent not yet told: a killed worker of ``zoo sweep``, say)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rpartition(")")[2].split()[:1] != ["Z"]
-    except OSError:
-        return True
-
-
-def heartbeat_age(record: RunRecord, now: datetime.datetime | None = None) -> float | None:
-    """Seconds since the run's last heartbeat, or None when it has none (or it cannot be read)."""
-    if not record.heartbeat_at:
-        return None
-    try:
-        beat = datetime.datetime.fromisoformat(record.heartbeat_at)
-    except ValueError:
-        return None
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return (now - beat).total_seconds()
-
-
-def _local_owner(record: RunRecord) -> bool:
-    return record.pid is not None and record.host == socket.gethostname()
-
-
-def owner_died(record: RunRecord) -> bool:
-    """A run stored as running whose owner is gone: on this machine, no process with its pid,
-    or one that started at another time; elsewhere, no heartbeat for :data:`LEASE_SECONDS`."""
-    if record.status != "running":
-        return False
-    if _local_owner(record):
-        if not process_alive(record.pid):
-            return True
-        started = process_started(record.pid) if record.owner_started else ""
-        return bool(started) and started != record.owner_started
-    age = heartbeat_age(record)
-    return age is not None and age > lease_seconds()
-
-
-def shown_status(record: RunRecord) -> str:
-    """The status to show a user: the stored one, or :data:`DIED` for a dead owner."""
-    return DIED if owner_died(record) else record.status
-
-
-def owner_unseen(record: RunRecord) -> bool:
-    """A run stored as running that zoo cannot judge from here: its owner is not on this
-    machine (or not recorded) and it has no heartbeat (made by a zoo-core before 0.2)."""
-    return (record.status == "running" and not _local_owner(record)
-            and heartbeat_age(record) is None)
-
-
-def owner_text(record: RunRecord) -> str:
-    """The owner as messages show it: ``pid 4242 on gpu-box``, or ``no owner recorded``."""
-    if record.pid is None:
-        return "no owner recorded"
-    age = None if _local_owner(record) else heartbeat_age(record)
-    return f"pid {record.pid} on {record.host}" + (
-        "" if age is None else f", last heartbeat {age:.0f}s ago")
-
-
-def unseen_owner_hint(record: RunRecord) -> str:
-    """Why a run recorded as running, whose process zoo cannot judge, is left alone, and the
-    way out."""
-    return (f"run {record.run_id} is recorded as running ({owner_text(record)}) by a zoo-core "
-            "that kept no heartbeat, so zoo cannot tell whether that process still runs: if "
-            f"it does not, `zoo runs rm --force {record.run_id}` removes the run")
+from zoo_core.store import Store
+from zoo_core.store.liveness import (expected, owner_died, owner_text, owner_unseen, shown_status,
+                                     unseen_owner_hint)
+from zoo_core.store.records import RESERVED_RUN_IDS, RunRecord
 
 
 def removal_refusal(record: RunRecord, force: bool = False) -> str | None:
@@ -168,12 +35,6 @@ def removal_refusal(record: RunRecord, force: bool = False) -> str | None:
     if owner_unseen(record):
         return None if force else unseen_owner_hint(record)
     return f"run {record.run_id} is running ({owner_text(record)}): stop it first, then remove it"
-
-
-def expected(record: RunRecord) -> dict[str, object]:
-    """The fields a conditional write checks the run still has: its status and owner."""
-    return {"status": record.status, "host": record.host, "pid": record.pid,
-            "owner_started": record.owner_started}
 
 
 @dataclass(frozen=True)
@@ -262,7 +123,8 @@ def copy_runs(source: Store, target: Store) -> Copied:
 
     Raises:
         StoreError: the target holds some of these sweep or run ids with other contents
-            (nothing is copied), or a sweep or run reads back different after the copy.
+            (nothing is copied), the source a run whose id is a reserved word, or a sweep or
+            run reads back different after the copy.
     """
     sweeps = _sweeps_to_copy(source, target)
     records = source.runs()

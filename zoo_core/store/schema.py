@@ -1,7 +1,7 @@
 """The SQLite store's schema, as an ordered list of migrations (:data:`MIGRATIONS`).
 
 Entry i takes a file from ``PRAGMA user_version`` i to i + 1. Never edit a released entry;
-append a new one. :mod:`zoo_core.runs.sqlite` applies them (it reads ``sqlite.MIGRATIONS``).
+append a new one. :mod:`zoo_core.store.sqlite` applies them (it reads ``sqlite.MIGRATIONS``).
 """
 
 from __future__ import annotations

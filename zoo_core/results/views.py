@@ -2,17 +2,17 @@
 every front end (the command line prints it, ``zoo serve`` and ``zoo site`` show it).
 
 Nothing here imports TensorFlow, numpy or matplotlib, and nothing here writes: drawing a
-run's missing pictures is ``zoo show``'s own business (:func:`zoo_core.runs.plots.draw_missing`).
+run's missing pictures is ``zoo show``'s own business (:func:`zoo_core.results.plots.draw_missing`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from zoo_core.runs import evidence
-from zoo_core.runs.manage import shown_status
-from zoo_core.runs.records import RunRecord, run_files
-from zoo_core.runs.store import Store
+from zoo_core.results import evidence
+from zoo_core.store.liveness import shown_status
+from zoo_core.store.records import RunRecord, run_files
+from zoo_core.store import Store
 
 
 def run_json(record: RunRecord, epochs: list[dict[str, Any]]) -> dict[str, Any]:

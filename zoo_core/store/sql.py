@@ -1,6 +1,6 @@
 """What the SQL store backends share: :class:`SQLStore`, the Store methods written once.
 
-:class:`zoo_core.runs.sqlite.SQLiteStore` and :class:`zoo_core.runs.postgresql.PostgreSQLStore`
+:class:`zoo_core.store.sqlite.SQLiteStore` and :class:`zoo_core.store.postgresql.PostgreSQLStore`
 subclass it and supply only what differs between the two databases, each named here:
 
 - ``_open()``: a new connection of this process, its schema migrated;
@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
-from zoo_core.runs.records import (
+from zoo_core.store.records import (
     COLUMNS,
     JSON_FIELDS,
     LATEST,
@@ -188,14 +188,37 @@ class SQLStore:
             self._run(conn, f"INSERT INTO sweeps ({', '.join(values)}) "
                             f"VALUES ({', '.join('?' * len(values))})", list(values.values()))
             for trial in trials:
-                check_run_id(trial.run_id)
-                record = dataclasses.replace(trial, status="queued", sweep_id=sweep.sweep_id)
-                if self._run(conn, "SELECT 1 FROM runs WHERE run_id = ?",
-                             (record.run_id,)).fetchone():
-                    raise self._exists(record.run_id)
-                self._run(conn, f"INSERT INTO runs ({', '.join(COLUMNS)}) "
-                                f"VALUES ({', '.join('?' * len(COLUMNS))})",
-                          [encode(name, getattr(record, name), self.artifacts()) for name in COLUMNS])
+                self._insert_trial(conn, sweep.sweep_id, trial)
+
+    @translate_errors
+    def add_trial(self, sweep_id: str, trial: Mapping[str, Any], record: RunRecord, *,
+                  number: int) -> bool:
+        """Append ``trial`` to the sweep's spec as trial ``number`` and queue ``record``, in
+        one write, if the sweep is active and has ``number`` trials (see Store.add_trial)."""
+        with self._write() as conn:
+            row = self._run(conn, f"SELECT spec, status FROM sweeps WHERE sweep_id = ? "
+                                  f"{self._ROW_LOCK}", (sweep_id,)).fetchone()
+            if row is None:
+                raise UnknownNameError("sweep", sweep_id, [], hint="see `zoo sweep list`")
+            spec = json.loads(row["spec"])
+            trials = spec.get("trials", [])
+            if row["status"] != "active" or len(trials) != number:
+                return False
+            spec["trials"] = [*trials, {**trial, "run_id": record.run_id}]
+            self._run(conn, "UPDATE sweeps SET spec = ? WHERE sweep_id = ?",
+                      (json.dumps(spec, sort_keys=True), sweep_id))
+            self._insert_trial(conn, sweep_id, record)
+        return True
+
+    def _insert_trial(self, conn, sweep_id: str, trial: RunRecord) -> None:
+        """Queue one trial of ``sweep_id`` inside the caller's write."""
+        check_run_id(trial.run_id)
+        record = dataclasses.replace(trial, status="queued", sweep_id=sweep_id)
+        if self._run(conn, "SELECT 1 FROM runs WHERE run_id = ?", (record.run_id,)).fetchone():
+            raise self._exists(record.run_id)
+        self._run(conn, f"INSERT INTO runs ({', '.join(COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(COLUMNS))})",
+                  [encode(name, getattr(record, name), self.artifacts()) for name in COLUMNS])
 
     @translate_errors
     def get_sweep(self, sweep_id: str) -> SweepRecord:

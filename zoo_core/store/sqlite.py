@@ -1,6 +1,6 @@
 """The SQLite results store: one file holding every run and its per-epoch curves.
 
-:class:`SQLiteStore` implements :class:`zoo_core.runs.store.Store`; it is the embedded
+:class:`SQLiteStore` implements :class:`zoo_core.store.Store`; it is the embedded
 default, the file ``$ZOO_HOME/zoo.db``.
 
 Several ``zoo run`` processes may write at once. The file is in WAL mode, every write is one
@@ -30,14 +30,14 @@ from typing import Iterator
 
 from zoo_core import paths
 from zoo_core.errors import StoreError
-from zoo_core.runs import sqlite_schema
-from zoo_core.runs.sql import SQLStore, translate_errors
+from zoo_core.store import schema
+from zoo_core.store.sql import SQLStore, translate_errors
 
 BUSY_TIMEOUT_S = 30.0
 FULL_BELOW = 1 << 20  # bytes free under which a disk I/O error is taken for a full disk
 
 # The schema's migrations (read here at run time, so tests can append one).
-MIGRATIONS = sqlite_schema.MIGRATIONS
+MIGRATIONS = schema.MIGRATIONS
 
 # The store files this process found intact before its first write: (pid, real path).
 _INTACT: set[tuple[int, str]] = set()
@@ -77,8 +77,8 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 class SQLiteStore(SQLStore):
     """The SQLite results store. Opens lazily; use as a context manager or call close().
 
-    The methods (:class:`zoo_core.runs.sql.SQLStore`'s) keep the contracts written down in
-    :class:`zoo_core.runs.store.Store`.
+    The methods (:class:`zoo_core.store.sql.SQLStore`'s) keep the contracts written down in
+    :class:`zoo_core.store.Store`.
 
     Args:
         path: the database file; defaults to ``paths.store_path()`` (``$ZOO_HOME/zoo.db``).

@@ -17,8 +17,8 @@ from typing import Any, Iterable
 import tabulate
 
 from zoo_core.errors import UsageError
-from zoo_core.runs import evidence
-from zoo_core.runs.records import RunRecord
+from zoo_core.results import evidence
+from zoo_core.store.records import RunRecord
 from zoo_core.settings import recorded_precision, recorded_setting
 
 AGGREGATE_KEYS = (

@@ -1,11 +1,11 @@
 """The PostgreSQL results store: one database that a team's machines all record runs in.
 
-:class:`PostgreSQLStore` implements :class:`zoo_core.runs.store.Store` through psycopg 3 (the
-optional extra ``zoo-core[postgresql]``); :func:`zoo_core.runs.store.open_store` opens it for
+:class:`PostgreSQLStore` implements :class:`zoo_core.store.Store` through psycopg 3 (the
+optional extra ``zoo-core[postgresql]``); :func:`zoo_core.store.open_store` opens it for
 a ``postgresql://`` URL (``ZOO_STORE``, ``zoo --store URL``). This module is the only one that
 imports psycopg, and it is imported only when such a store is opened.
 
-The schema is SQLite's (:mod:`zoo_core.runs.sqlite_schema`), migration for migration, with
+The schema is SQLite's (:mod:`zoo_core.store.schema`), migration for migration, with
 the few spellings PostgreSQL needs (:func:`migrations`); the version is kept in a
 ``schema_version`` table, and an upgrade runs in one transaction under an advisory lock, so
 concurrent first openings migrate once. Every write is one transaction; the claim of a queued
@@ -20,9 +20,9 @@ import contextlib
 import os
 from typing import Any, Iterator
 
-from zoo_core.errors import StoreError, first_line
-from zoo_core.runs import sqlite_schema
-from zoo_core.runs.sql import SQLStore
+from zoo_core.errors import StoreError, first_line, without_password
+from zoo_core.store import schema
+from zoo_core.store.sql import SQLStore
 
 try:
     import psycopg
@@ -42,9 +42,9 @@ _MIGRATION_LOCK = 0x7A6F6F  # pg_advisory_xact_lock key: "zoo"
 
 
 def migrations() -> list[tuple[str, ...]]:
-    """The SQLite migrations (``sqlite_schema.MIGRATIONS``) as PostgreSQL runs them."""
+    """The SQLite migrations (``schema.MIGRATIONS``) as PostgreSQL runs them."""
     result = []
-    for index, migration in enumerate(sqlite_schema.MIGRATIONS):
+    for index, migration in enumerate(schema.MIGRATIONS):
         statements = []
         for statement in migration:
             for sqlite_spelling, postgresql_spelling in _SPELLINGS:
@@ -52,13 +52,6 @@ def migrations() -> list[tuple[str, ...]]:
             statements.append(statement)
         result.append((*statements, *_EXTRA.get(index, ())))
     return result
-
-
-def without_password(url: str) -> str:
-    """The URL as messages show it (its password, if any, masked)."""
-    from zoo_core.runs.store import _without_password  # store imports this module lazily
-
-    return _without_password(url)
 
 
 class PostgreSQLStore(SQLStore):
@@ -128,7 +121,7 @@ class PostgreSQLStore(SQLStore):
         if row["versioned"]:
             found = conn.execute("SELECT max(version) AS v FROM schema_version").fetchone()
             version = found["v"] or 0
-        latest = len(sqlite_schema.MIGRATIONS)
+        latest = len(schema.MIGRATIONS)
         if version > latest:
             raise StoreError(
                 f"results store {self.name} has schema version {version}, but this zoo-core "
@@ -143,7 +136,7 @@ class PostgreSQLStore(SQLStore):
 
     def _migrate(self, conn) -> None:
         """Bring the database's schema up to date, in one transaction."""
-        latest = len(sqlite_schema.MIGRATIONS)
+        latest = len(schema.MIGRATIONS)
         if self._version(conn) == latest:
             return
         try:

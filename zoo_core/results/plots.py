@@ -227,7 +227,7 @@ def _matrix_axes(ax, classes: list[str]) -> None:
 
 
 def predictions_grid(chosen, path, title: str = "") -> Path:
-    """Draw a sample of test images (a :class:`zoo_core.runs.predictions.Sample`) in a grid,
+    """Draw a sample of test images (a :class:`zoo_core.results.predictions.Sample`) in a grid,
     each captioned with its predicted class and probability and, when wrong, in red with its
     true class; save a PNG at ``path``.
 
@@ -286,7 +286,7 @@ def run_plots(run_dir: Path, title: str, epochs: list[dict], confusion=None,
               classes: Sequence[str] = (), sample=None,
               train_loss_terms: Sequence[str] = ()) -> list[Path]:
     """Draw a run's learning curves (from ``epochs``) and, given a ``confusion`` matrix, its
-    test confusion matrix, and given a ``sample`` (:func:`zoo_core.runs.predictions.load`),
+    test confusion matrix, and given a ``sample`` (:func:`zoo_core.results.predictions.load`),
     its predictions picture, into ``run_dir``; returns the files drawn. They are optional: a
     file that cannot be written (or drawn) is a warning, since the run's record does not
     depend on it."""
@@ -318,7 +318,7 @@ def draw_missing(record, epochs: list[dict]) -> list[Path]:
     they were drawn, or they were deleted), drawn from its stored ``epochs``, its
     metrics.json and its predictions.npz; returns the files drawn (none when nothing is
     missing, or the folder has no metrics.json: the zoo writes it before the plots)."""
-    from zoo_core.runs import predictions  # here: predictions.py draws nothing itself
+    from zoo_core.results import predictions  # here: predictions.py draws nothing itself
 
     run_dir = Path(record.run_dir) if record.run_dir else None
     if record.status != "completed" or run_dir is None or \

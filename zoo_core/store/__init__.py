@@ -1,30 +1,37 @@
-"""The results store as the rest of the zoo sees it: the :class:`Store` protocol and
-:func:`open_store`.
+"""The results store: every run and sweep recorded, the work queue of sweeps.
 
-Code that records or reads runs (running a batch, the leaderboard, ``zoo show``) talks to a
-``Store`` and never to a database library, so every backend can stand in for another: today
-:class:`zoo_core.runs.sqlite.SQLiteStore` (the embedded default, one file) and
-:class:`zoo_core.runs.postgresql.PostgreSQLStore` (a team's server, ``ZOO_STORE=postgresql://...``),
-both :class:`zoo_core.runs.sql.SQLStore`s with the same schema and migrations, run through the
-same tests.
+This module is the store as the rest of the zoo sees it: the :class:`Store` protocol and
+:func:`open_store`. Code that records or reads runs (running a batch, the leaderboard, ``zoo
+show``) talks to a ``Store`` and never to a database library, so every backend can stand in
+for another. This module imports no backend: each is a sibling module, registered in
+:data:`BACKENDS` and imported when a store of its kind is opened.
+
+- ``records.py``: ``RunRecord`` and ``SweepRecord`` (a run as stored and as hooks receive it),
+  the statuses, the rules every backend applies, ``run_files()`` (what a run's folder holds).
+- ``sql.py``: ``SQLStore``, the store's methods written once for both SQL backends;
+  ``sqlite.py`` (the embedded default, one file) and ``postgresql.py`` (a team's server,
+  ``ZOO_STORE=postgresql://...``, psycopg 3) are its two dialects; ``schema.py`` the
+  migrations both apply.
+- ``liveness.py``: who owns a running run, its heartbeat and lease, a dead owner shown as
+  interrupted.
+- ``manage.py``: removing runs (record, then folder) and copying runs between stores.
 
 The store is also the work queue of a sweep: :meth:`Store.queue_run` adds runs with status
 "queued", and any number of workers, on any machine that reaches the store, take them one at a
-time with :meth:`Store.claim_run`.
+time with :meth:`Store.claim_run`. Nothing here imports TensorFlow or click.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import urllib.parse
 from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 from zoo_core import paths
-from zoo_core.errors import StoreError
-from zoo_core.runs.records import RunRecord, SweepRecord
-from zoo_core.runs.sqlite import SQLiteStore
+from zoo_core.errors import StoreError, without_password
+from zoo_core.store.records import RunRecord, SweepRecord
 
-POSTGRESQL_SCHEMES = ("postgresql", "postgres")
 STORE_ENV = "ZOO_STORE"  # the store to use when none is given: a SQLite path or a URL
 
 
@@ -36,7 +43,7 @@ class Store(Protocol):
     opened, read or written (unreachable, damaged, full, read-only, from a newer zoo-core): one
     line naming the store and what to do; a write that fails keeps nothing of itself. Arguments
     that break a rule below raise ValueError and change nothing. The rules on statuses and
-    fields are those of :mod:`zoo_core.runs.records` (``STATUSES``, ``FINAL_STATUSES``,
+    fields are those of :mod:`zoo_core.store.records` (``STATUSES``, ``FINAL_STATUSES``,
     ``UPDATABLE_FIELDS``, ``EXPECTABLE_FIELDS``, ``check_*``), so that all backends accept and
     refuse the same writes.
     Run ids are exact in every write; only :meth:`get` takes a prefix.
@@ -103,6 +110,24 @@ class Store(Protocol):
 
         Raises:
             StoreError: the sweep, or one of the trials' run ids, already exists.
+        """
+        ...
+
+    def add_trial(self, sweep_id: str, trial: Mapping[str, Any], record: RunRecord, *,
+                  number: int) -> bool:
+        """Add trial ``number`` (0-based) to an active sweep (a search proposes its trials
+        one at a time, each from the results of those before it): append ``trial`` (its
+        spec, as ``SweepRecord.spec["trials"]`` holds them; its ``run_id`` is ``record``'s)
+        to the sweep's spec and queue ``record``, in one write, only if the sweep still has
+        exactly ``number`` trials and is active. Of two processes that propose trial
+        ``number`` at once, one adds it; the other gets False and proposes again.
+
+        Returns:
+            True; False when nothing was added (another trial took the number, or the sweep
+            was cancelled).
+
+        Raises:
+            UnknownNameError: no sweep has this exact id. StoreError: the run id exists.
         """
         ...
 
@@ -191,7 +216,7 @@ class Store(Protocol):
 
     def delete_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None) -> bool:
         """Remove a run from the store: its row, its epochs and its tags, in one write. Its
-        folder is the caller's to remove (:func:`zoo_core.runs.manage.remove_run`).
+        folder is the caller's to remove (:func:`zoo_core.store.manage.remove_run`).
 
         Args:
             expect: the fields the run must still have to be deleted, any of
@@ -259,7 +284,7 @@ class Store(Protocol):
             model: a model name or shell wildcard (``"*rnn"``), case-sensitive.
             dataset: a dataset name or shell wildcard.
             status: one of STATUSES (ValueError otherwise), as stored (a run whose process
-                died is still "running" here: see :mod:`zoo_core.runs.manage`).
+                died is still "running" here: see :mod:`zoo_core.store.liveness`).
             tag: only runs carrying this tag (exact).
             sweep_id: only the trials of this sweep (exact id).
         """
@@ -271,12 +296,22 @@ class Store(Protocol):
         ...
 
 
+# The backends, one registration each: a URL scheme and the module and class that open it
+# (imported only when such a store is opened, so that psycopg stays out of light commands and
+# this protocol imports no backend). A new backend is a sibling module plus one line here.
+BACKENDS: dict[str, str] = {
+    "": "zoo_core.store.sqlite:SQLiteStore",  # a path: the embedded default
+    "postgresql": "zoo_core.store.postgresql:PostgreSQLStore",
+    "postgres": "zoo_core.store.postgresql:PostgreSQLStore",
+}
+
+
 def open_store(location: str | os.PathLike | None = None) -> Store:
     """The results store at ``location``, not yet opened (the first use, or ``check()``, does).
 
     Args:
         location: a ``postgresql://`` (or ``postgres://``) URL for a PostgreSQL store
-            (:class:`zoo_core.runs.postgresql.PostgreSQLStore`, needs ``zoo-core[postgresql]``),
+            (:class:`zoo_core.store.postgresql.PostgreSQLStore`, needs ``zoo-core[postgresql]``),
             or the path of a SQLite file. None for the environment's ``ZOO_STORE`` (either
             kind), else the default, the SQLite file ``paths.store_path()``
             (``$ZOO_HOME/zoo.db``).
@@ -287,28 +322,12 @@ def open_store(location: str | os.PathLike | None = None) -> Store:
     """
     if location is None:
         location = os.environ.get(STORE_ENV) or None
-    if location is None:
-        return SQLiteStore(paths.store_path())
-    location = os.fspath(location)
-    scheme = urllib.parse.urlsplit(location).scheme if "://" in location else ""
-    if scheme in POSTGRESQL_SCHEMES:
-        # psycopg is imported only when a PostgreSQL store is opened (light commands stay light)
-        from zoo_core.runs.postgresql import PostgreSQLStore
-
-        return PostgreSQLStore(location)
-    if scheme:
+    location = paths.store_path() if location is None else os.fspath(location)
+    scheme = urllib.parse.urlsplit(location).scheme if "://" in str(location) else ""
+    if scheme not in BACKENDS:
         raise StoreError(
-            f"results store {_without_password(location)}: unknown kind of store {scheme!r}; "
+            f"results store {without_password(location)}: unknown kind of store {scheme!r}; "
             "give the path of a SQLite file or a postgresql:// URL"
         )
-    return SQLiteStore(location)
-
-
-def _without_password(url: str) -> str:
-    """``url`` with any password replaced by ``***``, fit for a message or a log."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = urllib.parse.quote(parts.username or "", safe="")
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    module, _, name = BACKENDS[scheme].partition(":")
+    return getattr(importlib.import_module(module), name)(location)
