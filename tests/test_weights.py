@@ -26,7 +26,7 @@ from zoo_core.cli import cli
 from zoo_core.errors import RegistryError
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
-from zoo_core.serving import packs, weights
+from zoo_core.serving import imports, packs, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = ["fresh_graph", "logits_shape", "batch_independence", "training_flag",
@@ -426,7 +426,7 @@ def test_two_imports_of_one_pack_at_once_keep_the_run_and_its_files(pack, zoo_ho
 
     def held_import():
         try:
-            results["held"] = packs.unpack(paused, pack[0])
+            results["held"] = imports.unpack(paused, pack[0])
         except Exception as e:  # noqa: BLE001 - the test reports it
             results["held"] = e
 
@@ -435,11 +435,11 @@ def test_two_imports_of_one_pack_at_once_keep_the_run_and_its_files(pack, zoo_ho
         thread.start()
         assert paused.inside.wait(30)
         with open_store() as store:
-            results["whole"] = packs.unpack(store, pack[0])
+            results["whole"] = imports.unpack(store, pack[0])
     else:  # the whole one goes as far as its folder, then the held one runs up to its row
         whole = _Paused(open_store())
         other = threading.Thread(target=lambda: results.setdefault(
-            "whole", packs.unpack(whole, pack[0])))
+            "whole", imports.unpack(whole, pack[0])))
         other.start()
         assert whole.inside.wait(30)
         thread.start()

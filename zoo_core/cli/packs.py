@@ -13,7 +13,7 @@ import click
 from zoo_core.cli.common import DownloadProgressBar, store_location
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.store import open_store
-from zoo_core.serving import packs
+from zoo_core.serving import imports, packs
 
 
 @click.command("pack")
@@ -98,7 +98,7 @@ def unpack(state, file, expected):
     from zoo_core.serving import imported
 
     with open_store(store_location()) as store:
-        done = packs.unpack(store, path)
+        done = imports.unpack(store, path)
         where = store.name
         note = imported.complete(state.zoo(), store, done.record)
     if note:

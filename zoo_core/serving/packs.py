@@ -373,14 +373,7 @@ def _run(path: Path, zf: zipfile.ZipFile, infos: dict) -> dict[str, Any]:
     return run
 
 
-# -- importing a pack ----------------------------------------------------------------------------
-
-
-def unpack(store: Store, path: Path, source: str | None = None):
-    """Import the pack ``path`` into ``store``: :func:`zoo_core.serving.imports.unpack`."""
-    from zoo_core.serving import imports  # it reads packs with this module
-
-    return imports.unpack(store, path, source)
+# -- importing a pack: zoo_core.serving.imports.unpack --------------------------------------------
 
 
 def file_sha256(path: Path) -> str:

@@ -29,7 +29,7 @@ from zoo_core.paths import RunFiles
 from zoo_core.results.leaderboard import IMPORTED_TAG
 from zoo_core.store.records import RunRecord
 from zoo_core.store import Store
-from zoo_core.serving import packs
+from zoo_core.serving import imports, packs
 from zoo_core.serving.packs import PackError
 
 
@@ -100,7 +100,7 @@ def pull(zoo: Zoo, store: Store, model: str, dataset: str,
                 if path.parent == folder:  # the declared sha256, another run: not kept either
                     path.unlink(missing_ok=True)
                 raise
-            done = packs.unpack(store, path, source=source)
+            done = imports.unpack(store, path, source=source)
     if found is not None:
         return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True,
                       imported.complete(zoo, store, found))
