@@ -107,7 +107,7 @@ def fill_store() -> None:
 
 def _evidence(run_id: str, model: str, seed: int, changes: dict, params: int) -> None:
     """A DEMO run's evidence in its folder, as a run writes it (results/evidence.py)."""
-    from zoo_core.cli.results import reproduce_command
+    from zoo_core.results.reproduce import reproduce_command
 
     folder = _run_folder(run_id, exist_ok=True)
     command = reproduce_command(model, "fashion", changes, [seed], {})

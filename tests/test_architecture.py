@@ -119,6 +119,30 @@ def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
+@pytest.mark.parametrize("path", sorted([*(CORE / "serving").rglob("*.py"),
+                                          *(CORE / "web").rglob("*.py")]),
+                         ids=lambda p: str(p.relative_to(CORE)))
+def test_serving_reads_the_store_and_results_not_the_code_that_runs(path):
+    """A trained run is served through the store and results/ (what `zoo show` reads too),
+    never through the code that runs it or another module's private names."""
+    tree = ast.parse(path.read_text())
+    forbidden = "zoo_core.runs" if unit(path) == "serving" else "zoo_core.runs.execute"
+    found = [f"line {node.lineno}: {node.module}" for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.module
+             and (node.module.startswith(forbidden)
+                  or any(a.name.startswith("_") and not a.name.endswith("__")
+                         for a in node.names))]
+    assert not found, f"{path.relative_to(CORE)} reaches into {found}"
+
+
+def test_hooks_are_called_in_one_place():
+    """Every hook call goes through catalogue/plugins.py's call_hook (pluggy's caller)."""
+    calls = [f"{p.relative_to(CORE)}:{n}" for p in MODULES if p != CORE / "catalogue" / "plugins.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1)
+             if ".hook." in line or "get_hookimpls" in line]
+    assert not calls, f"call hooks with catalogue.plugins.call_hook or call_each: {calls}"
+
+
 def test_every_module_has_a_layer():
     assert {unit(p) for p in MODULES} <= set().union(*LAYERS)
 

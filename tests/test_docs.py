@@ -109,6 +109,15 @@ def _received() -> dict[str, object]:
 
 
 @pytest.mark.parametrize("hook", sorted(REGISTER_CALLBACKS))
+def test_every_hookspec_docstring_shows_its_register_call_whole(hook):
+    """A plugin author reading hookspecs.py sees every argument register() takes."""
+    doc = " ".join(inspect.getdoc(getattr(hookspecs, hook)).split())
+    call = bare(inspect.signature(REGISTER_CALLBACKS[hook].__call__))
+    call = "register(" + call.removeprefix("(self, ").replace("'", '"')
+    assert f"``{call}``" in doc, f"hookspecs.{hook}'s docstring should show ``{call}``"
+
+
+@pytest.mark.parametrize("hook", sorted(REGISTER_CALLBACKS))
 def test_every_register_callback_is_documented_with_its_exact_signature(hook):
     _, body = heading_for(hook, (DOCS / "hooks.md").read_text())
     heading, rows = heading_for("register", body, "###")

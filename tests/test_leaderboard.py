@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tabulate
 
-from zoo_core.cli.results import EMPTY_LEADERBOARD, reproduce_command
+from zoo_core.cli.results import EMPTY_LEADERBOARD
+from zoo_core.results.reproduce import reproduce_command
 from zoo_core.errors import UsageError
 from zoo_core.results import leaderboard
 from zoo_core.results.leaderboard import aggregate, render, runs_rows

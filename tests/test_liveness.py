@@ -5,6 +5,7 @@ real kills are in tests/test_fault_matrix.py."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import subprocess
@@ -68,6 +69,18 @@ def test_a_running_run_is_dead_when_its_owner_is_gone(zoo_home, owner, alive):
         assert "stop it first, then remove it" in r.output
     else:
         assert r.exit_code == 0 and "removed cnn-r" in r.output, r.output
+
+
+def test_json_outputs_give_the_status_a_user_sees_and_keep_the_stored_one(zoo_home):
+    """A script reading `zoo runs --json` or `zoo show --json` sees a dead run as dead."""
+    with open_store() as store:
+        store.create_run(record("cnn-r", host="gpu-box", pid=4242,
+                                heartbeat_at=ago(liveness.LEASE_SECONDS + 60)))
+    listed = json.loads(zoo("runs", "--json").stdout)
+    shown = json.loads(zoo("show", "cnn-r", "--json").stdout)
+    for got in (listed[0], shown):
+        assert (got["status"], got["stored_status"]) == (liveness.DIED, "running")
+    assert "shown_status" not in shown  # one name for what is shown
 
 
 def test_a_dead_run_on_another_host_can_be_resumed(zoo_home):

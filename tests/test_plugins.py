@@ -8,7 +8,7 @@ import pytest
 
 from zoo_core import HParam, hookimpl
 from zoo_core.catalogue import open_zoo
-from zoo_core.catalogue.plugins import load
+from zoo_core.catalogue.plugins import call_each, load
 from zoo_core.errors import HParamError
 from zoo_core.settings import as_hparam
 
@@ -26,7 +26,7 @@ def zoo_register_models(register):
 
 def plugin(**hooks):
     """A plugin object with the given hook implementations."""
-    mod = types.SimpleNamespace()
+    mod = types.ModuleType("fake_plugin")
     for name, fn in hooks.items():
         setattr(mod, name, hookimpl(fn))
     return mod
@@ -154,6 +154,33 @@ def test_datasets_register_through_their_hook():
     zoo = open_zoo(plugins=[plugin(zoo_register_datasets=zoo_register_datasets)], entry_points=False)
     assert zoo.dataset("blobs").load is loader
     assert zoo.dataset("fashion").files  # the registry's own datasets are still there
+
+
+def test_a_plugin_object_that_cannot_be_hashed_is_reported_and_the_others_load():
+    odd = types.SimpleNamespace(zoo_register_models=hookimpl(registers("odd", builder, summary="s")))
+    result = load([odd, plugin(zoo_register_models=registers("tiny", builder, summary="s"))],
+                  entry_points=False)
+    assert [r.status for r in result.reports] == ["failed", "ok"]
+    assert "cannot be hashed; a plugin is a module" in result.reports[0].error
+    assert list(result.models) == ["tiny"]
+
+
+def test_run_finished_reaches_every_reporter_though_one_raises():
+    told = []
+
+    def zoo_run_finished(run):
+        told.append(run)
+
+    def broken(run):
+        raise ConnectionError("the chat server is down")
+
+    result = load([plugin(zoo_run_finished=broken), plugin(zoo_run_finished=zoo_run_finished),
+                   plugin(zoo_register_models=registers("quiet", builder, summary="no hook"))],
+                  entry_points=False)
+    failures = call_each(result.manager, "zoo_run_finished", run="the record")
+    assert told == ["the record"]
+    assert [type(e).__name__ for _, e in failures] == ["ConnectionError"]
+    assert failures[0][0] in {name for name, _ in result.manager.list_name_plugin()}
 
 
 # -- plugins that hang, exit or misbehave ------------------------------------------------------

@@ -190,7 +190,7 @@ def test_reference_results_were_measured_with_the_current_defaults(monkeypatch):
 
 
 def test_every_shipped_model_has_a_fashion_reference_with_the_command_that_reproduces_it():
-    from zoo_core.cli.results import reproduce_command
+    from zoo_core.results.reproduce import reproduce_command
 
     zoo = open_zoo()
     for name, entry in zoo.catalogue.models.items():

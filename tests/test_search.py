@@ -282,6 +282,7 @@ def resumed(tmp_path_factory):
         done = zoo("worker", "--sweep", sweep_id, "--max-trials", "2", "--threads", "1")
         with open_store() as store:
             before = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
+        half = json.loads(zoo("sweep", "status", sweep_id, "--json").stdout)
         resumed = zoo("sweep", "--resume", sweep_id, "--engine", "local:2")
         with open_store() as store:
             after = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
@@ -296,7 +297,7 @@ def resumed(tmp_path_factory):
         with open_store() as store:
             final = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
             spec = store.get_sweep(sweep_id).spec
-    yield dict(sweep_id=sweep_id, worker=done.output, before=before, after=after,
+    yield dict(sweep_id=sweep_id, worker=done.output, half=half, before=before, after=after,
                resumed=resumed.output, status=status, shown=shown, plot=plot, texts=texts,
                final=final, spec=spec)
 
@@ -305,6 +306,7 @@ def resumed(tmp_path_factory):
 def test_a_resumed_search_keeps_its_finished_trials_and_runs_the_rest(resumed):
     before, after = resumed["before"], resumed["after"]
     assert len(before) == 2 and {r.status for r in before.values()} == {"completed"}
+    assert resumed["half"]["state"] == "active" and resumed["half"]["planned"] == 4
     assert "2 completed, 0 failed, 0 cancelled, 0 pruned" in resumed["worker"]
     assert len(after) == 4
     for run_id, record in before.items():  # not run again

@@ -149,8 +149,9 @@ def test_a_nan_loss_in_a_call_names_the_epoch_and_the_steps(subset, tmp_path):
         import tensorflow as tf
         logits = tf.compat.v1.layers.dense(tf.compat.v1.layers.flatten(images), num_classes)
         return logits * float("nan")
-    module = types.SimpleNamespace(zoo_register_models=hookimpl(
-        lambda register: register("bad", build, summary="a test model that diverges")))
+    module = types.ModuleType("bad_plugin")
+    module.zoo_register_models = hookimpl(
+        lambda register: register("bad", build, summary="a test model that diverges"))
     zoo = open_zoo(plugins=[module])
     r = zoo.resolve("bad", "fashion", overrides={"epochs": 1, "steps_per_call": 4})
     with pytest.raises(TrainingError, match=r"the loss became nan at epoch 1, step 1 \(steps 1-4 "

@@ -122,7 +122,7 @@ def test_patience_stops_early(zoo, subset, tmp_path):
 
 
 def _plugin(build, name="bad"):
-    mod = types.SimpleNamespace()
+    mod = types.ModuleType("fake_plugin")
 
     def zoo_register_models(register):
         register(name, build, summary="a broken test model")

@@ -148,8 +148,10 @@ def _linear_plugin():
         flat = tf.compat.v1.layers.flatten(images)
         return tf.compat.v1.layers.dense(flat, num_classes, name="linear")
 
-    return types.SimpleNamespace(zoo_register_models=hookimpl(
-        lambda register: register("linear", build, summary="softmax regression")))
+    plugin = types.ModuleType("linear_plugin")
+    plugin.zoo_register_models = hookimpl(
+        lambda register: register("linear", build, summary="softmax regression"))
+    return plugin
 
 
 def test_a_nesterov_step_is_nesterov_momentum(subset):

@@ -90,6 +90,9 @@ def test_json_twins_are_the_cli_json(store, client):
         shown = json.loads(zoo(db, "show", run["run_id"], "--json"))
         assert {k: page[k] for k in shown} == shown
         assert page["sources"]["epochs"] == "command line"
+        assert page["reproduce"] == json.loads(zoo(
+            db, "leaderboard", "--runs", "--commands", "--include-partial", "--json",
+            "--model", run["model"]))[0]["command"]
     card = client.get("/models/cnn.json").json()
     assert card["model"] == json.loads(zoo(db, "list", "cnn", "--details", "--json"))[0]
     assert card["best_run"] in [r["run_id"] for r in runs if r["model"] == "cnn"]
@@ -426,7 +429,7 @@ def wait_for_running(server: str, proc: subprocess.Popen) -> str:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         running = [r for r in json.loads(urllib.request.urlopen(server + "/runs.json").read())
-                   if r["shown_status"] == "running"]
+                   if r["status"] == "running"]
         if running:
             return running[0]["run_id"]
         assert proc.poll() is None, "the training run ended before it was seen running"

@@ -376,12 +376,14 @@ def test_zoo_check_fails_declared_weights_that_do_not_match(tiny, pack, change, 
 
 
 def test_zoo_check_exits_1_on_bad_weights(tiny, pack):
+    from zoo_core.testing import CHECKS  # the kit's checks, then one per declared dataset
+
     tiny(declaration(pack, file="weights/tiny-fashion.zoopack", test_accuracy=0.51),
          shipped=True)
     r = zoo("check", "tiny", *[a for k in KIT for a in ("--skip", k)])
     assert r.exit_code == 1
     assert "weights:fashion" in r.output and r.output.rstrip().endswith(
-        "Error: 1 of 9 checks failed for tiny: weights:fashion")
+        f"Error: 1 of {len(CHECKS) + 1} checks failed for tiny: weights:fashion")
 
 
 def test_the_plugin_wheel_ships_its_packs(tmp_path):

@@ -31,10 +31,13 @@ def zoo_register_models(register: RegisterModel):
     """Register graph builders (models) with the zoo.
 
     :param register: call ``register(name, build, *, summary, hparams=None,
-        inputs=("image",), description="", defaults=None, dataset_defaults=None)``
-        once per model (see :class:`~zoo_core.catalogue.specs.RegisterModel`);
-        ``defaults`` and ``dataset_defaults`` are the plugin's trainer settings
-        (``{"lr": 0.005}``), for every dataset and per dataset name.
+        inputs=("image",), description="", defaults=None, dataset_defaults=None,
+        weights=None)`` once per model (see
+        :class:`~zoo_core.catalogue.specs.RegisterModel`); ``defaults`` and
+        ``dataset_defaults`` are the plugin's trainer settings (``{"lr": 0.005}``),
+        for every dataset and per dataset name; ``weights`` its published trained
+        weights per dataset name (packs made by ``zoo pack``, shipped in the plugin's
+        package or fetched from URLs: ``zoo pull``).
         ``build(images, *, num_classes, hparams, training) -> logits`` turns a
         float32 ``[batch, height, width, channels]`` tensor into
         ``[batch, num_classes]`` logits. ``hparams`` maps each declared

@@ -215,6 +215,13 @@ def _register(pm: pluggy.PluginManager, obj, report: PluginReport,
               timeout: float) -> tuple[dict, dict] | None:
     """Register one plugin: its (models, datasets), or None with its report marked failed."""
     try:
+        hash(obj)  # pluggy narrows a hook call to one plugin by a set of the others
+    except TypeError:
+        report.status, report.error = "failed", (
+            f"invalid plugin: a {type(obj).__name__} cannot be hashed; a plugin is a module "
+            "(or an object that can be hashed)")
+        return None
+    try:
         # two distributions may use one entry-point name: pluggy's names must differ
         taken = pm.get_plugin(report.name) is not None
         pm.register(obj, name=f"{report.dist}:{report.name}" if taken else report.name)
@@ -301,10 +308,25 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _call(pm: pluggy.PluginManager, obj, hook: str, **kwargs) -> None:
-    for impl in getattr(pm.hook, hook).get_hookimpls():
-        if impl.plugin is obj:
-            impl.function(**{a: kwargs[a] for a in impl.argnames})
+def call_hook(pm: pluggy.PluginManager, hook: str, plugin: object, **kwargs: Any) -> None:
+    """Call ``plugin``'s implementations of ``hook`` with keyword arguments: the one way the
+    zoo calls a hook, through pluggy's caller (``pm.hook.NAME``, narrowed to this plugin),
+    which passes each implementation the arguments it names. Its errors propagate."""
+    others = [other for other in pm.get_plugins() if other is not plugin]
+    pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+
+
+def call_each(pm: pluggy.PluginManager, hook: str, **kwargs: Any
+              ) -> list[tuple[str, BaseException]]:
+    """Call ``hook`` on every plugin in turn (:func:`call_hook`), so that one plugin's failure
+    stops no other's: (plugin name, what it raised) for each one that raised."""
+    failures = []
+    for name, plugin in pm.list_name_plugin():
+        try:
+            call_hook(pm, hook, plugin, **kwargs)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - reported by the caller
+            failures.append((name, e))
+    return failures
 
 
 def _collect(pm, obj, report: PluginReport):
@@ -341,8 +363,8 @@ def _collect(pm, obj, report: PluginReport):
         _check_twice("dataset", name, datasets, report)
         datasets[name] = spec
 
-    _call(pm, obj, "zoo_register_models", register=register_model)
-    _call(pm, obj, "zoo_register_datasets", register=register_dataset)
+    call_hook(pm, "zoo_register_models", obj, register=register_model)
+    call_hook(pm, "zoo_register_datasets", obj, register=register_dataset)
     return models, datasets
 
 

@@ -8,9 +8,9 @@ import click
 from tabulate import tabulate
 
 from zoo_core.errors import UsageError, ZooError, render, short_repr
+# The run settings with options of their own on `zoo run` (every other one goes via --set)
+from zoo_core.results.reproduce import RUN_OPTIONS
 
-# The run settings with options of their own on `zoo run`; every other one goes via --set.
-RUN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "limit": "--limit"}
 # The settings the library names in its messages, as the command line spells them.
 _OPTIONS = {
     **RUN_OPTIONS, "data_dir": "--data-dir", "seed": "--seed", "seeds": "--seeds",

@@ -7,21 +7,19 @@ A RUN_ID is an id, a unique prefix of one, or ``latest`` (the store's ``get`` re
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import click
 from click.shell_completion import get_completion_class
 
-from zoo_core import paths
 from zoo_core.cli.common import echo_json, failing_context, json_option, message, store_location, table
 from zoo_core.cli.completion import complete_run_ids
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.store import liveness, manage
 from zoo_core.results import views
+from zoo_core.results.compare import compare as compare_runs
 from zoo_core.results.leaderboard import format_accuracy, format_count, format_duration, format_rate
 from zoo_core.store.records import STATUSES, check_tags
 from zoo_core.store import open_store
-from zoo_core.settings import recorded_setting
 
 EMPTY_RUNS = "no runs recorded yet: try `zoo run cnn --dataset fashion`"
 
@@ -179,34 +177,21 @@ def tag(run_id, tags, remove):
 def compare(run_a, run_b, plot_path, as_json):
     """Compare two runs: the settings that differ, metrics side by side, and their learning
     curves overlaid in one PNG."""
-    from zoo_core.results import plots  # numpy and matplotlib: only when comparing
-
     with open_store(store_location()) as store:
-        a, b = store.get(run_a), store.get(run_b)
-        curves = {a.run_id: store.epochs(a.run_id), b.run_id: store.epochs(b.run_id)}
-    keys = sorted(set(a.config) | set(b.config))
-    differ = {k: [recorded_setting(a.config, k), recorded_setting(b.config, k)] for k in keys
-              if recorded_setting(a.config, k) != recorded_setting(b.config, k)}
-    metrics = _metrics(a, b)
-    path = Path(plot_path) if plot_path else \
-        paths.zoo_home() / "compare" / f"{a.run_id}--{b.run_id}.png"
-    if any(curves.values()):
-        paths.ensure_dir(path.parent, "the folder for the comparison's curves")
-        plots.compare_curves(curves, path, title=f"{a.run_id} vs {b.run_id}")
-    else:
-        path = None
+        a, b, found = compare_runs(store, run_a, run_b, plot_path)
     if as_json:
-        echo_json({"runs": [a.run_id, b.run_id], "settings_that_differ": differ,
-                   "metrics": {k: v[2:] for k, v in metrics.items()},
-                   "curves": str(path) if path else None})
+        echo_json(found)
         return
     click.echo(f"A  {a.run_id}\nB  {b.run_id}\n")
     if a.model != b.model or a.dataset != b.dataset:
         click.echo(f"model/dataset: A {a.model} on {a.dataset}, B {b.model} on {b.dataset}\n")
+    differ = found["settings_that_differ"]
     click.echo(table([[k, _text(va), _text(vb)] for k, (va, vb) in differ.items()],
                      ["setting", "A", "B"]) if differ else "the same settings")
     click.echo("")
-    click.echo(table([[k, *v[:2]] for k, v in metrics.items()], ["metric", "A", "B"]))
+    click.echo(table([[k, *map(SHOWN.get(k, str), v)] for k, v in found["metrics"].items()],
+                     ["metric", "A", "B"]))
+    path = found["curves"]
     click.echo(f"\ncurves: {path}" if path else "\ncurves: no epochs recorded")
 
 
@@ -214,21 +199,12 @@ def _text(value) -> str:
     return "-" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _metrics(a, b) -> dict[str, list]:
-    """metric -> [A shown, B shown, A raw, B raw]."""
-    rows = {
-        "status": (liveness.shown_status, str),
-        "seed": (lambda r: r.seed, str),
-        "test accuracy": (lambda r: r.test_accuracy, format_accuracy),
-        "validation accuracy": (lambda r: r.val_accuracy, format_accuracy),
-        "test loss": (lambda r: r.test_loss, lambda v: "" if v is None else f"{v:.4f}"),
-        "best epoch": (lambda r: r.best_epoch, lambda v: "" if v is None else str(v)),
-        "epochs run": (lambda r: r.epochs_run, str),
-        "parameters": (lambda r: r.params, format_count),
-        "training time": (lambda r: r.train_seconds, format_duration),
-        "examples/s": (lambda r: r.examples_per_sec, format_rate),
-    }
-    return {name: [fmt(get(a)), fmt(get(b)), get(a), get(b)] for name, (get, fmt) in rows.items()}
+_NUMBER = lambda v: "" if v is None else str(v)  # noqa: E731
+SHOWN = {  # how each of zoo compare's metrics is printed (the library gives raw values)
+    "test accuracy": format_accuracy, "validation accuracy": format_accuracy,
+    "test loss": lambda v: "" if v is None else f"{v:.4f}", "best epoch": _NUMBER,
+    "parameters": format_count, "training time": format_duration, "examples/s": format_rate,
+}
 
 
 @click.command("completion")

@@ -7,22 +7,21 @@ a run's graph from its checkpoint.
 from __future__ import annotations
 
 import math
-import shlex
 from pathlib import Path
 from typing import Any
 
 import click
 
-from zoo_core.cli.common import (RUN_OPTIONS, DownloadProgressBar, data_dir_option, echo_json,
-                                 json_option, store_location, table)
+from zoo_core.cli.common import (DownloadProgressBar, data_dir_option, echo_json, json_option,
+                                 store_location, table)
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import UsageError
 from zoo_core.results import evidence, views
 from zoo_core.results import leaderboard as lb
+from zoo_core.results.reproduce import current_defaults, reproduce_command
 from zoo_core.store.liveness import shown_status
 from zoo_core.store.records import run_files
 from zoo_core.store import open_store
-from zoo_core.settings import RETIRED, RunSettings, recorded_precision
 
 _LEADERBOARD_FORMATS = "any tabulate format (simple, github, grid, ...), csv or json"
 EMPTY_LEADERBOARD = "no completed runs yet: try `zoo run cnn --dataset fashion`"
@@ -135,33 +134,25 @@ def evaluate(state, run_id, split, data_dir, as_json):
     Nothing is recorded: the run's reported test accuracy stays the one measured
     when it finished.
     """
-    # numpy and the graph code: kept out of the light commands
-    from zoo_core.data import load
-    from zoo_core.train.evaluate import evaluate_checkpoint
+    from zoo_core.results.evaluation import evaluate_run  # the graph code: only here
 
     with open_store(store_location()) as store:
-        r = store.get(run_id)
-    zoo = state.zoo()
-    spec = zoo.model(r.model)
-    settings = RunSettings.recorded(r.config, spec.hparams)
-    data = load(zoo.dataset(r.dataset), data_dir, settings.limit, progress=DownloadProgressBar())
-    if data.checksums != r.data_checksums:
+        found = evaluate_run(state.zoo(), store, run_id, split, data_dir,
+                             progress=DownloadProgressBar())
+    if not found.same_data:
         click.echo("warning: the dataset's files differ from the ones this run was trained on",
                    err=True)
-    x, y = {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test),
-            "train": (data.x_train, data.y_train)}[split]
-    m = evaluate_checkpoint(spec, settings.hparams, settings.trainer, Path(r.run_dir), x, y,
-                            data.num_classes)
     if as_json:
-        echo_json({"run_id": r.run_id, "split": split, **m.to_dict(data.classes)})
+        echo_json(found.to_dict())
         return
-    click.echo(f"run {r.run_id}, {split} split ({m.examples} examples): "
+    m, classes = found.metrics, found.classes
+    click.echo(f"run {found.record.run_id}, {split} split ({m.examples} examples): "
                f"accuracy {100 * m.accuracy:.2f}%, loss {m.loss:.4f}\n")
-    click.echo(table([[c, f"{100 * a:.2f}%"] for c, a in zip(data.classes, m.per_class)],
+    click.echo(table([[c, f"{100 * a:.2f}%"] for c, a in zip(classes, m.per_class)],
                      ["class", "accuracy"]))
     click.echo("\nconfusion matrix (rows: true class, columns: predicted)")
-    click.echo(table([[c, *row] for c, row in zip(data.classes, m.confusion.tolist())],
-                     ["", *[str(i) for i in range(len(data.classes))]]))
+    click.echo(table([[c, *row] for c, row in zip(classes, m.confusion.tolist())],
+                     ["", *[str(i) for i in range(len(classes))]]))
 
 
 @click.command("leaderboard")
@@ -203,7 +194,7 @@ def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, c
             seeds = [row["seed"]] if per_run else row["seeds"]
             row["command"] = reproduce_command(
                 row["model"], row["dataset"], row["config"], seeds,
-                _defaults(zoo, row["model"], row["dataset"]))
+                current_defaults(zoo, row["model"], row["dataset"]))
     partial = 0 if include_partial else sum(lb.is_partial(r) for r in records)
     empty = EMPTY_LEADERBOARD if not partial else (
         f"no completed runs on the full training set; {partial} quick tries made with --limit "
@@ -221,66 +212,4 @@ def _plot(records, include_partial: bool, path: str) -> None:
     click.echo(f"cost/accuracy plot: {path} ({len(shown)} point(s))", err=True)
 
 
-def _defaults(zoo, model: str, dataset: str) -> dict | None:
-    """What `zoo run MODEL --dataset DATASET` would use today; None when it cannot run."""
-    try:
-        return zoo.resolve(model, dataset).settings.config
-    except ZooError:
-        return None
-
-
 COMMANDS = [show, evaluate, leaderboard]
-
-
-def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: list[int],
-                      defaults: dict[str, Any] | None = None) -> str:
-    """The ``zoo run`` command that trains ``config`` again with these seeds.
-
-    Args:
-        config: a run's recorded settings (hyperparameters, trainer settings and limit);
-            retired settings (``settings.RETIRED``) are left out.
-        seeds: the seeds to run, e.g. ``[0, 1, 2]``.
-        defaults: the settings ``zoo run MODEL`` would use today; only the settings that
-            differ from them are spelled out. None (the model is not installed) spells out all.
-
-    Returns:
-        one command per run of consecutive seeds, joined by `` && ``.
-    """
-    words = ["zoo", "run", model, "--dataset", dataset]
-    for key in sorted(config):
-        value = config[key]
-        if key == "limit":
-            if value is not None:
-                words += ["--limit", str(value)]
-            continue
-        if key in RETIRED or (defaults is not None and key in defaults
-                              and _same(defaults[key], value)):
-            continue  # a retired setting did nothing then and cannot be given now
-        if key == "bf16":  # the precision the run computed in
-            words += ["--precision", recorded_precision(config)]
-            continue
-        text = str(value).lower() if isinstance(value, bool) else lb.format_setting(value)
-        words += [RUN_OPTIONS[key], shlex.quote(text)] if key in RUN_OPTIONS else \
-            ["--set", shlex.quote(f"{key}={text}")]
-    commands = []
-    for first, count in _seed_ranges(seeds):
-        extra = ([f"--seed {first}"] if first else []) + ([f"--seeds {count}"] if count > 1 else [])
-        commands.append(" ".join(words + extra))
-    return " && ".join(commands)
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b or (
-        isinstance(a, (int, float)) and isinstance(b, (int, float))
-        and not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b))
-
-
-def _seed_ranges(seeds: list[int]) -> list[tuple[int, int]]:
-    """``[0, 1, 2, 5]`` -> ``[(0, 3), (5, 1)]``."""
-    ranges: list[tuple[int, int]] = []
-    for seed in sorted(set(seeds)):
-        if ranges and ranges[-1][0] + ranges[-1][1] == seed:
-            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
-        else:
-            ranges.append((seed, 1))
-    return ranges

@@ -20,6 +20,7 @@ from zoo_core.errors import RunInterrupted, UsageError, ZooError
 from zoo_core.runs.plan import RunRequest, plan
 from zoo_core.train.metrics import loss_note
 from zoo_core.store import open_store
+from zoo_core.store.liveness import as_shown
 from zoo_core.settings import MAX_SEED, MAX_SEEDS
 
 
@@ -186,7 +187,7 @@ def run(state, model, all_models, dataset, epochs, batch_size, lr, precision, se
         with open_store(store_location()) as store, _interruptible(progress, resume_id):
             record = execute.resume(zoo, resume_id, store, data_dir=data_dir, progress=progress,
                                     download=DownloadProgressBar())
-        echo_json(record.to_dict()) if as_json else _print_result(record)
+        echo_json(as_shown(record)) if as_json else _print_result(record)
         return
     if all_models == bool(model):
         raise UsageError("give a MODEL or --all (see `zoo list`)")
@@ -200,7 +201,7 @@ def run(state, model, all_models, dataset, epochs, batch_size, lr, precision, se
             result = execute.execute_plan(zoo, batch, store, data_dir=data_dir, events=progress,
                                           download=DownloadProgressBar())
     if as_json:
-        records = [r.to_dict() for r in result.records]
+        records = [as_shown(r) for r in result.records]
         echo_json(records if len(batch.runs) > 1 else records[0])
     if result.failures:
         failed = ", ".join(run.label for run, _ in result.failures)

@@ -75,7 +75,7 @@ def echo_search_status(zoo, status, search_part: dict, out=None) -> None:
 def search_part(zoo, status, store) -> dict | None:
     """``runs.search.summary`` of a search sweep (None for a grid), its best trial with
     the ``zoo run`` command that trains it again."""
-    from zoo_core.cli.results import _defaults, reproduce_command
+    from zoo_core.results.reproduce import current_defaults, reproduce_command
     from zoo_core.runs import search
 
     if search.of(status.sweep) is None:
@@ -84,8 +84,9 @@ def search_part(zoo, status, store) -> dict | None:
     top = part["best"]
     if top is not None:
         dataset = status.sweep.spec["dataset"]
+        defaults = current_defaults(zoo, part["model"], dataset)
         top["command"] = reproduce_command(part["model"], dataset, top["config"],
-                                           [top["seed"]], _defaults(zoo, part["model"], dataset))
+                                           [top["seed"]], defaults)
     return part
 
 

@@ -278,7 +278,7 @@ def status_command(state, sweep_id, as_json):
     click.echo(f"sweep {s.sweep_id} ({status.state}), engine {s.engine}, created {s.created_at}")
     click.echo(f"  {s.command}")
     counts = ", ".join(f"{v} {k}" for k, v in status.counts.items() if v)
-    click.echo(f"{status.finished}/{len(status.trials)} trials finished: {counts}")
+    click.echo(f"{status.finished}/{status.planned} trials finished: {counts}")
     if part is not None:
         echo_search_status(state.zoo(), status, part)
     click.echo("")
@@ -332,7 +332,7 @@ def list_command(as_json):
         echo_json([{k: v for k, v in s.to_dict().items() if k != "trials"} for s in statuses])
         return
     rows = [[s.sweep.sweep_id, s.state, s.sweep.engine, s.sweep.created_at,
-             f"{s.finished}/{len(s.trials)}", s.counts["failed"]] for s in statuses]
+             f"{s.finished}/{s.planned}", s.counts["failed"]] for s in statuses]
     click.echo(table(rows, ["sweep", "state", "engine", "created", "finished", "failed"]))
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from zoo_core.paths import RunFiles
-from zoo_core.settings import recorded_precision
+from zoo_core.settings import RunSettings, recorded_precision
 
 NONE = "—"  # what a table shows for a figure the run did not record
 # What of_run returns, in the order zoo show prints it.
@@ -112,6 +112,15 @@ def recorded_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
+
+
+def recorded_settings(record, declared) -> RunSettings:
+    """A run's settings as it recorded them: its config, and the speed-only settings its
+    config.json keeps beside it (which kernel computed it, say), for the model's
+    ``declared`` hyperparameters; what resuming, predicting and exporting build the run's
+    graph with."""
+    speed = recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
+    return RunSettings.recorded({**record.config, **speed}, declared)
 
 
 def of_run(record) -> dict[str, Any]:

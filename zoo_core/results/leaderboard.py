@@ -18,7 +18,7 @@ import tabulate
 
 from zoo_core.errors import UsageError
 from zoo_core.results import evidence
-from zoo_core.store.records import RunRecord
+from zoo_core.store.records import IMPORTED_TAG, RunRecord, imported, is_partial  # noqa: F401
 from zoo_core.settings import recorded_precision, recorded_setting
 
 AGGREGATE_KEYS = (
@@ -36,22 +36,12 @@ _CONFIG_WIDTH = 40  # a longer config label wraps onto more lines (where the for
 _WRAPPING_FORMATS = set(tabulate.multiline_formats) - {"github", "pipe", "orgtbl", "jira"}
 PARTIAL_NOTE = ("limit=N: a quick try on the first N training examples (`zoo run --limit`), "
                 "shown with --include-partial; not comparable with runs on the full training set")
-IMPORTED_TAG = "imported"  # the tag of a run imported from a pack (zoo unpack, zoo pull)
 IMPORTED_NOTE = ("(imported): a run imported from a pack (`zoo unpack`, `zoo pull`); its figures "
                  "were measured where it was trained")
 
 
-def imported(run: RunRecord) -> bool:
-    """A run imported from a pack rather than trained in this store."""
-    return IMPORTED_TAG in run.tags
-
-
 # -- aggregation -------------------------------------------------------------------------------
 
-
-def is_partial(run: RunRecord) -> bool:
-    """A run trained on a subset of the training split (``--limit``): a quick try."""
-    return run.config.get("limit") is not None
 
 
 def best_run(runs: Iterable[RunRecord]) -> RunRecord | None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from zoo_core.results import evidence
-from zoo_core.store.liveness import shown_status
+from zoo_core.store.liveness import as_shown, shown_status
 from zoo_core.store.records import RunRecord, run_files
 from zoo_core.store import Store
 
 
 def run_json(record: RunRecord, epochs: list[dict[str, Any]]) -> dict[str, Any]:
-    """``zoo show RUN --json``: the record, its status as shown (a dead owner is
-    "interrupted (process died)"), its evidence, its epochs and the files in its folder."""
-    return {**record.to_dict(), "shown_status": shown_status(record),
+    """``zoo show RUN --json``: the record with its status as shown (a dead owner is
+    "interrupted (process died)"; the stored one is ``stored_status``), its evidence, its
+    epochs and the files in its folder."""
+    return {**as_shown(record),
             "evidence": evidence.of_run(record), "epochs": epochs,
             "files": {k: str(v) for k, v in run_files(record).items()}}
 
@@ -36,8 +37,9 @@ def listed_runs(store: Store, model: str | None = None, dataset: str | None = No
 
 
 def runs_json(listed: list[tuple[RunRecord, str]]) -> list[dict[str, Any]]:
-    """``zoo runs --json``: each run's record and its shown status."""
-    return [{**r.to_dict(), "shown_status": s} for r, s in listed]
+    """``zoo runs --json``: each run's record, its status as shown (``stored_status`` the
+    stored one)."""
+    return [as_shown(r) for r, _ in listed]
 
 
 def compare_json(a: RunRecord, b: RunRecord) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from zoo_core import __version__, data, paths
 from zoo_core.paths import RunFiles
 from zoo_core._tf import tf as import_tf
 from zoo_core.catalogue import Zoo
+from zoo_core.catalogue.plugins import call_each
 from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data import Data, DownloadProgress
 from zoo_core.errors import (DataError, PluginError, RunInterrupted, StoreError, TrialPruned,
@@ -231,7 +232,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
         raise UsageError(f"run {record.run_id} never started training ({record.error}): "
                          "there is nothing to resume; submit its sweep again with --skip-done")
     spec = zoo.model(record.model)
-    settings = recorded_settings(record, spec)
+    settings = evidence.recorded_settings(record, spec.hparams)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     _check_same_data(record, loaded)
     if not store.mark_running(record.run_id, expect=liveness.expected(record), **liveness.owner()):
@@ -261,14 +262,6 @@ def _continue(zoo: Zoo, store: Store, record: RunRecord, spec: ModelSpec, settin
                                "this one resumed it: see `zoo runs`")
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True,
                              threads=threads)
-
-
-def recorded_settings(record: RunRecord, model: ModelSpec) -> RunSettings:
-    """A run's settings as it recorded them: its config, and the speed-only settings its
-    config.json keeps beside it (which kernel computed it, say), for ``model``'s declared
-    hyperparameters; what resuming, predicting and exporting build the run's graph with."""
-    speed = evidence.recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
-    return RunSettings.recorded({**record.config, **speed}, model.hparams)
 
 
 
@@ -421,13 +414,10 @@ def _finished(zoo: Zoo, store: Store, run_id: str) -> RunRecord:
     """The run as stored, after telling the plugins' ``zoo_run_finished`` hooks."""
     record = store.get(run_id)
     manager = zoo.plugins.manager
-    if manager is not None:
-        for impl in manager.hook.zoo_run_finished.get_hookimpls():
-            try:
-                impl.function(**{name: record for name in impl.argnames})  # `run`, or none
-            except (Exception, SystemExit) as e:  # noqa: BLE001 - a reporter must not lose the run
-                warnings.warn(f"plugin {impl.plugin_name}'s zoo_run_finished hook failed: "
-                              f"{type(e).__name__}: {first_line(e)}{location(e)}; the run is "
-                              "recorded all the same", stacklevel=1)
+    if manager is not None:  # a reporter that fails must not lose the run
+        for name, e in call_each(manager, "zoo_run_finished", run=record):
+            warnings.warn(f"plugin {name}'s zoo_run_finished hook failed: "
+                          f"{type(e).__name__}: {first_line(e)}{location(e)}; the run is "
+                          "recorded all the same", stacklevel=1)
     return record
 

@@ -357,6 +357,7 @@ def propose(zoo: Zoo, store: Store, sweep_id: str) -> RunRecord | None:
 
 def _ask(zoo: Zoo, store: Store, sweep: SweepRecord, search: Search):
     """Ask the study for settings no trial has had yet that plan as a valid run."""
+    zoo.model(search.model)  # not installed here: say so, not "proposals not valid"
     optuna = _optuna()
     built, _ = study(store, sweep)
     dists = _distributions(optuna, search)

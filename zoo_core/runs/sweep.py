@@ -167,10 +167,16 @@ class SweepStatus:
     @property
     def state(self) -> str:
         """The sweep's state as shown: "cancelled", "finished" (every trial in a final
-        status) or "active"."""
+        status, and a search's every trial proposed) or "active"."""
         if self.sweep.status == "cancelled":
             return CANCELLED
-        return "finished" if self.finished == len(self.trials) else "active"
+        return "finished" if self.finished == self.planned else "active"
+
+    @property
+    def planned(self) -> int:
+        """How many trials the sweep runs: its trials, or a search's ``--trials`` (its
+        workers propose them one at a time)."""
+        return max(len(self.trials), self.sweep.spec.get("search", {}).get("trials", 0))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -195,10 +201,11 @@ class SweepStatus:
     def to_dict(self) -> dict[str, Any]:
         sweep = {k: v for k, v in self.sweep.to_dict().items() if k != "spec"}
         return {"sweep": sweep, "state": self.state, "total": len(self.trials),
+                "planned": self.planned,
                 "finished": self.finished,
                 "counts": self.counts,
-                "trials": [{**t.to_dict(), "state": trial_state(t), "set": self.values(t.run_id)}
-                           for t in self.trials],
+                "trials": [{**liveness.as_shown(t), "state": trial_state(t),
+                            "set": self.values(t.run_id)} for t in self.trials],
                 "failures": [{"run_id": i, "error": e} for i, e in self.failures]}
 
 

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, ZooError
-from zoo_core.results.leaderboard import IMPORTED_TAG
-from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store.records import IMPORTED_TAG, RunRecord, utc_now
 from zoo_core.store import Store
 from zoo_core.serving.packs import (EPOCHS, IMPORTED, Contents, PackError, file_sha256,
                                     provenance, read)

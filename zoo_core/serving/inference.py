@@ -29,7 +29,7 @@ from zoo_core.data import to_float
 from zoo_core.data.downloads import DownloadProgress
 from zoo_core.data.splits import to_float_op
 from zoo_core.errors import ZooError
-from zoo_core.runs.execute import recorded_settings
+from zoo_core.results.evidence import recorded_settings
 from zoo_core.results.leaderboard import best_run
 from zoo_core.store.records import RunRecord
 from zoo_core.store import Store
@@ -118,7 +118,8 @@ class Classifier:
             TrainingError: the run has no checkpoint, or a damaged one.
         """
         spec = zoo.model(record.model)
-        classifier = cls(record, spec, zoo.dataset(record.dataset), recorded_settings(record, spec))
+        classifier = cls(record, spec, zoo.dataset(record.dataset),
+                         recorded_settings(record, spec.hparams))
         classifier.open()
         return classifier
 

@@ -26,7 +26,7 @@ from zoo_core.catalogue.weights import Weights
 from zoo_core.data.downloads import DEFAULT_TIMEOUT, DownloadProgress, fetch_resumable
 from zoo_core.errors import DataError, UsageError
 from zoo_core.paths import RunFiles
-from zoo_core.results.leaderboard import IMPORTED_TAG
+from zoo_core.store.records import IMPORTED_TAG
 from zoo_core.store.records import RunRecord
 from zoo_core.store import Store
 from zoo_core.serving import imports, packs

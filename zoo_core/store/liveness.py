@@ -124,6 +124,13 @@ def shown_status(record: RunRecord) -> str:
     return DIED if owner_died(record) else record.status
 
 
+def as_shown(record: RunRecord) -> dict[str, object]:
+    """The record as ``--json`` outputs (and the web pages) give it: ``status`` is what a user
+    is shown (:func:`shown_status`: a run whose process died is "interrupted (process
+    died)"), ``stored_status`` the status as stored ("running" for that run)."""
+    return {**record.to_dict(), "status": shown_status(record), "stored_status": record.status}
+
+
 def owner_unseen(record: RunRecord) -> bool:
     """A run stored as running that zoo cannot judge from here: its owner is not on this
     machine (or not recorded) and it has no heartbeat (made by a zoo-core before 0.2)."""

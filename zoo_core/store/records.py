@@ -125,6 +125,19 @@ def new_sweep_id() -> str:
     return f"sweep-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
 
 
+IMPORTED_TAG = "imported"  # the tag of a run imported from a pack (zoo unpack, zoo pull)
+
+
+def imported(run: RunRecord) -> bool:
+    """A run imported from a pack rather than trained in this store."""
+    return IMPORTED_TAG in run.tags
+
+
+def is_partial(run: RunRecord) -> bool:
+    """A run trained on a subset of the training split (``--limit``): a quick try."""
+    return run.config.get("limit") is not None
+
+
 def run_files(record: RunRecord) -> dict[str, Path]:
     """The files the run left in its folder (those of ``paths.RunFiles.ALL`` that exist; for
     a pattern, the newest match)."""

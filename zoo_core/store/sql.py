@@ -379,8 +379,9 @@ class SQLStore:
             where, args = [*where, "sweep_id = ?"], [*args, sweep_id]
         query = f"{SELECT} WHERE {' AND '.join(where)}" if where else SELECT
         rows = self._run(self._connection(), f"{query} {QUEUE_ORDER}", args).fetchall()
+        artifacts = self.artifacts()  # once, not per run: a leaderboard reads thousands
         records = [
-            from_row(row, self.artifacts())
+            from_row(row, artifacts)
             for row in rows
             if _matches(row["model"], model) and _matches(row["dataset"], dataset)
         ]

@@ -173,7 +173,7 @@ def runs_page(request: Request) -> Response:
 def run_page(request: Request) -> Response:
     run_id, _ = _twin(request.path_params["run_id"])
     with _store(request) as store:
-        data = pages.run(store, run_id)
+        data = pages.run(request.app.state.zoo, store, run_id)
     return _page(request, "run.html", data, site=False)
 
 

@@ -12,6 +12,7 @@ from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import ZooError
 from zoo_core.results import evidence, views
 from zoo_core.results import leaderboard as lb
+from zoo_core.results.reproduce import current_defaults, reproduce_command
 from zoo_core.store.records import run_files
 from zoo_core.store import Store
 from zoo_core.runs.sweep import sweep_status
@@ -45,15 +46,19 @@ def leaderboard(store: Store, include_partial: bool = False, model: str | None =
             "filters": {"model": model or "", "dataset": dataset or "", "tag": tag or ""}}
 
 
-def run(store: Store, run_id: str) -> dict[str, Any]:
+def run(zoo: Zoo, store: Store, run_id: str) -> dict[str, Any]:
     """``zoo show RUN --json``, with the settings' sources and the run's provenance read
-    from its folder (``sources``, ``versions``, ``data``)."""
+    from its folder (``sources``, ``versions``, ``data``), and the command that trains it
+    again (``reproduce``: what ``zoo leaderboard --runs --commands`` shows for it)."""
     record = store.get(run_id)
     shown = views.run_json(record, store.epochs(record.run_id))
     config = evidence.recorded_json(Path(record.run_dir) / "config.json") if record.run_dir else {}
     shown["sources"] = config.get("sources", {})
     shown["versions"] = config.get("versions", {})
     shown["data"] = config.get("data", {})
+    shown["reproduce"] = reproduce_command(record.model, record.dataset, record.config,
+                                           [record.seed],
+                                           current_defaults(zoo, record.model, record.dataset))
     return shown
 
 

@@ -77,7 +77,7 @@ def _write(zoo: Zoo, store: Store, out: Path) -> tuple[int, int]:
     for record in store.runs():
         if not SAFE_NAME.fullmatch(record.run_id):
             continue  # a name that is not a file name (from a foreign store): no page
-        data = pages.run(store, record.run_id)
+        data = pages.run(zoo, store, record.run_id)
         count += _page(out, f"runs/{record.run_id}", "run.html", "../", data, site=True)
         pictures += _copy_pictures(record, out / "runs" / record.run_id)
     for name in sorted({r.model for r in store.runs()} | set(zoo.models)):

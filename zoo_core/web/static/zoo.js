@@ -52,8 +52,8 @@ function epochRow(e) {
 
 function showRun(run) {
   const status = document.getElementById("status");
-  status.textContent = run.shown_status;
-  status.className = "status status-" + run.shown_status.split(" ")[0];
+  status.textContent = run.status;
+  status.className = "status status-" + run.status.split(" ")[0];
   const epochs = run.config && run.config.epochs !== undefined ? run.config.epochs : "?";
   document.getElementById("progress").textContent = `epoch ${run.epochs_run} of ${epochs}`;
   document.getElementById("best-epoch").textContent = run.best_epoch === null ? "-" : run.best_epoch;
@@ -72,7 +72,7 @@ function followRun() {
       if (!answer.ok) return setTimeout(poll, 5000);
       const run = await answer.json();
       showRun(run);
-      if (run.shown_status === "running" || run.shown_status === "queued") setTimeout(poll, 2000);
+      if (run.status === "running" || run.status === "queued") setTimeout(poll, 2000);
       else box.dataset.live = "no";
     } catch (e) {
       setTimeout(poll, 5000);
