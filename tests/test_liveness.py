@@ -114,18 +114,20 @@ def test_a_process_whose_run_was_taken_over_stops_at_its_next_epoch(zoo_home, tm
     from zoo_core.runs import execute
     from zoo_core.results.tensorboard import EventWriter
 
+    published = []
     with open_store() as store:
         store.create_run(record("cnn-r", **liveness.owner()))
         recorder = execute._Recorder(store, store.get("cnn-r"), None, EventWriter(tmp_path))
         epoch = dict(epoch=1, train_loss=1.0, train_accuracy=0.5, val_loss=1.0,
                      val_accuracy=0.5, lr=0.001, seconds=1.0)
-        recorder.epoch_end(epoch)  # still ours
+        recorder.epoch_saved(epoch, lambda: published.append(1))  # still ours
         store.finish_run("cnn-r", status="interrupted")  # looked dead; another host takes it
         store.mark_running("cnn-r", host="gpu-box", pid=4242, owner_started="b:1",
                            heartbeat_at=ago(0))
         with pytest.raises(execute.RunTakenOver, match=r"taken over \(pid 4242 on gpu-box"):
-            recorder.epoch_end({**epoch, "epoch": 2})
+            recorder.epoch_saved({**epoch, "epoch": 2}, lambda: published.append(2))
         assert store.get("cnn-r").epochs_run == 1  # its epoch 2 is not written
+        assert published == [1]  # nor its checkpoint published
         store.delete_run("cnn-r")
         with pytest.raises(execute.RunTakenOver, match="was removed"):
-            recorder.epoch_end({**epoch, "epoch": 2})
+            recorder.epoch_saved({**epoch, "epoch": 2}, lambda: published.append(2))

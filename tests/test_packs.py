@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo_core.cli import cli
+from zoo_core.errors import StoreError
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
 from zoo_core.serving import packs
@@ -276,7 +277,7 @@ def test_a_store_that_refuses_the_row_leaves_no_folder(trained, tmp_path, zoo_ho
     from zoo_core.store.sqlite import SQLiteStore
 
     def refuse(self, record):
-        raise packs.StoreError("results store: disk full")
+        raise StoreError("results store: disk full")
 
     monkeypatch.setattr(SQLiteStore, "create_run", refuse)
     r = zoo("unpack", trained[2])

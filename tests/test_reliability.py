@@ -299,3 +299,39 @@ def test_the_troubleshooting_guide_quotes_real_messages():
 
 def test_the_readme_links_the_troubleshooting_guide():
     assert "(docs/troubleshooting.md)" in (ROOT / "README.md").read_text()
+
+
+# -- issue 30: a small gzip file that would fill the memory -------------------------------------
+
+
+def _gzip_idx(path: Path, count: int, trailing: int) -> Path:
+    """A gzip-compressed IDX file declaring ``count`` 28x28 images, followed by ``trailing``
+    zero bytes more than it declares (a few hundred KiB compressed)."""
+    import zlib
+
+    pack = zlib.compressobj(9, zlib.DEFLATED, 31)  # a gzip stream
+    out = [pack.compress(b"\x00\x00\x08\x03" + count.to_bytes(4, "big") + (28).to_bytes(4, "big")
+                         + (28).to_bytes(4, "big") + bytes(count * 784))]
+    out += [pack.compress(bytes(1 << 20)) for _ in range(trailing >> 20)]
+    path.write_bytes(b"".join(out) + pack.flush())
+    return path
+
+
+def test_a_gzip_idx_file_is_read_as_a_stream_up_to_its_declared_size(tmp_path):
+    import tracemalloc
+
+    from zoo_core.serving.images import ImageFileError, read_images
+
+    good = read_images(_gzip_idx(tmp_path / "ok-idx3-ubyte.gz", 5, 0), (28, 28, 1))
+    assert good.array.shape == (5, 28, 28, 1)
+    bomb = _gzip_idx(tmp_path / "bomb-idx3-ubyte.gz", 5, 300 << 20)
+    assert bomb.stat().st_size < 1 << 20  # 300 MiB of zeros behind a header of 5 images
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageFileError, match=r"bomb-idx3-ubyte.gz: has trailing bytes: more "
+                                                 r"than the 3,936 its IDX header promises"):
+            read_images(bomb, (28, 28, 1))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak:,} bytes at the most while reading"  # not decompressed whole

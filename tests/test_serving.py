@@ -260,6 +260,27 @@ def test_export_versions_refuses_to_overwrite_and_leaves_nothing_half_written(ho
     assert sorted(p.name for p in (out / "shirts").iterdir()) == ["1", "2"]
 
 
+def test_export_of_a_running_run_uses_its_best_checkpoint_so_far_with_a_warning(
+        trained, tmp_path, monkeypatch):
+    import shutil
+
+    from zoo_core.store import liveness
+
+    home = tmp_path / "home"
+    shutil.copytree(trained[0], home)
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    run_id = trained[1]["cnn"]
+    with open_store() as store:  # as while it trains: its best epoch so far is checkpointed
+        store.mark_running(run_id, **liveness.owner())
+    r = zoo("export", run_id, "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert f"warning: run {run_id} is running: its best checkpoint so far is used" in r.stderr
+    assert (tmp_path / "out" / "cnn" / "1" / "saved_model.pb").is_file()
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    section = docs[docs.index("## `zoo export "):docs.index("## `zoo pack ")]
+    assert "a run that is not completed" in section and "best checkpoint so far" in section
+
+
 def test_a_bfloat16_run_predicts_as_it_ran_and_exports_float32(home, tmp_path):
     """zoo predict builds a run's graph as the run did (its recorded precision); an export
     computes in float32 (bfloat16 is a session option, not part of the graph)."""

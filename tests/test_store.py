@@ -859,8 +859,9 @@ def test_latest_is_the_most_recently_started_run(store):
     store.create_run(make_record("old", started_at="2024-01-01T00:00:00+00:00"))
     store.create_run(make_record("tie", started_at="2024-02-01T00:00:00+00:00"))
     assert store.get("latest").run_id == "tie"
-    store.create_run(make_record("latest"))  # an exact id wins over the keyword
-    assert store.get("latest").run_id == "latest"
+    with pytest.raises(ValueError, match="'latest' cannot be a run id"):  # a reserved word
+        store.create_run(make_record("latest"))
+    assert store.get("latest").run_id == "tie"
 
 
 def test_the_owner_is_recorded_and_updatable(store):

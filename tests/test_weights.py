@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from zoo_core.cli import cli
 from zoo_core.errors import RegistryError
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
-from zoo_core.serving import packs, weights
+from zoo_core.serving import imports, packs, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = ["fresh_graph", "logits_shape", "batch_independence", "training_flag",
@@ -122,11 +123,15 @@ def server(pack):
             requests.append((path, ranged))
             if path == "/500":
                 return self.send_error(500)
-            if path == "/redirect":
+            if path in ("/redirect", "/loop") or path.startswith("/chain/"):
                 self.send_response(302)
-                self.send_header("Location", "/ok")
+                after = {"/redirect": "/ok", "/loop": "/loop"}.get(path) or \
+                    f"/chain/{int(path.rsplit('/', 1)[1]) + 1}"  # a new place each time
+                self.send_header("Location", after)
                 self.send_header("Content-Length", "0")
                 return self.end_headers()
+            if path in ("/drip", "/endless"):
+                return self.misbehave(path)
             data, start = (bytes(len(body)) if path == "/wrong" else body), 0
             if ranged and path != "/always-cut":
                 start = int(ranged.removeprefix("bytes=").rstrip("-"))
@@ -138,6 +143,24 @@ def server(pack):
             self.end_headers()
             cut = path == "/always-cut" or (path == "/cut-once" and not ranged)
             self.wfile.write(data[start:len(data) // 2] if cut else data[start:])
+            self.close_connection = True
+
+        def misbehave(self, path):
+            """/drip: one byte every 0.2 s of the declared length; /endless: zeros without
+            a length and without end (until the client goes)."""
+            self.send_response(200)
+            if path == "/drip":
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(10**9):
+                    self.wfile.write(body[i % len(body):][:1] if path == "/drip"
+                                     else bytes(1 << 16))
+                    self.wfile.flush()
+                    if path == "/drip":
+                        time.sleep(0.2)
+            except OSError:  # the client went away
+                pass
             self.close_connection = True
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -295,7 +318,7 @@ def test_registry_weights_are_read_and_win_over_the_plugins(tmp_path, tiny, pack
                      "plugin's package), or both"),
     ({"file": "../x.zoopack"}, "file must be the pack's path inside the plugin's package, such "
                                "as \"weights/fashion.zoopack\", got '../x.zoopack'"),
-    ({"licence": "MIT"}, "unknown key 'licence'; allowed keys: config_id, file, sha256, "
+    ({"licence": "MIT"}, "unknown key 'licence'; allowed keys: config_id, file, sha256, size, "
                          "test_accuracy, urls"),
 ])
 def test_registry_weights_errors_name_the_file_entry_and_key(tmp_path, change, message):
@@ -374,3 +397,176 @@ def test_the_plugin_wheel_ships_its_packs(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("zoo_cnn-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("zoo_cnn/weights/cnn-fashion.zoopack") == shipped
+
+
+# -- issue 30: two imports of one pack at once; reserved run ids ------------------------------
+
+
+class _Paused:
+    """A store whose first ``create_run`` waits until told to go on: one import held between
+    its folder and its row while another import of the same pack runs whole."""
+
+    def __init__(self, store):
+        self.store, self.inside, self.go = store, threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def create_run(self, record):
+        self.inside.set()
+        assert self.go.wait(30)
+        return self.store.create_run(record)
+
+
+@pytest.mark.parametrize("held", ["first", "second"])
+def test_two_imports_of_one_pack_at_once_keep_the_run_and_its_files(pack, zoo_home, held):
+    """``first``: the import that renamed the folder into place is held before its row;
+    ``second``: the one that found the folder there is. Either way the other one runs whole
+    meanwhile, and both end with the run imported, its folder whole."""
+    results: dict[str, object] = {}
+    paused = _Paused(open_store())
+
+    def held_import():
+        try:
+            results["held"] = imports.unpack(paused, pack[0])
+        except Exception as e:  # noqa: BLE001 - the test reports it
+            results["held"] = e
+
+    thread = threading.Thread(target=held_import)
+    if held == "first":
+        thread.start()
+        assert paused.inside.wait(30)
+        with open_store() as store:
+            results["whole"] = imports.unpack(store, pack[0])
+    else:  # the whole one goes as far as its folder, then the held one runs up to its row
+        whole = _Paused(open_store())
+        other = threading.Thread(target=lambda: results.setdefault(
+            "whole", imports.unpack(whole, pack[0])))
+        other.start()
+        assert whole.inside.wait(30)
+        thread.start()
+        assert paused.inside.wait(30)
+        whole.go.set()
+        other.join(30)
+    paused.go.set()
+    thread.join(30)
+    assert not isinstance(results["held"], Exception), results["held"]
+    run_id = "tiny-fashion-s0-20261130-000000-abcd"
+    assert results["held"].record.run_id == results["whole"].record.run_id == run_id
+    with open_store() as store:
+        folder = Path(store.get(run_id).run_dir)
+        assert [e["epoch"] for e in store.epochs(run_id)] == [1]
+    assert sorted(p.name for p in (folder / "ckpt").iterdir()) == [
+        "best-1.data-00000-of-00001", "best-1.index"]
+    assert (folder / "imported.json").is_file()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".import-")]
+    with open_store() as store:  # and the pack can be made again from it
+        assert packs.pack(store, run_id, zoo_home / "again.zoopack", optimizer_state=True)
+
+
+def test_a_pack_whose_run_id_is_a_reserved_word_is_refused(pack, tmp_path, zoo_home):
+    """`latest` means the most recent run: a pack holding a run of that id (made by a store
+    that took it) is refused, and no store takes it as a run id."""
+    origin = tmp_path / "origin.db"
+    with zipfile.ZipFile(pack[0]) as zf:
+        record = json.loads(zf.read("run.json"))["record"]
+        folder = tmp_path / "runs" / "latest"
+        zf.extractall(folder, [n for n in zf.namelist() if n not in ("run.json", "epochs.json")])
+    with open_store(origin) as store:
+        store.create_run(RunRecord(**{**record, "run_dir": str(folder)}))
+    import sqlite3
+
+    with sqlite3.connect(origin) as conn:  # as a zoo-core before issue 30 let it be
+        conn.execute("UPDATE runs SET run_id = 'latest'")
+    with open_store(origin) as store:
+        made = packs.pack(store, "latest", tmp_path / "latest.zoopack", optimizer_state=True)
+    r = zoo("unpack", made.path)
+    assert r.exit_code == 1
+    assert "member run.json holds a run whose id is 'latest', a word commands take" in r.output
+    with open_store() as store:
+        assert store.runs() == []
+        with pytest.raises(ValueError, match="'latest' cannot be a run id"):
+            store.create_run(RunRecord(**{**record, "run_id": "latest", "run_dir": ""}))
+
+
+# -- issue 30: downloads are bounded in size and time ------------------------------------------
+
+
+def _pull_in_time(tiny, pack, server, path, *args, **over):
+    """`zoo pull tiny` of the weights at ``path``, run in a thread: it must end (by itself,
+    within a minute, where the server would keep it forever) with its result."""
+    tiny(declaration(pack, urls=[server[0] + path], **over))
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("r", zoo("pull", "tiny", *args)))
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "zoo pull is still downloading"
+    return result["r"]
+
+
+def test_a_server_that_sends_a_byte_at_a_time_is_stopped_at_the_deadline(
+        tiny, pack, server, zoo_home):
+    r = _pull_in_time(tiny, pack, server, "/drip", "--timeout", "2")
+    assert r.exit_code == 1
+    assert (f"{server[0]}/drip: the download did not finish in time (the deadline set by "
+            "--timeout passed)") in r.output
+    _nothing_imported(zoo_home)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_an_endless_body_stops_at_the_declared_size_or_the_deadline(tiny, pack, server, zoo_home,
+                                                                   declared):
+    size = pack[0].stat().st_size
+    if declared:
+        r = _pull_in_time(tiny, pack, server, "/endless", size=size)
+        assert (f"/endless: the server sent more than the declared size ({size:,} bytes): "
+                "stopped, and the partial file removed") in r.output
+    else:  # nothing declared: a pack's most (2 GiB), and the deadline
+        r = _pull_in_time(tiny, pack, server, "/endless", "--timeout", "2")
+        assert "/endless: the download did not finish in time" in r.output
+    assert r.exit_code == 1
+    _nothing_imported(zoo_home)
+
+
+def test_a_declared_size_that_the_server_contradicts_is_refused(tiny, pack, server, zoo_home):
+    r = _pull_in_time(tiny, pack, server, "/ok", size=100)
+    assert r.exit_code == 1
+    assert (f"/ok: the server declares {pack[0].stat().st_size:,} bytes, more than the "
+            "declared size (100 bytes): refused") in r.output
+    _nothing_imported(zoo_home)
+
+
+@pytest.mark.parametrize("path", ["/loop", "/chain/0"])
+def test_a_redirect_loop_or_chain_is_one_line(tiny, pack, server, zoo_home, path):
+    r = _pull_in_time(tiny, pack, server, path)
+    assert r.exit_code == 1
+    (line,) = r.output.splitlines()
+    assert f"{path}: redirected in a loop or more than 10 times (HTTP 302)" in line
+    _nothing_imported(zoo_home)
+
+
+def test_the_declared_file_holding_another_run_is_refused_and_deleted(tiny, pack, server,
+                                                                      zoo_home):
+    r = _pull_in_time(tiny, pack, server, "/ok", config_id="0123456789")
+    assert r.exit_code == 1 and "declares tiny on fashion with config 0123456789" in r.output
+    assert list((zoo_home / "packs").glob("*.zoopack")) == []
+
+
+def test_two_pulls_at_once_import_the_run_once(tiny, pack, server, zoo_home):
+    tiny(declaration(pack, urls=[server[0] + "/ok"]))
+    zoo_ = open_zoo()
+    results = []
+
+    def pull():
+        with open_store() as store:
+            results.append(weights.pull(zoo_, store, "tiny", "fashion"))
+
+    threads = [threading.Thread(target=pull) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 2 and {r.record.run_id for r in results} == {
+        "tiny-fashion-s0-20261130-000000-abcd"}
+    assert sorted(r.already for r in results) == [False, True]
+    assert len(server[1]) == 1  # the second found the first's run

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from zoo_core.catalogue.specs import NAME_RULE, valid_name
 from zoo_core.errors import ZooError, short_repr
 
-WEIGHTS_KEYS = ("urls", "file", "sha256", "config_id", "test_accuracy")
+WEIGHTS_KEYS = ("urls", "file", "sha256", "size", "config_id", "test_accuracy")
 URL_SCHEMES = ("http", "https", "file")
 _FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*\Z")
 _FIX = "`zoo pack RUN -o FILE` prints the declaration to paste"
@@ -35,6 +35,7 @@ class Weights:
     urls: tuple[str, ...] = ()  # tried in order
     file: str = ""  # a pack inside the plugin's package (importlib.resources), tried first
     declared_in: str = ""  # where the declaration is, for messages
+    size: int | None = None  # of the pack file in bytes, when declared: a download's bound
 
 
 def parse_weights(value: Any, at: Callable[[str], str], error: type[ZooError]
@@ -92,11 +93,15 @@ def _one(dataset: str, t: Any, where: str, error: type[ZooError]) -> Weights:
     if not isinstance(file, str) or (file and (not _FILE.match(file) or ".." in file.split("/"))):
         raise error(f"{where} file must be the pack's path inside the plugin's package, such "
                     f"as \"weights/{dataset}.zoopack\", got {short_repr(file)}")
+    size = t.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise error(f"{where} size must be the pack file's size in bytes, a positive integer, "
+                    f"got {short_repr(size)}: {_FIX}")
     if not urls and not file:
         raise error(f"{where} needs urls (where the pack is published) or file (a pack shipped "
                     "in the plugin's package), or both")
     return Weights(dataset, sha.lower(), t["config_id"], float(accuracy), tuple(urls), file,
-                   declared_in=where)
+                   declared_in=where, size=size)
 
 
 def _url_ok(url: str) -> bool:

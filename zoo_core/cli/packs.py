@@ -13,7 +13,7 @@ import click
 from zoo_core.cli.common import DownloadProgressBar, store_location
 from zoo_core.cli.completion import complete_datasets, complete_models, complete_run_ids
 from zoo_core.store import open_store
-from zoo_core.serving import packs
+from zoo_core.serving import imports, packs
 
 
 @click.command("pack")
@@ -50,7 +50,7 @@ def declaration_lines(done: packs.Packed) -> list[str]:
     """The TOML table and the ``register(weights=...)`` argument that declare the pack."""
     r = done.record
     inside = _inside_package(done.path.absolute())
-    facts = {"sha256": done.sha256, "config_id": r.config_id,
+    facts = {"sha256": done.sha256, "size": done.size, "config_id": r.config_id,
              "test_accuracy": round(r.test_accuracy, 6)}
     url = f"https://example.org/{done.path.name}"
     toml = [f"[models.{r.model}.weights.{r.dataset}]"]
@@ -98,7 +98,7 @@ def unpack(state, file, expected):
     from zoo_core.serving import imported
 
     with open_store(store_location()) as store:
-        done = packs.unpack(store, path)
+        done = imports.unpack(store, path)
         where = store.name
         note = imported.complete(state.zoo(), store, done.record)
     if note:
@@ -116,20 +116,25 @@ def unpack(state, file, expected):
 @click.argument("model", shell_complete=complete_models)
 @click.option("--dataset", "-d", default="fashion", show_default=True,
               shell_complete=complete_datasets, help="The dataset the weights were trained on.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=900.0,  # DEFAULT_TIMEOUT
+              show_default=True, metavar="SECONDS",
+              help="The most a download may take, whatever the server does.")
 @click.pass_obj
-def pull(state, model, dataset):
+def pull(state, model, dataset, timeout):
     """Get MODEL's published trained weights (declared in registry.toml or by its plugin)
     into the results store, as an imported run.
 
     A pack shipped inside the plugin's package is used first, offline; otherwise it is
-    downloaded (resuming a cut transfer) from each declared URL in turn. Nothing is
-    imported unless its sha256 is the declared one.
+    downloaded (resuming a cut transfer) from each declared URL in turn, at most 2 GiB (or
+    the declared size) and --timeout seconds in all. Nothing is imported unless its sha256
+    is the declared one.
     """
     from zoo_core.serving import weights  # the downloads, and numpy with them: here only
 
     zoo = state.zoo()
     with open_store(store_location()) as store:
-        done = weights.pull(zoo, store, model, dataset, progress=DownloadProgressBar())
+        done = weights.pull(zoo, store, model, dataset, progress=DownloadProgressBar(),
+                            timeout=timeout)
     if done.note:
         click.echo(f"warning: {done.note}", err=True)
     r = done.record

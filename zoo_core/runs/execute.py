@@ -9,9 +9,9 @@ in this process, one run after another; :func:`resume` continues an interrupted 
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import shutil
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,9 @@ from zoo_core.results import evidence, plots, predictions
 from zoo_core.runs import signals
 from zoo_core.results.tensorboard import EventWriter
 from zoo_core.runs.plan import PlannedRun, RunPlan
+from zoo_core.runs.recorder import Recorder, RunTakenOver
+
+_Recorder = Recorder  # its name before it had a module of its own (tests, fault_child.py)
 from zoo_core.store.records import RunRecord, new_run_id, utc_now
 from zoo_core.store import Store
 from zoo_core.settings import RunSettings
@@ -162,17 +165,28 @@ def execute_claimed(zoo: Zoo, run: PlannedRun, store: Store, record: RunRecord, 
         _check_same_data(record, loaded)
         return _continue(zoo, store, record, run.model, run.settings, loaded, progress, threads)
     paths.ensure_dir(run_dir, "the run folder", StoreError)
-    _write_config(run_dir, record.run_id, run, loaded)
-    store.update_run(record.run_id, run_dir=str(run_dir), data_checksums=loaded.checksums,
-                     split_sizes=loaded.split_sizes)
+    config = run_dir / f".{RunFiles.CONFIG}.{os.getpid()}"  # renamed into place while ours
+    _write_config(run_dir, record.run_id, run, loaded, config)
+    try:
+        ours = store.update_run(record.run_id, run_dir=str(run_dir),
+                                data_checksums=loaded.checksums, split_sizes=loaded.split_sizes,
+                                expect=liveness.mine(),
+                                publish=lambda: config.replace(run_dir / RunFiles.CONFIG))
+    finally:
+        config.unlink(missing_ok=True)
+    if not ours:
+        raise RunTakenOver(f"run {record.run_id} was taken over by another process before "
+                           "this one started it: see `zoo runs`")
     return _train_and_record(zoo, store, store.get(record.run_id), run.model, run.settings,
                              loaded, progress, resume=False, threads=threads)
 
 
-def _write_config(run_dir: Path, run_id: str, run: PlannedRun, loaded: Data) -> None:
-    """The run folder's config.json: settings, their sources, the data, the versions."""
+def _write_config(run_dir: Path, run_id: str, run: PlannedRun, loaded: Data,
+                  path: Path | None = None) -> None:
+    """The run folder's config.json (or ``path``): settings, their sources, the data, the
+    versions."""
     tf = import_tf()
-    checkpoints.write_json_atomic(run_dir / RunFiles.CONFIG, {
+    checkpoints.write_json_atomic(path or run_dir / RunFiles.CONFIG, {
         "run_id": run_id, "model": run.model.name, "dataset": run.dataset.name,
         "seed": run.seed, "config": run.settings.config, "speed": run.settings.speed,
         "sources": dict(run.settings.sources),
@@ -205,7 +219,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     record = store.get(run_id)
     if liveness.owner_died(record):  # stored as running, its process gone: interrupted
         store.finish_run(record.run_id, status="interrupted", finished_at=utc_now(),
-                         error="its process died")
+                         error="its process died", expect=liveness.expected(record))
         record = store.get(record.run_id)
     if liveness.owner_unseen(record):
         raise UsageError(f"{liveness.unseen_owner_hint(record)}; only interrupted or failed runs "
@@ -242,7 +256,10 @@ def _continue(zoo: Zoo, store: Store, record: RunRecord, spec: ModelSpec, settin
     not yet stored first (an epoch saved but not stored when its process stopped)."""
     saved = (checkpoints.read_index(Path(record.run_dir)) or {}).get("state", {})
     for epoch in saved.get("epochs", []):
-        store.add_epoch(record.run_id, epoch["epoch"], **{k: epoch[k] for k in EPOCH_METRICS})
+        if not store.add_epoch(record.run_id, epoch["epoch"], expect=liveness.mine(),
+                               **{k: epoch[k] for k in EPOCH_METRICS}):
+            raise RunTakenOver(f"run {record.run_id} was taken over by another process as "
+                               "this one resumed it: see `zoo runs`")
     return _train_and_record(zoo, store, record, spec, settings, loaded, progress, resume=True,
                              threads=threads)
 
@@ -261,7 +278,7 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
         trainer = dataclasses.replace(trainer, threads=min(trainer.threads or threads, threads))
     store.update_run(run_id, precision=trainer.effective_precision)  # what runs, on this CPU
     now = store.get(run_id)
-    recorder = _Recorder(store, now, progress, EventWriter(run_dir),
+    recorder = Recorder(store, now, progress, EventWriter(run_dir),
                          done=now.epochs_run if resume else 0)
     recorded = False
     try:
@@ -270,20 +287,20 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
             result = loop.train(model, settings.hparams, trainer, loaded, record.seed,
                                 run_dir, recorder, resume=resume)
             with signals.held():  # a signal now waits until the result is recorded whole
-                _record_result(store, record, result, loaded, cost)
+                _record_result(store, record, result, loaded, cost, recorder)
                 recorded = True
     except KeyboardInterrupt:
         if not recorded:
             with signals.held():
                 store.finish_run(run_id, status="interrupted", finished_at=utc_now(),
                                  error=f"interrupted after {recorder.epochs} epoch(s)",
-                                 **recorder.best())
+                                 expect=recorder.owner, **recorder.best())
         _finished(zoo, store, run_id)
         raise RunInterrupted(run_id, recorder.epochs, completed=recorded) from None
     except RunTakenOver:  # the run is another process's now: nothing of it is ours to record
         raise
     except TrialPruned as e:  # a search's pruner stopped it: a decision, not a failure
-        _record_pruned(zoo, store, run_id, e.reason, recorder.best())
+        _record_pruned(zoo, store, run_id, e.reason, recorder)
         raise
     except (Exception, SystemExit) as e:  # recorded as failed, then passed on
         error = e
@@ -293,7 +310,7 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
         describe = getattr(progress, "describe", describe_failure)  # the front end's words
         with signals.held():
             store.finish_run(run_id, status="failed", finished_at=utc_now(),
-                             error=describe(error))
+                             error=describe(error), expect=recorder.owner)
         _finished(zoo, store, run_id)
         if error is e:
             raise
@@ -309,10 +326,12 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     return done
 
 
-def _record_pruned(zoo: Zoo, store: Store, run_id: str, reason: str, best: dict) -> None:
-    """A trial its search's pruner stopped: status "pruned", the reason, its best epoch."""
+def _record_pruned(zoo: Zoo, store: Store, run_id: str, reason: str, recorder: Recorder) -> None:
+    """A trial its search's pruner stopped: status "pruned", the reason, its best epoch (a
+    fenced write: nothing when the trial is another process's now)."""
     with signals.held():
-        store.finish_run(run_id, status="pruned", finished_at=utc_now(), error=reason, **best)
+        store.finish_run(run_id, status="pruned", finished_at=utc_now(), error=reason,
+                         expect=recorder.owner, **recorder.best())
     _finished(zoo, store, run_id)
 
 
@@ -330,12 +349,15 @@ def _cost(model: ModelSpec, settings: RunSettings, loaded: Data) -> dict:
 
 
 def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, loaded: Data,
-                   cost: dict):
-    """The run's metrics.json, then its row completed with the result; a metrics.json that
-    cannot be written fails the run (the message keeps the test accuracy)."""
+                   cost: dict, recorder: Recorder):
+    """The run's metrics.json, then its row completed with the result, in one fenced write
+    (metrics.json is renamed into place inside it); a metrics.json that cannot be written
+    fails the run (the message keeps the test accuracy)."""
     run_dir = Path(record.run_dir)
+    metrics = run_dir / RunFiles.METRICS
+    pending = metrics.with_name(f".{metrics.name}.{os.getpid()}")
     try:
-        checkpoints.write_json_atomic(run_dir / RunFiles.METRICS, {
+        checkpoints.write_json_atomic(pending, {
             "epochs": result.epochs, "best_epoch": result.best_epoch,
             "val_accuracy": result.val_accuracy, "stopped_early": result.stopped_early,
             "test": result.test.to_dict(loaded.classes),
@@ -345,16 +367,23 @@ def _record_result(store: Store, record: RunRecord, result: loop.TrainResult, lo
                       **({"steps_note": result.steps_note} if result.steps_note else {})},
         })
     except OSError as e:
+        pending.unlink(missing_ok=True)
         message = (f"cannot write the run's files in {run_dir} ({paths.why_not(e, run_dir)}); "
                    f"test accuracy was {100 * result.test.accuracy:.2f}%; {paths.remedy(e)}")
-        store.finish_run(record.run_id, status="failed", finished_at=utc_now(), error=message)
+        store.finish_run(record.run_id, status="failed", finished_at=utc_now(), error=message,
+                         expect=recorder.owner)
         raise StoreError(message) from None
-    store.finish_run(
-        record.run_id, status="completed", finished_at=utc_now(), params=result.params,
-        best_epoch=result.best_epoch, train_seconds=result.train_seconds,
-        examples_per_sec=result.examples_per_sec, val_accuracy=result.val_accuracy,
-        test_loss=result.test.loss, test_accuracy=result.test.accuracy, error=None,
-    )
+    try:
+        ours = store.finish_run(
+            record.run_id, status="completed", finished_at=utc_now(), params=result.params,
+            best_epoch=result.best_epoch, train_seconds=result.train_seconds,
+            examples_per_sec=result.examples_per_sec, val_accuracy=result.val_accuracy,
+            test_loss=result.test.loss, test_accuracy=result.test.accuracy, error=None,
+            expect=recorder.owner, publish=lambda: os.replace(pending, metrics))
+    finally:
+        pending.unlink(missing_ok=True)
+    if not ours:
+        raise recorder.taken_over()
     _save_predictions(run_dir, result.test, loaded)  # optional, so after the row
 
 
@@ -380,77 +409,6 @@ def _draw_plots(record: RunRecord, result: loop.TrainResult, loaded: Data) -> No
     plots.run_plots(run_dir, f"{record.model} on {record.dataset}, seed {record.seed}",
                     result.epochs, result.test.confusion, loaded.classes,
                     predictions.load(run_dir), train_loss_terms(record.config))
-
-
-class RunTakenOver(ZooError):
-    """Another process took the run over (its owner had looked dead) or removed it."""
-
-
-class _Recorder(loop.Progress):
-    """Passes progress through, renews the run's heartbeat, and stores each epoch as it ends
-    (and writes it for TensorBoard), as long as the run is still this process's."""
-
-    def __init__(self, store: Store, record: RunRecord, progress: loop.Progress | None,
-                 events: EventWriter, done: int = 0):
-        self.store, self.run_id, self.events = store, record.run_id, events
-        self.owner = liveness.expected(record)
-        self.progress = progress or loop.Progress()
-        self.epochs = done  # epochs finished, counting those before a resume
-        self.best_record: dict | None = None
-        self.last_beat = time.monotonic()
-
-    def beat(self) -> None:
-        """Renew the run's heartbeat (at most every HEARTBEAT_SECONDS): it is making progress.
-        A store that cannot take it now gets it at the next beat (epochs are written the
-        same way, and fail the run loudly)."""
-        now = time.monotonic()
-        if now - self.last_beat >= liveness.heartbeat_seconds():
-            self.last_beat = now
-            try:
-                self.store.update_run(self.run_id, heartbeat_at=utc_now())
-            except (StoreError, UsageError):  # busy, full, or removed: still_ours() tells
-                pass
-
-    def still_ours(self) -> None:
-        """Raise RunTakenOver when the run is no longer this process's: another process
-        resumed it (this one had looked dead: stopped, or on a machine whose heartbeat
-        did not come through) or it was removed."""
-        try:
-            now = self.store.get(self.run_id)
-        except UsageError:  # removed (`zoo runs rm --force`)
-            now = None
-        if now is None or liveness.expected(now) != self.owner:
-            whom = "removed" if now is None else f"taken over ({liveness.owner_text(now)})"
-            raise RunTakenOver(f"run {self.run_id} was {whom} while this process trained it: "
-                               "this process stops and leaves the run as it is")
-
-    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
-        self.beat()
-        self.progress.epoch_start(epoch, epochs, steps)
-
-    def step(self, loss: float, accuracy: float) -> None:
-        self.beat()
-        self.progress.step(loss, accuracy)
-
-    def steps(self, count: int, loss: float, accuracy: float) -> None:
-        self.beat()
-        loop.report_steps(self.progress, count, loss, accuracy)
-
-    def epoch_end(self, record: dict) -> None:
-        self.still_ours()
-        self.beat()
-        self.epochs = record["epoch"]
-        if record.get("best"):
-            self.best_record = record
-        self.store.add_epoch(self.run_id, record["epoch"], **{k: record[k] for k in EPOCH_METRICS})
-        self.events.epoch(record)
-        self.progress.epoch_end(record)
-
-    def best(self) -> dict:
-        if not self.best_record:
-            return {}
-        return {"best_epoch": self.best_record["epoch"],
-                "val_accuracy": self.best_record["val_accuracy"]}
 
 
 def _finished(zoo: Zoo, store: Store, run_id: str) -> RunRecord:

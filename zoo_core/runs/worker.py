@@ -182,10 +182,9 @@ def _end_if_still_ours(store: Store, record: RunRecord, status: str, error: str)
     """Record a trial as ``status`` when it stopped before its training recorded it (its
     settings, its data, its folder): a run must not stay "running" in a live worker that left
     it. An interrupted one is taken over by the next worker (:func:`claim`)."""
-    try:
-        now = store.get(record.run_id)
-        if now.status == "running" and liveness.expected(now) == liveness.expected(record):
-            store.finish_run(record.run_id, status=status, finished_at=utc_now(), error=error)
+    try:  # a fenced write: nothing is written when another worker took the trial over
+        store.finish_run(record.run_id, status=status, finished_at=utc_now(), error=error,
+                         expect={**liveness.expected(record), "status": "running"})
     except ZooError:
         pass
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
+import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from zoo_core.errors import DataError, ZooError
 
 NPY_MAGIC = b"\x93NUMPY"
 LIGHT_EDGES = 128  # a mean edge value (0-255) from here up reads as a light background
+MAX_UNZIPPED = 256 << 20  # the most a gzip-compressed input file may decompress to
 
 
 class ImageFileError(ZooError):
@@ -106,16 +109,32 @@ def decode_images(raw: bytes, name: str, image_shape, invert: bool = False,
 
 
 def _gunzip(raw: bytes, name: str, limits: Limits | None = None) -> bytes:
+    """The decompressed bytes, read as a stream and never past what they can be: an IDX file
+    up to the size its header declares (what follows is refused unread), anything else up
+    to ``limits.max_bytes`` (default :data:`MAX_UNZIPPED`), so that a small file cannot fill
+    the memory."""
+    cap = limits.max_bytes if limits is not None else MAX_UNZIPPED
     try:
-        if limits is None:
-            return gzip.decompress(raw)
-        unzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        data = unzip.decompress(raw, limits.max_bytes + 1)
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+            head = f.read(4)
+            if len(head) == 4 and head[:3] == b"\x00\x00\x08" and head[3]:
+                head += f.read(4 * head[3])
+                if len(head) < 4 + 4 * head[3]:
+                    return head  # a truncated header: parse_idx says so
+                size = math.prod(struct.unpack(f">{head[3]}I", head[4:]))
+                if len(head) + size > cap:
+                    raise ImageFileError(f"{name}: its IDX header declares {size:,} bytes of "
+                                         f"images, more than the {cap:,} zoo reads: refused")
+                data = head + f.read(size)
+                if len(data) == len(head) + size and f.read(1):
+                    raise ImageFileError(f"{name}: has trailing bytes: more than the "
+                                         f"{len(data):,} its IDX header promises (not read)")
+                return data
+            data = head + f.read(cap + 1 - len(head))
     except (OSError, EOFError, zlib.error) as e:
         raise ImageFileError(f"{name}: corrupted or truncated gzip file ({e})") from None
-    if len(data) > limits.max_bytes:
-        raise ImageFileError(f"{name}: decompresses to more than {limits.max_bytes:,} bytes: "
-                             "refused")
+    if len(data) > cap:
+        raise ImageFileError(f"{name}: decompresses to more than {cap:,} bytes: refused")
     return data
 
 

@@ -20,12 +20,10 @@ imports TensorFlow, except :func:`pack` when it leaves the optimizer state out.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import re
-import shutil
 import socket
 import stat
 import tempfile
@@ -36,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core import __version__, paths
-from zoo_core.errors import StoreError, ZooError
+from zoo_core.errors import ZooError
 from zoo_core.paths import RunFiles
-from zoo_core.store.records import IMPORTED_TAG, RunRecord, utc_now
+from zoo_core.store.records import RESERVED_RUN_IDS, RunRecord, utc_now
 from zoo_core.store import Store
 
 EXTENSION = ".zoopack"
@@ -367,84 +365,15 @@ def _run(path: Path, zf: zipfile.ZipFile, infos: dict) -> dict[str, Any]:
         raise PackError(f"{path}: member {RUN} does not hold a run's record") from None
     if not _RUN_ID.match(record.run_id) or record.status != "completed":
         raise PackError(f"{path}: member {RUN} does not hold a completed run with a valid id")
+    if record.run_id in RESERVED_RUN_IDS:
+        raise PackError(f"{path}: member {RUN} holds a run whose id is {record.run_id!r}, a "
+                        "word commands take for something else: refused")
     if f"{prefix}.index" not in infos:
         raise PackError(f"{path}: member {prefix}.index is missing")
     return run
 
 
-# -- importing a pack ----------------------------------------------------------------------------
-
-
-@dataclass
-class Imported:
-    """What :func:`unpack` did: the run (as stored now) and whether it was there already."""
-
-    record: RunRecord
-    already: bool
-    note: str = ""
-
-
-def unpack(store: Store, path: Path, source: str | None = None) -> Imported:
-    """Import the pack ``path`` into ``store`` as a completed run tagged ``imported``, whose
-    folder holds ``imported.json``: where it came from (``source``: a URL, else the file),
-    the original run id and host, and the manifest's sha256.
-
-    Importing the same pack again changes nothing and reports the same run.
-
-    Raises:
-        PackError: the pack is refused (see :func:`read`), or the store holds another run
-            with its id; nothing is written.
-    """
-    runs = paths.ensure_dir(paths.runs_dir(), "the runs folder", StoreError)
-    tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=runs))
-    try:
-        contents = read(path, extract_to=tmp)
-        record = RunRecord(**contents.run["record"])
-        folder = runs / record.run_id
-        done = _already(store, record, folder, contents)
-        if done is not None:
-            return done
-        provenance = {"from": source or str(Path(path).absolute()), "file": Path(path).name,
-                      "sha256": file_sha256(path), "manifest_sha256": contents.manifest_sha256,
-                      "original_run_id": record.run_id,
-                      "original_host": record.host, "packed": contents.run.get("packed", {}),
-                      "imported_at": utc_now(), "imported_by": socket.gethostname()}
-        (tmp / IMPORTED).write_text(json.dumps(provenance, indent=2) + "\n")
-        if not folder.exists():
-            os.rename(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return Imported(_add_to_store(store, record, folder), already=False)
-
-
-def _already(store: Store, record: RunRecord, folder: Path, contents: Contents
-             ) -> Imported | None:
-    """The run, when the store (or its folder) has it already; None when it is new.
-
-    Raises:
-        PackError: the store or the runs folder holds something else under the run's id.
-    """
-    try:
-        held = store.get(record.run_id)
-    except ZooError:
-        held = None
-    if held is not None and held.run_id != record.run_id:
-        held = None  # a prefix of another run
-    if held is None:
-        if folder.exists() and provenance(folder).get("manifest_sha256") \
-                != contents.manifest_sha256:
-            raise PackError(f"{folder} exists but is not this pack's run: move it aside, then "
-                            "import again")
-        return None  # new, or its folder was written by an import that stopped before the row
-    if provenance(Path(held.run_dir)).get("manifest_sha256") == contents.manifest_sha256:
-        _add_epochs(store, record.run_id, Path(held.run_dir))
-        return Imported(store.get(record.run_id), already=True, note="imported before")
-    same = {f: getattr(held, f) for f in ("model", "dataset", "config_id", "seed",
-                                           "test_accuracy")}
-    if same == {f: getattr(record, f) for f in same}:
-        return Imported(held, already=True, note="the run this pack was made from")
-    raise PackError(f"the results store {store.name} holds another run with the id "
-                    f"{record.run_id}: remove it (zoo runs rm {record.run_id}) to import this pack")
+# -- importing a pack: zoo_core.serving.imports.unpack --------------------------------------------
 
 
 def file_sha256(path: Path) -> str:
@@ -463,31 +392,3 @@ def provenance(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}
-
-
-def _add_to_store(store: Store, record: RunRecord, folder: Path) -> RunRecord:
-    """The run's row, once its folder is in place; its epochs after it. A row that cannot be
-    written takes the folder with it, so that nothing half-imported is left."""
-    row = dataclasses.replace(record, run_dir=str(folder), tags=[IMPORTED_TAG], pid=None,
-                              owner_started="", heartbeat_at=None)
-    try:
-        store.create_run(row)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    _add_epochs(store, record.run_id, folder)
-    return store.get(record.run_id)
-
-
-def _add_epochs(store: Store, run_id: str, folder: Path) -> None:
-    """The pack's epoch rows (``epochs.json`` in the run's folder) the store lacks: all of
-    them, or those an interrupted import did not write."""
-    try:
-        epochs = json.loads((folder / EPOCHS).read_text())
-    except (OSError, ValueError):
-        return
-    have = {e["epoch"] for e in store.epochs(run_id)}
-    for row in epochs:
-        if row["epoch"] not in have:
-            store.add_epoch(run_id, row["epoch"], **{k: v for k, v in row.items() if k != "epoch"})
-

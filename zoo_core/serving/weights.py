@@ -11,7 +11,10 @@ matches the declaration. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import time
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -20,13 +23,13 @@ from pathlib import Path
 from zoo_core import paths
 from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.weights import Weights
-from zoo_core.data.downloads import DownloadProgress, fetch_resumable
+from zoo_core.data.downloads import DEFAULT_TIMEOUT, DownloadProgress, fetch_resumable
 from zoo_core.errors import DataError, UsageError
 from zoo_core.paths import RunFiles
 from zoo_core.store.records import IMPORTED_TAG
 from zoo_core.store.records import RunRecord
 from zoo_core.store import Store
-from zoo_core.serving import packs
+from zoo_core.serving import imports, packs
 from zoo_core.serving.packs import PackError
 
 
@@ -67,8 +70,11 @@ def pulled_run(store: Store, model: str, weights: Weights) -> RunRecord | None:
 
 
 def pull(zoo: Zoo, store: Store, model: str, dataset: str,
-         progress: DownloadProgress | None = None) -> Pulled:
-    """Get the model's published weights for ``dataset`` into ``store`` (see the module).
+         progress: DownloadProgress | None = None, timeout: float = DEFAULT_TIMEOUT) -> Pulled:
+    """Get the model's published weights for ``dataset`` into ``store`` (see the module),
+    downloading for at most ``timeout`` seconds in all. Pulls of the same weights on this
+    machine at once take turns (a lock file beside the download): the second finds the
+    first's file, or its run.
 
     Raises:
         UsageError: the model declares no weights for ``dataset``.
@@ -83,14 +89,34 @@ def pull(zoo: Zoo, store: Store, model: str, dataset: str,
                          f"`zoo run {model} --dataset {dataset}`")
     from zoo_core.serving import imported
 
-    found = pulled_run(store, model, weights)
+    folder = paths.ensure_dir(paths.zoo_home() / "packs", "the packs folder", PackError)
+    with _turn(folder / f"{model}-{weights.dataset}-{weights.sha256[:12]}.lock"):
+        found = pulled_run(store, model, weights)
+        if found is None:
+            path, source = _fetch(zoo, model, weights, progress, time.monotonic() + timeout)
+            try:
+                _matches(path, model, weights, source)
+            except PackError:
+                if path.parent == folder:  # the declared sha256, another run: not kept either
+                    path.unlink(missing_ok=True)
+                raise
+            done = imports.unpack(store, path, source=source)
     if found is not None:
         return Pulled(found, packs.provenance(Path(found.run_dir)).get("from", ""), True,
                       imported.complete(zoo, store, found))
-    path, source = _fetch(zoo, model, weights, progress)
-    _matches(path, model, weights, source)
-    done = packs.unpack(store, path, source=source)
     return Pulled(done.record, source, done.already, imported.complete(zoo, store, done.record))
+
+
+@contextlib.contextmanager
+def _turn(lock: Path):
+    """Hold ``lock`` (an advisory lock on a file, released when the process ends, however
+    it ends): one pull of the same weights at a time on this machine."""
+    with open(lock, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def ensure_weights(zoo: Zoo, store: Store, model: str, dataset: str,
@@ -135,9 +161,11 @@ def shipped_file(zoo: Zoo, model: str, weights: Weights) -> Path | None:
     return Path(str(found))
 
 
-def _fetch(zoo: Zoo, model: str, weights: Weights, progress) -> tuple[Path, str]:
+def _fetch(zoo: Zoo, model: str, weights: Weights, progress, deadline: float
+           ) -> tuple[Path, str]:
     """A verified pack file of ``weights`` and where it came from: the shipped file, a copy
-    fetched before, or a URL."""
+    fetched before, or a URL (downloads bounded by the declared size, else a pack's most,
+    and ``deadline``)."""
     errors = []
     shipped = shipped_file(zoo, model, weights)
     if shipped is not None:
@@ -152,7 +180,8 @@ def _fetch(zoo: Zoo, model: str, weights: Weights, progress) -> tuple[Path, str]
         return cached, weights.urls[0]  # fetched before
     for url in weights.urls:
         try:
-            fetch_resumable(url, part, progress, f"downloading {cached.name}")
+            fetch_resumable(url, part, progress, f"downloading {cached.name}",
+                            limit=packs.MAX_TOTAL_BYTES, size=weights.size, deadline=deadline)
         except DataError as e:
             part.unlink(missing_ok=True)  # each URL starts afresh; within one, cuts resume
             errors.append(f"{url}: {e.template}")

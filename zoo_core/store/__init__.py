@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 import os
 import urllib.parse
-from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, without_password
@@ -137,14 +137,28 @@ class Store(Protocol):
         next epoch). Returns the ids of the trials it ended."""
         ...
 
-    def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
+    def add_epoch(self, run_id: str, epoch: int, *, expect: Mapping[str, Any] | None = None,
+                  publish: Callable[[], None] | None = None, **metrics: float | None) -> bool:
         """Record one epoch's metrics, replacing that epoch's earlier row, and set the run's
         ``epochs_run`` to the number of epochs recorded.
+
+        A fenced write (docs/reliability.md): with ``expect``, only if the run still has those
+        fields (its status and owner: ``manage.mine()``), checked in the same transaction; and
+        ``publish``, when given, is called inside that transaction after the write, while the
+        run's row is locked (SQLite's write lock; PostgreSQL's row lock, which a takeover's
+        ``mark_running`` waits for), so that what it does (renaming a checkpoint into place)
+        happens only while the run is the caller's. If ``publish`` raises, nothing is written.
 
         Args:
             run_id: the exact id of an existing run.
             epoch: the epoch number (1-based).
+            expect: the fields the run must still have, any of EXPECTABLE_FIELDS.
+            publish: what to do inside the write's transaction, after it.
             **metrics: any of EPOCH_METRICS (``zoo_core.train.metrics``); the others stay None.
+
+        Returns:
+            True; False when the run no longer has the ``expect`` fields (nothing is written,
+            ``publish`` is not called).
 
         Raises:
             ValueError: an unknown metric name.
@@ -175,9 +189,12 @@ class Store(Protocol):
         """
         ...
 
-    def finish_run(self, run_id: str, *, status: str, **fields: Any) -> None:
+    def finish_run(self, run_id: str, *, status: str, expect: Mapping[str, Any] | None = None,
+                   publish: Callable[[], None] | None = None, **fields: Any) -> bool:
         """End a run: set a final status (completed, interrupted or failed) and, in the same
         write, any of its result fields (``test_accuracy=0.91, finished_at=utc_now()``).
+        ``expect`` and ``publish`` make it a fenced write, as in :meth:`add_epoch` (returns
+        False, writing nothing, when the run no longer has the ``expect`` fields).
 
         Raises:
             ValueError: a status that is not final, or a field that is not in UPDATABLE_FIELDS.
@@ -185,8 +202,10 @@ class Store(Protocol):
         """
         ...
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        """Update result fields of a run without changing its status.
+    def update_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None,
+                   publish: Callable[[], None] | None = None, **fields: Any) -> bool:
+        """Update result fields of a run without changing its status; ``expect`` and
+        ``publish`` make it a fenced write, as in :meth:`add_epoch`.
 
         Raises:
             ValueError: no fields, or a field that is not in UPDATABLE_FIELDS (the status and

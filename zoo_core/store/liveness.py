@@ -61,6 +61,16 @@ def owner() -> dict[str, object]:
             "owner_started": process_started(os.getpid()), "heartbeat_at": utc_now()}
 
 
+def mine() -> dict[str, object]:
+    """What a fenced write of this process expects of a run it owns (``Store.add_epoch``): the
+    run still running, and this process its owner, as :func:`owner` recorded it when this
+    process created, claimed or resumed the run (never read back from the store, so that a
+    takeover between that write and a read is not taken for ownership)."""
+    me = owner()
+    return {"status": "running", "host": me["host"], "pid": me["pid"],
+            "owner_started": me["owner_started"]}
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this id exists on this machine, and is not a zombie (a process
     that ended, its parent not yet told: a killed worker of ``zoo sweep``, say)."""

@@ -8,6 +8,7 @@ a zoo-core before 0.2) only with ``force``. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ from zoo_core.errors import StoreError, ZooError
 from zoo_core.store import Store
 from zoo_core.store.liveness import (expected, owner_died, owner_text, owner_unseen, shown_status,
                                      unseen_owner_hint)
-from zoo_core.store.records import RunRecord
+from zoo_core.store.records import RESERVED_RUN_IDS, RunRecord
 
 
 def removal_refusal(record: RunRecord, force: bool = False) -> str | None:
@@ -116,13 +117,14 @@ def copy_runs(source: Store, target: Store) -> Copied:
     """Copy every sweep and every run of ``source`` (its row, epochs and tags, as they are)
     into ``target``, then read each one back from ``target`` and compare.
 
-    A sweep or run the target already holds identically is skipped (so a copy can be run
-    again, also after one that stopped half-way: a run copied without all its epochs gets
-    the rest).
+    A sweep or run the target already holds identically is skipped, and a run a copy
+    stopped in the middle of (killed, say: its row, and its first epochs, with
+    ``epochs_run`` counting those) is completed, so that running a copy again finishes it.
 
     Raises:
         StoreError: the target holds some of these sweep or run ids with other contents
-            (nothing is copied), or a sweep or run reads back different after the copy.
+            (nothing is copied), the source a run whose id is a reserved word, or a sweep or
+            run reads back different after the copy.
     """
     sweeps = _sweeps_to_copy(source, target)
     records = source.runs()
@@ -131,17 +133,21 @@ def copy_runs(source: Store, target: Store) -> Copied:
     plan, copied = [], Copied()
     for record in records:
         epochs = epochs_of[record.run_id]
+        if record.run_id in RESERVED_RUN_IDS:
+            raise StoreError(f"results store {source.name} holds a run whose id is "
+                             f"{record.run_id!r}, a reserved word: nothing was copied; give it "
+                             "another id there first")
         if record.run_id not in held:
-            plan.append((record, epochs, []))
+            plan.append((record, epochs, None))
             continue
         present = target.epochs(record.run_id)
-        if held[record.run_id] != record or not _same(present, epochs[:len(present)]):
+        if not _partial_copy(held[record.run_id], present, record, epochs):
             raise StoreError(
                 f"results store {target.name} already holds run "
                 f"{record.run_id!r} with other contents: nothing was copied; copy into a new "
                 "database, or remove that run there first (zoo --store URL runs rm ID)"
             )
-        if _same(present, epochs):
+        if held[record.run_id] == record and _same(present, epochs):
             copied.already += 1
         else:
             plan.append((record, epochs, present))
@@ -153,9 +159,9 @@ def copy_runs(source: Store, target: Store) -> Copied:
     copied.sweeps = len(sweeps)
     copied.sweeps_already = len(source.sweeps()) - len(sweeps)
     for record, epochs, present in plan:
-        if not present:
+        if present is None:
             target.create_run(record)
-        for row in epochs[len(present):]:
+        for row in epochs[len(present or []):]:
             metrics = {k: v for k, v in row.items() if k != "epoch"}
             target.add_epoch(record.run_id, row["epoch"], **metrics)
         if target.get(record.run_id).epochs_run != record.epochs_run:  # as the source has it
@@ -165,6 +171,15 @@ def copy_runs(source: Store, target: Store) -> Copied:
         copied.tags += len(record.tags)
     _check_copy(target, records, epochs_of)
     return copied
+
+
+def _partial_copy(held: RunRecord, present: list[dict], record: RunRecord,
+                  epochs: list[dict]) -> bool:
+    """Whether the target's ``held`` run (with its ``present`` epochs) is ``record`` copied
+    whole or in part: the same row but for ``epochs_run`` (which counts the epochs copied so
+    far), and the first of its epochs."""
+    return (dataclasses.replace(held, epochs_run=record.epochs_run) == record
+            and len(present) <= len(epochs) and _same(present, epochs[:len(present)]))
 
 
 def _sweeps_to_copy(source: Store, target: Store) -> list:

@@ -181,6 +181,15 @@ OWNER_FIELDS = ("host", "pid", "owner_started", "heartbeat_at")
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 # What Store.get takes, besides an id or a prefix, for the most recently started run.
 LATEST = "latest"
+# Words a run id cannot be, since commands take them for something else.
+RESERVED_RUN_IDS = (LATEST,)
+
+
+def check_run_id(run_id: str) -> None:
+    """Raise ValueError for a run id that is a reserved word (RESERVED_RUN_IDS)."""
+    if run_id in RESERVED_RUN_IDS:
+        raise ValueError(f"{run_id!r} cannot be a run id: commands take it for the most "
+                         "recently started run")
 
 
 def check_tags(tags) -> list[str]:

@@ -29,7 +29,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
@@ -43,6 +43,7 @@ from zoo_core.store.records import (
     check_epoch_metrics,
     check_expect,
     check_owner,
+    check_run_id,
     check_fields,
     check_final_status,
     check_status,
@@ -142,6 +143,7 @@ class SQLStore:
     def create_run(self, record: RunRecord) -> None:
         """Insert a new run with the record's status (see Store.create_run)."""
         check_status(record.status)
+        check_run_id(record.run_id)
         with self._write() as conn:
             if self._run(conn, "SELECT 1 FROM runs WHERE run_id = ?", (record.run_id,)).fetchone():
                 raise self._exists(record.run_id)
@@ -210,6 +212,7 @@ class SQLStore:
 
     def _insert_trial(self, conn, sweep_id: str, trial: RunRecord) -> None:
         """Queue one trial of ``sweep_id`` inside the caller's write."""
+        check_run_id(trial.run_id)
         record = dataclasses.replace(trial, status="queued", sweep_id=sweep_id)
         if self._run(conn, "SELECT 1 FROM runs WHERE run_id = ?", (record.run_id,)).fetchone():
             raise self._exists(record.run_id)
@@ -257,11 +260,16 @@ class SQLStore:
         return ids
 
     @translate_errors
-    def add_epoch(self, run_id: str, epoch: int, **metrics: float | None) -> None:
-        """Record (or replace) one epoch's metrics (see Store.add_epoch)."""
+    def add_epoch(self, run_id: str, epoch: int, *, expect: Mapping[str, Any] | None = None,
+                  publish: Callable[[], None] | None = None, **metrics: float | None) -> bool:
+        """Record (or replace) one epoch's metrics, if the run still has the ``expect`` fields,
+        then ``publish`` in the same transaction (see Store.add_epoch)."""
         check_epoch_metrics(metrics)
+        check_expect(expect)
         with self._write() as conn:
             self._require(conn, run_id)
+            if not self._has(conn, run_id, expect):
+                return False
             self._run(conn, _UPSERT_EPOCH,
                       [run_id, epoch, *(self._metric(metrics.get(name)) for name in EPOCH_METRICS)])
             self._run(
@@ -270,6 +278,9 @@ class SQLStore:
                 " WHERE run_id = ?",
                 (run_id, run_id),
             )
+            if publish is not None:
+                publish()
+        return True
 
     @translate_errors
     def mark_running(self, run_id: str, *, expect: Mapping[str, Any] | None = None,
@@ -287,17 +298,21 @@ class SQLStore:
                       "WHERE run_id = ?", (*fields.values(), run_id))
         return True
 
-    def finish_run(self, run_id: str, *, status: str, **fields: Any) -> None:
-        """Set a final status and the results (see Store.finish_run)."""
+    def finish_run(self, run_id: str, *, status: str, expect: Mapping[str, Any] | None = None,
+                   publish: Callable[[], None] | None = None, **fields: Any) -> bool:
+        """Set a final status and the results, if the run still has the ``expect`` fields
+        (see Store.finish_run)."""
         check_final_status(status)
         if fields:
             check_fields(fields)
-        self._set(run_id, {"status": status, **fields})
+        return self._set(run_id, {"status": status, **fields}, expect, publish)
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        """Update fields other than the status and the identity (see Store.update_run)."""
+    def update_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None,
+                   publish: Callable[[], None] | None = None, **fields: Any) -> bool:
+        """Update fields other than the status and the identity, if the run still has the
+        ``expect`` fields (see Store.update_run)."""
         check_fields(fields)
-        self._set(run_id, fields)
+        return self._set(run_id, fields, expect, publish)
 
     @translate_errors
     def delete_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None) -> bool:
@@ -329,11 +344,12 @@ class SQLStore:
     def get(self, run_id: str) -> RunRecord:
         """The run with this id, or the only run whose id starts with it (see Store.get)."""
         conn = self._connection()
-        rows = self._run(conn, f"{SELECT} WHERE run_id = ?", (run_id,)).fetchall()
-        if not rows and run_id == LATEST:
+        if run_id == LATEST:  # a reserved word (check_run_id), whatever a store holds
             rows = self._run(
                 conn, f"{SELECT} ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchall()
-        elif not rows and run_id:
+        else:
+            rows = self._run(conn, f"{SELECT} WHERE run_id = ?", (run_id,)).fetchall()
+        if not rows and run_id and run_id != LATEST:
             rows = self._run(
                 conn, f"{SELECT} WHERE substr(run_id, 1, CAST(? AS INTEGER)) = ? {QUEUE_ORDER}",
                 (len(run_id), run_id),
@@ -407,13 +423,20 @@ class SQLStore:
         return StoreError(f"run {run_id!r} is already in the results store {self.name}")
 
     @translate_errors
-    def _set(self, run_id: str, fields: dict[str, Any]) -> None:
-        """Write already-checked fields of one existing run."""
+    def _set(self, run_id: str, fields: dict[str, Any], expect=None, publish=None) -> bool:
+        """Write already-checked fields of one existing run, if it still has the ``expect``
+        fields; then ``publish`` (a fenced write: :meth:`add_epoch`)."""
+        check_expect(expect)
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = [encode(name, value, self.artifacts()) for name, value in fields.items()]
         with self._write() as conn:
             self._require(conn, run_id)
+            if not self._has(conn, run_id, expect):
+                return False
             self._run(conn, f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
+            if publish is not None:
+                publish()
+        return True
 
     def _has(self, conn, run_id: str, expect: Mapping[str, Any] | None) -> bool:
         """Whether the run has the ``expect`` fields (names already checked; None is NULL)."""

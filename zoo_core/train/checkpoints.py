@@ -5,7 +5,10 @@ step; with ``ema``, the weights' averages too) and, when validation improved,
 ``ckpt/best-E`` (the same, but with ``ema`` the averages under the weights' own names and
 no ``ema/`` variables); ``checkpoint.json`` names them and holds the run's progress
 (:class:`TrainState`), written atomically after the checkpoint files, so a crash at any
-point leaves a consistent pair to resume from.
+point leaves a consistent pair to resume from. An epoch's files are written in a folder of
+their own first (:class:`Pending`) and renamed into place only by the run's owner, inside the
+fenced write of the epoch's row (``Store.add_epoch``), so that a process that lost the run to
+another never overwrites nor deletes what the other's ``checkpoint.json`` names.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import secrets
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,38 +59,80 @@ class TrainState:
         self.rates.append(rate)
 
 
-def save(sess, saver, run_dir: Path, state: TrainState, best_saver=None) -> None:
-    """Save the epoch's variables, then point ``checkpoint.json`` at them atomically.
-
-    ``saver`` writes the last checkpoint, ``best_saver`` (default: ``saver``) the best one.
-
-    A crash while saving leaves the previous checkpoints and their index intact: older
-    files are removed only after the index moved on.
+def save(sess, saver, run_dir: Path, state: TrainState, best_saver=None) -> Pending:
+    """Save the epoch's variables under names of this call's own, not yet published: their
+    files and the new ``checkpoint.json`` go into ``ckpt/.pending-PID-TOKEN/``, which
+    :meth:`Pending.publish` renames into place (the run's owner does it inside the fenced write
+    of the epoch's row, so that a process that lost the run never names or deletes a file
+    there). ``saver`` writes the last checkpoint, ``best_saver`` (default: ``saver``) the best
+    one, when this epoch is the best so far.
 
     Raises:
         TrainingError: the files cannot be written (a full disk); the previous checkpoint
             is intact and the run can be resumed.
     """
     tf = import_tf()
-    previous = read_index(run_dir) or {}
+    folder = run_dir / RunFiles.CHECKPOINTS / f".pending-{os.getpid()}-{secrets.token_hex(4)}"
+    pending = Pending(run_dir, folder, state)
     try:
-        (run_dir / RunFiles.CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-        saver.save(sess, str(run_dir / state.last_prefix), write_meta_graph=False,
+        folder.mkdir(parents=True)
+        saver.save(sess, str(folder / Path(state.last_prefix).name), write_meta_graph=False,
                    write_state=False)
-        if state.best_prefix != previous.get("prefix"):
-            (best_saver or saver).save(sess, str(run_dir / state.best_prefix),
+        if state.best_epoch == state.epochs[-1]["epoch"]:  # this epoch is the best so far
+            (best_saver or saver).save(sess, str(folder / Path(state.best_prefix).name),
                                        write_meta_graph=False, write_state=False)
-        write_json_atomic(run_dir / RunFiles.CHECKPOINT_INDEX, {
+        write_json_atomic(folder / RunFiles.CHECKPOINT_INDEX, {
             "prefix": state.best_prefix, "epoch": state.best_epoch, "last": state.last_prefix,
             "state": asdict(state),
         })
     except (OSError, tf.errors.OpError) as e:
-        raise TrainingError(_unsaved(run_dir, state, previous, reason(e))) from None
-    for key, keep in (("prefix", state.best_prefix), ("last", state.last_prefix)):
-        old = previous.get(key)
-        if old and old != keep:
-            for f in (run_dir / RunFiles.CHECKPOINTS).glob(Path(old).name + ".*"):
-                f.unlink(missing_ok=True)
+        pending.discard()
+        raise TrainingError(_unsaved(run_dir, state, read_index(run_dir) or {}, reason(e))) \
+            from None
+    return pending
+
+
+@dataclass
+class Pending:
+    """An epoch's checkpoint saved in ``folder``, to be published in ``run_dir`` (or
+    discarded): :func:`save`."""
+
+    run_dir: Path
+    folder: Path
+    state: TrainState
+    published: bool = False
+
+    def publish(self) -> None:
+        """Rename the checkpoint's files into ``ckpt/``, then its ``checkpoint.json`` over the
+        run's (atomically), then delete the files the replaced index named and the new one
+        does not. Call it only while the run is this process's (inside the fenced write).
+
+        Raises:
+            TrainingError: a file cannot be renamed; the previous index is intact.
+        """
+        previous = read_index(self.run_dir) or {}
+        ckpt = self.run_dir / RunFiles.CHECKPOINTS
+        try:
+            for f in sorted(self.folder.iterdir()):
+                if f.name != RunFiles.CHECKPOINT_INDEX:
+                    os.replace(f, ckpt / f.name)
+            os.replace(self.folder / RunFiles.CHECKPOINT_INDEX,
+                       self.run_dir / RunFiles.CHECKPOINT_INDEX)
+        except OSError as e:
+            raise TrainingError(_unsaved(self.run_dir, self.state, previous, reason(e))) \
+                from None
+        self.published = True
+        for key, keep in (("prefix", self.state.best_prefix), ("last", self.state.last_prefix)):
+            old = previous.get(key)
+            if old and old != keep and old not in (self.state.best_prefix,
+                                                   self.state.last_prefix):
+                for f in ckpt.glob(glob.escape(Path(old).name) + ".*"):
+                    f.unlink(missing_ok=True)
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove what is left of ``folder`` (all of it, unless published)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _unsaved(run_dir: Path, state: TrainState, previous: dict, why: str) -> str:

@@ -53,6 +53,11 @@ class Progress:
         for _ in range(count):
             self.step(loss, accuracy)
 
+    def epoch_saved(self, record: dict, publish) -> None:
+        """The epoch's checkpoint is saved under names of its own: call ``publish()`` to name
+        it in ``checkpoint.json`` (a recorder does it only while the run is its process's)."""
+        publish()
+
     def epoch_end(self, record: dict) -> None: ...
 
 
@@ -135,7 +140,7 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
             _check_finite(f"the validation split after epoch {epoch}", record["val_loss"],
                           record["val_accuracy"])
             state.add(record, n / record["seconds"])
-            checkpoints.save(sess, g.saver, run_dir, state, best_saver=g.best_saver)
+            _save(progress, record, sess, g, run_dir, state)
             progress.epoch_end(record)
         if not state.best_prefix:
             raise TrainingError(f"{run_dir}: no epoch finished, so there is nothing to evaluate")
@@ -150,6 +155,22 @@ def train(model: ModelSpec, hparams: Mapping[str, Any], settings: TrainerSetting
         examples_per_sec=float(np.median(state.rates)), stopped_early=state.stopped_early,
         steps_per_call=stepper.k or 1, steps_note=g.steps_problem,
     )
+
+
+def _save(progress, record: dict, sess, g: ModelGraph, run_dir: Path, state: TrainState) -> None:
+    """Save the epoch's checkpoint under names of its own, then name it in ``checkpoint.json``
+    through the progress's ``epoch_saved`` (the run's recorder does it inside the fenced write
+    of the epoch's row, and raises when the run is no longer this process's); what was saved
+    and not published is removed, and nothing else."""
+    pending = checkpoints.save(sess, g.saver, run_dir, state, best_saver=g.best_saver)
+    saved = getattr(progress, "epoch_saved", None)
+    try:
+        if saved is None:  # a progress that does not subclass Progress
+            pending.publish()
+        else:
+            saved(record, pending.publish)
+    finally:
+        pending.discard()
 
 
 def _check_finite(where: str, loss: float, accuracy: float) -> None:
