@@ -29,7 +29,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
@@ -265,10 +265,8 @@ class SQLStore:
         """Record (or replace) one epoch's metrics, if the run still has the ``expect`` fields,
         then ``publish`` in the same transaction (see Store.add_epoch)."""
         check_epoch_metrics(metrics)
-        check_expect(expect)
-        with self._write() as conn:
-            self._require(conn, run_id)
-            if not self._has(conn, run_id, expect):
+        with self._fenced(run_id, expect) as conn:
+            if conn is None:
                 return False
             self._run(conn, _UPSERT_EPOCH,
                       [run_id, epoch, *(self._metric(metrics.get(name)) for name in EPOCH_METRICS)])
@@ -287,11 +285,9 @@ class SQLStore:
                      **owner: Any) -> bool:
         """Set the status to running, the owner, and clear the error, in one write, if the run
         still has the ``expect`` fields (see Store.mark_running)."""
-        check_expect(expect)
         check_owner(owner)
-        with self._write() as conn:
-            self._require(conn, run_id)
-            if not self._has(conn, run_id, expect):
+        with self._fenced(run_id, expect) as conn:
+            if conn is None:
                 return False
             fields = {"status": "running", "error": None, **owner}
             self._run(conn, f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} "
@@ -318,10 +314,8 @@ class SQLStore:
     def delete_run(self, run_id: str, *, expect: Mapping[str, Any] | None = None) -> bool:
         """Remove a run's row, its epochs and its tags, if it still has the ``expect``
         fields (see Store.delete_run)."""
-        check_expect(expect)
-        with self._write() as conn:
-            self._require(conn, run_id)
-            if not self._has(conn, run_id, expect):
+        with self._fenced(run_id, expect) as conn:
+            if conn is None:
                 return False
             self._run(conn, "DELETE FROM epochs WHERE run_id = ?", (run_id,))
             self._run(conn, "DELETE FROM runs WHERE run_id = ?", (run_id,))
@@ -426,17 +420,24 @@ class SQLStore:
     def _set(self, run_id: str, fields: dict[str, Any], expect=None, publish=None) -> bool:
         """Write already-checked fields of one existing run, if it still has the ``expect``
         fields; then ``publish`` (a fenced write: :meth:`add_epoch`)."""
-        check_expect(expect)
         assignments = ", ".join(f"{name} = ?" for name in fields)
         values = [encode(name, value, self.artifacts()) for name, value in fields.items()]
-        with self._write() as conn:
-            self._require(conn, run_id)
-            if not self._has(conn, run_id, expect):
+        with self._fenced(run_id, expect) as conn:
+            if conn is None:
                 return False
             self._run(conn, f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
             if publish is not None:
                 publish()
         return True
+
+    @contextlib.contextmanager
+    def _fenced(self, run_id: str, expect: Mapping[str, Any] | None) -> Iterator[Any]:
+        """One write transaction on an existing run: its connection, or None when the run no
+        longer has the ``expect`` fields (a fenced write then writes nothing)."""
+        check_expect(expect)
+        with self._write() as conn:
+            self._require(conn, run_id)
+            yield conn if self._has(conn, run_id, expect) else None
 
     def _has(self, conn, run_id: str, expect: Mapping[str, Any] | None) -> bool:
         """Whether the run has the ``expect`` fields (names already checked; None is NULL)."""
