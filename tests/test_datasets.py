@@ -185,8 +185,11 @@ def test_the_cli_progress_bar_takes_a_size_the_server_did_not_say():
     bar = DownloadProgressBar()
     bar.start("downloading x", None)
     bar.advance(10)
+    assert bar._bar.pos == 10  # counted, with no total to count against
     bar.finish()
+    assert bar._bar is None  # the bar is closed
     bar.finish()  # a second finish is harmless
+    assert bar._bar is None
 
 
 def test_the_cli_names_the_data_dir_as_its_option(fashion, copy_dir):

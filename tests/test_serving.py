@@ -293,7 +293,7 @@ def test_a_bfloat16_run_predicts_as_it_ran_and_exports_float32(home, tmp_path):
     run = record(home[1]["cnn"])
     with Classifier.load(open_zoo(), run) as classifier:
         float32 = classifier.probabilities(x)
-    bf16_run = dataclasses.replace(run, config={**run.config, "bf16": True})
+    bf16_run = dataclasses.replace(run, config={**run.config, "bf16": True}, precision="bfloat16")
     with Classifier.load(open_zoo(), bf16_run) as classifier:
         assert classifier.settings.trainer.effective_precision == \
             ("bfloat16" if cpu_has_bf16() else "float32")

@@ -207,10 +207,12 @@ def test_a_registry_that_still_sets_xla_says_it_was_removed(tmp_path):
         open_zoo(path).resolve("cnn", "fashion")
 
 
-def test_precision_is_recorded_as_what_the_run_computes_in(zoo, monkeypatch):
+@pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without"])
+def test_the_config_records_the_precision_asked_the_same_on_every_cpu(zoo, monkeypatch,
+                                                                       has_bf16):
     from zoo_core import settings as settings_module
 
-    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: has_bf16)
     auto = zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
     bf16 = zoo.resolve("cnn", "fashion", overrides={"precision": "bfloat16"}).settings
     fp32 = zoo.resolve("cnn", "fashion", overrides={"precision": "float32"}).settings
@@ -218,9 +220,11 @@ def test_precision_is_recorded_as_what_the_run_computes_in(zoo, monkeypatch):
     assert "precision" not in auto.config and fp32.config["bf16"] is False
     recorded = RunSettings.recorded(auto.config, zoo.model("cnn").hparams)
     assert recorded.trainer.precision == "bfloat16" and recorded.config_id == auto.config_id
-    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: False)  # emulated only: float32
-    assert zoo.resolve("cnn", "fashion", overrides={"precision": "auto"}).settings.config_id \
-        == fp32.config_id
+    # what computes here is the trainer's, never the config's (docs/architecture.md)
+    assert auto.trainer.effective_precision == ("bfloat16" if has_bf16 else "float32")
+    monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: not has_bf16)
+    elsewhere = zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
+    assert elsewhere.config_id == auto.config_id  # the other CPU: a sweep's workers agree
     with pytest.raises(HParamError, match="setting 'bf16' is now precision"):
         zoo.resolve("cnn", "fashion", raw_overrides={"bf16": "true"})
 

@@ -23,7 +23,8 @@ import pytest
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
 from zoo_core.store import sqlite
-from zoo_core.store.records import STATUSES, RunRecord, config_id, run_files, utc_now
+from zoo_core.store.records import (STATUSES, RunRecord, config_id, precision_ran, run_files,
+                                    utc_now)
 from zoo_core.store.sqlite import SQLiteStore
 from zoo_core.store import Store, open_store
 
@@ -443,6 +444,8 @@ def test_a_store_written_by_release_0_1_0_reads_back_whole(tmp_path):
         assert cnn.config == {"epochs": 2, "lr": 0.001, "batch_size": 128, "limit": None,
                               "dropout": 0.5}
         assert cnn.config_id == config_id(cnn.config)
+        # recorded before runs kept the precision they ran in: the config says it (no bf16)
+        assert (cnn.precision, precision_ran(cnn)) == (None, "float32")
         assert cnn.split_sizes == {"train": 54000, "val": 6000, "test": 10000}
         assert cnn.data_checksums["test-labels"] == "dd44"
         assert (cnn.params, cnn.best_epoch, cnn.epochs_run, cnn.test_accuracy, cnn.test_loss,

@@ -169,3 +169,27 @@ def test_cancel_stops_a_running_trial_at_its_next_epoch_and_its_queued_ones_at_o
     assert second.status == "interrupted" and second.error.startswith("cancelled with sweep")
     status = json.loads(zoo("sweep", "status", sweep_id, "--json"))
     assert status["counts"]["cancelled"] == 2 and status["sweep"]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("queued_with, worker_with", [(False, True), (True, False)],
+                         ids=["queued-without-bf16-run-with", "queued-with-bf16-run-without"])
+def test_a_sweep_asking_for_auto_precision_completes_whichever_cpu_claims_it(
+        zoo_home, monkeypatch, queued_with, worker_with):
+    """The same request has the same config id on every machine: a trial queued where the CPU
+    has no bfloat16 runs on a worker where it has, and the reverse; each records what ran."""
+    from zoo_core import settings
+    from zoo_core.catalogue import open_zoo
+    from zoo_core.runs import worker
+
+    monkeypatch.setattr(settings, "cpu_has_bf16", lambda: queued_with)
+    sweep_id = queued(None, "--epochs", "1", "--precision", "auto", "--set", "filters=4")
+    monkeypatch.setattr(settings, "cpu_has_bf16", lambda: worker_with)
+    with open_store() as store:
+        done = worker.work(open_zoo(), store, sweep_id=sweep_id)
+        trial, = store.runs(sweep_id=sweep_id)
+    assert (done.completed, done.failed) == ([trial.run_id], [])
+    assert trial.config["bf16"] is True  # asked: bfloat16 where the CPU has it
+    ran = "bfloat16" if worker_with else "float32"
+    assert trial.precision == ran
+    shown = json.loads(zoo("runs", "--json"))[0]
+    assert shown["precision"] == ran and shown["status"] == "completed"

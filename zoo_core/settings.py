@@ -67,8 +67,9 @@ class TrainerSettings:
     A model may not declare these names; registry.toml and the command line may set
     them. ``threads`` and ``precision`` change how fast a run trains, not what it computes
     (beyond float rounding), and are chosen per model in registry.toml from
-    measurements; they are part of the config all the same (``precision`` as the one the
-    run computes in on its machine, under the key ``bf16``, as runs always recorded it). The
+    measurements; they are part of the config all the same (``precision`` as the one
+    asked for, under the key ``bf16``: bfloat16 where the CPU has it; what a run computed
+    in on its machine is its record's ``precision``). The
     :data:`SPEED_ONLY` settings change only how the same steps are dispatched: a run
     records them, but its config (and config id) leaves them out.
     """
@@ -201,7 +202,9 @@ class RunSettings:
         trainer = {k: v for k, v in self.trainer.to_dict().items()
                    if k not in SPEED_ONLY and k != "precision"
                    and not (TRAINER_HPARAMS[k].omit_default and v == TRAINER_HPARAMS[k].default)}
-        trainer["bf16"] = self.trainer.effective_precision == "bfloat16"  # what it computes in
+        # what was asked, the same on every machine: bfloat16 where the CPU has it ("bfloat16"
+        # and "auto" ask the same); what ran is the run's record's (docs/architecture.md)
+        trainer["bf16"] = self.trainer.precision != "float32"
         retired = {k: r.value for k, r in RETIRED.items()}
         hparams = {k: v for k, v in self.hparams.items() if k not in self.speed_only
                    and not (k in self.omit_default and v == self.omit_default[k])}
@@ -233,7 +236,7 @@ class RunSettings:
         given there too), for the model's ``declared`` hyperparameters. Settings added
         since the run was made take their defaults; retired ones are ignored."""
         trainer = {k: recorded_setting(config, k) for k in TRAINER_HPARAMS}
-        if "precision" not in config:  # a config records what the run computed in
+        if "precision" not in config:  # a config records the precision asked as ``bf16``
             trainer["precision"] = recorded_precision(config)
         hparams = {k: config.get(k, p.default) for k, p in declared.items()}
         return cls(TrainerSettings(**trainer), hparams, config.get("limit"),
@@ -251,7 +254,9 @@ def recorded_setting(config: Mapping[str, Any], key: str) -> Any:
 
 
 def recorded_precision(config: Mapping[str, Any]) -> str:
-    """The precision a run computed in, as its config records it (``bf16``)."""
+    """The precision a config asks for, as a word: ``bf16`` is bfloat16 where the CPU has it
+    (float32 elsewhere). A config recorded before zoo-core recorded the precision a run
+    ran in separately (``RunRecord.precision``) said with ``bf16`` what ran."""
     return "bfloat16" if config.get("bf16") else "float32"
 
 

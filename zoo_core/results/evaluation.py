@@ -51,7 +51,7 @@ def evaluate_run(zoo, store: Store, run_id: str, split: str = "test", data_dir=N
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     record = store.get(run_id)
     spec = zoo.model(record.model)
-    settings = recorded_settings(record, spec.hparams)
+    settings = recorded_settings(record, spec.hparams, as_ran=True)
     data = load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=progress)
     x, y = {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test),
             "train": (data.x_train, data.y_train)}[split]

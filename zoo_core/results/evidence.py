@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from zoo_core.paths import RunFiles
-from zoo_core.settings import RunSettings, recorded_precision
+from zoo_core.settings import RunSettings
+from zoo_core.store.records import precision_ran
 
 NONE = "—"  # what a table shows for a figure the run did not record
 # What of_run returns, in the order zoo show prints it.
@@ -114,12 +115,15 @@ def recorded_json(path: Path) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def recorded_settings(record, declared) -> RunSettings:
+def recorded_settings(record, declared, *, as_ran: bool = False) -> RunSettings:
     """A run's settings as it recorded them: its config, and the speed-only settings its
     config.json keeps beside it (which kernel computed it, say), for the model's
     ``declared`` hyperparameters; what resuming, predicting and exporting build the run's
-    graph with."""
+    graph with. ``as_ran``: in the precision the run computed in (predicting and evaluating
+    compute what the run computed), rather than the one it asked for (resuming asks again)."""
     speed = recorded_json(Path(record.run_dir) / RunFiles.CONFIG).get("speed", {})
+    if as_ran:
+        speed = {**speed, "precision": precision_ran(record)}
     return RunSettings.recorded({**record.config, **speed}, declared)
 
 
@@ -135,7 +139,7 @@ def of_run(record) -> dict[str, Any]:
         "macs": _of(model, "macs", int),
         "train_seconds": record.train_seconds,
         "examples_per_sec": record.examples_per_sec,
-        "precision": recorded_precision(record.config),
+        "precision": precision_ran(record),
         "cpu": _of(env, "cpu", str),
         "cores": _of(env, "cores", int),
         "tensorflow": record.tf_version or None,

@@ -18,8 +18,9 @@ import tabulate
 
 from zoo_core.errors import UsageError
 from zoo_core.results import evidence
-from zoo_core.store.records import IMPORTED_TAG, RunRecord, imported, is_partial  # noqa: F401
-from zoo_core.settings import recorded_precision, recorded_setting
+from zoo_core.store.records import (IMPORTED_TAG, RunRecord, imported,  # noqa: F401
+                                     is_partial, precision_ran)
+from zoo_core.settings import recorded_setting
 
 AGGREGATE_KEYS = (
     "model", "plugin", "dataset", "config_id", "config", "precision", "n", "seeds", "test_acc_mean",
@@ -113,7 +114,7 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "dataset": best.dataset,
         "config_id": best.config_id,
         "config": best.config,
-        "precision": recorded_precision(best.config),
+        "precision": precision_ran(best),
         "n": len(group),
         "seeds": sorted(run.seed for run in group),
         "test_acc_mean": mean,
@@ -163,7 +164,7 @@ def runs_rows(runs: Iterable[RunRecord], include_partial: bool = False,
     completed.sort(key=lambda run: (run.test_accuracy is None, -(run.test_accuracy or 0.0)))
     return [{**{key: getattr(run, key) for key in RUN_KEYS
                 if key not in ("partial", "precision", "imported")},
-             "precision": recorded_precision(run.config), "partial": is_partial(run),
+             "precision": precision_ran(run), "partial": is_partial(run),
              "imported": imported(run),
              **(evidence.summarize([run]) if details else {})} for run in completed]
 

@@ -47,7 +47,7 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
         if key in RETIRED or (defaults is not None and key in defaults
                               and _same(defaults[key], value)):
             continue  # a retired setting did nothing then and cannot be given now
-        if key == "bf16":  # the precision the run computed in
+        if key == "bf16":  # the precision asked for
             words += ["--precision", recorded_precision(config)]
             continue
         text = str(value).lower() if isinstance(value, bool) else format_setting(value)

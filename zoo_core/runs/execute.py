@@ -276,6 +276,8 @@ def _train_and_record(zoo: Zoo, store: Store, record: RunRecord, model: ModelSpe
     trainer = settings.trainer
     if threads:
         trainer = dataclasses.replace(trainer, threads=min(trainer.threads or threads, threads))
+    # what runs, on this CPU (while the run is this process's, as every write of it)
+    store.update_run(run_id, precision=trainer.effective_precision, expect=liveness.mine())
     now = store.get(run_id)
     recorder = Recorder(store, now, progress, EventWriter(run_dir),
                          done=now.epochs_run if resume else 0)

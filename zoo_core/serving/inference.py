@@ -119,7 +119,7 @@ class Classifier:
         """
         spec = zoo.model(record.model)
         classifier = cls(record, spec, zoo.dataset(record.dataset),
-                         recorded_settings(record, spec.hparams))
+                         recorded_settings(record, spec.hparams, as_ran=True))
         classifier.open()
         return classifier
 

@@ -18,7 +18,7 @@ import datetime
 import os
 import socket
 
-from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store.records import RunRecord, precision_ran, utc_now
 
 DIED = "interrupted (process died)"
 HEARTBEAT_SECONDS = 15  # how often a running run renews its heartbeat, at least
@@ -127,8 +127,10 @@ def shown_status(record: RunRecord) -> str:
 def as_shown(record: RunRecord) -> dict[str, object]:
     """The record as ``--json`` outputs (and the web pages) give it: ``status`` is what a user
     is shown (:func:`shown_status`: a run whose process died is "interrupted (process
-    died)"), ``stored_status`` the status as stored ("running" for that run)."""
-    return {**record.to_dict(), "status": shown_status(record), "stored_status": record.status}
+    died)"), ``stored_status`` the status as stored ("running" for that run); ``precision``
+    the one it computed in, as a word."""
+    return {**record.to_dict(), "status": shown_status(record), "stored_status": record.status,
+            "precision": precision_ran(record)}
 
 
 def owner_unseen(record: RunRecord) -> bool:

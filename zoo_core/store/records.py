@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from zoo_core import paths
-from zoo_core.settings import config_id
+from zoo_core.settings import config_id, recorded_precision
 from zoo_core.train.metrics import EPOCH_METRICS
 
 # A run's life: queued (waiting for a worker) -> running -> one of the final statuses;
@@ -76,6 +76,9 @@ class RunRecord:
     owner_started: str = ""
     heartbeat_at: str | None = None
     sweep_id: str | None = None
+    # what the run computed in on the machine that ran it, "bfloat16" or "float32" (None for
+    # runs recorded before zoo-core recorded it: their config's ``bf16`` says it)
+    precision: str | None = None
 
     def __post_init__(self):
         if not self.config_id:
@@ -131,6 +134,12 @@ IMPORTED_TAG = "imported"  # the tag of a run imported from a pack (zoo unpack, 
 def imported(run: RunRecord) -> bool:
     """A run imported from a pack rather than trained in this store."""
     return IMPORTED_TAG in run.tags
+
+
+def precision_ran(run: RunRecord) -> str:
+    """The precision a run computed in, as a word: ``precision`` as recorded, or for a run
+    recorded before that, its config's ``bf16`` (which then said what ran)."""
+    return run.precision or recorded_precision(run.config)
 
 
 def is_partial(run: RunRecord) -> bool:

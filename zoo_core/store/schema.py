@@ -79,4 +79,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE runs ADD COLUMN sweep_id TEXT",
         "CREATE INDEX runs_by_sweep ON runs (sweep_id)",
     ),
+    # 5: the precision a run computed in on the machine that ran it (issue 27): its config
+    # records the one asked for, the same on every machine (docs/architecture.md)
+    (
+        "ALTER TABLE runs ADD COLUMN precision TEXT",
+    ),
 ]
