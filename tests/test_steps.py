@@ -254,3 +254,17 @@ def test_a_setting_added_later_keeps_the_config_ids_of_runs_made_before_it(zoo):
     rows = [{"model": "m", "dataset": "d", "config": c.config, "config_id": c.config_id}
             for c in (before, other)]
     assert _config_labels(rows) == ["rows=default", "rows=2"]
+
+
+def test_in_bfloat16_k_steps_per_call_move_no_digit(zoo, subset):
+    """A resumed process chooses an automatic K anew from its first steps' time, so the same
+    digits after a resume need K to move none: the cnn (batch norm) in bfloat16, where the
+    CPU has it (float32 elsewhere), one step per call or four, every metric equal."""
+    common = {"epochs": 2, "batch_size": BATCH, "dropout": 0.0, "precision": "bfloat16"}
+    with open_store() as store:
+        runs = [execute.execute(zoo, planned(zoo, "cnn", steps_per_call=k, **common), store,
+                                subset) for k in (1, 4)]
+        epochs = [[{k: v for k, v in e.items() if k != "seconds"} for e in store.epochs(r.run_id)]
+                  for r in runs]
+    assert epochs[0] == epochs[1]
+    assert (runs[0].test_loss, runs[0].test_accuracy) == (runs[1].test_loss, runs[1].test_accuracy)
