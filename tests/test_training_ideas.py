@@ -97,7 +97,12 @@ def test_momentum_goes_with_nesterov(zoo):
 def test_zoo_list_details_shows_the_new_settings():
     r = CliRunner().invoke(cli, ["list", "cnn", "--details"])
     assert r.exit_code == 0, r.output
-    rows = {line.split()[0]: line.split()[1] for line in r.output.splitlines() if line.strip()}
+    # the settings table (the search space's table further down names some of them too)
+    lines = r.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:3] == ["setting", "value", "from"])
+    table = lines[start + 2:]
+    table = table[:next((i for i, line in enumerate(table) if not line.strip()), len(table))]
+    rows = {line.split()[0]: line.split()[1] for line in table}
     assert {k: rows.get(k) for k in NEW} == {"optimizer": "adam", "momentum": "0.9",
                                              "warmup": "0.0", "ema": "0.0",
                                              "augment_erase": "0"}
