@@ -278,8 +278,10 @@ def test_plugin_defaults_merge_under_the_registry_and_the_command_line(site, tmp
     site("zoo-tuned", {"zoo_tuned": MODEL.format(name="tuned", extra=TUNED)})
     result = zoo("list", "tuned", "--details")
     assert result.exit_code == 0, result.output
-    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()
-            if line.split() and line.split()[0] in ("epochs", "batch_size", "lr", "lr_schedule")}
+    rows = {}  # the settings table: the search space's table below names some of them again
+    for line in result.stdout.splitlines():
+        if line.split() and line.split()[0] in ("epochs", "batch_size", "lr", "lr_schedule"):
+            rows.setdefault(line.split()[0], line.split()[1:])
     assert rows == {"epochs": ["3", "zoo-tuned", "defaults"],
                     "batch_size": ["64", "zoo-tuned", "defaults", "for", "fashion"],
                     "lr": ["0.005", "zoo-tuned", "defaults"],
