@@ -81,8 +81,10 @@ def test_a_scaffolded_plugin_installs_lists_checks_trains_and_ranks(overlay, tmp
 
     checked = json.loads(run(overlay, "-m", "zoo_core", "check", NAME, "--json", home=home).stdout)
     assert checked["passed"] is True, checked
-    assert {c["check"]: c["status"] for c in checked["checks"]} == dict.fromkeys(
-        [c["check"] for c in checked["checks"]], "passed")
+    # every check passes but short_run_evaluation, which a model without batch norm skips
+    assert {c["check"]: c["status"] for c in checked["checks"]} == {
+        **dict.fromkeys([c["check"] for c in checked["checks"]], "passed"),
+        "short_run_evaluation": "skipped"}
 
     trained = json.loads(run(overlay, "-m", "zoo_core", "run", NAME, "--epochs", "1", "--limit",
                              "500", "--json", home=home).stdout)
