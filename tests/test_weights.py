@@ -521,9 +521,12 @@ def test_an_endless_body_stops_at_the_declared_size_or_the_deadline(tiny, pack, 
         r = _pull_in_time(tiny, pack, server, "/endless", size=size)
         assert (f"/endless: the server sent more than the declared size ({size:,} bytes): "
                 "stopped, and the partial file removed") in r.output
-    else:  # nothing declared: a pack's most (2 GiB), and the deadline
+    else:  # nothing declared: a pack's most (2 GiB), or the deadline, whichever comes first
+        # (over loopback, a quiet machine receives 2 GiB in less than the 2 s)
         r = _pull_in_time(tiny, pack, server, "/endless", "--timeout", "2")
-        assert "/endless: the download did not finish in time" in r.output
+        assert ("/endless: the download did not finish in time" in r.output
+                or "/endless: the server sent more than the most" in r.output), r.output
+        assert "partial file removed" in r.output or "did not finish in time" in r.output
     assert r.exit_code == 1
     _nothing_imported(zoo_home)
 
