@@ -143,13 +143,7 @@ def local_overhead(size: dict) -> dict:
     with fresh_home() as home:
         sweep_id = queue(size)
         spawned = time.time()
-        code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
-                f"import sweep; print(json.dumps(sweep.timed_worker({str(home / 'zoo.db')!r}, "
-                f"{sweep_id!r}, 0, None)))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                 [str(ROOT), os.environ.get("PYTHONPATH", "")])})
-    timed = json.loads(out.stdout.strip().splitlines()[-1])
+        timed = _in_a_process(f"timed_worker({str(home / 'zoo.db')!r}, {sweep_id!r}, 0, None)")
     return {"trial_ms": timed["ms"], "worker_start_ms": 1000 * (timed["ready"] - spawned)}
 
 
@@ -352,12 +346,18 @@ def breakdown(size: dict) -> dict:
     two = {**size, "trials": 2}
     with fresh_home() as home:
         sweep_id = queue(two)
-        code = (f"import json, sys, time; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
-                f"import sweep; print(json.dumps(sweep.profiled_worker("
-                f"{str(home / 'zoo.db')!r}, {sweep_id!r}, {time.time()!r})))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                 [str(ROOT), os.environ.get("PYTHONPATH", "")])})
+        return _in_a_process(
+            f"profiled_worker({str(home / 'zoo.db')!r}, {sweep_id!r}, {time.time()!r})")
+
+
+def _in_a_process(call: str) -> dict:
+    """``call`` (this module's function with its arguments, as Python source) run in a new
+    Python process, as a worker process would run: the JSON its result prints."""
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+            f"import sweep; print(json.dumps(sweep.{call}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                             [str(ROOT), os.environ.get("PYTHONPATH", "")])})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
