@@ -14,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from zoo_core import data
 from zoo_core.catalogue import open_zoo
 from zoo_core.catalogue.registry import default_registry_path
-from zoo_core.cli import cli
 from zoo_core.data import archives
 from zoo_core.errors import DataError
 
@@ -149,15 +147,15 @@ def test_it_downloads_with_progress_verifies_and_caches(cifar, zoo_home):
     assert where.endswith("(zoo cache)") and [f.ok for f in files] == [True]
 
 
-def test_zoo_run_cnn_bn_on_cifar10_trains_for_real(cifar):
+def test_zoo_run_cnn_bn_on_cifar10_trains_for_real(zoo, cifar):
     """A tiny real run: 32x32x3 images through the batch-norm CNN, evaluated and recorded."""
     folder, _ = cifar
-    r = CliRunner().invoke(cli, ["run", "cnn-bn", "--dataset", "cifar10", "--data-dir",
-                                 str(folder), "--epochs", "1", "--batch-size", "50", "--json"])
+    r = zoo("run", "cnn-bn", "--dataset", "cifar10", "--data-dir",
+            str(folder), "--epochs", "1", "--batch-size", "50", "--json")
     assert r.exit_code == 0, r.output
     record = json.loads(r.stdout)
     assert (record["model"], record["dataset"], record["status"]) == ("cnn-bn", "cifar10", "completed")
     assert record["split_sizes"] == {"train": 150, "val": 50, "test": TEST}
     assert 0 <= record["test_accuracy"] <= 1 and record["params"] > 0
-    shown = CliRunner().invoke(cli, ["datasets", "--data-dir", str(folder)]).output
+    shown = zoo("datasets", "--data-dir", str(folder)).output
     assert re.search(r"cifar10 +10 +\S+ \(--data-dir\) +yes", shown)

@@ -6,17 +6,10 @@ import json
 import subprocess
 import sys
 
-from click.testing import CliRunner
-
-from zoo_core.cli import cli
 
 
-def zoo(*args, **kwargs):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, **kwargs)
-    return result
 
-
-def test_list_shows_the_three_models_with_their_plugins():
+def test_list_shows_the_three_models_with_their_plugins(zoo):
     result = zoo("list")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -27,7 +20,7 @@ def test_list_shows_the_three_models_with_their_plugins():
     assert "fashion, mnist" in result.output
 
 
-def test_list_filters_with_a_wildcard_and_prints_json():
+def test_list_filters_with_a_wildcard_and_prints_json(zoo):
     result = zoo("list", "l*", "--json")
     assert result.exit_code == 0
     models = json.loads(result.output)
@@ -36,13 +29,13 @@ def test_list_filters_with_a_wildcard_and_prints_json():
     assert zoo("list", "x*").output.strip() == "no model matches 'x*'"
 
 
-def test_list_details_shows_hyperparameters():
+def test_list_details_shows_hyperparameters(zoo):
     result = zoo("list", "cnn", "--details")
     assert "cnn hyperparameters:" in result.output
     assert "filters" in result.output and "int, >= 1, <= 1024" in result.output
 
 
-def test_a_broken_plugin_does_not_break_list_and_shows_in_plugins(fake_dist):
+def test_a_broken_plugin_does_not_break_list_and_shows_in_plugins(zoo, fake_dist):
     fake_dist("zoo-broken", {"zoo_broken": "import tensorflo  # a typo"})
     result = zoo("list")
     assert result.exit_code == 0
@@ -55,7 +48,7 @@ def test_a_broken_plugin_does_not_break_list_and_shows_in_plugins(fake_dist):
     assert statuses["zoo-broken"] == "failed" and statuses["zoo-cnn"] == "ok"
 
 
-def test_a_model_listed_without_its_plugin_says_how_to_install(tmp_path):
+def test_a_model_listed_without_its_plugin_says_how_to_install(zoo, tmp_path):
     registry = tmp_path / "registry.toml"
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / "registry.toml").read_text()
@@ -66,25 +59,25 @@ def test_a_model_listed_without_its_plugin_says_how_to_install(tmp_path):
     assert "gru: pip install zoo-gru" in result.output
 
 
-def test_a_malformed_registry_is_one_line_and_exit_code_1(tmp_path):
+def test_a_malformed_registry_is_one_line_and_exit_code_1(zoo, tmp_path):
     registry = tmp_path / "registry.toml"
     registry.write_text("[models.cnn\n")
     result = zoo("--registry", str(registry), "list")
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {registry}: invalid TOML")
     assert "Traceback" not in result.output
-    result = CliRunner().invoke(cli, ["list"], env={"ZOO_REGISTRY": str(registry)})
+    result = zoo("list", env={"ZOO_REGISTRY": str(registry)})
     assert result.exit_code == 1 and "invalid TOML" in result.output
 
 
-def test_a_missing_registry_file_names_the_option_and_the_variable(tmp_path):
+def test_a_missing_registry_file_names_the_option_and_the_variable(zoo, tmp_path):
     result = zoo("--registry", str(tmp_path / "nope.toml"), "list")
     assert result.exit_code == 1
     assert result.output == (f"Error: registry file {tmp_path / 'nope.toml'} does not exist: "
                              "check --registry / ZOO_REGISTRY\n")
 
 
-def test_datasets_shows_where_the_files_are_and_that_they_verify():
+def test_datasets_shows_where_the_files_are_and_that_they_verify(zoo):
     result = zoo("datasets", "--json")
     assert result.exit_code == 0
     rows = {d["name"]: d for d in json.loads(result.output)}
@@ -92,7 +85,7 @@ def test_datasets_shows_where_the_files_are_and_that_they_verify():
     assert rows["fashion"]["verified"] == "yes"
 
 
-def test_datasets_reports_a_corrupted_copy(tmp_path):
+def test_datasets_reports_a_corrupted_copy(zoo, tmp_path):
     import shutil
     for name in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]:
@@ -120,6 +113,6 @@ def test_listing_commands_do_not_import_tensorflow_or_numpy():
     assert out.stdout.strip() == "[]"
 
 
-def test_version():
+def test_version(zoo):
     result = zoo("--version")
     assert result.exit_code == 0 and result.output.startswith("zoo, version ")

@@ -13,40 +13,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
-from zoo_core.store.records import RunRecord, utc_now
 from zoo_core.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def zoo(*args, input=None, env=None):
-    return CliRunner().invoke(cli, list(args), input=input, env=env, prog_name="zoo")
-
-
-def record(run_id: str, seed: int = 0, **fields) -> RunRecord:
-    values = dict(run_id=run_id, model="cnn", dataset="fashion", plugin="zoo-cnn",
-                  plugin_version="0.1.0", zoo_version="0.1.0", tf_version="2.16.1",
-                  config={"epochs": 2, "lr": 0.001, "limit": None}, seed=seed,
-                  data_checksums={"test_images": "aa"}, split_sizes={"train": 55000, "test": 10000})
-    values.update(fields)
-    return RunRecord(**values)
-
-
-def add_completed(store, run_id, accuracy, seed=0, folder=None, **fields):
-    store.create_run(record(run_id, seed, run_dir=str(folder or ""), **fields))
-    for epoch in (1, 2):
-        store.add_epoch(run_id, epoch, train_loss=1.0 / epoch, train_accuracy=0.7 + epoch / 20,
-                        val_loss=1.1 / epoch, val_accuracy=accuracy - 0.1 + epoch / 20)
-    store.finish_run(run_id, status="completed", test_accuracy=accuracy, val_accuracy=accuracy,
-                     test_loss=0.3, best_epoch=2, params=1000, train_seconds=10.0,
-                     examples_per_sec=5000.0, finished_at=utc_now())
-
-
 @pytest.fixture
-def home(zoo_home):
+def home(add_completed, zoo_home):
     runs = zoo_home / "runs"
     with open_store() as store:
         for i, (run_id, acc) in enumerate([("cnn-a", 0.90), ("cnn-b", 0.91)]):
@@ -72,7 +46,7 @@ def dead_pid() -> int:
     (["show", "no-such-run"], "Usage: zoo show [OPTIONS] RUN_ID"),
     (["runs", "tag", "latest", "bad tag"], "Usage: zoo runs tag [OPTIONS] RUN_ID TAG..."),
 ])
-def test_a_usage_error_shows_the_failing_commands_usage_and_help(args, usage):
+def test_a_usage_error_shows_the_failing_commands_usage_and_help(zoo, args, usage):
     r = zoo(*args)
     assert r.exit_code == 2
     lines = r.output.splitlines()
@@ -81,7 +55,7 @@ def test_a_usage_error_shows_the_failing_commands_usage_and_help(args, usage):
     assert lines[3].startswith("Error: ") and "Usage: zoo [OPTIONS] COMMAND" not in r.output
 
 
-def test_datasets_with_a_data_dir_that_does_not_exist_fails(tmp_path):
+def test_datasets_with_a_data_dir_that_does_not_exist_fails(zoo, tmp_path):
     r = zoo("datasets", "--data-dir", str(tmp_path / "nope"))
     assert r.exit_code == 2
     assert r.output.splitlines()[0] == "Usage: zoo datasets [OPTIONS]"
@@ -91,7 +65,7 @@ def test_datasets_with_a_data_dir_that_does_not_exist_fails(tmp_path):
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="needs Debian's dataset-fashion-mnist")
-def test_ctrl_c_before_the_first_epoch_promises_no_resume(monkeypatch):
+def test_ctrl_c_before_the_first_epoch_promises_no_resume(zoo, monkeypatch):
     from zoo_core.train import loop
 
     def interrupted(*args, **kwargs):
@@ -112,7 +86,7 @@ def test_ctrl_c_before_the_first_epoch_promises_no_resume(monkeypatch):
 # -- 2. zoo runs ------------------------------------------------------------------------------------
 
 
-def test_zoo_runs_lists_newest_first_with_status_accuracy_and_age(home):
+def test_zoo_runs_lists_newest_first_with_status_accuracy_and_age(zoo, home):
     r = zoo("runs")
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
@@ -125,12 +99,12 @@ def test_zoo_runs_lists_newest_first_with_status_accuracy_and_age(home):
     assert zoo("runs", "-n", "1").output.count("cnn-") == 1
 
 
-def test_zoo_runs_on_an_empty_store_says_how_to_start():
+def test_zoo_runs_on_an_empty_store_says_how_to_start(zoo):
     r = zoo("runs")
     assert (r.exit_code, r.output) == (0, "no runs recorded yet: try `zoo run cnn --dataset fashion`\n")
 
 
-def test_a_run_whose_process_died_shows_as_interrupted(home):
+def test_a_run_whose_process_died_shows_as_interrupted(record, zoo, home):
     with open_store() as store:
         store.create_run(record("cnn-dead", host=socket.gethostname(), pid=dead_pid()))
         store.create_run(record("cnn-live", host=socket.gethostname(), pid=os.getpid()))
@@ -145,7 +119,7 @@ def test_a_run_whose_process_died_shows_as_interrupted(home):
     assert zoo("runs", "rm", "cnn-dead", "--yes").exit_code == 0
 
 
-def test_runs_rm_asks_then_removes_records_and_folders(home):
+def test_runs_rm_asks_then_removes_records_and_folders(zoo, home):
     folder = home / "runs" / "cnn-a"
     r = zoo("runs", "rm", "cnn-a", input="n\n")
     assert r.exit_code == 1 and "Remove them? [y/N]: n\nAborted!" in r.output
@@ -161,13 +135,13 @@ def test_runs_rm_asks_then_removes_records_and_folders(home):
         assert store.epochs("cnn-a") == []
 
 
-def test_runs_rm_checks_every_id_before_removing_any(home):
+def test_runs_rm_checks_every_id_before_removing_any(zoo, home):
     r = zoo("runs", "rm", "cnn-b", "nope", "--yes")
     assert r.exit_code == 2 and "Error: unknown run 'nope'" in r.output
     assert (home / "runs" / "cnn-b").exists()
 
 
-def test_runs_rm_removes_none_when_one_cannot_be_removed(home):
+def test_runs_rm_removes_none_when_one_cannot_be_removed(record, zoo, home):
     with open_store() as store:
         store.create_run(record("cnn-dead", host=socket.gethostname(), pid=dead_pid()))
         store.create_run(record("cnn-live", host=socket.gethostname(), pid=os.getpid()))
@@ -180,7 +154,7 @@ def test_runs_rm_removes_none_when_one_cannot_be_removed(home):
     assert (home / "runs" / "cnn-a").exists()
 
 
-def test_runs_rm_keeps_a_run_that_changed_while_the_user_confirmed(home, monkeypatch):
+def test_runs_rm_keeps_a_run_that_changed_while_the_user_confirmed(record, zoo, home, monkeypatch):
     with open_store() as store:
         store.create_run(record("cnn-dead", host=socket.gethostname(), pid=dead_pid()))
         store.queue_run(record("cnn-q", seed=1))
@@ -205,7 +179,8 @@ def test_runs_rm_keeps_a_run_that_changed_while_the_user_confirmed(home, monkeyp
         assert {run.run_id for run in store.runs()} == {"cnn-b", "cnn-dead", "cnn-q"}
 
 
-def test_runs_rm_finds_the_folder_when_the_recorded_one_is_elsewhere(home, tmp_path):
+def test_runs_rm_finds_the_folder_when_the_recorded_one_is_elsewhere(
+        add_completed, zoo, home, tmp_path):
     (home / "runs" / "cnn-copied").mkdir()
     precious = tmp_path / "precious"
     precious.mkdir()
@@ -230,7 +205,7 @@ def test_runs_rm_finds_the_folder_when_the_recorded_one_is_elsewhere(home, tmp_p
 
 @pytest.mark.parametrize("owner, shown", [
     ({}, "no owner recorded"), ({"host": "gpu-box", "pid": 4242}, "pid 4242 on gpu-box")])
-def test_a_running_run_zoo_cannot_see_is_removed_only_with_force(home, owner, shown):
+def test_a_running_run_zoo_cannot_see_is_removed_only_with_force(record, zoo, home, owner, shown):
     with open_store() as store:
         store.create_run(record("cnn-old", **owner))
     r = zoo("runs", "rm", "cnn-old", "--yes")
@@ -247,7 +222,7 @@ def test_a_running_run_zoo_cannot_see_is_removed_only_with_force(home, owner, sh
             "removed cnn-old (its record only: no folder found)\n") in r.output
 
 
-def test_a_queued_run_can_be_removed(home):
+def test_a_queued_run_can_be_removed(record, zoo, home):
     with open_store() as store:
         store.queue_run(record("cnn-q"))
     r = zoo("runs", "rm", "cnn-q", "--yes")
@@ -255,7 +230,8 @@ def test_a_queued_run_can_be_removed(home):
                                                           "folder found)")
 
 
-def test_resume_does_not_take_over_a_run_another_resume_took_meanwhile(home, monkeypatch):
+def test_resume_does_not_take_over_a_run_another_resume_took_meanwhile(
+        add_completed, zoo, home, monkeypatch):
     from types import SimpleNamespace
 
     from zoo_core.runs import execute
@@ -282,7 +258,7 @@ def test_resume_does_not_take_over_a_run_another_resume_took_meanwhile(home, mon
         f"{os.getpid()} on {socket.gethostname()}): see `zoo runs`\n")
 
 
-def test_runs_tag_and_filter_by_tag(home):
+def test_runs_tag_and_filter_by_tag(zoo, home):
     r = zoo("runs", "tag", "cnn-a", "baseline", "v1")
     assert (r.exit_code, r.output) == (0, "cnn-a: tags baseline, v1\n")
     assert zoo("runs", "tag", "cnn-a", "v1", "--remove").output == "cnn-a: tags baseline\n"
@@ -291,7 +267,7 @@ def test_runs_tag_and_filter_by_tag(home):
     assert "tags                 baseline" in zoo("show", "cnn-a").output
 
 
-def test_latest_works_wherever_a_run_id_does(home):
+def test_latest_works_wherever_a_run_id_does(zoo, home):
     assert zoo("show", "latest").output.startswith("run cnn-b\n")
     assert zoo("runs", "tag", "latest", "x").output == "cnn-b: tags x\n"
     assert "A  cnn-b\nB  cnn-a" in zoo("compare", "latest", "cnn-a").output
@@ -302,7 +278,7 @@ def test_latest_works_wherever_a_run_id_does(home):
 # -- 4. zoo compare -------------------------------------------------------------------------------
 
 
-def test_compare_shows_differing_settings_metrics_and_one_png(home, tmp_path):
+def test_compare_shows_differing_settings_metrics_and_one_png(add_completed, zoo, home, tmp_path):
     with open_store() as store:
         add_completed(store, "cnn-c", 0.93, seed=0,
                       config={"epochs": 2, "lr": 0.002, "limit": None, "dropout": 0.3})
@@ -327,7 +303,7 @@ def test_compare_shows_differing_settings_metrics_and_one_png(home, tmp_path):
 # -- 3. the leaderboard, as the user sees it ------------------------------------------------------
 
 
-def test_leaderboard_leaves_quick_tries_out_and_counts_a_seed_once(home):
+def test_leaderboard_leaves_quick_tries_out_and_counts_a_seed_once(add_completed, zoo, home):
     with open_store() as store:
         add_completed(store, "cnn-a-again", 0.95, seed=0, started_at="2026-01-05T00:00:00+00:00")
         add_completed(store, "cnn-quick", 0.99, seed=0,
@@ -347,7 +323,7 @@ def test_leaderboard_leaves_quick_tries_out_and_counts_a_seed_once(home):
     assert r.exit_code == 2 and "--json and --format csv disagree" in r.output
 
 
-def test_an_empty_leaderboard_points_at_the_quick_tries(zoo_home):
+def test_an_empty_leaderboard_points_at_the_quick_tries(add_completed, zoo, zoo_home):
     with open_store() as store:
         add_completed(store, "cnn-quick", 0.99, config={"epochs": 2, "limit": 1000})
     assert zoo("leaderboard").output == (
@@ -379,7 +355,7 @@ def test_completion_of_commands_options_models_datasets_and_run_ids(home):
     assert complete("zoo runs rm cnn-a", home) == ["cnn-a"]
 
 
-def test_completion_never_imports_a_plugin_nor_writes_to_stderr(fake_dist, tmp_path):
+def test_completion_never_imports_a_plugin_nor_writes_to_stderr(zoo, fake_dist, tmp_path):
     imported = tmp_path / "imported"
     fake_dist("zoo-noisy", {"zoo_noisy": f"""
         import pathlib, sys, time
@@ -389,20 +365,20 @@ def test_completion_never_imports_a_plugin_nor_writes_to_stderr(fake_dist, tmp_p
         time.sleep(3)
     """})
     env = {"_ZOO_COMPLETE": "bash_complete", "COMP_WORDS": "zoo run ", "COMP_CWORD": "2"}
-    r = CliRunner().invoke(cli, [], env=env, prog_name="zoo")
+    r = zoo(env=env)
     assert r.exit_code == 0 and r.stderr == ""
     names = [line.split(",")[1] for line in r.stdout.splitlines()]
     assert names == ["cnn", "cnn-bn", "lstm", "lstm-stack", "noisy", "rnn"]
     env["COMP_WORDS"] = "zoo run cnn --dataset "
     env["COMP_CWORD"] = "4"
-    r = CliRunner().invoke(cli, [], env=env, prog_name="zoo")
+    r = zoo(env=env)
     assert [line.split(",")[1] for line in r.stdout.splitlines()] == ["cifar10", "fashion", "mnist"]
     assert not imported.exists() and "zoo_noisy" not in sys.modules
 
 
 @pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F _zoo_completion zoo"),
                                            ("zsh", "#compdef zoo"), ("fish", "complete --no-files --command zoo")])
-def test_zoo_completion_prints_the_script(shell, marker):
+def test_zoo_completion_prints_the_script(zoo, shell, marker):
     r = zoo("completion", shell)
     assert r.exit_code == 0 and marker in r.output and "_ZOO_COMPLETE" in r.output
 
@@ -434,7 +410,7 @@ def test_the_makefile_shows_the_long_install_step():
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="needs Debian's dataset-fashion-mnist")
-def test_a_run_whose_process_died_can_be_resumed(zoo_home):
+def test_a_run_whose_process_died_can_be_resumed(record, zoo, zoo_home):
     folder = zoo_home / "runs" / "cnn-dead"
     folder.mkdir(parents=True)
     with open_store() as store:

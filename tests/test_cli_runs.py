@@ -16,16 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.store import open_store
 
 QUICK = ["--epochs", "1", "--limit", "1000"]
-
-
-def zoo(*args):
-    return CliRunner().invoke(cli, list(args))
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +48,7 @@ def test_run_json_reports_a_completed_run_with_everything_recorded(home):
     assert Path(r["run_dir"], "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_leaderboard_aggregates_mean_std_and_n(home):
+def test_leaderboard_aggregates_mean_std_and_n(zoo, home):
     _, results = home
     r = zoo("leaderboard", "--include-partial", "--format", "json")  # runs with --limit
     assert r.exit_code == 0
@@ -66,7 +60,7 @@ def test_leaderboard_aggregates_mean_std_and_n(home):
     assert rows["cnn"]["n"] == 1
 
 
-def test_leaderboard_formats_and_filters(home):
+def test_leaderboard_formats_and_filters(zoo, home):
     table = zoo("leaderboard", "--include-partial").output
     assert "rnn" in table and "cnn" in table and "±" in table
     github = zoo("leaderboard", "--include-partial", "--format", "github",
@@ -80,7 +74,7 @@ def test_leaderboard_formats_and_filters(home):
     assert "no completed runs" in zoo("leaderboard", "--dataset", "mnist").output
 
 
-def test_show_prints_the_summary_and_files(home):
+def test_show_prints_the_summary_and_files(zoo, home):
     _, results = home
     r = zoo("show", results[-1]["run_id"][:12])
     assert r.exit_code == 0
@@ -90,7 +84,7 @@ def test_show_prints_the_summary_and_files(home):
     assert missing.exit_code == 2 and "unknown run 'nope'" in missing.output
 
 
-def test_evaluate_reproduces_the_recorded_test_accuracy(home):
+def test_evaluate_reproduces_the_recorded_test_accuracy(zoo, home):
     _, results = home
     r = zoo("evaluate", results[-1]["run_id"], "--json")
     assert r.exit_code == 0, r.output
@@ -112,7 +106,7 @@ def test_evaluate_reproduces_the_recorded_test_accuracy(home):
     (["run", "cnn", "--limit", "60000"], 2, "--limit 60000 is larger than the training split"),
     (["run"], 2, "give a MODEL or --all"),
 ])
-def test_run_errors_are_one_line_without_traceback(args, code, message):
+def test_run_errors_are_one_line_without_traceback(zoo, args, code, message):
     r = zoo(*args)
     assert r.exit_code == code, r.output
     assert message in r.output
@@ -207,7 +201,7 @@ def test_resume_after_ctrl_c_ends_where_an_uninterrupted_run_ends(tmp_path):
         [e["val_loss"] for e in json.loads(Path(expected["run_dir"], "metrics.json").read_text())["epochs"]]
 
 
-def test_resume_refuses_a_completed_run_and_extra_options(home):
+def test_resume_refuses_a_completed_run_and_extra_options(zoo, home):
     _, results = home
     r = zoo("run", "--resume", results[0]["run_id"])
     assert r.exit_code == 2 and "is completed; only interrupted or failed runs can be resumed" in r.output
@@ -215,7 +209,7 @@ def test_resume_refuses_a_completed_run_and_extra_options(home):
     assert r.exit_code == 2 and "drop --epochs" in r.output
 
 
-def test_leaderboard_commands_reproduce_each_row_exactly(home):
+def test_leaderboard_commands_reproduce_each_row_exactly(zoo, home):
     """The printed command, run again, asks for the very settings and seeds of its row:
     with --skip-done every one of them is found already done."""
     rows = {row["model"]: row for row in json.loads(
@@ -238,7 +232,7 @@ def test_leaderboard_commands_reproduce_each_row_exactly(home):
         assert len(store.runs()) == before  # nothing trained
 
 
-def test_skip_done_trains_only_the_missing_seeds(home):
+def test_skip_done_trains_only_the_missing_seeds(zoo, home):
     r = zoo("run", "cnn", *QUICK, "--seeds", "2", "--skip-done", "--json")
     assert r.exit_code == 0, r.output
     first, second = json.loads(r.stdout)
@@ -247,7 +241,7 @@ def test_skip_done_trains_only_the_missing_seeds(home):
     assert "skipping cnn seed 0" in r.stderr
 
 
-def test_all_goes_on_after_a_failed_model_and_exits_1(tmp_path, monkeypatch):
+def test_all_goes_on_after_a_failed_model_and_exits_1(zoo, tmp_path, monkeypatch):
     from zoo_core.errors import TrainingError
     from zoo_core.runs import execute as executor
 
@@ -272,7 +266,7 @@ def test_all_goes_on_after_a_failed_model_and_exits_1(tmp_path, monkeypatch):
     assert f"2 of {len(trained) + 2} runs failed (cnn seed 0, lstm-stack seed 0)" in r.output
 
 
-def test_every_run_writes_its_epochs_as_tensorboard_events(home):
+def test_every_run_writes_its_epochs_as_tensorboard_events(zoo, home):
     """`tensorboard --logdir $ZOO_HOME/runs` reads these: TensorFlow's own event files."""
     from zoo_core._tf import tf as import_tf
 
@@ -310,7 +304,7 @@ def zoo_register_models(register):
 """
 
 
-def test_a_failed_run_is_recorded_in_the_words_the_user_saw(fake_dist):
+def test_a_failed_run_is_recorded_in_the_words_the_user_saw(zoo, fake_dist):
     fake_dist("zoo-nanny", {"zoo_nanny": NAN_PLUGIN})
     r = zoo("run", "nanny", "--epochs", "1", "--limit", "300")
     assert r.exit_code == 1

@@ -7,20 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.store import schema
 from zoo_core.store import open_store
-from test_cli_manage import add_completed, record
-
-
-def zoo(*args, env=None):
-    return CliRunner().invoke(cli, list(args), env=env, prog_name="zoo")
 
 
 @pytest.fixture
-def sqlite_file(tmp_path):
+def sqlite_file(add_completed, record, tmp_path):
     """A SQLite store with three runs: completed (epochs, tags), failed, queued."""
     path = tmp_path / "old.db"
     with open_store(path) as store:
@@ -37,7 +30,8 @@ def _contents(location):
         return [(r, store.epochs(r.run_id)) for r in store.runs()]
 
 
-def test_store_copy_moves_every_run_epoch_and_tag_and_is_idempotent(sqlite_file, postgresql_url):
+def test_store_copy_moves_every_run_epoch_and_tag_and_is_idempotent(
+        zoo, sqlite_file, postgresql_url):
     r = zoo("store", "copy", str(sqlite_file), postgresql_url)
     assert r.exit_code == 0, r.output
     assert r.output.splitlines() == [
@@ -53,11 +47,10 @@ def test_store_copy_moves_every_run_epoch_and_tag_and_is_idempotent(sqlite_file,
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_store_copy_brings_the_sweeps_along(sqlite_file, backend, request, tmp_path):
+def test_store_copy_brings_the_sweeps_along(record, sweep_record, zoo, sqlite_file, backend,
+                                             request, tmp_path):
     """Issue 31: the trials keep their sweep_id, and on the target `zoo sweep status ID`
     knows the sweep; a second copy changes nothing."""
-    from test_sweep import sweep_record
-
     with open_store(sqlite_file) as store:
         store.create_sweep(sweep_record("sweep-20260101-000000-abcd", ["cnn-s1", "cnn-s2"]),
                            [record("cnn-s1", seed=3), record("cnn-s2", seed=4)])
@@ -86,7 +79,7 @@ def test_store_copy_brings_the_sweeps_along(sqlite_file, backend, request, tmp_p
     assert _contents(target) == _contents(sqlite_file)
 
 
-def test_store_copy_finishes_a_copy_that_stopped_half_way(sqlite_file, postgresql_url):
+def test_store_copy_finishes_a_copy_that_stopped_half_way(zoo, sqlite_file, postgresql_url):
     with open_store(sqlite_file) as source, open_store(postgresql_url) as target:
         run = source.get("cnn-a")
         target.create_run(run)
@@ -98,7 +91,8 @@ def test_store_copy_finishes_a_copy_that_stopped_half_way(sqlite_file, postgresq
     assert _contents(postgresql_url) == _contents(sqlite_file)
 
 
-def test_store_copy_refuses_a_target_with_other_runs_of_the_same_id(sqlite_file, postgresql_url):
+def test_store_copy_refuses_a_target_with_other_runs_of_the_same_id(
+        record, zoo, sqlite_file, postgresql_url):
     with open_store(postgresql_url) as target:
         target.create_run(record("cnn-b", seed=7))
     r = zoo("store", "copy", str(sqlite_file), postgresql_url)
@@ -107,13 +101,13 @@ def test_store_copy_refuses_a_target_with_other_runs_of_the_same_id(sqlite_file,
     assert [run.run_id for run in open_store(postgresql_url).runs()] == ["cnn-b"]
 
 
-def test_store_copy_needs_an_existing_sqlite_file(tmp_path, postgresql_url):
+def test_store_copy_needs_an_existing_sqlite_file(zoo, tmp_path, postgresql_url):
     r = zoo("store", "copy", str(tmp_path / "nope.db"), postgresql_url)
     assert r.exit_code == 1 and f"no SQLite store at {tmp_path / 'nope.db'}" in r.output
     assert not (tmp_path / "nope.db").exists()
 
 
-def test_store_migrate_creates_the_schema_on_either_backend(postgresql_url, tmp_path):
+def test_store_migrate_creates_the_schema_on_either_backend(zoo, postgresql_url, tmp_path):
     latest = len(schema.MIGRATIONS)
     r = zoo("store", "migrate", "--store", postgresql_url)
     assert r.exit_code == 0, r.output
@@ -126,7 +120,7 @@ def test_store_migrate_creates_the_schema_on_either_backend(postgresql_url, tmp_
 
 
 @pytest.mark.slow
-def test_a_run_on_postgresql_shows_on_its_leaderboard(postgresql_url, zoo_home):
+def test_a_run_on_postgresql_shows_on_its_leaderboard(zoo, postgresql_url, zoo_home):
     r = zoo("run", "cnn", "--epochs", "1", "--limit", "300", "--store", postgresql_url, "--json")
     assert r.exit_code == 0, r.output
     run = json.loads(r.stdout)

@@ -9,10 +9,8 @@ import json
 import secrets
 
 import pytest
-from click.testing import CliRunner
 
 from zoo_core import HParam, testing
-from zoo_core.cli import cli
 from zoo_core.errors import UsageError
 
 HPARAMS = {
@@ -457,9 +455,9 @@ def zoo_register_models(register):
 FAST = ["--skip", "seed_determinism", "--skip", "overfit_one_batch", "--skip", "all_variables_train"]
 
 
-def test_zoo_check_prints_a_table_and_exits_1_when_a_check_fails(fake_dist):
+def test_zoo_check_prints_a_table_and_exits_1_when_a_check_fails(zoo, fake_dist):
     fake_dist("zoo-tenonly", {"zoo_tenonly": TEN_ONLY})
-    r = CliRunner().invoke(cli, ["check", "tenonly", *FAST])
+    r = zoo("check", "tenonly", *FAST)
     assert r.exit_code == 1, r.output
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["check", "status", "time", "message"]
@@ -471,10 +469,10 @@ def test_zoo_check_prints_a_table_and_exits_1_when_a_check_fails(fake_dist):
     assert "Traceback" not in r.output
 
 
-def test_zoo_check_json(fake_dist):
+def test_zoo_check_json(zoo, fake_dist):
     fake_dist("zoo-tenonly", {"zoo_tenonly": TEN_ONLY})
-    r = CliRunner().invoke(cli, ["check", "tenonly", *FAST, "--skip", "logits_shape", "--json",
-                                 "--set", "hidden=8"])
+    r = zoo("check", "tenonly", *FAST, "--skip", "logits_shape", "--json",
+            "--set", "hidden=8")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["model"] == "tenonly" and out["plugin"] == "zoo-tenonly" and out["passed"] is True
@@ -490,7 +488,7 @@ def test_zoo_check_json(fake_dist):
     (["check", "cnn", "--set", "depth=2"], "unknown hyperparameter 'depth' for cnn"),
     (["check", "cnn", "--shape", "28x28"], "--shape '28x28': expected HEIGHTxWIDTHxCHANNELS"),
 ])
-def test_zoo_check_usage_errors(args, message):
-    r = CliRunner().invoke(cli, args)
+def test_zoo_check_usage_errors(zoo, args, message):
+    r = zoo(*args)
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output

@@ -75,51 +75,51 @@ def test_a_graph_it_cannot_count_says_so_rather_than_guessing():
 
 
 @pytest.fixture(scope="module")
-def zoo():
+def the_zoo():
     return open_zoo()
 
 
-def cost(zoo, model, **changes):
-    resolved = zoo.resolve(model, "fashion")
+def cost(the_zoo, model, **changes):
+    resolved = the_zoo.resolve(model, "fashion")
     return model_cost(resolved.model, {**resolved.hparams, **changes}, (28, 28, 1), 10)
 
 
-def test_the_cnn_by_hand(zoo):
+def test_the_cnn_by_hand(the_zoo):
     conv1 = 28 * 28 * 3 * 3 * 1 * 32  # 'same', then a 2x2 pool: 14x14
     conv2 = 14 * 14 * 3 * 3 * 32 * 64  # then 7x7x64 = 3,136 features
     dense = 7 * 7 * 64 * 128
     logits = 128 * 10
-    found = cost(zoo, "cnn")  # the registry's: batch normalization after each layer
+    found = cost(the_zoo, "cnn")  # the registry's: batch normalization after each layer
     assert found.macs == conv1 + conv2 + dense + logits == 4_241_152
     # batch normalization's offset replaces each layer's bias, and adds a scale
     assert found.params == (9 * 32 + 2 * 32) + (9 * 32 * 64 + 2 * 64) + (3136 * 128 + 2 * 128) \
         + (1280 + 10) == 421_866
-    plain = cost(zoo, "cnn", batch_norm=False)  # issue 17's 30-second cnn
+    plain = cost(the_zoo, "cnn", batch_norm=False)  # issue 17's 30-second cnn
     assert plain.macs == found.macs
     assert plain.params == (9 * 32 + 32) + (9 * 32 * 64 + 64) + (3136 * 128 + 128) + (1280 + 10)
 
 
-def test_the_rnn_by_hand(zoo):
+def test_the_rnn_by_hand(the_zoo):
     # the registry's rnn: 2 layers of 128 each way over 28 rows of 28 pixels, then the same
     # over the 28 columns (read=rows+columns). BasicRNNCell multiplies [x_t, h_{t-1}] by its
     # kernel at every step, the zero state's too.
     first = 28 * (28 + 128) * 128  # per direction and pass
     second = 28 * (128 + 128) * 128
     logits = 2 * 2 * 128 * 10  # the last outputs of both directions of both passes
-    basic = cost(zoo, "rnn", kernel="basic")
+    basic = cost(the_zoo, "rnn", kernel="basic")
     assert basic.macs == 2 * 2 * (first + second) + logits == 5_911_552
     # the sequence kernel computes the same function and skips the zero state's product
-    assert cost(zoo, "rnn", kernel="sequence").macs == basic.macs - 2 * 2 * 2 * 128 * 128
+    assert cost(the_zoo, "rnn", kernel="sequence").macs == basic.macs - 2 * 2 * 2 * 128 * 128
     per_pass = 2 * ((28 + 128) * 128 + 128 + (256 * 128 + 128))
     assert basic.params == 2 * per_pass + 512 * 10 + 10 == 217_098
     # reading the rows only, as before issue 13
-    rows = cost(zoo, "rnn", kernel="basic", read="rows")
+    rows = cost(the_zoo, "rnn", kernel="basic", read="rows")
     assert rows.macs == 2 * (first + second) + 2 * 128 * 10 == 2_955_776
     assert rows.params == per_pass + 256 * 10 + 10
 
 
 @pytest.mark.parametrize("model, gates", [("rnn", 1), ("lstm", 4)])
-def test_two_rows_a_projection_and_both_passes_by_hand(zoo, model, gates):
+def test_two_rows_a_projection_and_both_passes_by_hand(the_zoo, model, gates):
     # issue 13's reading, one layer of 128 one way: each pass (the rows, then the columns)
     # projects 14 steps of 2 x 28 pixels to 64 features, then the cell multiplies
     # [x_t, h_{t-1}] (64 + 128) by its kernel (gates x 128 columns) at every step
@@ -128,19 +128,19 @@ def test_two_rows_a_projection_and_both_passes_by_hand(zoo, model, gates):
     projection = 14 * 56 * 64
     cell = 14 * (64 + 128) * gates * 128
     logits = 2 * 128 * 10
-    basic = cost(zoo, model, kernel="basic", **reading)
+    basic = cost(the_zoo, model, kernel="basic", **reading)
     assert basic.macs == 2 * (projection + cell) + logits == {1: 791_040, 4: 2_855_424}[gates]
     # the sequence kernels skip each pass's product with the zero state
-    sequence = cost(zoo, model, kernel="sequence", **reading)
+    sequence = cost(the_zoo, model, kernel="sequence", **reading)
     assert sequence.macs == basic.macs - 2 * 128 * gates * 128
     per_pass = (56 * 64 + 64) + (64 + 128) * gates * 128 + gates * 128
     assert basic.params == sequence.params == 2 * per_pass + 2 * 128 * 10 + 10
 
 
-def test_the_counts_agree_with_tensorflows_profiler(zoo):
+def test_the_counts_agree_with_tensorflows_profiler(the_zoo):
     """tf.compat.v1.profiler counts 2 float operations per multiply-accumulate of MatMul and
     Conv2D (and, unlike the zoo, also biases, activations and pooling: left out here)."""
-    resolved = zoo.resolve("cnn", "fashion")
+    resolved = the_zoo.resolve("cnn", "fashion")
     from zoo_core.train.forward import forward
 
     with tf.Graph().as_default() as graph:
@@ -163,12 +163,12 @@ def test_the_counts_agree_with_tensorflows_profiler(zoo):
     assert counted == 2 * count_macs(logits) == 2 * 4_241_152
 
 
-def test_the_registry_states_every_models_params_and_macs_as_the_graph_counts_them(zoo):
+def test_the_registry_states_every_models_params_and_macs_as_the_graph_counts_them(the_zoo):
     """registry.toml's params and macs cannot go stale: a changed default is counted again."""
     checked = 0
-    for name, entry in zoo.catalogue.models.items():
+    for name, entry in the_zoo.catalogue.models.items():
         for dataset, ref in entry.reference.items():
-            resolved = zoo.resolve(name, dataset)
+            resolved = the_zoo.resolve(name, dataset)
             found = model_cost(resolved.model, resolved.hparams, resolved.dataset.image_shape,
                                len(resolved.dataset.classes))
             assert (ref.get("params"), ref.get("macs")) == (found.params, found.macs), (

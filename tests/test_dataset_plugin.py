@@ -11,9 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 
 SHAPES = '''
 """zoo-shapes: a dataset of generated 16x16 shapes, 4 classes, the same on every machine."""
@@ -61,16 +59,12 @@ def zoo_register_datasets(register):
 '''
 
 
-def zoo(*args):
-    return CliRunner().invoke(cli, list(args))
-
-
 @pytest.fixture
 def shapes_plugin(fake_dist):
     return fake_dist("zoo-shapes", {"zoo_shapes": SHAPES})
 
 
-def test_the_plugin_dataset_is_listed(shapes_plugin):
+def test_the_plugin_dataset_is_listed(zoo, shapes_plugin):
     plugins = {p["distribution"]: p for p in json.loads(zoo("plugins", "--json").stdout)}
     assert plugins["zoo-shapes"]["status"] == "ok"
     assert plugins["zoo-shapes"]["datasets"] == ["shapes"] and plugins["zoo-shapes"]["models"] == []
@@ -80,7 +74,7 @@ def test_the_plugin_dataset_is_listed(shapes_plugin):
     assert "fashion" in datasets  # the registry's own datasets are still there
 
 
-def test_a_model_trains_on_the_plugin_dataset_end_to_end(shapes_plugin, zoo_home):
+def test_a_model_trains_on_the_plugin_dataset_end_to_end(zoo, shapes_plugin, zoo_home):
     # the registry's cnn (batch normalization, dropout): 40 steps, after which its moving
     # statistics alone evaluated at 24 % here; the trainer estimates them again
     r = zoo("run", "cnn", "--dataset", "shapes", "--epochs", "2", "--json")
@@ -99,7 +93,7 @@ def test_a_model_trains_on_the_plugin_dataset_end_to_end(shapes_plugin, zoo_home
     assert [(row["model"], row["dataset"]) for row in board] == [("cnn", "shapes")]
 
 
-def test_a_plugin_dataset_of_the_wrong_shape_is_a_clear_error(fake_dist):
+def test_a_plugin_dataset_of_the_wrong_shape_is_a_clear_error(zoo, fake_dist):
     # another module name: fake_dist's modules stay imported for the rest of the session
     fake_dist("zoo-badshapes", {"zoo_badshapes": SHAPES.replace("image_shape=(16, 16, 1)",
                                                                 "image_shape=(28, 28, 1)")})
@@ -110,7 +104,7 @@ def test_a_plugin_dataset_of_the_wrong_shape_is_a_clear_error(fake_dist):
     assert "Traceback" not in r.output
 
 
-def test_a_plugin_dataset_that_clashes_with_the_registry_is_reported(fake_dist):
+def test_a_plugin_dataset_that_clashes_with_the_registry_is_reported(zoo, fake_dist):
     fake_dist("zoo-fakefashion", {"zoo_fakefashion": SHAPES.replace('register("shapes"',
                                                                     'register("fashion"')})
     r = zoo("plugins")

@@ -72,7 +72,8 @@ def test_limit_larger_than_the_data_is_a_usage_error(fashion):
     assert err.value.template.startswith(f"{setting('limit', 60000)} is larger")  # --limit 60000
 
 
-def test_search_order_prefers_data_dir_then_env_then_cache(fashion, copy_dir, tmp_path, monkeypatch):
+def test_search_order_prefers_data_dir_then_env_then_cache(
+        fashion, copy_dir, tmp_path, monkeypatch):
     assert zoo_data.locate(fashion, copy_dir)[0] == setting("data_dir")  # the CLI: --data-dir
     monkeypatch.setenv("ZOO_DATA_DIR", str(copy_dir))
     assert zoo_data.locate(fashion)[0] == "ZOO_DATA_DIR"
@@ -192,12 +193,8 @@ def test_the_cli_progress_bar_takes_a_size_the_server_did_not_say():
     assert bar._bar is None
 
 
-def test_the_cli_names_the_data_dir_as_its_option(fashion, copy_dir):
-    from click.testing import CliRunner
-
-    from zoo_core.cli import cli
-
-    result = CliRunner().invoke(cli, ["datasets", "--json", "--data-dir", str(copy_dir)])
+def test_the_cli_names_the_data_dir_as_its_option(zoo, fashion, copy_dir):
+    result = zoo("datasets", "--json", "--data-dir", str(copy_dir))
     rows = {d["name"]: d for d in json.loads(result.stdout)}
     assert rows["fashion"]["location"] == f"{copy_dir} (--data-dir)"
     assert rows["fashion"]["verified"] == "yes"
@@ -271,7 +268,8 @@ def test_a_folder_where_a_file_belongs_is_named(fashion, copy_dir):
 
 
 @pytest.mark.parametrize("where", ["data dir", "system dir"])
-def test_an_unreadable_folder_is_a_data_error_not_a_traceback(fashion, copy_dir, monkeypatch, where):
+def test_an_unreadable_folder_is_a_data_error_not_a_traceback(
+        fashion, copy_dir, monkeypatch, where):
     spec = replace(fashion, system_dirs=(str(copy_dir),))
     _deny(monkeypatch, copy_dir / NAMES[0])  # the folder lacks search permission
     with pytest.raises(DataError) as err:
@@ -295,16 +293,12 @@ def test_a_data_dir_that_does_not_exist_is_a_usage_error(fashion, tmp_path, monk
         zoo_data.load(fashion, data_dir=tmp_path / "file")
 
 
-def test_the_cli_exits_2_for_a_missing_data_dir_and_1_for_a_bad_file(copy_dir, tmp_path):
-    from click.testing import CliRunner
-
-    from zoo_core.cli import cli
-
-    typo = CliRunner().invoke(cli, ["run", "cnn", "--data-dir", str(tmp_path / "typo")])
+def test_the_cli_exits_2_for_a_missing_data_dir_and_1_for_a_bad_file(zoo, copy_dir, tmp_path):
+    typo = zoo("run", "cnn", "--data-dir", str(tmp_path / "typo"))
     assert typo.exit_code == 2 and "no such folder" in typo.output
     assert "(given by --data-dir or ZOO_DATA_DIR)" in typo.output
     (copy_dir / NAMES[3]).write_bytes(b"<html>Not Found</html>")
-    bad = CliRunner().invoke(cli, ["run", "cnn", "--data-dir", str(copy_dir)])
+    bad = zoo("run", "cnn", "--data-dir", str(copy_dir))
     assert bad.exit_code == 1, bad.output
     (line,) = bad.output.strip().splitlines()
     assert line.startswith(f"Error: {copy_dir / NAMES[3]}: checksum mismatch for fashion test_labels")
@@ -470,15 +464,12 @@ def test_a_download_that_no_checksum_covers_is_not_cached(fashion, copy_dir, zoo
 # -- zoo datasets --samples (issue 31): real test images to try zoo predict on ---------------------
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="needs Debian's dataset-fashion-mnist")
-def test_zoo_datasets_samples_writes_real_test_images(tmp_path):
-    from click.testing import CliRunner
+def test_zoo_datasets_samples_writes_real_test_images(zoo, tmp_path):
     from PIL import Image
-
-    from zoo_core.cli import cli
 
     raw = gzip.open(REAL / "t10k-images-idx3-ubyte.gz").read()
     test = np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)
-    result = CliRunner().invoke(cli, ["datasets", "--samples", str(tmp_path / "s")])
+    result = zoo("datasets", "--samples", str(tmp_path / "s"))
     assert result.exit_code == 0, result.output
     folder = tmp_path / "s"
     assert result.output.splitlines() == [

@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.results import costplot, evidence, leaderboard
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
@@ -20,14 +18,10 @@ from zoo_core.settings import cpu_has_bf16
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def zoo(*args):
-    return CliRunner().invoke(cli, list(args))
-
-
 # -- what a run records --------------------------------------------------------------------------
 
 
-def test_a_run_records_every_piece_of_evidence(monkeypatch):
+def test_a_run_records_every_piece_of_evidence(zoo, monkeypatch):
     # one tiny real run of the cnn, started as `zoo run cnn --epochs 1 --limit 500`
     argv = ["run", "cnn", "--epochs", "1", "--limit", "500"]
     monkeypatch.setattr(sys, "argv", ["/venv/bin/zoo", *argv])
@@ -124,7 +118,7 @@ def store_runs(zoo_home):
     return runs
 
 
-def test_a_run_recorded_before_the_evidence_still_shows(store_runs):
+def test_a_run_recorded_before_the_evidence_still_shows(zoo, store_runs):
     shown = zoo("show", "rnn-0")
     assert shown.exit_code == 0, shown.output
     card = shown.output[shown.output.index("model card"):]
@@ -133,7 +127,7 @@ def test_a_run_recorded_before_the_evidence_still_shows(store_runs):
     assert json.loads(zoo("show", "rnn-0", "--json").stdout)["evidence"]["macs"] is None
 
 
-def test_leaderboard_details_add_the_evidence_columns(store_runs):
+def test_leaderboard_details_add_the_evidence_columns(zoo, store_runs):
     plain = zoo("leaderboard").output
     assert "MACs" not in plain and "git" not in plain  # the default table is unchanged
     details = zoo("leaderboard", "--details")
@@ -167,7 +161,7 @@ def test_runs_on_different_machines_show_both():
 # -- the cost/accuracy plot ----------------------------------------------------------------------
 
 
-def test_the_plot_has_one_point_per_row_and_marks_the_pareto_front(store_runs, tmp_path):
+def test_the_plot_has_one_point_per_row_and_marks_the_pareto_front(zoo, store_runs, tmp_path):
     rows = leaderboard.aggregate(store_runs)
     path = tmp_path / "cost.png"
     shown = costplot.draw(rows, path)

@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.store import liveness
 from zoo_core.store import open_store
 
@@ -55,7 +53,7 @@ def environ(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "ZOO_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
-def zoo(home: Path, *args: str) -> subprocess.Popen:
+def zoo_process(home: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([ZOO, *args], env=environ(home), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -83,7 +81,7 @@ def same_result(run, reference) -> None:
 def reference(tmp_path_factory):
     """The run uninterrupted."""
     home = tmp_path_factory.mktemp("reference")
-    code, err = finish(zoo(home, *RUN))
+    code, err = finish(zoo_process(home, *RUN))
     assert code == 0, err
     return the_run(home)[0]
 
@@ -107,7 +105,7 @@ def interrupt(home: Path, phase: str, signum: int) -> subprocess.Popen:
 
 @pytest.mark.parametrize("phase", list(MATRIX))
 def test_a_signal_at_any_phase_leaves_a_true_record_and_resume_ends_the_same(
-        tmp_path, phase, reference):
+        zoo, tmp_path, phase, reference):
     signums, completed = MATRIX[phase]
     children = {s: interrupt(tmp_path / s.name, phase, s) for s in signums}
     resumed = {}
@@ -125,7 +123,7 @@ def test_a_signal_at_any_phase_leaves_a_true_record_and_resume_ends_the_same(
             same_result(run, reference)
             if signum != KILL:
                 assert "had finished and is recorded as completed" in err
-            shown = CliRunner().invoke(cli, ["show", run.run_id], env={"ZOO_HOME": str(home)})
+            shown = zoo("show", run.run_id, env={"ZOO_HOME": str(home)})
             assert shown.exit_code == 0, shown.output
             assert f"curves.png       {run.run_dir}/curves.png" in shown.output
             continue
@@ -134,7 +132,7 @@ def test_a_signal_at_any_phase_leaves_a_true_record_and_resume_ends_the_same(
         else:
             assert run.status == "interrupted" and run.error.startswith("interrupted after")
             assert f"zoo run --resume {run.run_id}" in err
-        resumed[signum] = zoo(home, "run", "--resume", run.run_id)
+        resumed[signum] = zoo_process(home, "run", "--resume", run.run_id)
     for signum, proc in resumed.items():
         code, err = finish(proc)
         assert code == 0, err
@@ -162,16 +160,13 @@ def zoo_register_models(register):
 '''
 
 
-def plugin_site(tmp_path: Path) -> Path:
+def plugin_site(tmp_path: Path, dist_info) -> Path:
     site = tmp_path / "site"
     site.mkdir()
     (site / "zoo_faulty.py").write_text(PLUGIN.replace(
         "def zoo_register_models", "from zoo_core import HParam, hookimpl\n\n@hookimpl\n"
                                    "def zoo_register_models"))
-    info = site / "zoo_faulty-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-faulty\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[zoo]\nfaulty = zoo_faulty\n")
+    dist_info(site, "zoo-faulty", {"faulty": "zoo_faulty"})
     return site
 
 
@@ -181,8 +176,8 @@ def plugin_site(tmp_path: Path) -> Path:
     ("nan", "the model's outputs are not finite on the validation split after epoch 1"),
 ])
 def test_a_plugin_that_exits_raises_or_outputs_nan_fails_its_run_with_the_reason(
-        tmp_path, fault, says):
-    site = plugin_site(tmp_path)
+        tmp_path, dist_info, fault, says):
+    site = plugin_site(tmp_path, dist_info)
     env = environ(tmp_path / "home", PYTHONPATH=os.pathsep.join(
         [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
     result = subprocess.run([ZOO, "run", "faulty", "--epochs", "1", "--limit", "256",
@@ -214,13 +209,13 @@ def test_a_disk_that_fills_leaves_a_true_record_and_the_run_resumes(tmp_path, re
     if why:
         pytest.skip(f"no full disk to test with: {why}")
     try:
-        code, err = finish(zoo(home, *RUN))
+        code, err = finish(zoo_process(home, *RUN))
         assert code == 1, err  # MSG-AFTER-MERGE
         assert "Traceback" not in err
         run, _ = the_run(home)
         assert liveness.shown_status(run) in ("failed", liveness.DIED, "interrupted"), run
         subprocess.run(["mount", "-o", "remount,size=64m", str(home)], check=True)
-        code, err = finish(zoo(home, "run", "--resume", run.run_id))
+        code, err = finish(zoo_process(home, "run", "--resume", run.run_id))
         assert code == 0, err
         same_result(the_run(home)[0], reference)
     finally:
@@ -232,7 +227,7 @@ def test_two_resumes_of_one_run_at_once_train_it_once(tmp_path, reference):
     proc = interrupt(home, "between-epochs", INT)
     assert finish(proc)[0] == 130
     run, _ = the_run(home)
-    both = [zoo(home, "run", "--resume", run.run_id) for _ in range(2)]
+    both = [zoo_process(home, "run", "--resume", run.run_id) for _ in range(2)]
     (won, won_err), (lost, lost_err) = sorted(finish(p) for p in both)
     assert (won, lost) == (0, 1) or (won, lost) == (0, 2), (won_err, lost_err)
     last = lost_err.strip().splitlines()[-1]

@@ -143,9 +143,7 @@ def test_zoo_evaluate_without_checkpoint_json_says_it_is_missing(run_copy):
 # -- 8. zoo show on a run with a NaN validation loss ---------------------------------------------
 
 
-def test_zoo_show_prints_a_nan_validation_loss_as_nan(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_cli_manage import record
+def test_zoo_show_prints_a_nan_validation_loss_as_nan(record, tmp_path):
     from zoo_core.store import open_store
 
     home = tmp_path / "home"
@@ -231,10 +229,8 @@ def _fill(folder: Path) -> None:
             pass
 
 
-def test_on_a_full_disk_the_store_is_read_and_a_write_says_no_space_left(small_disk):
+def test_on_a_full_disk_the_store_is_read_and_a_write_says_no_space_left(add_completed, small_disk):
     home = small_disk(2) / "home"
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_cli_manage import add_completed
     from zoo_core.store import open_store
 
     with open_store(home / "zoo.db") as store:
@@ -254,10 +250,8 @@ def test_on_a_full_disk_the_store_is_read_and_a_write_says_no_space_left(small_d
     assert not (home / "runs").exists()  # zoo run stopped before making a run folder
 
 
-def test_a_write_to_an_open_store_on_a_full_disk_says_no_space_left(small_disk):
+def test_a_write_to_an_open_store_on_a_full_disk_says_no_space_left(add_completed, small_disk):
     home = small_disk(2) / "home"
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_cli_manage import add_completed
     from zoo_core.errors import StoreError
     from zoo_core.store import open_store
 
@@ -297,9 +291,7 @@ def test_a_checkpoint_on_a_full_disk_says_no_space_left_and_gives_true_advice(
 # -- 11. a damaged store is never written ----------------------------------------------------------
 
 
-def test_a_store_with_a_damaged_page_is_not_written(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_store import make_record
+def test_a_store_with_a_damaged_page_is_not_written(make_record, tmp_path):
     from zoo_core.store import open_store
 
     home = tmp_path / "home"
@@ -322,9 +314,7 @@ def test_a_store_with_a_damaged_page_is_not_written(tmp_path):
     assert sorted(p.name for p in home.iterdir()) == ["zoo.db"]  # no run folder either
 
 
-def test_the_integrity_check_runs_once_per_process_and_store(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_store import make_record
+def test_the_integrity_check_runs_once_per_process_and_store(make_record, tmp_path):
     from zoo_core.store import sqlite
     from zoo_core.store.sqlite import SQLiteStore
 

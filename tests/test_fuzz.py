@@ -336,16 +336,16 @@ def test_any_typed_value_is_checked_or_an_hparam_error(name, value):
 
 
 @pytest.fixture(scope="module")
-def zoo():
+def the_zoo():
     return open_zoo()
 
 
 @FUZZ
 @given(st.dictionaries(st.one_of(st.sampled_from(sorted(DECLARED) + ["dense", "dropout", "filters"]),
                                  st.text(max_size=8)), texts, max_size=4))
-def test_resolving_any_set_options_is_settings_or_a_usage_error(zoo, raw):
+def test_resolving_any_set_options_is_settings_or_a_usage_error(the_zoo, raw):
     try:
-        resolved = zoo.resolve("cnn", "fashion", raw_overrides=raw)
+        resolved = the_zoo.resolve("cnn", "fashion", raw_overrides=raw)
     except UsageError as e:
         assert "\n" not in str(e)
         return

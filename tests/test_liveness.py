@@ -12,16 +12,10 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.store import liveness
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
-
-
-def zoo(*args):
-    return CliRunner().invoke(cli, list(args), prog_name="zoo")
 
 
 def ago(seconds: float) -> str:
@@ -53,7 +47,7 @@ def test_a_process_start_tells_a_reused_pid_apart():
     (dict(host="gpu-box", pid=4242, heartbeat_at=5), True),  # seconds ago, at test time
     (dict(host="gpu-box", pid=4242, heartbeat_at=liveness.LEASE_SECONDS + 60), False),
 ])
-def test_a_running_run_is_dead_when_its_owner_is_gone(zoo_home, owner, alive):
+def test_a_running_run_is_dead_when_its_owner_is_gone(zoo, zoo_home, owner, alive):
     if "heartbeat_at" in owner:
         owner = {**owner, "heartbeat_at": ago(owner["heartbeat_at"])}
     with open_store() as store:
@@ -71,7 +65,7 @@ def test_a_running_run_is_dead_when_its_owner_is_gone(zoo_home, owner, alive):
         assert r.exit_code == 0 and "removed cnn-r" in r.output, r.output
 
 
-def test_json_outputs_give_the_status_a_user_sees_and_keep_the_stored_one(zoo_home):
+def test_json_outputs_give_the_status_a_user_sees_and_keep_the_stored_one(zoo, zoo_home):
     """A script reading `zoo runs --json` or `zoo show --json` sees a dead run as dead."""
     with open_store() as store:
         store.create_run(record("cnn-r", host="gpu-box", pid=4242,
@@ -83,7 +77,7 @@ def test_json_outputs_give_the_status_a_user_sees_and_keep_the_stored_one(zoo_ho
     assert "shown_status" not in shown  # one name for what is shown
 
 
-def test_a_dead_run_on_another_host_can_be_resumed(zoo_home):
+def test_a_dead_run_on_another_host_can_be_resumed(zoo, zoo_home):
     with open_store() as store:
         store.create_run(record("cnn-r", host="gpu-box", pid=4242,
                                 heartbeat_at=ago(liveness.LEASE_SECONDS + 1)))

@@ -12,30 +12,24 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.errors import StoreError
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
 from zoo_core.serving import packs
 
 
-def zoo(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(zoo, tmp_path_factory):
     """One tiny real run (cnn, 1 epoch on 1000 examples) and its pack, weights only."""
     home = tmp_path_factory.mktemp("origin")
     mp = pytest.MonkeyPatch()
     mp.setenv("ZOO_HOME", str(home))
-    r = CliRunner().invoke(cli, ["run", "cnn", "--epochs", "1", "--limit", "1000", "--json"])
+    r = zoo("run", "cnn", "--epochs", "1", "--limit", "1000", "--json")
     assert r.exit_code == 0, r.output
     run = json.loads(r.stdout)
     pack = home / "cnn-fashion.zoopack"
-    out = CliRunner().invoke(cli, ["pack", "latest", "-o", str(pack)])
+    out = zoo("pack", "latest", "-o", str(pack))
     mp.undo()
     assert out.exit_code == 0, out.output
     return home, run, pack, out.output
@@ -72,7 +66,7 @@ def test_pack_prints_its_sha256_and_the_declaration_to_paste(trained):
     assert record["run_id"] == run["run_id"] and "run_dir" not in record
 
 
-def test_the_weights_only_checkpoint_is_about_a_third_of_the_full_one(origin, tmp_path):
+def test_the_weights_only_checkpoint_is_about_a_third_of_the_full_one(zoo, origin, tmp_path):
     _, run, pack, _ = origin
     full = tmp_path / "full.zoopack"
     assert zoo("pack", run["run_id"][:12], "-o", full, "--optimizer-state").exit_code == 0
@@ -85,7 +79,7 @@ def test_the_weights_only_checkpoint_is_about_a_third_of_the_full_one(origin, tm
     assert pack.stat().st_size < 0.4 * full.stat().st_size
 
 
-def test_an_imported_run_ranks_marked_and_evaluates_to_the_same_accuracy(trained, tmp_path,
+def test_an_imported_run_ranks_marked_and_evaluates_to_the_same_accuracy(zoo, trained, tmp_path,
                                                                         monkeypatch):
     _, run, pack, _ = trained
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "elsewhere"))
@@ -113,7 +107,7 @@ def test_an_imported_run_ranks_marked_and_evaluates_to_the_same_accuracy(trained
     assert json.loads(r.stdout)["accuracy"] == run["test_accuracy"]  # exactly
 
 
-def test_importing_the_same_pack_twice_changes_nothing(trained, tmp_path, monkeypatch):
+def test_importing_the_same_pack_twice_changes_nothing(zoo, trained, tmp_path, monkeypatch):
     _, run, pack, _ = trained
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
     assert zoo("import", pack).exit_code == 0  # the alias
@@ -127,13 +121,13 @@ def test_importing_the_same_pack_twice_changes_nothing(trained, tmp_path, monkey
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run["run_id"]]
 
 
-def test_unpacking_into_the_store_it_came_from_finds_the_run_there(origin):
+def test_unpacking_into_the_store_it_came_from_finds_the_run_there(zoo, origin):
     _, run, pack, _ = origin
     r = zoo("unpack", pack)
     assert r.exit_code == 0 and "(the run this pack was made from); nothing to do" in r.output
 
 
-def test_unpack_into_postgresql_then_again(trained, tmp_path, monkeypatch, postgresql_url):
+def test_unpack_into_postgresql_then_again(zoo, trained, tmp_path, monkeypatch, postgresql_url):
     _, run, pack, _ = trained
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
     assert zoo("--store", postgresql_url, "unpack", pack).exit_code == 0
@@ -144,7 +138,7 @@ def test_unpack_into_postgresql_then_again(trained, tmp_path, monkeypatch, postg
         assert len(store.epochs(record.run_id)) == 1
 
 
-def test_only_completed_runs_are_packed(tmp_path):
+def test_only_completed_runs_are_packed(zoo, tmp_path):
     with open_store() as store:
         store.create_run(RunRecord(
             run_id="cnn-fashion-s0-x", status="interrupted", model="cnn", dataset="fashion",
@@ -157,7 +151,7 @@ def test_only_completed_runs_are_packed(tmp_path):
     assert not (tmp_path / "x.zoopack").exists()
 
 
-def test_a_wrong_sha256_given_to_unpack_is_refused(trained):
+def test_a_wrong_sha256_given_to_unpack_is_refused(zoo, trained):
     r = zoo("unpack", trained[2], "--sha256", "0" * 64)
     assert r.exit_code == 1 and "not " + "0" * 64 + ": refused" in r.output
 
@@ -183,7 +177,7 @@ def _rewrite(pack: Path, target: Path, members: dict[str, bytes], comment: bytes
     return target
 
 
-def _refused(target: Path, home: Path) -> str:
+def _refused(zoo, target: Path, home: Path) -> str:
     r = zoo("unpack", target)
     assert r.exit_code == 1, r.output
     with open_store() as store:
@@ -198,29 +192,30 @@ MEMBERS = ["run.json", "epochs.json", "config.json", "metrics.json", "checkpoint
 
 
 @pytest.mark.parametrize("member", MEMBERS)
-def test_one_changed_byte_in_any_member_is_refused_naming_it(trained, tmp_path, zoo_home, member):
+def test_one_changed_byte_in_any_member_is_refused_naming_it(
+        zoo, trained, tmp_path, zoo_home, member):
     members = _members(trained[2])
     data = bytearray(members[member])
     data[len(data) // 2] ^= 0x01
     members[member] = bytes(data)
-    output = _refused(_rewrite(trained[2], tmp_path / "t.zoopack", members), zoo_home)
+    output = _refused(zoo, _rewrite(trained[2], tmp_path / "t.zoopack", members), zoo_home)
     assert output.startswith(f"Error: {tmp_path / 't.zoopack'}: member {member} was changed: ")
 
 
-def test_a_damaged_byte_in_the_file_is_refused_naming_the_member(trained, tmp_path, zoo_home):
+def test_a_damaged_byte_in_the_file_is_refused_naming_the_member(zoo, trained, tmp_path, zoo_home):
     data = bytearray(trained[2].read_bytes())
     with zipfile.ZipFile(trained[2]) as zf:
         info = zf.getinfo("ckpt/best-1.data-00000-of-00001")
     data[info.header_offset + 200] ^= 0xFF  # inside its compressed bytes
     (tmp_path / "d.zoopack").write_bytes(bytes(data))
-    output = _refused(tmp_path / "d.zoopack", zoo_home)
+    output = _refused(zoo, tmp_path / "d.zoopack", zoo_home)
     assert "member ckpt/best-1.data-00000-of-00001 " in output
 
 
-def test_a_changed_comment_is_refused(trained, tmp_path, zoo_home):
+def test_a_changed_comment_is_refused(zoo, trained, tmp_path, zoo_home):
     target = _rewrite(trained[2], tmp_path / "c.zoopack", _members(trained[2]),
                       comment=b"zoopack 1 manifest-sha256=" + b"0" * 64)
-    assert "member manifest.json was changed" in _refused(target, zoo_home)
+    assert "member manifest.json was changed" in _refused(zoo, target, zoo_home)
 
 
 def _info(name: str, mode: int) -> zipfile.ZipInfo:
@@ -241,39 +236,41 @@ def _info(name: str, mode: int) -> zipfile.ZipInfo:
     ("evil.sh", stat.S_IFREG | 0o755, "not a file a pack holds"),
     ("ckpt/", stat.S_IFDIR | 0o755, "it is a folder"),
 ])
-def test_members_that_would_leave_the_run_folder_are_refused(trained, tmp_path, zoo_home,
+def test_members_that_would_leave_the_run_folder_are_refused(zoo, trained, tmp_path, zoo_home,
                                                              name, mode, why):
     target = _rewrite(trained[2], tmp_path / "h.zoopack", _members(trained[2]),
                       infos=[(_info(name, mode), b"/etc/passwd")])
-    output = _refused(target, zoo_home)
+    output = _refused(zoo, target, zoo_home)
     assert output == f"Error: {target}: member {name!r} refused: {why}\n"
 
 
-def test_a_member_twice_is_refused(trained, tmp_path, zoo_home):
+def test_a_member_twice_is_refused(zoo, trained, tmp_path, zoo_home):
     with pytest.warns(UserWarning, match="Duplicate name"):
         target = _rewrite(trained[2], tmp_path / "2.zoopack", _members(trained[2]),
                           infos=[(_info("config.json", stat.S_IFREG | 0o644), b"{}")])
-    assert "member 'config.json' refused: it appears twice" in _refused(target, zoo_home)
+    assert "member 'config.json' refused: it appears twice" in _refused(zoo, target, zoo_home)
 
 
-def test_a_zip_bomb_is_refused_before_it_is_written(trained, tmp_path, zoo_home):
+def test_a_zip_bomb_is_refused_before_it_is_written(zoo, trained, tmp_path, zoo_home):
     members = _members(trained[2])
     members["ckpt/best-1.data-00000-of-00001"] = bytes(16 << 20)  # 16 MiB of zeros, ~16 KiB
     target = _rewrite(trained[2], tmp_path / "b.zoopack", members)
     assert target.stat().st_size < 1 << 20
-    output = _refused(target, zoo_home)
+    output = _refused(zoo, target, zoo_home)
     assert re.search(r"member 'ckpt/best-1.data-00000-of-00001' refused: 16,777,216 bytes "
                      r"uncompressed from [0-9,]+, beyond what a pack holds", output)
 
 
-def test_a_member_missing_from_the_manifest_or_the_archive_is_refused(trained, tmp_path, zoo_home):
+def test_a_member_missing_from_the_manifest_or_the_archive_is_refused(
+        zoo, trained, tmp_path, zoo_home):
     members = _members(trained[2])
     del members["metrics.json"]
     target = _rewrite(trained[2], tmp_path / "m.zoopack", members)
-    assert "member metrics.json is in the manifest but missing" in _refused(target, zoo_home)
+    assert "member metrics.json is in the manifest but missing" in _refused(zoo, target, zoo_home)
 
 
-def test_a_store_that_refuses_the_row_leaves_no_folder(trained, tmp_path, zoo_home, monkeypatch):
+def test_a_store_that_refuses_the_row_leaves_no_folder(
+        zoo, trained, tmp_path, zoo_home, monkeypatch):
     from zoo_core.store.sqlite import SQLiteStore
 
     def refuse(self, record):

@@ -12,10 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from zoo_core.catalogue import open_zoo
-from zoo_core.cli import cli
 
 ZOO = str(Path(sys.executable).parent / "zoo")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -35,34 +33,15 @@ def zoo_register_models(register):
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    """Install fake distributions: modules, entry points in any group, requirements."""
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.setenv("PYTHONPATH", str(root))  # for the subprocesses
+def site(fake_dist, tmp_path, monkeypatch):
+    """conftest.py's fake_dist (modules, entry points in any group, requirements), seen by the
+    subprocesses too; each install returns the folder."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))  # for the subprocesses
 
-    def install(dist: str, modules: dict[str, str], entry_points: dict[str, str] | None = None,
-                group: str = "zoo", requires: tuple[str, ...] = ()) -> Path:
-        for mod, source in modules.items():
-            (root / f"{mod}.py").write_text(textwrap.dedent(source))
-        info = root / f"{dist.replace('-', '_')}-0.1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n"
-            + "".join(f"Requires-Dist: {r}\n" for r in requires))
-        eps = entry_points if entry_points is not None else {
-            m.removeprefix("zoo_"): m for m in modules}
-        if eps:
-            (info / "entry_points.txt").write_text(
-                f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()))
-        return root
+    def install(*args, **kwargs) -> Path:
+        return fake_dist(*args, **kwargs).parent
 
     return install
-
-
-def zoo(*args: str, **kwargs):
-    return CliRunner().invoke(cli, list(args), **kwargs)
 
 
 def zoo_process(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -75,7 +54,7 @@ def zoo_process(*args: str, timeout: float = 180) -> subprocess.CompletedProcess
 # before and after zoo-cnn's `cnn`, and `cnn` itself: another distribution's entry point of
 # the same name must not hide zoo-cnn's
 @pytest.mark.parametrize("entry_point", ["aaa", "zzz", "cnn"])
-def test_a_curated_name_always_belongs_to_its_registry_plugin(site, entry_point):
+def test_a_curated_name_always_belongs_to_its_registry_plugin(zoo, site, entry_point):
     site("evil-models", {"evil_models": MODEL.format(name="cnn", extra="") + """
 @hookimpl
 def zoo_register_datasets(register):
@@ -93,7 +72,7 @@ def zoo_register_datasets(register):
     assert open_zoo().model("cnn").build is zoo_cnn.build
 
 
-def test_the_rest_of_a_clashing_plugin_still_loads(site):
+def test_the_rest_of_a_clashing_plugin_still_loads(zoo, site):
     site("evil-more", {"evil_more": MODEL.format(name="cnn", extra="") + """
 @hookimpl
 def zoo_register_datasets(register):
@@ -180,7 +159,7 @@ def test_a_builder_that_raises_is_pointed_at_its_own_line_by_zoo_check(site):
     assert "Traceback" not in result.stderr
 
 
-def test_an_unexpected_exception_is_one_line_and_its_traceback_on_request(monkeypatch):
+def test_an_unexpected_exception_is_one_line_and_its_traceback_on_request(zoo, monkeypatch):
     from zoo_core.catalogue import zoo as zoo_module
 
     def broken(self, pattern=None):
@@ -198,7 +177,7 @@ def test_an_unexpected_exception_is_one_line_and_its_traceback_on_request(monkey
 
 # -- 3. installed but not listed ----------------------------------------------------------------------
 
-def test_unknown_model_says_which_plugins_failed_to_load(site):
+def test_unknown_model_says_which_plugins_failed_to_load(zoo, site):
     site("zoo-gru", {"zoo_gru": "raise ImportError('no module named tensorflo')"})
     result = zoo("run", "gru")
     assert result.exit_code == 2
@@ -208,7 +187,7 @@ def test_unknown_model_says_which_plugins_failed_to_load(site):
         "--diagnose` finds plugins installed but not listed)")
 
 
-def test_a_misspelled_entry_point_group_is_named_instead_of_did_you_mean(site):
+def test_a_misspelled_entry_point_group_is_named_instead_of_did_you_mean(zoo, site):
     site("zoo-gru2", {"zoo_gru2": MODEL.format(name="gru2", extra="")},
          entry_points={"gru2": "zoo_gru2"}, group="zoo.plugins")
     result = zoo("run", "gru2")
@@ -220,7 +199,7 @@ def test_a_misspelled_entry_point_group_is_named_instead_of_did_you_mean(site):
     assert "did you mean" not in result.stderr
 
 
-def test_plugins_diagnose_finds_the_near_misses(site, tmp_path, monkeypatch):
+def test_plugins_diagnose_finds_the_near_misses(zoo, site, tmp_path, monkeypatch):
     site("zoo-grp", {"zoo_grp": MODEL.format(name="grp", extra="")},
          entry_points={"grp": "zoo_grp"}, group="zoo_plugins")
     site("zoo-noep", {}, entry_points={}, requires=("zoo-core>=0.1",))
@@ -274,7 +253,7 @@ def test_diagnose_keeps_tensorflow_out_of_the_zoo_process():
 TUNED = ', defaults={"lr": 0.005, "epochs": 3}, dataset_defaults={"fashion": {"batch_size": 64}}'
 
 
-def test_plugin_defaults_merge_under_the_registry_and_the_command_line(site, tmp_path):
+def test_plugin_defaults_merge_under_the_registry_and_the_command_line(zoo, site, tmp_path):
     site("zoo-tuned", {"zoo_tuned": MODEL.format(name="tuned", extra=TUNED)})
     result = zoo("list", "tuned", "--details")
     assert result.exit_code == 0, result.output
@@ -309,7 +288,7 @@ def test_plugin_defaults_merge_under_the_registry_and_the_command_line(site, tmp
     assert (mnist.trainer.epochs, mnist.trainer.lr, mnist.trainer.batch_size) == (4, 0.005, 128)
 
 
-def test_bad_plugin_defaults_fail_the_plugin_with_the_fix(site):
+def test_bad_plugin_defaults_fail_the_plugin_with_the_fix(zoo, site):
     site("zoo-badtune", {"zoo_badtune": MODEL.format(name="badtune", extra=', defaults={"lrr": 1}')})
     result = zoo("plugins")
     assert ("badtune: model 'badtune': defaults sets 'lrr', which is neither a trainer setting nor "
@@ -334,7 +313,7 @@ def zoo_register_datasets(register):
 """
 
 
-def test_float_images_outside_0_1_fail_with_the_fix(site):
+def test_float_images_outside_0_1_fail_with_the_fix(zoo, site):
     site("zoo-floats", {"zoo_floats": FLOATS.format(name="floats", validation=10)})
     result = zoo("run", "cnn", "--dataset", "floats", "--epochs", "1")
     assert result.exit_code == 1
@@ -344,7 +323,7 @@ def test_float_images_outside_0_1_fail_with_the_fix(site):
         "the floats in the loader (e.g. x / 255)")
 
 
-def test_a_plugin_dataset_too_small_for_its_validation_names_its_register_call(site):
+def test_a_plugin_dataset_too_small_for_its_validation_names_its_register_call(zoo, site):
     site("zoo-small", {"zoo_small": FLOATS.format(name="small", validation=40).replace(
         "astype(np.float32)", "astype(np.uint8)")})
     result = zoo("run", "cnn", "--dataset", "small", "--epochs", "1")
@@ -354,7 +333,7 @@ def test_a_plugin_dataset_too_small_for_its_validation_names_its_register_call(s
         "examples); lower validation= in the register() call of plugin zoo-small")
 
 
-def test_a_default_of_the_wrong_type_names_the_hyperparameter_model_and_plugin(site):
+def test_a_default_of_the_wrong_type_names_the_hyperparameter_model_and_plugin(zoo, site):
     site("zoo-typed", {"zoo_typed": MODEL.format(name="typed", extra=', hparams={"hidden": '
                                                  'HParam("64", type=int)}').replace(
         "from zoo_core import hookimpl", "from zoo_core import HParam, hookimpl")})
@@ -365,7 +344,7 @@ def test_a_default_of_the_wrong_type_names_the_hyperparameter_model_and_plugin(s
         "in zoo-typed)) (see `zoo plugins`)"]
 
 
-def test_the_guide_s_plugin_with_a_model_and_a_dataset_trains_as_written(site):
+def test_the_guide_s_plugin_with_a_model_and_a_dataset_trains_as_written(zoo, site):
     import re
 
     guide = (Path(__file__).parents[1] / "docs" / "writing-plugins.md").read_text()
@@ -407,7 +386,7 @@ def zoo_run_finished(run):
     assert error.endswith(f"zoo_raiser.py:{build_line})")
 
 
-def test_new_plugin_refuses_a_name_the_registry_gives_to_another_plugin(tmp_path):
+def test_new_plugin_refuses_a_name_the_registry_gives_to_another_plugin(zoo, tmp_path):
     registry = tmp_path / "registry.toml"
     packaged = (Path(__file__).parents[1] / "zoo_core" / "registry.toml").read_text()
     registry.write_text(packaged + '\n[models.gru]\nplugin = "zoo-gru-models"\nsummary = "a GRU"\n')

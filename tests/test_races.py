@@ -90,12 +90,11 @@ def test_a_stale_worker_never_touches_the_run_another_worker_completed(tmp_path)
     assert not list((run_dir / "ckpt").glob(".pending-*"))  # the stale saves were removed
 
 
-def test_a_store_copy_killed_mid_copy_is_finished_by_running_it_again(tmp_path, postgresql_url):
+def test_a_store_copy_killed_mid_copy_is_finished_by_running_it_again(
+        add_completed, tmp_path, postgresql_url):
     """`zoo store copy` into a real PostgreSQL, SIGKILLed three times while it copies (most
     kills land between a run's row and its last epoch), then run to its end: the target holds
     exactly the source's runs and epochs."""
-    from test_cli_manage import add_completed
-
     source = tmp_path / "old.db"
     with open_store(source) as store:
         for i in range(120):

@@ -40,19 +40,23 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 # -- plugins -------------------------------------------------------------------------------------
 
 
-def fake_site(tmp_path: Path, dist: str, module: str, source: str) -> Path:
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(f"[zoo]\n{module.removeprefix('zoo_')} = {module}\n")
-    return site
+@pytest.fixture
+def fake_site(tmp_path, dist_info):
+    """``fake_site(dist, module, source)``: a plugin installed in tmp_path/site for the child
+    processes' PYTHONPATH (not on this process's path); returns the folder."""
+
+    def install(dist: str, module: str, source: str) -> Path:
+        site = tmp_path / "site"
+        site.mkdir(exist_ok=True)
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+        dist_info(site, dist, {module.removeprefix("zoo_"): module})
+        return site
+
+    return install
 
 
-def test_a_plugin_that_hangs_at_import_does_not_hang_zoo_list(tmp_path):
-    site = fake_site(tmp_path, "zoo-hangs", "zoo_hangs", "import time\ntime.sleep(60)\n")
+def test_a_plugin_that_hangs_at_import_does_not_hang_zoo_list(tmp_path, fake_site):
+    site = fake_site("zoo-hangs", "zoo_hangs", "import time\ntime.sleep(60)\n")
     start = time.monotonic()
     result = zoo(tmp_path / "home", "list", timeout=30, PYTHONPATH=str(site), ZOO_PLUGIN_TIMEOUT="1")
     elapsed = time.monotonic() - start
@@ -70,18 +74,15 @@ def test_a_plugin_that_hangs_at_import_does_not_hang_zoo_list(tmp_path):
     assert statuses["zoo-cnn"] == statuses["zoo-lstm"] == statuses["zoo-rnn"] == "ok"
 
 
-def test_a_plugin_that_raises_at_import_or_in_its_hook_leaves_the_rest_working(tmp_path):
-    site = fake_site(tmp_path, "zoo-boom", "zoo_boom", "raise OSError('weights server unreachable')\n")
-    (site / "zoo_hook.py").write_text(textwrap.dedent("""
+def test_a_plugin_that_raises_at_import_or_in_its_hook_leaves_the_rest_working(tmp_path,
+                                                                               fake_site):
+    site = fake_site("zoo-boom", "zoo_boom", "raise OSError('weights server unreachable')\n")
+    fake_site("zoo-hook", "zoo_hook", """
         from zoo_core import hookimpl
         @hookimpl
         def zoo_register_models(register):
             raise KeyError("width")
-    """))
-    info = site / "zoo_hook-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-hook\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[zoo]\nhook = zoo_hook\n")
+    """)
     result = zoo(tmp_path / "home", "list", "--json", PYTHONPATH=str(site))
     assert result.returncode == 0
     listed = {(m["name"], m["status"]) for m in json.loads(result.stdout)}
@@ -131,7 +132,7 @@ def _make_store(path: Path, runs: int) -> None:
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_store import make_record
+        from helpers import make_record
         from zoo_core.store import open_store
         with open_store({str(path)!r}) as db:
             for i in range({runs}):
@@ -169,7 +170,7 @@ def test_a_damaged_store_is_reported_by_the_cli_and_left_untouched(tmp_path, dam
 WRITER = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from test_store import make_record
+from helpers import make_record
 from zoo_core.store.records import utc_now
 from zoo_core.store import open_store
 worker = int(sys.argv[1])

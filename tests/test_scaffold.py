@@ -18,10 +18,8 @@ import venv
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from zoo_core import scaffold
-from zoo_core.cli import cli
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,10 +27,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 NAME = "kitnet"
-
-
-def zoo(*args):
-    return CliRunner().invoke(cli, list(args))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def run(python, *args, home: Path, check=True, cwd=None) -> subprocess.Completed
     return out
 
 
-def test_a_scaffolded_plugin_installs_lists_checks_trains_and_ranks(overlay, tmp_path):
+def test_a_scaffolded_plugin_installs_lists_checks_trains_and_ranks(zoo, overlay, tmp_path):
     home = tmp_path / "home"
     r = zoo("new-plugin", NAME, "--dir", str(tmp_path))
     assert r.exit_code == 0, r.output
@@ -131,14 +125,14 @@ def test_the_zoo_core_pin_follows_the_contract_series(version, pin):
     ("core", "zoo-core would clash with the zoo's own names"),
     ("cnn", "a distribution named zoo-cnn is already installed"),
 ])
-def test_bad_names_are_usage_errors(tmp_path, name, message):
+def test_bad_names_are_usage_errors(zoo, tmp_path, name, message):
     r = zoo("new-plugin", name, "--dir", str(tmp_path))
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
     assert not list(tmp_path.iterdir())
 
 
-def test_a_name_an_installed_plugin_registers_is_refused(fake_dist, tmp_path):
+def test_a_name_an_installed_plugin_registers_is_refused(zoo, fake_dist, tmp_path):
     fake_dist("zoo-other", {"zoo_other": '''
 from zoo_core import hookimpl
 def build(images, **kw): ...
@@ -151,7 +145,7 @@ def zoo_register_models(register):
     assert "a model named 'taken' is already registered by zoo-other" in r.output
 
 
-def test_an_existing_folder_must_be_empty(tmp_path):
+def test_an_existing_folder_must_be_empty(zoo, tmp_path):
     (tmp_path / "zoo-mynet").mkdir()
     assert zoo("new-plugin", "zoo-mynet", "--dir", str(tmp_path)).exit_code == 0  # empty: fine
     r = zoo("new-plugin", "mynet", "--dir", str(tmp_path))

@@ -17,10 +17,8 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from zoo_core.catalogue import open_zoo
-from zoo_core.cli import cli
 from zoo_core.errors import UsageError
 from zoo_core.runs import search
 from zoo_core.runs.plan import RunRequest
@@ -34,13 +32,6 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 # tiny trials of the plain cnn: 256 examples in batches of 32, 2 epochs
 TINY = ["--limit", "256", "--batch-size", "32", "--epochs", "2", "--set", "filters=8",
         "--set", "dense=16", "--set", "batch_norm=false", "--set", "steps_per_call=1"]
-
-
-def zoo(*args: str, store: str | None = None, code: int = 0):
-    result = CliRunner().invoke(cli, [*(["--store", store] if store else []), *args],
-                                prog_name="zoo")
-    assert result.exit_code == code, result.output
-    return result
 
 
 # -- ranges ------------------------------------------------------------------------------------
@@ -67,7 +58,7 @@ def test_a_bad_space_names_the_setting_and_the_accepted_forms(option, words):
     assert words in str(e.value)
 
 
-def test_the_command_line_says_which_space_is_wrong_before_anything_is_queued():
+def test_the_command_line_says_which_space_is_wrong_before_anything_is_queued(zoo):
     out = zoo("sweep", "cnn", "--search", "tpe", "--space", "dropout=float(0,2)", code=2).output
     assert "--space dropout=float(0,2): outside the setting's bounds (float, >= 0, <= 0.95)" in out
     out = zoo("sweep", "cnn", "--search", "tpe", "--space", "width=int(1,4)", code=2).output
@@ -77,7 +68,7 @@ def test_the_command_line_says_which_space_is_wrong_before_anything_is_queued():
     assert "--space lr is also set to one value" in out
     out = zoo("sweep", "cnn", "--trials", "4", code=2).output
     assert "--trials belong to a search: add --search random|tpe" in out
-    assert zoo("sweep", "list", "--json").output.strip() == "[]"
+    assert zoo("sweep", "list", "--json", code=0).output.strip() == "[]"
 
 
 def test_a_search_is_one_model_and_one_seed():
@@ -109,11 +100,11 @@ def test_a_model_without_space_searches_its_declared_ranges_less_the_fixed_ones(
     assert planned.space["optimizer"] == Dim("choice", choices=("adam", "nesterov"))
 
 
-def test_zoo_list_details_shows_the_search_space():
-    out = zoo("list", "cnn", "--details").output
+def test_zoo_list_details_shows_the_search_space(zoo):
+    out = zoo("list", "cnn", "--details", code=0).output
     assert "cnn search space (`zoo sweep cnn --search tpe` without --space)" in out
     assert "log(1e-4,1e-2)" in out
-    listed = json.loads(zoo("list", "cnn", "--details", "--json").output)
+    listed = json.loads(zoo("list", "cnn", "--details", "--json", code=0).output)
     assert listed[0]["search_space"]["dropout"] == "float(0,0.5)"
 
 
@@ -261,7 +252,7 @@ def _environ(home: Path, store: str | None = None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def resumed(tmp_path_factory):
+def resumed(zoo, tmp_path_factory):
     """A random search of 4 trials (seed 4: lr 0.01 for trials 0 and 1, 1e-6 for 2 and 3)
     with the median pruner: submitted with --engine none, trials 0 and 1 run by one `zoo
     worker` (in this process), then resumed on local:2, where trials 2 and 3 start with two
@@ -277,19 +268,20 @@ def resumed(tmp_path_factory):
         submitted = json.loads(zoo(
             "sweep", "cnn", "--search", "random", "--trials", "4", "--seed", "4",
             "--space", "lr=choice(0.01,0.000001)", "--space", "dropout=float(0,0.1)",
-            "--prune", "median", *TINY, "--engine", "none", "--json").stdout)
+            "--prune", "median", *TINY, "--engine", "none", "--json", code=0).stdout)
         sweep_id = submitted["sweep"]["sweep_id"]
-        done = zoo("worker", "--sweep", sweep_id, "--max-trials", "2", "--threads", "1")
+        done = zoo("worker", "--sweep", sweep_id, "--max-trials", "2", "--threads", "1", code=0)
         with open_store() as store:
             before = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
-        half = json.loads(zoo("sweep", "status", sweep_id, "--json").stdout)
-        resumed = zoo("sweep", "--resume", sweep_id, "--engine", "local:2")
+        half = json.loads(zoo("sweep", "status", sweep_id, "--json", code=0).stdout)
+        resumed = zoo("sweep", "--resume", sweep_id, "--engine", "local:2", code=0)
         with open_store() as store:
             after = {r.run_id: r for r in store.runs(sweep_id=sweep_id)}
-        status = json.loads(zoo("sweep", "status", sweep_id, "--json").stdout)
+        status = json.loads(zoo("sweep", "status", sweep_id, "--json", code=0).stdout)
         plot = home / "search.png"
-        shown = json.loads(zoo("sweep", "show", sweep_id, "--plot", str(plot), "--json").stdout)
-        texts = {name: zoo(*args).output for name, args in {
+        shown = json.loads(zoo("sweep", "show", sweep_id, "--plot", str(plot), "--json",
+                               code=0).stdout)
+        texts = {name: zoo(*args, code=0).output for name, args in {
             "status": ("sweep", "status", sweep_id), "show": ("sweep", "show", sweep_id),
             "runs": ("runs", "--status", "pruned"),
             "leaderboard": ("leaderboard", "--include-partial", "--runs"),
@@ -364,18 +356,19 @@ def test_a_finished_search_takes_no_trial_twice(resumed):
 
 
 @pytest.mark.slow
-def test_a_search_on_a_postgresql_store(postgresql_url, tmp_path, monkeypatch):
+def test_a_search_on_a_postgresql_store(zoo, postgresql_url, tmp_path, monkeypatch):
     if not FASHION.is_dir():
         pytest.skip(f"the real Fashion-MNIST is not at {FASHION}")
     monkeypatch.setenv("ZOO_ARTIFACTS", str(tmp_path / "shared"))
     queued = json.loads(zoo("sweep", "cnn", "--search", "tpe", "--trials", "2", "--space",
                             "lr=log(1e-3,1e-2)", *TINY, "--epochs", "1", "--engine", "none",
                             "--json",
-                            store=postgresql_url).stdout)
+                            store=postgresql_url, code=0).stdout)
     assert queued["total"] == 0  # the workers propose the trials
     sweep_id = queued["sweep"]["sweep_id"]
-    assert "2 completed" in zoo("worker", "--sweep", sweep_id, store=postgresql_url).output
-    out = json.loads(zoo("sweep", "status", sweep_id, "--json", store=postgresql_url).stdout)
+    assert "2 completed" in zoo("worker", "--sweep", sweep_id, store=postgresql_url, code=0).output
+    out = json.loads(zoo("sweep", "status", sweep_id, "--json", store=postgresql_url,
+                         code=0).stdout)
     assert out["counts"]["completed"] == 2
     assert out["search"]["best"]["run_id"] in {t["run_id"] for t in out["trials"]}
     with open_store(postgresql_url) as store:

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from zoo_core.catalogue import open_zoo
-from zoo_core.cli import cli
 from zoo_core.paths import RunFiles
 from zoo_core.results import plots, predictions
 from zoo_core.store import open_store
@@ -28,10 +26,6 @@ from zoo_core.serving.inference import Classifier, NoTrainedRun, resolve_model_r
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 QUICK = ["--epochs", "1", "--limit", "1000"]
 N_REAL = 200  # real test images each export is checked on
-
-
-def zoo(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def real_images(n: int = N_REAL) -> np.ndarray:
@@ -75,7 +69,7 @@ def record(run_id: str):
 # -- zoo predict ---------------------------------------------------------------------------------
 
 
-def test_predict_classifies_pictures_arrays_and_idx_and_names_each_bad_file(home, tmp_path):
+def test_predict_classifies_pictures_arrays_and_idx_and_names_each_bad_file(zoo, home, tmp_path):
     x = real_images(3)
     Image.fromarray(x[0, ..., 0]).resize((280, 280)).convert("RGB").save(tmp_path / "boot.png")
     Image.fromarray(x[1, ..., 0]).save(tmp_path / "pullover.jpg", quality=95)
@@ -103,7 +97,7 @@ def test_predict_classifies_pictures_arrays_and_idx_and_names_each_bad_file(home
     assert rows["batch.npy[2]"] == rows["three-idx3-ubyte.gz[2]"]
 
 
-def test_predict_json_top_k_and_model_name(home, tmp_path):
+def test_predict_json_top_k_and_model_name(zoo, home, tmp_path):
     np.save(tmp_path / "two.npy", real_images(2).astype(np.float32) / 255)  # floats in [0, 1]
     r = zoo("predict", "cnn", tmp_path / "two.npy", "--json", "--top", "10")
     assert r.exit_code == 0, r.output
@@ -122,7 +116,7 @@ def test_predict_json_top_k_and_model_name(home, tmp_path):
         .split() == ["image", "top", "1"]
 
 
-def test_predict_matches_the_runs_own_test_evaluation(home, tmp_path):
+def test_predict_matches_the_runs_own_test_evaluation(zoo, home, tmp_path):
     """The same preprocessing and graph as the trainer's: zoo predict on the first 200 test
     images gives the classes and probabilities the run's test evaluation recorded."""
     run = record(home[1]["cnn"])
@@ -136,7 +130,7 @@ def test_predict_matches_the_runs_own_test_evaluation(home, tmp_path):
                                recorded["test_confidence"][:N_REAL], atol=1e-5)
 
 
-def test_a_model_without_a_completed_run_says_how_to_get_one(home, tmp_path):
+def test_a_model_without_a_completed_run_says_how_to_get_one(zoo, home, tmp_path):
     # on mnist: the rnn ships weights for fashion only (tests/test_shipped_weights.py)
     np.save(tmp_path / "one.npy", real_images(1)[0])
     r = zoo("predict", "rnn", tmp_path / "one.npy", "--dataset", "mnist")
@@ -198,7 +192,7 @@ FRESH = textwrap.dedent("""
 """)
 
 
-def test_exports_give_the_runs_own_predictions_in_a_fresh_process(home, tmp_path):
+def test_exports_give_the_runs_own_predictions_in_a_fresh_process(zoo, home, tmp_path):
     x = real_images()
     np.save(tmp_path / "images.npy", x)
     jobs, expected = [], {}
@@ -232,7 +226,7 @@ def test_exports_give_the_runs_own_predictions_in_a_fresh_process(home, tmp_path
         np.testing.assert_allclose(probabilities, want, atol=1e-5, err_msg=str(job))
 
 
-def test_export_versions_refuses_to_overwrite_and_leaves_nothing_half_written(home, tmp_path):
+def test_export_versions_refuses_to_overwrite_and_leaves_nothing_half_written(zoo, home, tmp_path):
     run_id = home[1]["cnn"]
     out = tmp_path / "serving"
     assert zoo("export", run_id, "-o", out, "--name", "shirts").exit_code == 0
@@ -261,7 +255,7 @@ def test_export_versions_refuses_to_overwrite_and_leaves_nothing_half_written(ho
 
 
 def test_export_of_a_running_run_uses_its_best_checkpoint_so_far_with_a_warning(
-        trained, tmp_path, monkeypatch):
+        zoo, trained, tmp_path, monkeypatch):
     import shutil
 
     from zoo_core.store import liveness
@@ -310,7 +304,7 @@ def test_a_bfloat16_run_predicts_as_it_ran_and_exports_float32(home, tmp_path):
 # -- the predictions picture ---------------------------------------------------------------------
 
 
-def test_every_run_draws_its_predictions_and_zoo_show_redraws_them(home):
+def test_every_run_draws_its_predictions_and_zoo_show_redraws_them(zoo, home):
     run = record(home[1]["cnn"])
     folder = Path(run.run_dir)
     assert (folder / RunFiles.PREDICTIONS).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

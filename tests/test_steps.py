@@ -25,17 +25,17 @@ BATCH, K = 32, 4
 
 
 @pytest.fixture(scope="module")
-def zoo():
+def the_zoo():
     return open_zoo()
 
 
 @pytest.fixture(scope="module")
-def subset(zoo):
-    return data.load(zoo.dataset("fashion"), limit=600)
+def subset(the_zoo):
+    return data.load(the_zoo.dataset("fashion"), limit=600)
 
 
-def _graph(zoo, subset, model, **overrides):
-    r = zoo.resolve(model, "fashion", overrides={"batch_size": BATCH, **overrides})
+def _graph(the_zoo, subset, model, **overrides):
+    r = the_zoo.resolve(model, "fashion", overrides={"batch_size": BATCH, **overrides})
     n = len(subset.y_train)
     g = build_graph(r.model, r.hparams, r.trainer, subset.x_train.shape[1:], subset.num_classes,
                     0, n, n // BATCH, step_loop=True,
@@ -58,11 +58,11 @@ def _session(tf, g, subset):
     ("cnn-bn", {"blocks": 1, "filters": 8, "dense": 16, "dropout": 0.0, "lr": 0.02}),
     ("rnn", {"hidden": 16}),
 ])
-def test_one_call_of_k_steps_is_k_single_steps(zoo, subset, model, overrides):
+def test_one_call_of_k_steps_is_k_single_steps(the_zoo, subset, model, overrides):
     from zoo_core._tf import tf as import_tf
 
     tf = import_tf()
-    r, g = _graph(zoo, subset, model, **overrides)
+    r, g = _graph(the_zoo, subset, model, **overrides)
     assert g.steps is not None, g.steps_problem
     if model == "cnn-bn":
         assert r.trainer.augment_shift and r.trainer.augment_flip
@@ -95,23 +95,23 @@ def test_one_call_of_k_steps_is_k_single_steps(zoo, subset, model, overrides):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=v.op.name)
 
 
-def test_a_model_with_dropout_runs_single_steps_and_says_why(zoo, subset):
-    _, g = _graph(zoo, subset, "cnn-bn", blocks=1, filters=4, dense=8)  # dropout 0.3
+def test_a_model_with_dropout_runs_single_steps_and_says_why(the_zoo, subset):
+    _, g = _graph(the_zoo, subset, "cnn-bn", blocks=1, filters=4, dense=8)  # dropout 0.3
     assert g.steps is None and "dropout" in g.steps_problem
 
 
-def planned(zoo, model, **overrides):
-    return plan(zoo, RunRequest([model], "fashion", limit=600, overrides=overrides)).runs[0]
+def planned(the_zoo, model, **overrides):
+    return plan(the_zoo, RunRequest([model], "fashion", limit=600, overrides=overrides)).runs[0]
 
 
-def test_a_run_of_k_steps_per_call_records_what_single_steps_record(zoo, subset):
+def test_a_run_of_k_steps_per_call_records_what_single_steps_record(the_zoo, subset):
     common = {"epochs": 2, "batch_size": BATCH, "hidden": 16, "lr_schedule": "cosine",
               "augment_shift": 1}
     records, epochs = [], []
     with open_store() as store:
         for k in (1, 4):
-            record = execute.execute(zoo, planned(zoo, "rnn", steps_per_call=k, **common), store,
-                                     subset)
+            record = execute.execute(the_zoo, planned(the_zoo, "rnn", steps_per_call=k, **common),
+                                     store, subset)
             records.append(record)
             epochs.append(store.epochs(record.run_id))
     one, four = records
@@ -128,8 +128,8 @@ def test_a_run_of_k_steps_per_call_records_what_single_steps_record(zoo, subset)
         assert json.loads((folder / RunFiles.METRICS).read_text())["speed"] == {"steps_per_call": k}
 
 
-def test_automatic_steps_per_call_is_measured_and_recorded(zoo, subset, tmp_path):
-    r = zoo.resolve("rnn", "fashion", overrides={"epochs": 1, "batch_size": 16, "hidden": 16})
+def test_automatic_steps_per_call_is_measured_and_recorded(the_zoo, subset, tmp_path):
+    r = the_zoo.resolve("rnn", "fashion", overrides={"epochs": 1, "batch_size": 16, "hidden": 16})
     assert r.trainer.steps_per_call == 0  # the default: automatic
     seen = []
 
@@ -159,39 +159,39 @@ def test_a_nan_loss_in_a_call_names_the_epoch_and_the_steps(subset, tmp_path):
         loop.train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
 
 
-def test_steps_per_call_is_speed_only(zoo):
-    one = zoo.resolve("cnn", "fashion", raw_overrides={"steps_per_call": "1"}).settings
-    auto = zoo.resolve("cnn", "fashion").settings
+def test_steps_per_call_is_speed_only(the_zoo):
+    one = the_zoo.resolve("cnn", "fashion", raw_overrides={"steps_per_call": "1"}).settings
+    auto = the_zoo.resolve("cnn", "fashion").settings
     assert one.config == auto.config and one.config_id == auto.config_id
     assert (one.speed, auto.speed) == ({"steps_per_call": 1}, {"steps_per_call": 0})
     omitted = {k: p.default for k, p in TRAINER_HPARAMS.items() if p.omit_default}
     assert omitted and not set(omitted) & set(one.config)  # at their defaults: not in the config
     assert one.values == {**{k: v for k, v in one.config.items() if k != "bf16"}, **omitted,
                           "precision": "auto", "steps_per_call": 1}  # the cnn's default
-    recorded = RunSettings.recorded({**one.config, **one.speed}, zoo.model("cnn").hparams)
+    recorded = RunSettings.recorded({**one.config, **one.speed}, the_zoo.model("cnn").hparams)
     assert recorded.trainer.steps_per_call == 1
 
 
 @pytest.mark.parametrize("model, default", [("lstm", "sequence"), ("rnn", "basic")])
-def test_a_kernel_computing_the_same_function_is_speed_only(zoo, model, default):
-    basic = zoo.resolve(model, "fashion", raw_overrides={"kernel": "basic"}).settings
-    sequence = zoo.resolve(model, "fashion", raw_overrides={"kernel": "sequence"}).settings
+def test_a_kernel_computing_the_same_function_is_speed_only(the_zoo, model, default):
+    basic = the_zoo.resolve(model, "fashion", raw_overrides={"kernel": "basic"}).settings
+    sequence = the_zoo.resolve(model, "fashion", raw_overrides={"kernel": "sequence"}).settings
     assert basic.config_id == sequence.config_id and "kernel" not in basic.config
     assert (basic.speed["kernel"], sequence.speed["kernel"]) == ("basic", "sequence")
-    assert zoo.resolve(model, "fashion").settings.hparams["kernel"] == default
-    recorded = RunSettings.recorded({**basic.config, **basic.speed}, zoo.model(model).hparams)
+    assert the_zoo.resolve(model, "fashion").settings.hparams["kernel"] == default
+    recorded = RunSettings.recorded({**basic.config, **basic.speed}, the_zoo.model(model).hparams)
     assert recorded.hparams["kernel"] == "basic" and recorded.config_id == basic.config_id
 
 
-def test_xla_was_removed_with_a_reason_and_old_runs_still_load(zoo):
+def test_xla_was_removed_with_a_reason_and_old_runs_still_load(the_zoo):
     with pytest.raises(HParamError, match=r"^setting 'xla' was removed: it set XLA's global JIT "
                                           r"level, which does nothing on a CPU"):
-        zoo.resolve("cnn", "fashion", raw_overrides={"xla": "true"})
-    settings = zoo.resolve("cnn", "fashion", overrides={"precision": "float32"}).settings
+        the_zoo.resolve("cnn", "fashion", raw_overrides={"xla": "true"})
+    settings = the_zoo.resolve("cnn", "fashion", overrides={"precision": "float32"}).settings
     assert settings.config["xla"] is False  # as every run recorded it: the same config ids
     assert "xla" not in settings.trainer.to_dict()
     old = {**settings.config, "xla": True}  # a run recorded with it on (it did nothing)
-    recorded = RunSettings.recorded(old, zoo.model("cnn").hparams)
+    recorded = RunSettings.recorded(old, the_zoo.model("cnn").hparams)
     assert recorded.trainer == settings.trainer
     assert config_id(old) != settings.config_id  # it stays the run it was
 
@@ -208,28 +208,28 @@ def test_a_registry_that_still_sets_xla_says_it_was_removed(tmp_path):
 
 
 @pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without"])
-def test_the_config_records_the_precision_asked_the_same_on_every_cpu(zoo, monkeypatch,
+def test_the_config_records_the_precision_asked_the_same_on_every_cpu(the_zoo, monkeypatch,
                                                                        has_bf16):
     from zoo_core import settings as settings_module
 
     monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: has_bf16)
-    auto = zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
-    bf16 = zoo.resolve("cnn", "fashion", overrides={"precision": "bfloat16"}).settings
-    fp32 = zoo.resolve("cnn", "fashion", overrides={"precision": "float32"}).settings
+    auto = the_zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
+    bf16 = the_zoo.resolve("cnn", "fashion", overrides={"precision": "bfloat16"}).settings
+    fp32 = the_zoo.resolve("cnn", "fashion", overrides={"precision": "float32"}).settings
     assert auto.config["bf16"] is True and auto.config_id == bf16.config_id != fp32.config_id
     assert "precision" not in auto.config and fp32.config["bf16"] is False
-    recorded = RunSettings.recorded(auto.config, zoo.model("cnn").hparams)
+    recorded = RunSettings.recorded(auto.config, the_zoo.model("cnn").hparams)
     assert recorded.trainer.precision == "bfloat16" and recorded.config_id == auto.config_id
     # what computes here is the trainer's, never the config's (docs/architecture.md)
     assert auto.trainer.effective_precision == ("bfloat16" if has_bf16 else "float32")
     monkeypatch.setattr(settings_module, "cpu_has_bf16", lambda: not has_bf16)
-    elsewhere = zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
+    elsewhere = the_zoo.resolve("cnn", "fashion", raw_overrides={"precision": "auto"}).settings
     assert elsewhere.config_id == auto.config_id  # the other CPU: a sweep's workers agree
     with pytest.raises(HParamError, match="setting 'bf16' is now precision"):
-        zoo.resolve("cnn", "fashion", raw_overrides={"bf16": "true"})
+        the_zoo.resolve("cnn", "fashion", raw_overrides={"bf16": "true"})
 
 
-def test_a_setting_added_later_keeps_the_config_ids_of_runs_made_before_it(zoo):
+def test_a_setting_added_later_keeps_the_config_ids_of_runs_made_before_it(the_zoo):
     """``omit_default``: at its default the config leaves the setting out (so the rows and
     runs recorded before it existed keep their config ids); set to anything else, it is named."""
     from zoo_core.results.leaderboard import _config_labels
@@ -256,13 +256,13 @@ def test_a_setting_added_later_keeps_the_config_ids_of_runs_made_before_it(zoo):
     assert _config_labels(rows) == ["rows=default", "rows=2"]
 
 
-def test_in_bfloat16_k_steps_per_call_move_no_digit(zoo, subset):
+def test_in_bfloat16_k_steps_per_call_move_no_digit(the_zoo, subset):
     """A resumed process chooses an automatic K anew from its first steps' time, so the same
     digits after a resume need K to move none: the cnn (batch norm) in bfloat16, where the
     CPU has it (float32 elsewhere), one step per call or four, every metric equal."""
     common = {"epochs": 2, "batch_size": BATCH, "dropout": 0.0, "precision": "bfloat16"}
     with open_store() as store:
-        runs = [execute.execute(zoo, planned(zoo, "cnn", steps_per_call=k, **common), store,
+        runs = [execute.execute(the_zoo, planned(the_zoo, "cnn", steps_per_call=k, **common), store,
                                 subset) for k in (1, 4)]
         epochs = [[{k: v for k, v in e.items() if k != "seconds"} for e in store.epochs(r.run_id)]
                   for r in runs]

@@ -23,8 +23,7 @@ import pytest
 from zoo_core import paths
 from zoo_core.errors import StoreError, UnknownNameError, UsageError
 from zoo_core.store import sqlite
-from zoo_core.store.records import (STATUSES, RunRecord, config_id, precision_ran, run_files,
-                                    utc_now)
+from zoo_core.store.records import STATUSES, config_id, precision_ran, run_files, utc_now
 from zoo_core.store.sqlite import SQLiteStore
 from zoo_core.store import Store, open_store
 
@@ -32,24 +31,6 @@ from zoo_core.store import Store, open_store
 # tests/conftest.py starts).
 BACKENDS = ["sqlite", "postgresql"]
 RELEASE_0_1_0_STORE = Path(__file__).parent / "data" / "store-0.1.0.db"
-
-
-def make_record(run_id: str, **overrides) -> RunRecord:
-    fields = dict(
-        run_id=run_id,
-        model="cnn",
-        dataset="fashion",
-        plugin="zoo-cnn",
-        plugin_version="0.1.0",
-        zoo_version="0.1.0",
-        tf_version="2.16.1",
-        config={"epochs": 3, "lr": 0.001, "limit": None},
-        seed=1,
-        data_checksums={"train-images": "aa", "test-images": "bb"},
-        split_sizes={"train": 54000, "val": 6000, "test": 10000},
-    )
-    fields.update(overrides)
-    return RunRecord(**fields)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -93,7 +74,7 @@ def test_paths_default_to_user_data_dir(monkeypatch, value):
     assert str(paths.zoo_home()) == platformdirs.user_data_dir("zoo")
 
 
-def test_default_store_lives_in_zoo_home(monkeypatch, tmp_path):
+def test_default_store_lives_in_zoo_home(make_record, monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
     with open_store() as db:
         db.create_run(make_record("r1"))
@@ -103,7 +84,7 @@ def test_default_store_lives_in_zoo_home(monkeypatch, tmp_path):
 # -- records -----------------------------------------------------------------------------------
 
 
-def test_config_id_is_canonical():
+def test_config_id_is_canonical(make_record):
     assert config_id({"a": 1, "b": 2}) == config_id({"b": 2, "a": 1})
     assert config_id({"a": 1}) != config_id({"a": 2})
     assert len(config_id({})) == 10
@@ -111,7 +92,7 @@ def test_config_id_is_canonical():
     assert make_record("r", config_id="given").config_id == "given"
 
 
-def test_run_files_lists_the_files_that_exist_in_order(tmp_path):
+def test_run_files_lists_the_files_that_exist_in_order(make_record, tmp_path):
     record = make_record("r1", run_dir=str(tmp_path))
     assert run_files(record) == {}
     for name in ("confusion.png", "config.json", "notes.txt"):
@@ -120,7 +101,7 @@ def test_run_files_lists_the_files_that_exist_in_order(tmp_path):
         ("config.json", tmp_path / "config.json"), ("confusion.png", tmp_path / "confusion.png")]
 
 
-def test_create_add_epoch_finish_get(store):
+def test_create_add_epoch_finish_get(make_record, store):
     record = make_record("20240101-cnn-abc")
     store.create_run(record)
     assert store.get("20240101-cnn-abc") == record
@@ -147,7 +128,7 @@ def test_create_add_epoch_finish_get(store):
     assert got.to_dict()["test_accuracy"] == 0.91
 
 
-def test_add_epoch_replaces_a_repeated_epoch(store):
+def test_add_epoch_replaces_a_repeated_epoch(make_record, store):
     store.create_run(make_record("r1"))
     store.add_epoch("r1", 1, val_accuracy=0.5)
     store.add_epoch("r1", 1, val_accuracy=0.6)
@@ -155,7 +136,7 @@ def test_add_epoch_replaces_a_repeated_epoch(store):
     assert store.get("r1").epochs_run == 1
 
 
-def test_a_nan_or_infinite_epoch_metric_reads_back_as_it_was(store):
+def test_a_nan_or_infinite_epoch_metric_reads_back_as_it_was(make_record, store):
     # SQLite would store a NaN as NULL, which reads as "not measured" (issue 19, case 8)
     store.create_run(make_record("r1"))
     store.add_epoch("r1", 1, train_loss=1.0, val_loss=float("nan"), val_accuracy=None,
@@ -165,7 +146,7 @@ def test_a_nan_or_infinite_epoch_metric_reads_back_as_it_was(store):
     assert epoch["train_loss"] == 1.0 and epoch["val_accuracy"] is None
 
 
-def test_a_run_with_a_nan_epoch_copies_and_copies_again_as_identical(store, tmp_path):
+def test_a_run_with_a_nan_epoch_copies_and_copies_again_as_identical(make_record, store, tmp_path):
     from zoo_core.store.manage import copy_runs
 
     store.create_run(make_record("r1"))
@@ -176,14 +157,14 @@ def test_a_run_with_a_nan_epoch_copies_and_copies_again_as_identical(store, tmp_
         assert copy_runs(store, target).already == 1  # nan == nan for the comparison
 
 
-def test_the_largest_seed_zoo_run_takes_is_stored_by_every_backend(store):
+def test_the_largest_seed_zoo_run_takes_is_stored_by_every_backend(make_record, store):
     from zoo_core.settings import MAX_SEED
 
     store.create_run(make_record("r1", seed=MAX_SEED))  # PostgreSQL's seed is an INTEGER
     assert store.get("r1").seed == MAX_SEED
 
 
-def test_bad_writes_are_refused(store):
+def test_bad_writes_are_refused(make_record, store):
     store.create_run(make_record("r1"))
     with pytest.raises(StoreError, match="already"):
         store.create_run(make_record("r1"))
@@ -203,7 +184,7 @@ def test_bad_writes_are_refused(store):
     assert store.epochs("r1") == []
 
 
-def test_prefix_lookup(store):
+def test_prefix_lookup(make_record, store):
     for run_id in ("abc123", "abd456", "xyz789"):
         store.create_run(make_record(run_id))
     assert store.get("x").run_id == "xyz789"
@@ -214,7 +195,7 @@ def test_prefix_lookup(store):
     assert not isinstance(excinfo.value, UnknownNameError)
 
 
-def test_unknown_run_suggests_a_close_id(store):
+def test_unknown_run_suggests_a_close_id(make_record, store):
     store.create_run(make_record("abc123"))
     with pytest.raises(UnknownNameError, match="did you mean 'abc123'"):
         store.get("abd123")
@@ -222,7 +203,7 @@ def test_unknown_run_suggests_a_close_id(store):
         store.get("")
 
 
-def test_runs_filters_and_order(store):
+def test_runs_filters_and_order(make_record, store):
     specs = [
         ("r1", "cnn", "fashion", "2024-01-01T00:00:03+00:00", "completed"),
         ("r2", "rnn", "fashion", "2024-01-01T00:00:01+00:00", "completed"),
@@ -248,7 +229,7 @@ def test_runs_filters_and_order(store):
         store.runs(status="done")
 
 
-def test_queue_and_claim_serve_the_oldest_queued_run_once(store):
+def test_queue_and_claim_serve_the_oldest_queued_run_once(make_record, store):
     assert store.claim_run() is None  # an empty store: nothing queued
     store.create_run(make_record("busy"))  # running, not queued: never claimed
     for run_id, started_at in (("q2", "2024-01-01T00:00:02+00:00"),
@@ -267,7 +248,7 @@ def test_queue_and_claim_serve_the_oldest_queued_run_once(store):
         store.queue_run(make_record("q1"))
 
 
-def test_two_stores_never_claim_the_same_run(store, location):
+def test_two_stores_never_claim_the_same_run(make_record, store, location):
     for i in range(6):
         store.queue_run(make_record(f"q{i}", started_at=f"2024-01-01T00:00:0{i}+00:00"))
     with open_store(location) as other:
@@ -293,7 +274,7 @@ def _claim_all(location: str, barrier, results) -> None:
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
-def test_processes_claiming_at_once_take_each_run_exactly_once(store, location):
+def test_processes_claiming_at_once_take_each_run_exactly_once(make_record, store, location):
     for i in range(QUEUED):
         store.queue_run(make_record(f"q{i:02d}", seed=i))
     store.close()
@@ -315,7 +296,7 @@ def test_processes_claiming_at_once_take_each_run_exactly_once(store, location):
     assert len(store.runs(status="running")) == QUEUED
 
 
-def test_finish_run_takes_a_final_status_and_mark_running_resumes(store):
+def test_finish_run_takes_a_final_status_and_mark_running_resumes(make_record, store):
     assert STATUSES == ("queued", "running", "completed", "interrupted", "failed", "pruned")
     store.create_run(make_record("r1"))
     store.finish_run("r1", status="interrupted", error="interrupted after 1 epoch(s)",
@@ -343,7 +324,7 @@ def test_finish_run_takes_a_final_status_and_mark_running_resumes(store):
     assert [r.run_id for r in store.runs(status="pruned")] == ["r2"]
 
 
-def test_update_run_changes_fields_but_never_the_status(store):
+def test_update_run_changes_fields_but_never_the_status(make_record, store):
     store.create_run(make_record("r1"))
     store.update_run("r1", run_dir="/runs/r1", params=42)
     got = store.get("r1")
@@ -392,7 +373,7 @@ def test_a_postgresql_url_without_psycopg_says_what_to_install(monkeypatch, url)
     assert "db.example" in str(excinfo.value)
 
 
-def test_zoo_store_names_the_default_store(monkeypatch, tmp_path, location):
+def test_zoo_store_names_the_default_store(make_record, monkeypatch, tmp_path, location):
     monkeypatch.setenv("ZOO_STORE", location)
     with open_store() as store:
         store.create_run(make_record("r1"))
@@ -416,7 +397,7 @@ def test_a_newer_or_foreign_postgresql_database_is_refused(postgresql_url):
         open_store(postgresql_url).runs()
 
 
-def test_postgresql_has_the_same_migrations_and_doubles(postgresql_url):
+def test_postgresql_has_the_same_migrations_and_doubles(make_record, postgresql_url):
     from zoo_core.store import postgresql
 
     assert len(postgresql.migrations()) == len(sqlite.MIGRATIONS)
@@ -485,7 +466,7 @@ def test_new_store_is_wal_at_the_latest_version(db):
     assert db._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
 
 
-def test_older_schema_is_migrated(tmp_path, monkeypatch):
+def test_older_schema_is_migrated(make_record, tmp_path, monkeypatch):
     path = tmp_path / "zoo.db"
     with SQLiteStore(path) as db:
         db.create_run(make_record("old"))
@@ -511,7 +492,7 @@ def test_newer_schema_is_refused(tmp_path):
         SQLiteStore(path).runs()
 
 
-def test_corrupted_file_is_reported_and_left_alone(tmp_path):
+def test_corrupted_file_is_reported_and_left_alone(make_record, tmp_path):
     path = tmp_path / "zoo.db"
     garbage = random.Random(0).randbytes(8192)
     path.write_bytes(garbage)
@@ -556,7 +537,7 @@ def test_store_module_does_not_import_tensorflow():
 WORKERS, RUNS_PER_WORKER, EPOCHS = 4, 25, 3
 
 
-def _write_runs(db: SQLiteStore, worker: int) -> None:
+def _write_runs(make_record, db: SQLiteStore, worker: int) -> None:
     """Create, train (epochs) and finish RUNS_PER_WORKER runs through an inherited Store."""
     for i in range(RUNS_PER_WORKER):
         run_id = f"w{worker}-r{i:02d}"
@@ -568,11 +549,11 @@ def _write_runs(db: SQLiteStore, worker: int) -> None:
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
-def test_concurrent_writers_lose_nothing(tmp_path):
+def test_concurrent_writers_lose_nothing(make_record, tmp_path):
     db = SQLiteStore(tmp_path / "zoo.db")
     assert db.runs() == []  # the parent's connection is open before the fork
     ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_write_runs, args=(db, w)) for w in range(WORKERS)]
+    workers = [ctx.Process(target=_write_runs, args=(make_record, db, w)) for w in range(WORKERS)]
     for worker in workers:
         worker.start()
     seen = 0
@@ -594,18 +575,19 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     db.close()
 
 
-def _create_one(path: str, barrier, worker: int) -> None:
+def _create_one(make_record, path: str, barrier, worker: int) -> None:
     barrier.wait()
     with SQLiteStore(path) as db:
         db.create_run(make_record(f"first-{worker}"))
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
-def test_processes_creating_a_new_store_at_once(tmp_path):
+def test_processes_creating_a_new_store_at_once(make_record, tmp_path):
     path = str(tmp_path / "new" / "zoo.db")
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(WORKERS)
-    workers = [ctx.Process(target=_create_one, args=(path, barrier, w)) for w in range(WORKERS)]
+    workers = [ctx.Process(target=_create_one, args=(make_record, path, barrier, w))
+               for w in range(WORKERS)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -626,7 +608,7 @@ def _fill_up(db: SQLiteStore) -> None:
     conn.execute(f"PRAGMA max_page_count = {pages}")
 
 
-def test_a_full_disk_is_a_store_error_and_earlier_runs_are_intact(db):
+def test_a_full_disk_is_a_store_error_and_earlier_runs_are_intact(make_record, db):
     db.create_run(make_record("before"))
     db.add_epoch("before", 1, val_accuracy=0.5)
     _fill_up(db)
@@ -665,7 +647,7 @@ class _FailingCommit:
         return getattr(self._conn, name)
 
 
-def test_a_failed_commit_keeps_nothing_of_the_write(db):
+def test_a_failed_commit_keeps_nothing_of_the_write(make_record, db):
     db.create_run(make_record("kept"))
     real = db._connection()
     db._conn = _FailingCommit(real)
@@ -678,7 +660,7 @@ def test_a_failed_commit_keeps_nothing_of_the_write(db):
     assert [r.run_id for r in db.runs()] == ["kept", "next"]
 
 
-def test_a_read_only_store_says_what_to_do(db):
+def test_a_read_only_store_says_what_to_do(make_record, db):
     db.create_run(make_record("r1"))
     db._connection().execute("PRAGMA query_only = ON")  # SQLITE_READONLY, as on a read-only file
     with pytest.raises(StoreError) as excinfo:
@@ -739,7 +721,7 @@ V2 = ("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''",
       "CREATE TABLE tags (run_id TEXT NOT NULL REFERENCES runs (run_id), tag TEXT NOT NULL)")
 
 
-def test_a_version_1_store_is_migrated_and_its_data_survive(tmp_path, monkeypatch):
+def test_a_version_1_store_is_migrated_and_its_data_survive(make_record, tmp_path, monkeypatch):
     path = tmp_path / "zoo.db"
     _version_1_file(path)
     monkeypatch.setattr(sqlite, "MIGRATIONS", [*sqlite.MIGRATIONS, V2])
@@ -796,7 +778,7 @@ def test_a_store_missing_a_table_is_reported(tmp_path):
 # -- run management: delete, tags, latest (issue 18) ---------------------------------------------
 
 
-def test_delete_run_removes_the_row_and_its_epochs(store):
+def test_delete_run_removes_the_row_and_its_epochs(make_record, store):
     store.create_run(make_record("keep"))
     store.create_run(make_record("gone"))
     store.add_epoch("gone", 1, val_accuracy=0.5)
@@ -809,7 +791,7 @@ def test_delete_run_removes_the_row_and_its_epochs(store):
     assert store.epochs("gone") == []
 
 
-def test_delete_run_with_expect_deletes_only_a_run_that_still_has_those_fields(store):
+def test_delete_run_with_expect_deletes_only_a_run_that_still_has_those_fields(make_record, store):
     store.create_run(make_record("r1", host="h", pid=1))
     assert store.delete_run("r1", expect={"status": "running", "host": "h", "pid": 2}) is False
     assert store.delete_run("r1", expect={"status": "queued"}) is False
@@ -822,7 +804,7 @@ def test_delete_run_with_expect_deletes_only_a_run_that_still_has_those_fields(s
     assert store.runs() == []
 
 
-def test_mark_running_sets_the_owner_in_the_same_write_if_still_expected(store):
+def test_mark_running_sets_the_owner_in_the_same_write_if_still_expected(make_record, store):
     store.create_run(make_record("r1", host="old", pid=1))
     store.finish_run("r1", status="interrupted", error="its process died")
     before = {"status": "interrupted", "host": "old", "pid": 1}
@@ -834,7 +816,7 @@ def test_mark_running_sets_the_owner_in_the_same_write_if_still_expected(store):
     assert (store.get("r1").host, store.get("r1").pid) == ("new", 2)
 
 
-def test_tags_are_added_removed_listed_and_filtered(store):
+def test_tags_are_added_removed_listed_and_filtered(make_record, store):
     store.create_run(make_record("a"))
     store.create_run(make_record("b"))
     assert store.get("a").tags == []
@@ -852,7 +834,7 @@ def test_tags_are_added_removed_listed_and_filtered(store):
         store.update_run("a", tags=["sneaky"])
 
 
-def test_latest_is_the_most_recently_started_run(store):
+def test_latest_is_the_most_recently_started_run(make_record, store):
     with pytest.raises(UnknownNameError, match="unknown run 'latest'"):
         store.get("latest")
     store.create_run(make_record("new", started_at="2024-02-01T00:00:00+00:00"))
@@ -864,7 +846,7 @@ def test_latest_is_the_most_recently_started_run(store):
     assert store.get("latest").run_id == "tie"
 
 
-def test_the_owner_is_recorded_and_updatable(store):
+def test_the_owner_is_recorded_and_updatable(make_record, store):
     store.create_run(make_record("r", host="box", pid=123))
     assert (store.get("r").host, store.get("r").pid) == ("box", 123)
     store.update_run("r", host="other", pid=456)

@@ -14,24 +14,18 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
 from zoo_core import paths
 from zoo_core.catalogue import open_zoo
-from zoo_core.cli import cli
 from zoo_core.errors import UnknownNameError
 from zoo_core.store import liveness
 from zoo_core.runs import engines, worker
-from zoo_core.store.records import RunRecord, SweepRecord
+from zoo_core.store.records import RunRecord
 from zoo_core.store.sqlite import MIGRATIONS
 from zoo_core.store import open_store
 
 BACKENDS = ["sqlite", "postgresql"]
 TINY = ["--epochs", "1", "--limit", "256", "--set", "filters=4,8", "--set", "dense=16,32"]
-
-
-def zoo(*args: str):
-    return CliRunner().invoke(cli, list(args), prog_name="zoo")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -48,17 +42,10 @@ def trial(run_id: str, **fields) -> RunRecord:
         data_checksums={}, split_sizes={}), **fields})
 
 
-def sweep_record(sweep_id: str, run_ids) -> SweepRecord:
-    return SweepRecord(sweep_id=sweep_id, command="zoo sweep cnn", engine="none", spec={
-        "dataset": "fashion", "limit": 256,
-        "trials": [{"run_id": i, "model": "cnn", "seed": 0, "overrides": {}, "set": {}}
-                   for i in run_ids]})
-
-
 # -- the command line --------------------------------------------------------------------------
 
 
-def test_a_sweep_queues_the_cross_product_of_settings_models_and_seeds(zoo_home):
+def test_a_sweep_queues_the_cross_product_of_settings_models_and_seeds(zoo, zoo_home):
     result = zoo("sweep", "cnn", *TINY, "--seeds", "2", "--engine", "none")
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]
@@ -87,7 +74,7 @@ def test_a_sweep_queues_the_cross_product_of_settings_models_and_seeds(zoo_home)
     (["--engine", "local:0"], "--engine local:0 is not an engine"),
     (["--all"], "give MODEL... or --all"),
 ])
-def test_a_bad_value_or_engine_is_one_line_and_queues_nothing(zoo_home, args, says):
+def test_a_bad_value_or_engine_is_one_line_and_queues_nothing(zoo, zoo_home, args, says):
     result = zoo("sweep", "cnn", "--epochs", "1", *args, "--engine", "none") \
         if "--engine" not in args else zoo("sweep", "cnn", "--epochs", "1", *args)
     assert result.exit_code == 2, result.output
@@ -100,7 +87,7 @@ def test_a_bad_value_or_engine_is_one_line_and_queues_nothing(zoo_home, args, sa
 
 
 @pytest.mark.parametrize("command", ["status", "cancel"])
-def test_an_unknown_sweep_id_is_an_error(zoo_home, command):
+def test_an_unknown_sweep_id_is_an_error(zoo, zoo_home, command):
     zoo("sweep", "cnn", "--epochs", "1", "--engine", "none")
     result = zoo("sweep", command, "sweep-nosuch")
     assert result.exit_code == 2  # like an unknown run id: a usage error
@@ -108,7 +95,7 @@ def test_an_unknown_sweep_id_is_an_error(zoo_home, command):
     assert last.startswith("Error: unknown sweep 'sweep-nosuch'; known sweeps: sweep-"), last
 
 
-def test_cancel_ends_queued_trials_and_workers_take_none(zoo_home):
+def test_cancel_ends_queued_trials_and_workers_take_none(zoo, zoo_home):
     out = zoo("sweep", "cnn", *TINY, "--engine", "none").output
     sweep_id = out.split()[1].rstrip(":")
     result = zoo("sweep", "cancel", sweep_id)
@@ -122,7 +109,7 @@ def test_cancel_ends_queued_trials_and_workers_take_none(zoo_home):
         assert worker.work(open_zoo(), store, sweep_id=sweep_id).trials == 0
 
 
-def test_skip_done_leaves_out_trials_completed_with_the_same_settings(zoo_home):
+def test_skip_done_leaves_out_trials_completed_with_the_same_settings(zoo, zoo_home):
     zoo_ = open_zoo()
     done = zoo_.resolve("cnn", "fashion", {"epochs": 1}, {"filters": "8", "dense": "16"}, 256)
     with open_store() as store:
@@ -138,7 +125,7 @@ def test_skip_done_leaves_out_trials_completed_with_the_same_settings(zoo_home):
 # -- the store's sweeps, on both backends ------------------------------------------------------
 
 
-def test_the_store_holds_sweeps_and_claims_their_trials_with_an_owner(location):
+def test_the_store_holds_sweeps_and_claims_their_trials_with_an_owner(sweep_record, location):
     owner = liveness.owner()
     with open_store(location) as store:
         assert store.version() == len(MIGRATIONS) >= 4  # 4: sweeps
@@ -164,7 +151,8 @@ def test_the_store_holds_sweeps_and_claims_their_trials_with_an_owner(location):
         assert store.sweeps()[-1].sweep_id == "sweep-b"  # the failed sweep left nothing
 
 
-def test_a_worker_takes_over_dead_and_interrupted_trials_but_not_cancelled_ones(location):
+def test_a_worker_takes_over_dead_and_interrupted_trials_but_not_cancelled_ones(
+        sweep_record, location):
     dead = dict(host=socket.gethostname(), pid=_dead_pid(), owner_started="x:1",
                 heartbeat_at="2026-01-01T00:00:00+00:00")
     with open_store(location) as store:
@@ -224,7 +212,7 @@ def test_local_workers_share_the_cores_without_oversubscribing():
     assert command[-4:] == ["--sweep", "sweep-x", "--threads", "1"]
 
 
-def test_status_shows_each_failure_with_its_first_error_line(zoo_home):
+def test_status_shows_each_failure_with_its_first_error_line(sweep_record, zoo, zoo_home):
     with open_store() as store:
         store.create_sweep(sweep_record("sweep-f", ["f1", "f2"]), [trial("f1"), trial("f2")])
         store.claim_run("sweep-f", **liveness.owner())
@@ -238,7 +226,8 @@ def test_status_shows_each_failure_with_its_first_error_line(zoo_home):
     assert listed[2].split()[:2] == ["sweep-f", "active"] and listed[2].split()[-2:] == ["1/2", "1"]
 
 
-def test_a_trial_on_another_host_is_taken_over_when_its_lease_expires(zoo_home, monkeypatch):
+def test_a_trial_on_another_host_is_taken_over_when_its_lease_expires(
+        sweep_record, zoo_home, monkeypatch):
     monkeypatch.setenv("ZOO_LEASE_SECONDS", "30")
     beat = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=20)
     elsewhere = dict(host="gpu-box", pid=4242, owner_started="b:1",
@@ -253,7 +242,7 @@ def test_a_trial_on_another_host_is_taken_over_when_its_lease_expires(zoo_home, 
     assert (taken.run_id, why, taken.host) == ("l1", "its worker died", socket.gethostname())
 
 
-def test_a_cancelled_trial_that_never_started_is_not_resumed(zoo_home):
+def test_a_cancelled_trial_that_never_started_is_not_resumed(zoo, zoo_home):
     out = zoo("sweep", "cnn", "--epochs", "1", "--engine", "none").output
     sweep_id = out.split()[1].rstrip(":")
     zoo("sweep", "cancel", sweep_id)

@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -46,14 +44,6 @@ def environ(home: Path, store: str | None = None, **extra: str) -> dict[str, str
     return env
 
 
-def zoo(*args: str, store: str | None = None):
-    """The zoo command in this process (its ZOO_HOME the test's), for what is not a worker."""
-    result = CliRunner().invoke(cli, [*(["--store", store] if store else []), *args],
-                                prog_name="zoo")
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def worker(home: Path, store: str, sweep_id: str, **extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "zoo_core", "worker", "--sweep", sweep_id, "--threads", "1"],
@@ -61,23 +51,24 @@ def worker(home: Path, store: str, sweep_id: str, **extra: str) -> subprocess.Po
         text=True)
 
 
-def queued(store: str, *args: str) -> str:
+def queued(zoo, store: str, *args: str) -> str:
     """Queue a sweep with --engine none; its id."""
-    return zoo("sweep", *TINY, *args, "--engine", "none", store=store).split()[1].rstrip(":")
+    out = zoo("sweep", *TINY, *args, "--engine", "none", store=store, code=0).output
+    return out.split()[1].rstrip(":")
 
 
 def claims(output: str) -> list[str]:
     return re.findall(r"^claimed (\S+)", output, re.M)
 
 
-def leaderboard(store: str | None = None) -> list[dict]:
-    return json.loads(zoo("leaderboard", "--include-partial", "--json", store=store))
+def leaderboard(zoo, store: str | None = None) -> list[dict]:
+    return json.loads(zoo("leaderboard", "--include-partial", "--json", store=store, code=0).output)
 
 
-def test_a_sweep_on_local_2_with_sqlite_trains_every_trial_once(zoo_home):
+def test_a_sweep_on_local_2_with_sqlite_trains_every_trial_once(zoo, zoo_home):
     home = zoo_home  # `zoo sweep` runs here; its two workers are real processes
     lines = zoo("sweep", *TINY, "--epochs", "2", "--set", "filters=4,8", "--seeds", "2",
-                "--engine", "local:2").splitlines()
+                "--engine", "local:2", code=0).output.splitlines()
     sweep_id = lines[0].split()[1].rstrip(":")
     assert lines[0].endswith("4 trial(s) queued (engine local:2)")
     assert [line[:5] for line in lines[1:5]] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
@@ -90,13 +81,13 @@ def test_a_sweep_on_local_2_with_sqlite_trains_every_trial_once(zoo_home):
         assert sorted(taken) == sorted(t.run_id for t in trials)  # each once, none lost
         assert {(t.status, t.epochs_run) for t in trials} == {("completed", 2)}
         assert all(Path(t.run_dir, "metrics.json").exists() for t in trials)
-    board = leaderboard()
+    board = leaderboard(zoo)
     assert sorted(row["n"] for row in board) == [2, 2]  # two configs, two seeds each
 
 
-def test_two_workers_drain_a_postgresql_queue_with_no_trial_twice(zoo_home, postgresql_url):
+def test_two_workers_drain_a_postgresql_queue_with_no_trial_twice(zoo, zoo_home, postgresql_url):
     home = zoo_home
-    sweep_id = queued(postgresql_url, "--epochs", "1", "--set", "filters=4,8", "--seeds", "2")
+    sweep_id = queued(zoo, postgresql_url, "--epochs", "1", "--set", "filters=4,8", "--seeds", "2")
     procs = [worker(home, postgresql_url, sweep_id) for _ in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
@@ -107,14 +98,14 @@ def test_two_workers_drain_a_postgresql_queue_with_no_trial_twice(zoo_home, post
     assert sorted(taken[0] + taken[1]) == sorted(t.run_id for t in trials)
     assert not set(taken[0]) & set(taken[1])
     assert all(re.search(r"worker done: \d trial\(s\)", out) for out, _ in outputs)
-    assert sum(row["n"] for row in leaderboard(postgresql_url)) == 4
+    assert sum(row["n"] for row in leaderboard(zoo, postgresql_url)) == 4
 
 
 def test_a_killed_worker_s_trial_is_finished_once_by_the_other_from_its_checkpoint(
-        zoo_home, postgresql_url):
+        zoo, zoo_home, postgresql_url):
     home = zoo_home
     # two trials of 4 epochs; each worker takes one; one worker is killed after its epoch 1
-    sweep_id = queued(postgresql_url, "--epochs", "4", "--seeds", "2", "--set", "filters=4")
+    sweep_id = queued(zoo, postgresql_url, "--epochs", "4", "--seeds", "2", "--set", "filters=4")
     procs = [worker(home, postgresql_url, sweep_id) for _ in range(2)]
     with open_store(postgresql_url) as store:
         deadline = time.monotonic() + 180
@@ -136,7 +127,7 @@ def test_a_killed_worker_s_trial_is_finished_once_by_the_other_from_its_checkpoi
     assert started >= 2  # continued from a checkpoint, not from its seed
     assert {t.status for t in trials.values()} == {"completed"}
     assert trials[victim.run_id].pid == survivor.pid and epochs == [1, 2, 3, 4]
-    assert sorted(row["n"] for row in leaderboard(postgresql_url)) == [2]  # once each
+    assert sorted(row["n"] for row in leaderboard(zoo, postgresql_url)) == [2]  # once each
 
 
 def _running_after_one_epoch(store, sweep_id):
@@ -144,11 +135,11 @@ def _running_after_one_epoch(store, sweep_id):
                  if t.epochs_run >= 1 and t.pid), None)
 
 
-def test_cancel_stops_a_running_trial_at_its_next_epoch_and_its_queued_ones_at_once(zoo_home):
+def test_cancel_stops_a_running_trial_at_its_next_epoch_and_its_queued_ones_at_once(zoo, zoo_home):
     from zoo_core.catalogue import open_zoo
     from zoo_core.runs import sweep, worker
 
-    sweep_id = queued(None, "--epochs", "3", "--seeds", "2", "--set", "filters=4")
+    sweep_id = queued(zoo, None, "--epochs", "3", "--seeds", "2", "--set", "filters=4")
 
     class CancelAfterEpoch1(worker.WorkerEvents):
         def epoch_end(self, record):
@@ -167,14 +158,14 @@ def test_cancel_stops_a_running_trial_at_its_next_epoch_and_its_queued_ones_at_o
     assert first.error == f"cancelled with sweep {sweep_id} after 1 epoch(s)"
     assert Path(first.run_dir, "checkpoint.json").exists()  # kept: `zoo run --resume` works
     assert second.status == "interrupted" and second.error.startswith("cancelled with sweep")
-    status = json.loads(zoo("sweep", "status", sweep_id, "--json"))
+    status = json.loads(zoo("sweep", "status", sweep_id, "--json", code=0).output)
     assert status["counts"]["cancelled"] == 2 and status["sweep"]["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("queued_with, worker_with", [(False, True), (True, False)],
                          ids=["queued-without-bf16-run-with", "queued-with-bf16-run-without"])
 def test_a_sweep_asking_for_auto_precision_completes_whichever_cpu_claims_it(
-        zoo_home, monkeypatch, queued_with, worker_with):
+        zoo, zoo_home, monkeypatch, queued_with, worker_with):
     """The same request has the same config id on every machine: a trial queued where the CPU
     has no bfloat16 runs on a worker where it has, and the reverse; each records what ran."""
     from zoo_core import settings
@@ -182,7 +173,7 @@ def test_a_sweep_asking_for_auto_precision_completes_whichever_cpu_claims_it(
     from zoo_core.runs import worker
 
     monkeypatch.setattr(settings, "cpu_has_bf16", lambda: queued_with)
-    sweep_id = queued(None, "--epochs", "1", "--precision", "auto", "--set", "filters=4")
+    sweep_id = queued(zoo, None, "--epochs", "1", "--precision", "auto", "--set", "filters=4")
     monkeypatch.setattr(settings, "cpu_has_bf16", lambda: worker_with)
     with open_store() as store:
         done = worker.work(open_zoo(), store, sweep_id=sweep_id)
@@ -191,5 +182,5 @@ def test_a_sweep_asking_for_auto_precision_completes_whichever_cpu_claims_it(
     assert trial.config["bf16"] is True  # asked: bfloat16 where the CPU has it
     ran = "bfloat16" if worker_with else "float32"
     assert trial.precision == ran
-    shown = json.loads(zoo("runs", "--json"))[0]
+    shown = json.loads(zoo("runs", "--json", code=0).output)[0]
     assert shown["precision"] == ran and shown["status"] == "completed"

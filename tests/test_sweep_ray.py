@@ -11,9 +11,7 @@ import subprocess
 import tempfile
 
 import pytest
-from click.testing import CliRunner
 
-from zoo_core.cli import cli
 from zoo_core.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -36,11 +34,10 @@ def local_ray():
 
 
 def test_a_sweep_of_four_trials_on_ray_lands_in_postgresql_once_each(
-        local_ray, zoo_home, postgresql_url, monkeypatch):
+        zoo, local_ray, zoo_home, postgresql_url, monkeypatch):
     monkeypatch.setenv("ZOO_ARTIFACTS", str(zoo_home / "shared"))
-    result = CliRunner().invoke(cli, [
-        "--store", postgresql_url, "sweep", "cnn", "--epochs", "1", "--limit", "256",
-        "--set", "filters=4,8", "--set", "dense=16", "--seeds", "2", "--engine", "ray"])
+    result = zoo("sweep", "cnn", "--epochs", "1", "--limit", "256", "--set", "filters=4,8",
+                 "--set", "dense=16", "--seeds", "2", "--engine", "ray", store=postgresql_url)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     sweep_id = lines[0].split()[1].rstrip(":")
@@ -53,8 +50,7 @@ def test_a_sweep_of_four_trials_on_ray_lands_in_postgresql_once_each(
     assert os.getpid() not in pids  # trained in Ray's worker processes
     assert all(t.run_dir == str(zoo_home / "shared" / t.run_id) for t in trials)
     assert all((zoo_home / "shared" / t.run_id / "metrics.json").exists() for t in trials)
-    board = CliRunner().invoke(cli, ["--store", postgresql_url, "leaderboard",
-                                     "--include-partial", "--json"])
+    board = zoo("leaderboard", "--include-partial", "--json", store=postgresql_url)
     assert sorted(row["n"] for row in json.loads(board.output)) == [2, 2]
 
 

@@ -25,69 +25,69 @@ from zoo_core.train.metrics import summarize
 
 
 @pytest.fixture(scope="module")
-def zoo():
+def the_zoo():
     return open_zoo()
 
 
 @pytest.fixture(scope="module")
-def subset(zoo):
-    return data.load(zoo.dataset("fashion"), limit=3000)
+def subset(the_zoo):
+    return data.load(the_zoo.dataset("fashion"), limit=3000)
 
 
-def planned(zoo, model, **kwargs):
+def planned(the_zoo, model, **kwargs):
     """The one run `zoo run MODEL --limit 3000` plans."""
-    return plan(zoo, RunRequest([model], "fashion", limit=3000, **kwargs)).runs[0]
+    return plan(the_zoo, RunRequest([model], "fashion", limit=3000, **kwargs)).runs[0]
 
 
 # The registry's cnn normalizes its batches and uses dropout; these tests train it for 48
 # steps, which its moving statistics alone would not survive: the trainer estimates them
 # again before each evaluation (bn_batches, zoo_core/train/batchnorm.py).
-def fit(zoo, subset, tmp_path, model, seed=0, **overrides):
-    r = zoo.resolve(model, "fashion", overrides={"epochs": 2, **overrides})
+def fit(the_zoo, subset, tmp_path, model, seed=0, **overrides):
+    r = the_zoo.resolve(model, "fashion", overrides={"epochs": 2, **overrides})
     return train(r.model, r.hparams, r.trainer, subset, seed, tmp_path)
 
 
 @pytest.mark.parametrize("model, floor", [("cnn", 0.65), ("lstm", 0.45), ("rnn", 0.40)])
-def test_each_builtin_model_learns_on_real_data(zoo, subset, tmp_path, model, floor):
-    result = fit(zoo, subset, tmp_path, model)
+def test_each_builtin_model_learns_on_real_data(the_zoo, subset, tmp_path, model, floor):
+    result = fit(the_zoo, subset, tmp_path, model)
     assert result.test.examples == 10_000  # the full test split, once
     assert result.test.accuracy > floor, f"{model}: {result.test.accuracy:.3f} (chance is 0.10)"
     assert result.epochs[-1]["train_loss"] < result.epochs[0]["train_loss"]
     assert result.test.confusion.sum() == 10_000
 
 
-def test_the_same_seed_gives_the_same_result(zoo, subset, tmp_path):
-    a = fit(zoo, subset, tmp_path / "a", "cnn", seed=3, epochs=1)
-    b = fit(zoo, subset, tmp_path / "b", "cnn", seed=3, epochs=1)
-    c = fit(zoo, subset, tmp_path / "c", "cnn", seed=4, epochs=1)
+def test_the_same_seed_gives_the_same_result(the_zoo, subset, tmp_path):
+    a = fit(the_zoo, subset, tmp_path / "a", "cnn", seed=3, epochs=1)
+    b = fit(the_zoo, subset, tmp_path / "b", "cnn", seed=3, epochs=1)
+    c = fit(the_zoo, subset, tmp_path / "c", "cnn", seed=4, epochs=1)
     assert a.test.accuracy == b.test.accuracy and a.test.loss == b.test.loss
     assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
     assert c.test.loss != a.test.loss
 
 
-def test_uint8_images_train_exactly_as_their_float32_scaling(zoo, subset, tmp_path):
+def test_uint8_images_train_exactly_as_their_float32_scaling(the_zoo, subset, tmp_path):
     """The loader keeps uint8 pixels (a quarter of the memory) and the graph scales each
     batch; a run must be the one it was when the trainer held float32 [0, 1] images."""
     assert subset.x_train.dtype == np.uint8
     floats = dataclasses.replace(subset, **{k: data.to_float(getattr(subset, k))
                                             for k in ("x_train", "x_val", "x_test")})
-    a = fit(zoo, subset, tmp_path / "a", "cnn", seed=1, epochs=1, augment_shift=2,
+    a = fit(the_zoo, subset, tmp_path / "a", "cnn", seed=1, epochs=1, augment_shift=2,
             steps_per_call=4)
-    b = fit(zoo, floats, tmp_path / "b", "cnn", seed=1, epochs=1, augment_shift=2,
+    b = fit(the_zoo, floats, tmp_path / "b", "cnn", seed=1, epochs=1, augment_shift=2,
             steps_per_call=4)
     assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
     assert (a.test.loss, a.test.accuracy) == (b.test.loss, b.test.accuracy)
 
 
-def test_a_graph_refuses_training_images_of_another_dtype(zoo, subset):
-    r = zoo.resolve("cnn", "fashion")
+def test_a_graph_refuses_training_images_of_another_dtype(the_zoo, subset):
+    r = the_zoo.resolve("cnn", "fashion")
     g = build_graph(r.model, r.hparams, r.trainer, (28, 28, 1), 10, 0, n_train=8)
     with pytest.raises(TypeError, match="train_dtype='uint8'"):
         g.hold(None, subset.x_train[:8], subset.y_train[:8])
 
 
-def test_the_best_validation_epoch_is_restored_for_the_test(zoo, subset, tmp_path):
-    result = fit(zoo, subset, tmp_path, "rnn", epochs=3)
+def test_the_best_validation_epoch_is_restored_for_the_test(the_zoo, subset, tmp_path):
+    result = fit(the_zoo, subset, tmp_path, "rnn", epochs=3)
     best = max(result.epochs, key=lambda e: e["val_accuracy"])
     assert result.best_epoch == best["epoch"]
     assert result.val_accuracy == best["val_accuracy"]
@@ -97,15 +97,15 @@ def test_the_best_validation_epoch_is_restored_for_the_test(zoo, subset, tmp_pat
     # older checkpoints are removed: one best and one last remain
     assert [p.name for p in (tmp_path / "ckpt").glob("best-*.index")] == [f"best-{best['epoch']}.index"]
     assert [p.name for p in (tmp_path / "ckpt").glob("last-*.index")] == ["last-3.index"]
-    r = zoo.resolve("rnn", "fashion")
+    r = the_zoo.resolve("rnn", "fashion")
     val = evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_val,
                                       subset.y_val, 10)
     assert val.accuracy == pytest.approx(result.val_accuracy)
 
 
-def test_shared_features_train(zoo, subset, tmp_path):
-    result = fit(zoo, subset, tmp_path, "cnn", epochs=2, lr=0.002, lr_schedule="constant")
-    r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
+def test_shared_features_train(the_zoo, subset, tmp_path):
+    result = fit(the_zoo, subset, tmp_path, "cnn", epochs=2, lr=0.002, lr_schedule="constant")
+    r = the_zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
         "lr_schedule": "cosine", "clip_norm": "1.0", "weight_decay": "1e-4",
         "label_smoothing": "0.1", "augment_shift": "2", "augment_flip": "true", "dropout": "0.2"})
     featured = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path / "f")
@@ -114,9 +114,9 @@ def test_shared_features_train(zoo, subset, tmp_path):
     assert result.epochs[0]["lr"] == pytest.approx(0.002)
 
 
-def test_patience_stops_early(zoo, subset, tmp_path):
+def test_patience_stops_early(the_zoo, subset, tmp_path):
     # a learning rate far too high: validation accuracy stalls, patience ends the run
-    result = fit(zoo, subset, tmp_path, "rnn", epochs=8, lr=1.0, patience=1)
+    result = fit(the_zoo, subset, tmp_path, "rnn", epochs=8, lr=1.0, patience=1)
     assert result.stopped_early and len(result.epochs) < 8
     assert len(result.epochs) == result.best_epoch + 1
 
@@ -194,34 +194,17 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resumes(subs
     assert done.status == "completed" and done.epochs_run == 3
 
 
-class _StopAt:
-    """Progress that presses Ctrl-C when epoch ``at`` starts."""
-
-    def __init__(self, at: int):
-        self.at = at
-
-    def epoch_start(self, epoch, epochs, steps):
-        if epoch == self.at:
-            raise KeyboardInterrupt
-
-    def step(self, loss, accuracy):
-        pass
-
-    def epoch_end(self, record):
-        pass
-
-
-def test_a_resumed_run_interrupted_again_counts_the_epochs_before_the_resume(subset):
+def test_a_resumed_run_interrupted_again_counts_the_epochs_before_the_resume(subset, stop_at):
     from zoo_core.errors import RunInterrupted
 
     zoo = open_zoo()
     with open_store() as store:
         with pytest.raises(RunInterrupted) as first:
             execute.execute(zoo, planned(zoo, "cnn", overrides={"epochs": 3}), store, subset,
-                            _StopAt(2))
+                            stop_at(2))
         assert first.value.epochs == 1
         with pytest.raises(RunInterrupted) as again:  # before the resumed run's first epoch ends
-            execute.resume(zoo, first.value.run_id, store, progress=_StopAt(2))
+            execute.resume(zoo, first.value.run_id, store, progress=stop_at(2))
         assert again.value.epochs == 1  # its checkpoint of epoch 1 is still there to resume
         record = store.get(first.value.run_id)
         assert (record.status, record.error) == ("interrupted", "interrupted after 1 epoch(s)")

@@ -9,11 +9,9 @@ import types
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from zoo_core import data, hookimpl
 from zoo_core.catalogue import open_zoo
-from zoo_core.cli import cli
 from zoo_core.errors import HParamError, RunInterrupted
 from zoo_core.runs import execute
 from zoo_core.runs.plan import RunRequest, plan
@@ -24,7 +22,6 @@ from zoo_core.train.evaluate import evaluate_checkpoint
 from zoo_core.train.graph import build_graph
 from zoo_core.train.step import learning_rate
 from zoo_core.train.loop import train
-from test_trainer import _StopAt  # Ctrl-C when an epoch starts
 
 NEW = ("optimizer", "momentum", "warmup", "ema", "augment_erase")
 BATCH, K = 32, 4
@@ -33,13 +30,13 @@ SMALL_CNN = {"filters": 4, "dense": 16, "dropout": 0.0, "batch_size": BATCH}
 
 
 @pytest.fixture(scope="module")
-def zoo():
+def the_zoo():
     return open_zoo()
 
 
 @pytest.fixture(scope="module")
-def subset(zoo):  # tests/test_steps.py's
-    return data.load(zoo.dataset("fashion"), limit=600)
+def subset(the_zoo):  # tests/test_steps.py's
+    return data.load(the_zoo.dataset("fashion"), limit=600)
 
 
 def _tf():
@@ -50,21 +47,21 @@ def _tf():
 
 # -- settings ---------------------------------------------------------------------------------
 
-def test_at_their_defaults_the_new_settings_leave_every_config_as_it_was(zoo):
+def test_at_their_defaults_the_new_settings_leave_every_config_as_it_was(the_zoo):
     assert all(TRAINER_HPARAMS[k].omit_default for k in NEW)
-    for name, entry in zoo.catalogue.models.items():
-        if name not in zoo.models:
+    for name, entry in the_zoo.catalogue.models.items():
+        if name not in the_zoo.models:
             continue
         for dataset in entry.datasets:
-            settings = zoo.resolve(name, dataset).settings
+            settings = the_zoo.resolve(name, dataset).settings
             assert not set(NEW) & set(settings.config), (name, dataset)
-            off = zoo.resolve(name, dataset, raw_overrides={
+            off = the_zoo.resolve(name, dataset, raw_overrides={
                 "ema": "0", "warmup": "0.0", "augment_erase": "0", "optimizer": "adam"}).settings
             assert off.config == settings.config and off.config_id == settings.config_id
-    default = zoo.resolve("cnn", "fashion").settings
+    default = the_zoo.resolve("cnn", "fashion").settings
     for key, text in (("ema", "0.999"), ("warmup", "0.25"), ("augment_erase", "8"),
                       ("optimizer", "nesterov"), ("lr_schedule", "linear")):
-        on = zoo.resolve("cnn", "fashion", raw_overrides={key: text}).settings
+        on = the_zoo.resolve("cnn", "fashion", raw_overrides={key: text}).settings
         assert on.config_id != default.config_id and key in on.config, key
 
 
@@ -78,24 +75,25 @@ def test_at_their_defaults_the_new_settings_leave_every_config_as_it_was(zoo):
                         "optimizer is adam (trainer default): add --set optimizer=nesterov or "
                         "leave momentum at 0.9"),
 ])
-def test_a_bad_value_is_a_one_line_error(key, text, message):
-    r = CliRunner().invoke(cli, ["run", "cnn", "--set", f"{key}={text}"])
+def test_a_bad_value_is_a_one_line_error(zoo, key, text, message):
+    r = zoo("run", "cnn", "--set", f"{key}={text}")
     assert r.exit_code == 2, r.output
     errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], r.output
     assert "Traceback" not in r.output
 
 
-def test_momentum_goes_with_nesterov(zoo):
-    r = zoo.resolve("cnn", "fashion", raw_overrides={"optimizer": "nesterov", "momentum": "0.5"})
+def test_momentum_goes_with_nesterov(the_zoo):
+    r = the_zoo.resolve("cnn", "fashion",
+                        raw_overrides={"optimizer": "nesterov", "momentum": "0.5"})
     assert (r.settings.config["optimizer"], r.settings.config["momentum"]) == ("nesterov", 0.5)
     with pytest.raises(HParamError, match=r"^momentum 0.5 \(command line\) .* add "
                                           r"optimizer=nesterov or leave momentum at 0.9$"):
-        zoo.resolve("cnn", "fashion", raw_overrides={"momentum": "0.5"})
+        the_zoo.resolve("cnn", "fashion", raw_overrides={"momentum": "0.5"})
 
 
-def test_zoo_list_details_shows_the_new_settings():
-    r = CliRunner().invoke(cli, ["list", "cnn", "--details"])
+def test_zoo_list_details_shows_the_new_settings(zoo):
+    r = zoo("list", "cnn", "--details")
     assert r.exit_code == 0, r.output
     # the settings table (the search space's table further down names some of them too)
     lines = r.output.splitlines()
@@ -201,11 +199,11 @@ def _average(shadow, weights, decay, t):
     return shadow - (shadow - weights) * (np.float32(1) - d)
 
 
-def test_the_average_is_updated_after_every_step_in_single_steps_and_in_a_call(zoo, subset):
+def test_the_average_is_updated_after_every_step_in_single_steps_and_in_a_call(the_zoo, subset):
     """K steps in one call give the weights, Nesterov's accumulations and the averages of
     K single steps; the averages are those of the weights after each step (numpy)."""
     tf = _tf()
-    r = zoo.resolve("cnn-bn", "fashion", overrides={
+    r = the_zoo.resolve("cnn-bn", "fashion", overrides={
         **SMALL_CNN, "blocks": 1, "optimizer": "nesterov", "lr": 0.05, "ema": 0.9,
         "warmup": 0.2, "lr_schedule": "linear", "augment_erase": 6})
     n = len(subset.y_train)
@@ -246,9 +244,9 @@ def test_the_average_is_updated_after_every_step_in_single_steps_and_in_a_call(z
     assert not np.allclose(weights, averages)  # the average lags the weights
 
 
-def test_validation_the_best_checkpoint_and_the_test_use_the_averages(zoo, subset, tmp_path):
+def test_validation_the_best_checkpoint_and_the_test_use_the_averages(the_zoo, subset, tmp_path):
     tf = _tf()
-    r = zoo.resolve("cnn-bn", "fashion", overrides={
+    r = the_zoo.resolve("cnn-bn", "fashion", overrides={
         **SMALL_CNN, "blocks": 1, "epochs": 1, "ema": 0.9, "lr": 0.01})
     result = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)
     last = tf.train.load_checkpoint(str(tmp_path / "ckpt/last-1"))  # to resume: both
@@ -278,16 +276,17 @@ def test_validation_the_best_checkpoint_and_the_test_use_the_averages(zoo, subse
     assert all(np.array_equal(packed.get_tensor(n), best.get_tensor(n)) for n in names)
 
 
-def test_a_resumed_run_with_every_new_setting_ends_where_an_uninterrupted_one_ends(zoo, subset):
+def test_a_resumed_run_with_every_new_setting_ends_where_an_uninterrupted_one_ends(
+        the_zoo, subset, stop_at):
     overrides = {**SMALL_CNN, "epochs": 3, "optimizer": "nesterov", "lr": 0.05, "warmup": 0.2,
                  "lr_schedule": "linear", "ema": 0.9, "augment_erase": 8, "steps_per_call": 4}
-    run = plan(zoo, RunRequest(["cnn"], "fashion", limit=600, overrides=overrides)).runs[0]
+    run = plan(the_zoo, RunRequest(["cnn"], "fashion", limit=600, overrides=overrides)).runs[0]
     with open_store() as store:
-        straight = execute.execute(zoo, run, store, subset)
+        straight = execute.execute(the_zoo, run, store, subset)
         with pytest.raises(RunInterrupted) as stopped:
-            execute.execute(zoo, run, store, subset, _StopAt(3))
+            execute.execute(the_zoo, run, store, subset, stop_at(3))
         assert stopped.value.epochs == 2
-        resumed = execute.resume(zoo, stopped.value.run_id, store)
+        resumed = execute.resume(the_zoo, stopped.value.run_id, store)
         epochs = [store.epochs(r.run_id) for r in (straight, resumed)]
     assert resumed.status == "completed" and resumed.config_id == straight.config_id
     for a, b in zip(*epochs):
@@ -326,10 +325,10 @@ def test_cutout_zeroes_one_square_of_each_training_image_only(size):
 
 # -- all of them, learning --------------------------------------------------------------------
 
-def test_a_run_with_every_new_setting_learns_on_real_data(zoo, tmp_path):
-    subset = data.load(zoo.dataset("fashion"), limit=3000)  # tests/test_trainer.py's
+def test_a_run_with_every_new_setting_learns_on_real_data(the_zoo, tmp_path):
+    subset = data.load(the_zoo.dataset("fashion"), limit=3000)  # tests/test_trainer.py's
     # the registry's cnn (batch normalization, dropout), 48 steps, as tests/test_trainer.py's
-    r = zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
+    r = the_zoo.resolve("cnn", "fashion", overrides={"epochs": 2}, raw_overrides={
         "optimizer": "nesterov", "lr": "0.05", "lr_schedule": "linear", "warmup": "0.2",
         "ema": "0.99", "augment_erase": "8"})
     result = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path)

@@ -25,10 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from zoo_core.cli import cli
 
 pytest.importorskip("starlette")
 with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx works
@@ -62,10 +60,11 @@ def store(recorded_runs):
     return home, db, runs
 
 
-def zoo(db, *args):
-    r = CliRunner().invoke(cli, ["--store", str(db), *map(str, args)])
-    assert r.exit_code == 0, r.output
-    return r.stdout
+@pytest.fixture(scope="module")
+def cli_json(zoo):
+    """``cli_json(store, *args)``: what `zoo --store STORE ARGS` prints, read as JSON (the
+    command must succeed)."""
+    return lambda store, *args: json.loads(zoo(*args, store=store, code=0).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -77,33 +76,33 @@ def client(store):
 # -- pages and their JSON twins: what the CLI says -------------------------------------------------
 
 
-def test_json_twins_are_the_cli_json(store, client):
+def test_json_twins_are_the_cli_json(cli_json, store, client):
     home, db, runs = store
-    rows = json.loads(zoo(db, "leaderboard", "--format", "json", "--include-partial"))
+    rows = cli_json(db, "leaderboard", "--format", "json", "--include-partial")
     assert [r["best_run"] for r in rows] and \
         client.get("/index.json?include_partial=1").json()["rows"] == rows
     assert client.get("/index.json").json()["rows"] == \
-        json.loads(zoo(db, "leaderboard", "--format", "json")) == []
-    assert client.get("/runs.json").json() == json.loads(zoo(db, "runs", "--json"))
+        cli_json(db, "leaderboard", "--format", "json") == []
+    assert client.get("/runs.json").json() == cli_json(db, "runs", "--json")
     for run in runs:
         page = client.get(f"/runs/{run['run_id']}.json").json()
-        shown = json.loads(zoo(db, "show", run["run_id"], "--json"))
+        shown = cli_json(db, "show", run["run_id"], "--json")
         assert {k: page[k] for k in shown} == shown
         assert page["sources"]["epochs"] == "command line"
-        assert page["reproduce"] == json.loads(zoo(
+        assert page["reproduce"] == cli_json(
             db, "leaderboard", "--runs", "--commands", "--include-partial", "--json",
-            "--model", run["model"]))[0]["command"]
+            "--model", run["model"])[0]["command"]
     card = client.get("/models/cnn.json").json()
-    assert card["model"] == json.loads(zoo(db, "list", "cnn", "--details", "--json"))[0]
+    assert card["model"] == cli_json(db, "list", "cnn", "--details", "--json")[0]
     assert card["best_run"] in [r["run_id"] for r in runs if r["model"] == "cnn"]
-    assert client.get("/sweeps.json").json() == json.loads(zoo(db, "sweep", "list", "--json"))
+    assert client.get("/sweeps.json").json() == cli_json(db, "sweep", "list", "--json")
 
 
-def test_pages_show_the_rows_and_escape_what_users_wrote(store, client):
+def test_pages_show_the_rows_and_escape_what_users_wrote(cli_json, store, client):
     home, db, runs = store
     page = client.get("/?include_partial=1")
     assert page.status_code == 200 and page.headers["content-security-policy"]
-    for row in json.loads(zoo(db, "leaderboard", "--format", "json", "--include-partial")):
+    for row in cli_json(db, "leaderboard", "--format", "json", "--include-partial"):
         assert f'href="/runs/{row["best_run"]}"' in page.text  # each row's best run
     assert "limit=500" in page.text and "<svg" in page.text
     for url in ["/runs", f"/runs/{runs[1]['run_id']}", "/models/rnn"]:
@@ -158,12 +157,13 @@ def test_run_files_are_the_run_folders_pictures_only(store, client):
 # -- predictions ----------------------------------------------------------------------------------
 
 
-def test_predict_api_speaks_tf_serving_and_agrees_with_zoo_predict(store, client, tmp_path):
+def test_predict_api_speaks_tf_serving_and_agrees_with_zoo_predict(
+        cli_json, store, client, tmp_path):
     home, db, runs = store
     x = real_images(3)
     np.save(tmp_path / "three.npy", x)
-    cli_answer = json.loads(zoo(db, "predict", "cnn", tmp_path / "three.npy", "--json",
-                                "--top", "10"))
+    cli_answer = cli_json(db, "predict", "cnn", tmp_path / "three.npy", "--json",
+                          "--top", "10")
     rows = client.post("/v1/models/cnn:predict", json={"instances": x.tolist()}).json()
     columns = client.post("/v1/models/cnn:predict",
                           json={"inputs": {"images": x[..., 0].tolist()}}).json()
@@ -222,12 +222,12 @@ def test_a_store_without_runs_answers_from_the_shipped_weights_and_stays_empty(t
 # -- zoo site -------------------------------------------------------------------------------------
 
 
-def test_site_pages_link_relatively_and_carry_their_pictures(store, tmp_path):
+def test_site_pages_link_relatively_and_carry_their_pictures(cli_json, zoo, store, tmp_path):
     home, db, runs = store
     out = tmp_path / "site"
-    zoo(db, "site", "-o", out)
+    zoo("site", "-o", out, store=db, code=0)
     index = (out / "index-partial.html").read_text()
-    rows = json.loads(zoo(db, "leaderboard", "--format", "json", "--include-partial"))
+    rows = cli_json(db, "leaderboard", "--format", "json", "--include-partial")
     for row in rows:
         assert f'href="runs/{row["best_run"]}.html"' in index
     assert json.loads((out / "index-partial.json").read_text())["rows"] == rows
@@ -239,9 +239,9 @@ def test_site_pages_link_relatively_and_carry_their_pictures(store, tmp_path):
         assert (out / "runs" / run["run_id"] / "curves.png").is_file()
     assert 'id="try"' not in (out / "models" / "cnn.html").read_text()
     (out / "stray").write_text("")
-    zoo(db, "site", "-o", out)  # a site is replaced whole
+    zoo("site", "-o", out, store=db, code=0)  # a site is replaced whole
     assert not (out / "stray").exists()
-    r = CliRunner().invoke(cli, ["--store", str(db), "site", "-o", str(tmp_path)])
+    r = zoo("site", "-o", tmp_path, store=db)
     assert r.exit_code == 2 and "not written by `zoo site`" in r.output
 
 
@@ -313,10 +313,10 @@ def screenshot(browser, name: str) -> None:
         browser.save_screenshot(str(ROOT / "docs" / f"web-{name}.png"))
 
 
-def test_browser_leaderboard_rows_sort_and_link(store, server, browser):
+def test_browser_leaderboard_rows_sort_and_link(cli_json, store, server, browser):
     from selenium.webdriver.common.by import By
 
-    rows = json.loads(zoo(store[1], "leaderboard", "--format", "json", "--include-partial"))
+    rows = cli_json(store[1], "leaderboard", "--format", "json", "--include-partial")
     browser.get(server + "/?include_partial=1")
     table = browser.find_element(By.CSS_SELECTOR, "table.leaderboard")
     shown = lambda: [tr.get_attribute("data-run")  # noqa: E731
@@ -335,7 +335,7 @@ def test_browser_leaderboard_rows_sort_and_link(store, server, browser):
     assert console_errors(browser) == []
 
 
-def test_browser_model_card_pictures_and_try_it(store, server, browser, tmp_path):
+def test_browser_model_card_pictures_and_try_it(cli_json, store, server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -348,7 +348,7 @@ def test_browser_model_card_pictures_and_try_it(store, server, browser, tmp_path
         assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
     png = tmp_path / "test-image-0.png"
     Image.fromarray(real_images(1)[0, ..., 0]).save(png)
-    expected = json.loads(zoo(store[1], "predict", "cnn", png, "--json"))
+    expected = cli_json(store[1], "predict", "cnn", png, "--json")
     browser.find_element(By.ID, "try-file").send_keys(str(png))
     first = WebDriverWait(browser, 60).until(
         lambda b: b.find_elements(By.CSS_SELECTOR, "#try-result li"))[0]
@@ -384,11 +384,11 @@ def test_predict_api_with_a_plain_http_client(server):
     assert e.value.code == 400 and "error" in json.loads(e.value.read())
 
 
-def test_browser_opens_the_site_from_file(store, browser, tmp_path):
+def test_browser_opens_the_site_from_file(zoo, store, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     out = tmp_path / "site"
-    zoo(store[1], "site", "-o", out)
+    zoo("site", "-o", out, store=store[1], code=0)
     browser.get((out / "index-partial.html").as_uri())
     runs = [tr.get_attribute("data-run")
             for tr in browser.find_elements(By.CSS_SELECTOR, "table.leaderboard tbody tr")]

@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from zoo_core.catalogue import open_zoo, plugins
 from zoo_core.catalogue.registry import default_registry_path, read_catalogue
-from zoo_core.cli import cli
 from zoo_core.errors import RegistryError
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
@@ -31,10 +29,6 @@ from zoo_core.serving import imports, packs, weights
 ROOT = Path(__file__).resolve().parents[1]
 KIT = ["fresh_graph", "logits_shape", "batch_independence", "training_flag",
        "seed_determinism", "all_variables_train", "overfit_one_batch", "hparams_honoured"]
-
-
-def zoo(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +61,7 @@ def pack(tmp_path_factory) -> tuple[Path, str, str]:
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch, pack):
+def tiny(tmp_path, monkeypatch, pack, dist_info):
     """Install a plugin `zoo-tiny` (model `tiny`) declaring ``weights``; returns
     ``install(weights, shipped=False)`` and cleans the module up after."""
     site = tmp_path / "site"
@@ -89,10 +83,7 @@ def tiny(tmp_path, monkeypatch, pack):
             f"    register('tiny', build, summary='a dense layer', weights={declared!r})\n")
         if shipped:
             shutil.copy(pack[0], package / "weights" / "tiny-fashion.zoopack")
-        info = site / "zoo_tiny-0.1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-tiny\nVersion: 0.1.0\n")
-        (info / "entry_points.txt").write_text("[zoo]\ntiny = zoo_tiny\n")
+        dist_info(site, "zoo-tiny", {"tiny": "zoo_tiny"})
         importlib.invalidate_caches()
         return package
 
@@ -173,7 +164,7 @@ def server(pack):
 
 
 @pytest.fixture
-def pull_from(tiny, pack, server):
+def pull_from(zoo, tiny, pack, server):
     """Declare the weights at these server paths, then ``zoo pull tiny``."""
 
     def pull(*paths_: str):
@@ -189,7 +180,8 @@ def _nothing_imported(zoo_home: Path) -> None:
     assert not list((zoo_home / "packs").glob("*.part"))
 
 
-def test_pull_downloads_verifies_imports_and_then_says_it_is_there(pull_from, server, zoo_home):
+def test_pull_downloads_verifies_imports_and_then_says_it_is_there(
+        zoo, pull_from, server, zoo_home):
     r = pull_from("/ok")
     assert r.exit_code == 0, r.output
     assert r.output == (f"pulled tiny weights for fashion from {server[0]}/ok: run "
@@ -244,7 +236,7 @@ def test_a_redirect_is_followed(pull_from, server):
     assert [p for p, _ in server[1]] == ["/redirect", "/ok"]
 
 
-def test_a_shipped_pack_is_used_first_offline(tiny, pack, server):
+def test_a_shipped_pack_is_used_first_offline(zoo, tiny, pack, server):
     tiny(declaration(pack, file="weights/tiny-fashion.zoopack", urls=[server[0] + "/ok"]),
          shipped=True)
     r = zoo("pull", "tiny")
@@ -253,7 +245,7 @@ def test_a_shipped_pack_is_used_first_offline(tiny, pack, server):
     assert server[1] == []
 
 
-def test_a_pack_of_another_config_than_declared_is_refused(tiny, pack, server, zoo_home):
+def test_a_pack_of_another_config_than_declared_is_refused(zoo, tiny, pack, server, zoo_home):
     tiny(declaration(pack, config_id="0123456789", urls=[server[0] + "/ok"]))
     r = zoo("pull", "tiny")
     assert r.exit_code == 1
@@ -276,7 +268,7 @@ def test_ensure_weights_pulls_once_and_is_none_without_a_declaration(tiny, pack,
     assert len(server[1]) == 1
 
 
-def test_pull_without_a_declaration_says_what_to_do(tiny, pack, server):
+def test_pull_without_a_declaration_says_what_to_do(zoo, tiny, pack, server):
     tiny(declaration(pack, urls=[server[0] + "/ok"]))
     r = zoo("pull", "tiny", "--dataset", "mnist")
     assert r.exit_code == 2
@@ -321,7 +313,7 @@ def test_registry_weights_are_read_and_win_over_the_plugins(tmp_path, tiny, pack
     ({"licence": "MIT"}, "unknown key 'licence'; allowed keys: config_id, file, sha256, size, "
                          "test_accuracy, urls"),
 ])
-def test_registry_weights_errors_name_the_file_entry_and_key(tmp_path, change, message):
+def test_registry_weights_errors_name_the_file_entry_and_key(zoo, tmp_path, change, message):
     table = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
     path = _registry(tmp_path, f"[models.cnn.weights.fashion]\n{lines}")
@@ -351,7 +343,7 @@ def test_a_plugin_with_bad_weights_fails_naming_the_model_key_and_plugin():
 # -- zoo check, and the wheel ---------------------------------------------------------------------
 
 
-def test_zoo_check_passes_a_shipped_pack_that_matches(tiny, pack):
+def test_zoo_check_passes_a_shipped_pack_that_matches(zoo, tiny, pack):
     tiny(declaration(pack, file="weights/tiny-fashion.zoopack"), shipped=True)
     r = zoo("check", "tiny", *[a for k in KIT for a in ("--skip", k)], "--json")
     assert r.exit_code == 0, r.output
@@ -375,7 +367,7 @@ def test_zoo_check_fails_declared_weights_that_do_not_match(tiny, pack, change, 
     assert message.startswith("weights/tiny-fashion.zoopack (")
 
 
-def test_zoo_check_exits_1_on_bad_weights(tiny, pack):
+def test_zoo_check_exits_1_on_bad_weights(zoo, tiny, pack):
     from zoo_core.testing import CHECKS  # the kit's checks, then one per declared dataset
 
     tiny(declaration(pack, file="weights/tiny-fashion.zoopack", test_accuracy=0.51),
@@ -464,7 +456,7 @@ def test_two_imports_of_one_pack_at_once_keep_the_run_and_its_files(pack, zoo_ho
         assert packs.pack(store, run_id, zoo_home / "again.zoopack", optimizer_state=True)
 
 
-def test_a_pack_whose_run_id_is_a_reserved_word_is_refused(pack, tmp_path, zoo_home):
+def test_a_pack_whose_run_id_is_a_reserved_word_is_refused(zoo, pack, tmp_path, zoo_home):
     """`latest` means the most recent run: a pack holding a run of that id (made by a store
     that took it) is refused, and no store takes it as a run id."""
     origin = tmp_path / "origin.db"
@@ -492,7 +484,7 @@ def test_a_pack_whose_run_id_is_a_reserved_word_is_refused(pack, tmp_path, zoo_h
 # -- issue 30: downloads are bounded in size and time ------------------------------------------
 
 
-def _pull_in_time(tiny, pack, server, path, *args, **over):
+def _pull_in_time(zoo, tiny, pack, server, path, *args, **over):
     """`zoo pull tiny` of the weights at ``path``, run in a thread: it must end (by itself,
     within a minute, where the server would keep it forever) with its result."""
     tiny(declaration(pack, urls=[server[0] + path], **over))
@@ -505,8 +497,8 @@ def _pull_in_time(tiny, pack, server, path, *args, **over):
 
 
 def test_a_server_that_sends_a_byte_at_a_time_is_stopped_at_the_deadline(
-        tiny, pack, server, zoo_home):
-    r = _pull_in_time(tiny, pack, server, "/drip", "--timeout", "2")
+        zoo, tiny, pack, server, zoo_home):
+    r = _pull_in_time(zoo, tiny, pack, server, "/drip", "--timeout", "2")
     assert r.exit_code == 1
     assert (f"{server[0]}/drip: the download did not finish in time (the deadline set by "
             "--timeout passed)") in r.output
@@ -514,16 +506,16 @@ def test_a_server_that_sends_a_byte_at_a_time_is_stopped_at_the_deadline(
 
 
 @pytest.mark.parametrize("declared", [True, False])
-def test_an_endless_body_stops_at_the_declared_size_or_the_deadline(tiny, pack, server, zoo_home,
-                                                                   declared):
+def test_an_endless_body_stops_at_the_declared_size_or_the_deadline(
+        zoo, tiny, pack, server, zoo_home, declared):
     size = pack[0].stat().st_size
     if declared:
-        r = _pull_in_time(tiny, pack, server, "/endless", size=size)
+        r = _pull_in_time(zoo, tiny, pack, server, "/endless", size=size)
         assert (f"/endless: the server sent more than the declared size ({size:,} bytes): "
                 "stopped, and the partial file removed") in r.output
     else:  # nothing declared: a pack's most (2 GiB), or the deadline, whichever comes first
         # (over loopback, a quiet machine receives 2 GiB in less than the 2 s)
-        r = _pull_in_time(tiny, pack, server, "/endless", "--timeout", "2")
+        r = _pull_in_time(zoo, tiny, pack, server, "/endless", "--timeout", "2")
         assert ("/endless: the download did not finish in time" in r.output
                 or "/endless: the server sent more than the most" in r.output), r.output
         assert "partial file removed" in r.output or "did not finish in time" in r.output
@@ -531,8 +523,8 @@ def test_an_endless_body_stops_at_the_declared_size_or_the_deadline(tiny, pack, 
     _nothing_imported(zoo_home)
 
 
-def test_a_declared_size_that_the_server_contradicts_is_refused(tiny, pack, server, zoo_home):
-    r = _pull_in_time(tiny, pack, server, "/ok", size=100)
+def test_a_declared_size_that_the_server_contradicts_is_refused(zoo, tiny, pack, server, zoo_home):
+    r = _pull_in_time(zoo, tiny, pack, server, "/ok", size=100)
     assert r.exit_code == 1
     assert (f"/ok: the server declares {pack[0].stat().st_size:,} bytes, more than the "
             "declared size (100 bytes): refused") in r.output
@@ -540,17 +532,17 @@ def test_a_declared_size_that_the_server_contradicts_is_refused(tiny, pack, serv
 
 
 @pytest.mark.parametrize("path", ["/loop", "/chain/0"])
-def test_a_redirect_loop_or_chain_is_one_line(tiny, pack, server, zoo_home, path):
-    r = _pull_in_time(tiny, pack, server, path)
+def test_a_redirect_loop_or_chain_is_one_line(zoo, tiny, pack, server, zoo_home, path):
+    r = _pull_in_time(zoo, tiny, pack, server, path)
     assert r.exit_code == 1
     (line,) = r.output.splitlines()
     assert f"{path}: redirected in a loop or more than 10 times (HTTP 302)" in line
     _nothing_imported(zoo_home)
 
 
-def test_the_declared_file_holding_another_run_is_refused_and_deleted(tiny, pack, server,
+def test_the_declared_file_holding_another_run_is_refused_and_deleted(zoo, tiny, pack, server,
                                                                       zoo_home):
-    r = _pull_in_time(tiny, pack, server, "/ok", config_id="0123456789")
+    r = _pull_in_time(zoo, tiny, pack, server, "/ok", config_id="0123456789")
     assert r.exit_code == 1 and "declares tiny on fashion with config 0123456789" in r.output
     assert list((zoo_home / "packs").glob("*.zoopack")) == []
 
