@@ -88,10 +88,14 @@ def test_the_benchmark_runs_and_writes_json(tmp_path):
     assert again.returncode == 0 and again.stdout.strip() == out.stdout.strip()
 
 
-def test_speed_settings_reach_the_session():
+@pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without"])
+def test_speed_settings_reach_the_session(monkeypatch, has_bf16):
+    from zoo_core import settings
     from zoo_core._tf import tf as import_tf
     from zoo_core.settings import TrainerSettings
     from zoo_core.train.graph import session_config
+
+    monkeypatch.setattr(settings, "cpu_has_bf16", lambda: has_bf16)  # both CPUs, on any CPU
 
     tf = import_tf()
     default = session_config(TrainerSettings(threads=0, precision="float32"))
@@ -100,9 +104,7 @@ def test_speed_settings_reach_the_session():
     assert tuned.intra_op_parallelism_threads == 1 and tuned.inter_op_parallelism_threads == 1
     # xla was removed (it did nothing on CPU): nothing sets a JIT level
     assert tuned.graph_options.optimizer_options.global_jit_level == tf.compat.v1.OptimizerOptions.DEFAULT
-    from zoo_core.settings import cpu_has_bf16
-
-    expected = 1 if cpu_has_bf16() else 0
+    expected = 1 if has_bf16 else 0
     assert tuned.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == expected
 
 

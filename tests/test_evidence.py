@@ -13,7 +13,7 @@ import pytest
 from zoo_core.results import costplot, evidence, leaderboard
 from zoo_core.store.records import RunRecord
 from zoo_core.store import open_store
-from zoo_core.settings import cpu_has_bf16
+from zoo_core import settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -21,8 +21,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 # -- what a run records --------------------------------------------------------------------------
 
 
-def test_a_run_records_every_piece_of_evidence(zoo, monkeypatch):
-    # one tiny real run of the cnn, started as `zoo run cnn --epochs 1 --limit 500`
+@pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without"])
+def test_a_run_records_every_piece_of_evidence(zoo, monkeypatch, has_bf16):
+    # one tiny real run of the cnn, started as `zoo run cnn --epochs 1 --limit 500`, on a CPU
+    # with bfloat16 and on one without (forced through cpu_has_bf16, on any CPU)
+    monkeypatch.setattr(settings, "cpu_has_bf16", lambda: has_bf16)
     argv = ["run", "cnn", "--epochs", "1", "--limit", "500"]
     monkeypatch.setattr(sys, "argv", ["/venv/bin/zoo", *argv])
     ran = zoo(*argv, "--json")
@@ -44,7 +47,7 @@ def test_a_run_records_every_piece_of_evidence(zoo, monkeypatch):
     card = shown.output[shown.output.index("model card"):]
     for line in ("parameters        421,866", "MACs per example  4,241,152",
                  # the cnn's default precision is auto: bfloat16 where the CPU has it
-                 f"precision         {'bfloat16' if cpu_has_bf16() else 'float32'}",
+                 f"precision         {'bfloat16' if has_bf16 else 'float32'}",
                  f"git revision      {env['git']}",
                  "command           zoo run cnn --epochs 1 --limit 500",
                  f"cores             {env['cores']}"):

@@ -275,14 +275,21 @@ def test_export_of_a_running_run_uses_its_best_checkpoint_so_far_with_a_warning(
     assert "a run that is not completed" in section and "best checkpoint so far" in section
 
 
-def test_a_bfloat16_run_predicts_as_it_ran_and_exports_float32(home, tmp_path):
-    """zoo predict builds a run's graph as the run did (its recorded precision); an export
-    computes in float32 (bfloat16 is a session option, not part of the graph)."""
+@pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without"])
+def test_a_bfloat16_run_predicts_as_it_ran_and_exports_float32(home, tmp_path, monkeypatch,
+                                                               has_bf16):
+    """zoo predict builds a run's graph as the run did (its recorded precision), in bfloat16
+    on a CPU with it and in float32 on one without (both branches forced through
+    cpu_has_bf16, on any CPU); an export computes in float32 (bfloat16 is a session option,
+    not part of the graph)."""
     import tensorflow as tf
 
+    from zoo_core import settings
     from zoo_core.serving.export import export, plan
     from zoo_core.settings import cpu_has_bf16
 
+    native = cpu_has_bf16()  # what this CPU has, before the branch is forced
+    monkeypatch.setattr(settings, "cpu_has_bf16", lambda: has_bf16)
     x = real_images()
     run = record(home[1]["cnn"])
     with Classifier.load(open_zoo(), run) as classifier:
@@ -290,13 +297,15 @@ def test_a_bfloat16_run_predicts_as_it_ran_and_exports_float32(home, tmp_path):
     bf16_run = dataclasses.replace(run, config={**run.config, "bf16": True}, precision="bfloat16")
     with Classifier.load(open_zoo(), bf16_run) as classifier:
         assert classifier.settings.trainer.effective_precision == \
-            ("bfloat16" if cpu_has_bf16() else "float32")
+            ("bfloat16" if has_bf16 else "float32")
         bf16 = classifier.probabilities(x)
         done = export(classifier, plan("savedmodel", tmp_path, "cnn"))
     out = tf.saved_model.load(str(done.path)).signatures["serving_default"](images=tf.constant(x))
     assert out["probabilities"].dtype == tf.float32
     np.testing.assert_allclose(out["probabilities"].numpy(), float32, atol=1e-5)
-    if cpu_has_bf16():
+    if not has_bf16:
+        np.testing.assert_allclose(bf16, float32, atol=1e-5)  # the float32 graph, as exported
+    elif native:  # asked of a CPU with bfloat16 instructions, TensorFlow computes in it
         assert np.abs(bf16 - float32).max() > 1e-5  # it did compute in bfloat16
     assert (bf16.argmax(axis=1) == float32.argmax(axis=1)).mean() > 0.95
 
