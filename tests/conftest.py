@@ -33,6 +33,16 @@ def zoo():
 
 
 @pytest.fixture(scope="session")
+def the_zoo():
+    """The zoo ``open_zoo()`` opens (the registry, the installed plugins), opened once for the
+    session: for tests that resolve settings, build graphs or train; a test that installs a
+    plugin opens its own."""
+    from zoo_core.catalogue import open_zoo
+
+    return open_zoo()
+
+
+@pytest.fixture(scope="session")
 def make_record():
     """``make_record(run_id, **fields)``: a RunRecord as the store tests write it."""
     return helpers.make_record

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from zoo_core._tf import tf as import_tf
-from zoo_core.catalogue import open_zoo
 from zoo_core.train.cost import CONVOLUTIONS, MATMULS, UncountableGraph, count_macs, model_cost
 
 tf = import_tf()
@@ -72,11 +71,6 @@ def test_a_graph_it_cannot_count_says_so_rather_than_guessing():
                              [0, x])[1]
     with pytest.raises(UncountableGraph, match="While"):
         in_graph(looped)
-
-
-@pytest.fixture(scope="module")
-def the_zoo():
-    return open_zoo()
 
 
 def cost(the_zoo, model, **changes):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from zoo_core import data
 from zoo_core.errors import HParamError, RegistryError, UsageError, ZooError
 from zoo_core.catalogue.plugins import load
-from zoo_core.catalogue import Zoo, open_zoo
+from zoo_core.catalogue import Zoo
 from zoo_core.catalogue.registry import Catalogue, read_catalogue
 from zoo_core.cli.common import parse_set_options
 from zoo_core.settings import TRAINER_HPARAMS, HParam
@@ -333,11 +333,6 @@ def test_any_typed_value_is_checked_or_an_hparam_error(name, value):
         assert "\n" not in str(e) and len(str(e)) < 300
         return
     assert type(checked) is param.type
-
-
-@pytest.fixture(scope="module")
-def the_zoo():
-    return open_zoo()
 
 
 @FUZZ

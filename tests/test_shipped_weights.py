@@ -10,16 +10,10 @@ import numpy as np
 import pytest
 
 from zoo_core import data
-from zoo_core.catalogue import open_zoo
 from zoo_core.serving import weights
 from zoo_core.settings import cpu_has_bf16
 
 SHIPPED = ["cnn", "cnn-bn", "rnn", "lstm", "lstm-stack"]
-
-
-@pytest.fixture(scope="module")
-def the_zoo():
-    return open_zoo()
 
 
 @pytest.mark.parametrize("model", SHIPPED)

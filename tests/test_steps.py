@@ -25,11 +25,6 @@ BATCH, K = 32, 4
 
 
 @pytest.fixture(scope="module")
-def the_zoo():
-    return open_zoo()
-
-
-@pytest.fixture(scope="module")
 def subset(the_zoo):
     return data.load(the_zoo.dataset("fashion"), limit=600)
 

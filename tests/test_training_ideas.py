@@ -30,11 +30,6 @@ SMALL_CNN = {"filters": 4, "dense": 16, "dropout": 0.0, "batch_size": BATCH}
 
 
 @pytest.fixture(scope="module")
-def the_zoo():
-    return open_zoo()
-
-
-@pytest.fixture(scope="module")
 def subset(the_zoo):  # tests/test_steps.py's
     return data.load(the_zoo.dataset("fashion"), limit=600)
 
