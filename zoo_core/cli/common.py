@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from tabulate import tabulate
@@ -88,7 +89,7 @@ class DownloadProgressBar:
         self._bar = None
 
     def start(self, label: str, total: int | None) -> None:
-        stderr = click.get_text_stream("stderr")
+        stderr = sys.stderr  # not click.get_text_stream, deprecated (Click 9.0 removes it)
         # length 0: a size the server did not say (click needs a length or an iterable)
         self._bar = click.progressbar(length=total or 0, label=label, file=stderr,
                                       hidden=not stderr.isatty())
