@@ -23,6 +23,10 @@ from zoo_core.train.graph import build_graph
 from zoo_core.train.loop import train
 from zoo_core.train.metrics import summarize
 
+# the rnn with one layer read one way over the rows, a graph an eighth of the registry's: for
+# the tests of checkpoints, early stopping and resuming, which do not depend on its size
+ONE_PASS = {"layers": 1, "bidirectional": False, "read": "rows"}
+
 
 @pytest.fixture(scope="module")
 def subset(the_zoo):
@@ -82,7 +86,7 @@ def test_a_graph_refuses_training_images_of_another_dtype(the_zoo, subset):
 
 
 def test_the_best_validation_epoch_is_restored_for_the_test(the_zoo, subset, tmp_path):
-    result = fit(the_zoo, subset, tmp_path, "rnn", epochs=3)
+    result = fit(the_zoo, subset, tmp_path, "rnn", epochs=3, **ONE_PASS)
     best = max(result.epochs, key=lambda e: e["val_accuracy"])
     assert result.best_epoch == best["epoch"]
     assert result.val_accuracy == best["val_accuracy"]
@@ -92,7 +96,7 @@ def test_the_best_validation_epoch_is_restored_for_the_test(the_zoo, subset, tmp
     # older checkpoints are removed: one best and one last remain
     assert [p.name for p in (tmp_path / "ckpt").glob("best-*.index")] == [f"best-{best['epoch']}.index"]
     assert [p.name for p in (tmp_path / "ckpt").glob("last-*.index")] == ["last-3.index"]
-    r = the_zoo.resolve("rnn", "fashion")
+    r = the_zoo.resolve("rnn", "fashion", overrides=ONE_PASS)
     val = evaluate_checkpoint(r.model, r.hparams, r.trainer, tmp_path, subset.x_val,
                                       subset.y_val, 10)
     assert val.accuracy == pytest.approx(result.val_accuracy)
@@ -111,7 +115,7 @@ def test_shared_features_train(the_zoo, subset, tmp_path):
 
 def test_patience_stops_early(the_zoo, subset, tmp_path):
     # a learning rate far too high: validation accuracy stalls, patience ends the run
-    result = fit(the_zoo, subset, tmp_path, "rnn", epochs=8, lr=1.0, patience=1)
+    result = fit(the_zoo, subset, tmp_path, "rnn", epochs=8, lr=1.0, patience=1, **ONE_PASS)
     assert result.stopped_early and len(result.epochs) < 8
     assert len(result.epochs) == result.best_epoch + 1
 
@@ -175,7 +179,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_resumes(subs
         return real(path, data)
 
     monkeypatch.setattr(checkpoints, "write_json_atomic", full_at_epoch_2)
-    run = planned(zoo, "rnn", overrides={"epochs": 3})
+    run = planned(zoo, "rnn", overrides={"epochs": 3, **ONE_PASS})
     with open_store() as store:
         with pytest.raises(TrainingError, match=r"cannot save the checkpoint of epoch 2 in .*"
                                                 r"\(No space left on device\); the previous "
