@@ -121,13 +121,13 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "test_acc_std": std,
         "best_run": best.run_id,
         "best_test_acc": best.test_accuracy,
-        "params": next((run.params for run in group if run.params is not None), None),
+        "params": max((run.params for run in group if run.params is not None), default=None),
         "train_seconds": _mean(run.train_seconds for run in group),
         "examples_per_sec": _mean(run.examples_per_sec for run in group),
         "flagged": flagged,
         "partial": is_partial(best),
         "replaced": 0,
-        "imported": [run.run_id for run in group if imported(run)],
+        "imported": sorted(run.run_id for run in group if imported(run)),
     }
 
 

@@ -291,6 +291,17 @@ class Store(Protocol):
         """
         ...
 
+    def leaderboard(self, include_partial: bool = False, model: str | None = None,
+                    dataset: str | None = None, tag: str | None = None
+                    ) -> tuple[list[dict[str, Any]], int]:
+        """The leaderboard of the completed runs, ranked by the database in one query (a
+        page of a 10,000-run store must not decode every run): the rows
+        :func:`zoo_core.results.leaderboard.aggregate` makes of ``runs(model, dataset,
+        "completed", tag)`` (each seed's latest run per configuration; quick tries made with
+        ``--limit`` only with ``include_partial``), best first, and how many quick tries were
+        left out (0 with ``include_partial``). :mod:`zoo_core.store.ranking` writes the query."""
+        ...
+
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """The run's epochs in order, each a dict of ``epoch`` and every one of EPOCH_METRICS
         (None where not recorded); empty for an unknown run."""
