@@ -13,7 +13,8 @@ for another. This module imports no backend: each is a sibling module, registere
   ``ZOO_STORE=postgresql://...``, psycopg 3) are its two dialects; ``schema.py`` the
   migrations both apply.
 - ``liveness.py``: who owns a running run, its heartbeat and lease, a dead owner shown as
-  interrupted.
+  interrupted; and the one place that acts on it (``fail_stale``, ``take_over``,
+  ``release``).
 - ``manage.py``: removing runs (record, then folder) and copying runs between stores.
 
 The store is also the work queue of a sweep: :meth:`Store.queue_run` adds runs with status
@@ -143,7 +144,7 @@ class Store(Protocol):
         ``epochs_run`` to the number of epochs recorded.
 
         A fenced write (docs/reliability.md): with ``expect``, only if the run still has those
-        fields (its status and owner: ``manage.mine()``), checked in the same transaction; and
+        fields (its status and owner: ``liveness.mine()``), checked in the same transaction; and
         ``publish``, when given, is called inside that transaction after the write, while the
         run's row is locked (SQLite's write lock; PostgreSQL's row lock, which a takeover's
         ``mark_running`` waits for), so that what it does (renaming a checkpoint into place)
