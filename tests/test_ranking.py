@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from zoo_core.results.leaderboard import aggregate, is_partial
+from zoo_core.results.leaderboard import aggregate, best_run, is_partial
 from zoo_core.store import open_store
 from zoo_core.store.records import IMPORTED_TAG, RunRecord
 
@@ -104,3 +104,21 @@ def test_the_database_ranks_as_the_reference_does(store, include_partial, model,
 def test_an_empty_store_has_an_empty_leaderboard(tmp_path):
     with open_store(str(tmp_path / "zoo.db")) as empty:
         assert empty.leaderboard() == ([], 0)
+
+
+def test_the_database_picks_the_run_a_model_name_means(store):
+    """``zoo predict MODEL`` and ``/v1/models/MODEL`` read it in one query: the run
+    results.leaderboard.best_run picks (full runs first, best validation, latest on a tie)."""
+    for record in store.runs()[::4]:  # a folder for some; the others have none
+        store.update_run(record.run_id, run_dir=f"/runs/{record.run_id}")
+    everything = store.runs()
+    for record in everything[1::7]:  # ties in validation accuracy, quick tries among them
+        store.update_run(record.run_id, val_accuracy=0.95)
+    checked = 0
+    for model in ("cnn", "rnn", "lstm", "resnet"):
+        for dataset in ("fashion", "mnist"):
+            want = best_run(store.runs(model=model, dataset=dataset, status="completed"))
+            got = store.best_run(model, dataset)
+            assert (got and got.run_id) == (want and want.run_id), (model, dataset)
+            checked += want is not None
+    assert checked >= 5

@@ -302,6 +302,14 @@ class Store(Protocol):
         left out (0 with ``include_partial``). :mod:`zoo_core.store.ranking` writes the query."""
         ...
 
+    def best_run(self, model: str, dataset: str) -> RunRecord | None:
+        """The run a model's name means on ``dataset`` (``zoo predict MODEL``, ``zoo serve``'s
+        ``/v1/models/MODEL``), read in one query: the completed run with a folder, full runs
+        before quick tries made with ``--limit``, then the highest validation accuracy (the
+        test split chooses nothing), the latest on a tie; None when there is none. The
+        same run :func:`zoo_core.results.leaderboard.best_run` picks from ``runs()``."""
+        ...
+
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """The run's epochs in order, each a dict of ``epoch`` and every one of EPOCH_METRICS
         (None where not recorded); empty for an unknown run."""

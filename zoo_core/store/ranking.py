@@ -114,6 +114,18 @@ def partial_statement(dialect: Dialect, tag: str | None) -> tuple[str, list]:
             "GROUP BY model, dataset"), args
 
 
+def best_statement(dialect: Dialect) -> str:
+    """The run a model name means on a dataset (parameters: model, dataset), as
+    :func:`zoo_core.results.leaderboard.best_run` chooses it: completed, with a folder, full
+    runs before quick tries, then the highest validation accuracy (none, or not finite: 0),
+    the latest on a tie."""
+    limit = dialect.json_text.format(column="config", key="limit")
+    return ("WHERE status = 'completed' AND run_dir <> '' AND model = ? AND dataset = ? "
+            f"ORDER BY CASE WHEN {limit} IS NULL THEN 1 ELSE 0 END DESC, "
+            f"CASE WHEN val_accuracy {FINITE} THEN val_accuracy ELSE 0 END DESC, "
+            "started_at DESC, rowid DESC LIMIT 1")
+
+
 def to_row(group: dict[str, Any]) -> dict[str, Any]:
     """A group as :func:`zoo_core.results.leaderboard.aggregate` makes its row."""
     config = json.loads(group["config"])

@@ -377,11 +377,8 @@ class SQLStore:
         query = f"{SELECT} WHERE {' AND '.join(where)}" if where else SELECT
         rows = self._run(self._connection(), f"{query} {QUEUE_ORDER}", args).fetchall()
         artifacts = self.artifacts()  # once, not per run: a leaderboard reads thousands
-        records = [
-            from_row(row, artifacts)
-            for row in rows
-            if _matches(row["model"], model) and _matches(row["dataset"], dataset)
-        ]
+        records = [from_row(row, artifacts) for row in rows
+                   if _matches(row["model"], model) and _matches(row["dataset"], dataset)]
         return records if tag is None else [r for r in records if tag in r.tags]
 
     @translate_errors
@@ -395,13 +392,17 @@ class SQLStore:
                             lambda m, d: _matches(m, model) and _matches(d, dataset))
 
     @translate_errors
+    def best_run(self, model: str, dataset: str) -> RunRecord | None:
+        """The run a model name means (see Store.best_run)."""
+        rows = self._run(self._connection(), f"{SELECT} {ranking.best_statement(self._DIALECT)}",
+                         (model, dataset)).fetchall()
+        return from_row(rows[0], self.artifacts()) if rows else None
+
+    @translate_errors
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """The run's per-epoch metrics in epoch order (see Store.epochs)."""
-        rows = self._run(
-            self._connection(),
-            f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM epochs WHERE run_id = ? ORDER BY epoch",
-            (run_id,),
-        ).fetchall()
+        rows = self._run(self._connection(), f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM "
+                         "epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         # a NaN kept as text where the database cannot store it (``_metric``)
         return [{k: float(v) if isinstance(v, str) else v for k, v in dict(row).items()}
                 for row in rows]

@@ -18,7 +18,6 @@ from typing import Any
 
 from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.results import leaderboard as lb
 from zoo_core.store.records import RunRecord
 from zoo_core.store import Store, open_store
 from zoo_core.serving.images import Limits
@@ -82,7 +81,7 @@ class Models:
             return store.get(name)
         self.zoo.model(name)  # installed, or the reason it is not
         dataset = dataset or default_dataset(self.zoo, name)
-        best = lb.best_run(store.runs(model=name, dataset=dataset, status="completed"))
+        best = store.best_run(name, dataset)
         return best or self._shipped_run(name, dataset)
 
     def _shipped_run(self, name: str, dataset: str) -> RunRecord:
