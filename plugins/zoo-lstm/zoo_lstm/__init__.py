@@ -28,7 +28,8 @@ HPARAMS = {
     "bidirectional": HParam(False, help="read the rows both ways (static_bidirectional_rnn)"),
     "readout": HParam("last", help="what the logits see: the last step's output, or the mean or "
                                    "max of every step's output", choices=("last", "mean", "max")),
-    # Added after the reference runs (issue 13): omit_default keeps their config ids.
+    # Added after the reference runs (issue 13): omit_default keeps their config ids. Declared
+    # as zoo-rnn declares them, the same reading of the image (not shared: see _sequences).
     "rows_per_step": HParam(1, help="consecutive image rows each time step reads (W*C*rows "
                                     "features, height/rows steps); must divide the image "
                                     "height, 28 for Fashion-MNIST and MNIST",
@@ -83,6 +84,9 @@ def build(images, *, num_classes, hparams, training):
     return tf.compat.v1.layers.dense(last, num_classes, name="logits")
 
 
+# A copy of zoo_rnn._sequences, kept so because each zoo plugin is a distribution of its own
+# that depends on zoo-core alone, as a third party's does, and reading an image as a sequence
+# is a model's business, not the core's.
 def _sequences(tf, images, hparams):
     """The input sequences of the recurrent passes, whichever kernel reads them.
 
@@ -108,6 +112,7 @@ def _sequences(tf, images, hparams):
     return out
 
 
+# A copy of zoo_rnn._project, for the reason _sequences is one.
 def _project(tf, x, units):
     """``x`` [batch, steps, depth] through a dense ReLU layer of ``units`` (``projection``),
     the same weights at every step, as one matmul over [batch * steps, depth]; or ``x``."""
