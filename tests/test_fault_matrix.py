@@ -178,7 +178,9 @@ def plugin_site(tmp_path: Path, dist_info) -> Path:
 def test_a_plugin_that_exits_raises_or_outputs_nan_fails_its_run_with_the_reason(
         tmp_path, dist_info, fault, says):
     site = plugin_site(tmp_path, dist_info)
-    env = environ(tmp_path / "home", PYTHONPATH=os.pathsep.join(
+    # the plugin imports TensorFlow at its top: on a loaded machine that can take longer than
+    # the 10 s zoo gives a plugin's import, and the faults tested here come later
+    env = environ(tmp_path / "home", ZOO_PLUGIN_TIMEOUT="120", PYTHONPATH=os.pathsep.join(
         [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
     result = subprocess.run([ZOO, "run", "faulty", "--epochs", "1", "--limit", "256",
                              "--set", f"fault={fault}"], env=env, capture_output=True,
