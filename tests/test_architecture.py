@@ -1,5 +1,6 @@
 """The core's shape stays as docs/architecture.md draws it: every concern in one package,
-packages importing only downwards, click only in the CLI, small modules and functions."""
+packages importing only downwards, click only in the CLI, small modules and functions (in
+plugins/ and benchmarks/ too), and plugins that use only the core's public API."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ LAYERS = [
     {"cli", "__main__"},
 ]
 MODULES = sorted(p for p in CORE.rglob("*.py") if p != CORE / "__init__.py")
+ROOT = CORE.parent
+PLUGINS = sorted(p for p in (ROOT / "plugins").rglob("*.py")
+                 if not {"build", ".venv"} & set(p.relative_to(ROOT).parts))
+BENCHMARKS = sorted((ROOT / "benchmarks").rglob("*.py"))
+# The core's public API (docs/architecture.md, "The public API"): these modules, and in each
+# the names its __all__ lists. A plugin (its package, tests and scripts) imports nothing else.
+PUBLIC = ("zoo_core", "zoo_core.testing", "zoo_core.catalogue", "zoo_core.cli")
 
 
 def unit(path: Path) -> str:
@@ -168,15 +176,83 @@ def test_only_the_cli_imports_click(path):
                       "raises errors and takes callbacks; the CLI prints"
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(CORE)))
+@pytest.mark.parametrize("path", [*MODULES, *PLUGINS, *BENCHMARKS],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_modules_and_functions_stay_small(path):
-    text = path.read_text()
-    assert text.count("\n") <= 500, f"{path.relative_to(CORE)} is over 500 lines: split it"
+    text, name = path.read_text(), path.relative_to(ROOT)
+    assert text.count("\n") <= 500, f"{name} is over 500 lines: split it"
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             length = node.end_lineno - node.lineno + 1
-            assert length <= 60, (f"{path.relative_to(CORE)}:{node.lineno} {node.name} is "
-                                  f"{length} lines: split it")
+            assert length <= 60, f"{name}:{node.lineno} {node.name} is {length} lines: split it"
+
+
+def public_names(module: str) -> set[str]:
+    """What a public module offers: the names its ``__init__``'s ``__all__`` lists (read from
+    the source, nothing imported)."""
+    path = ROOT / module.replace(".", "/") / "__init__.py"
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__"
+                                                for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    return set()
+
+
+def private_uses(tree: ast.AST) -> list[str]:
+    """Every use of the core beyond its public API in a module: an import of another module
+    of zoo_core or of a name no public ``__all__`` lists, and an attribute of a public
+    module (``testing.real_images``) that its ``__all__`` does not list."""
+    found, bound = [], {}  # bound: a local name -> the public module it is
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "zoo_core":
+            for a in node.names:
+                if f"{node.module}.{a.name}" in PUBLIC:
+                    bound[a.asname or a.name] = f"{node.module}.{a.name}"
+                elif node.module not in PUBLIC or a.name not in public_names(node.module):
+                    found.append(f"line {node.lineno}: from {node.module} import {a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] != "zoo_core":
+                    continue
+                if a.name not in PUBLIC:
+                    found.append(f"line {node.lineno}: import {a.name}")
+                elif a.asname:
+                    bound[a.asname] = a.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in bound \
+                and node.attr not in public_names(bound[node.value.id]):
+            found.append(f"line {node.lineno}: {bound[node.value.id]}.{node.attr}")
+    return found
+
+
+@pytest.mark.parametrize("path", PLUGINS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plugins_use_only_the_public_api(path):
+    """A plugin, its tests and its scripts use what the core promises to keep, so that the
+    core's modules can move between releases (docs/architecture.md, "The public API")."""
+    found = private_uses(ast.parse(path.read_text()))
+    assert not found, (f"{path.relative_to(ROOT)} reaches into zoo_core's internals: {found}; "
+                       "use the public API, or make what it needs public (docs/architecture.md)")
+
+
+def test_the_public_api_check_finds_private_uses():
+    tree = ast.parse("from zoo_core import testing, HParam\n"
+                     "from zoo_core.train.loop import train\n"
+                     "from zoo_core.testing import _private, real_images\n"
+                     "import zoo_core.data\n"
+                     "testing.real_images(4); testing.helpers.forward_pass()\n")
+    assert private_uses(tree) == ["line 2: from zoo_core.train.loop import train",
+                                  "line 3: from zoo_core.testing import _private",
+                                  "line 4: import zoo_core.data",
+                                  "line 5: zoo_core.testing.helpers"]
+
+
+def test_the_public_api_is_the_documented_one():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    documented = text[text.index("## The public API"):].split("\n## ")[0]
+    for module in PUBLIC:
+        assert f"`{module}`" in documented, f"docs/architecture.md does not list {module}"
+        assert public_names(module), f"{module} has no __all__"
 
 
 def test_the_architecture_page_names_real_modules():

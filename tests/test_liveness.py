@@ -99,13 +99,13 @@ def test_resume_takes_a_run_over_with_a_new_owner_in_one_write(zoo_home):
     with open_store() as store:
         store.create_run(record("cnn-r", host="gpu-box", pid=4242, owner_started="b:1"))
         store.finish_run("cnn-r", status="interrupted")
-        before = liveness.expected(store.get("cnn-r"))
-        assert store.mark_running("cnn-r", expect=before, **liveness.owner()) is True
-        now = store.get("cnn-r")
+        before = store.get("cnn-r")
+        now = liveness.take_over(store, before)
+        assert now == store.get("cnn-r") and now.status == "running"
         assert (now.host, now.pid, now.owner_started) == (
             socket.gethostname(), os.getpid(), liveness.process_started(os.getpid()))
         assert liveness.heartbeat_age(now) < 60
-        assert store.mark_running("cnn-r", expect=before, **liveness.owner()) is False
+        assert liveness.take_over(store, before) is None  # a second taker read it as before
         with pytest.raises(ValueError, match="unknown owner field"):
             store.mark_running("cnn-r", status="completed")
 

@@ -145,25 +145,23 @@ def test_a_model_without_a_completed_run_says_how_to_get_one(home, tmp_path):
                         "`zoo run rnn --dataset mnist`\n")
 
 
-def test_resolve_model_run_takes_the_best_validation_accuracy_full_runs_first(home):
+def test_resolve_model_run_takes_the_best_validation_accuracy_full_runs_first(home, tmp_path):
     base = record(home[1]["cnn"])
     full = {**base.config, "limit": None}
     runs = [dataclasses.replace(base, run_id="quick", val_accuracy=0.99),  # made with --limit
             dataclasses.replace(base, run_id="a", val_accuracy=0.80, config=full),
             dataclasses.replace(base, run_id="b", val_accuracy=0.85, config=full),
             dataclasses.replace(base, run_id="c", val_accuracy=0.85, config=full)]
-
-    class Store:
-        def runs(self, model=None, dataset=None, status=None):
-            assert (model, status) == ("cnn", "completed")
-            return runs
-
-    assert resolve_model_run(open_zoo(), Store(), "cnn", "fashion").run_id == "c"  # latest of ties
-    runs[1:] = []
-    assert resolve_model_run(open_zoo(), Store(), "cnn", "fashion").run_id == "quick"
-    runs.clear()
-    with pytest.raises(NoTrainedRun):  # on mnist, where the cnn has no published weights
-        resolve_model_run(open_zoo(), Store(), "cnn", "mnist")
+    with open_store(str(tmp_path / "best.db")) as store:
+        for run in runs:
+            store.create_run(run)
+        assert resolve_model_run(open_zoo(), store, "cnn", "fashion").run_id == "c"  # latest tie
+        for run_id in "abc":
+            store.delete_run(run_id)
+        assert resolve_model_run(open_zoo(), store, "cnn", "fashion").run_id == "quick"
+        store.delete_run("quick")
+        with pytest.raises(NoTrainedRun):  # on mnist, where the cnn has no published weights
+            resolve_model_run(open_zoo(), store, "cnn", "mnist")
 
 
 # -- zoo export ----------------------------------------------------------------------------------

@@ -834,6 +834,23 @@ def test_mark_running_sets_the_owner_in_the_same_write_if_still_expected(store):
     assert (store.get("r1").host, store.get("r1").pid) == ("new", 2)
 
 
+def test_a_taken_over_owner_cannot_add_an_epoch(store):
+    """The old owner's epoch write is fenced like mark_running and delete_run: once another
+    process took the run over, its add_epoch writes no row and publishes nothing."""
+    store.create_run(make_record("r1", host="old", pid=1))
+    old = {"status": "running", "host": "old", "pid": 1}
+    assert store.add_epoch("r1", 1, expect=old, val_accuracy=0.5) is True
+    store.finish_run("r1", status="interrupted", error="its process died")
+    assert store.mark_running("r1", host="new", pid=2, expect={**old, "status": "interrupted"})
+    published = []
+    assert store.add_epoch("r1", 2, expect=old, publish=lambda: published.append(2),
+                           val_accuracy=0.6) is False
+    assert [e["epoch"] for e in store.epochs("r1")] == [1] and published == []
+    assert store.get("r1").epochs_run == 1
+    assert store.add_epoch("r1", 2, expect={**old, "host": "new", "pid": 2},
+                           val_accuracy=0.6) is True  # the new owner's is written
+
+
 def test_tags_are_added_removed_listed_and_filtered(store):
     store.create_run(make_record("a"))
     store.create_run(make_record("b"))

@@ -20,6 +20,8 @@ from zoo_core.catalogue import open_zoo
 from zoo_core.cli.common import failing_context, message
 from zoo_core.errors import UsageError, ZooError, first_line
 
+__all__ = ["cli"]  # the `zoo` command: what the console script runs, and a test's CliRunner
+
 
 class ZooGroup(click.Group):
     """A group that turns the library's errors into click's.

@@ -184,10 +184,15 @@ def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, c
     if as_json and fmt not in (None, "json"):
         raise UsageError(f"--json and --format {fmt} disagree: give one of them")
     fmt = "json" if as_json else fmt or "simple"
+    records = []
     with open_store(store_location()) as store:
-        records = store.runs(model=model, dataset=dataset, status="completed")
-    rows = lb.runs_rows(records, include_partial, details) if per_run else \
-        lb.aggregate(records, include_partial, details)
+        if per_run or details or plot_path:  # what needs every run, not the ranked rows
+            records = store.runs(model=model, dataset=dataset, status="completed")
+            partial = 0 if include_partial else sum(lb.is_partial(r) for r in records)
+            rows = lb.runs_rows(records, include_partial, details) if per_run else \
+                lb.aggregate(records, include_partial, details)
+        else:
+            rows, partial = store.leaderboard(include_partial, model=model, dataset=dataset)
     if commands and rows:
         zoo = state.zoo()
         for row in rows:
@@ -195,7 +200,6 @@ def leaderboard(state, dataset, model, per_run, include_partial, fmt, as_json, c
             row["command"] = reproduce_command(
                 row["model"], row["dataset"], row["config"], seeds,
                 current_defaults(zoo, row["model"], row["dataset"]))
-    partial = 0 if include_partial else sum(lb.is_partial(r) for r in records)
     empty = EMPTY_LEADERBOARD if not partial else (
         f"no completed runs on the full training set; {partial} quick tries made with --limit "
         "are left out: `zoo leaderboard --include-partial` shows them")

@@ -51,8 +51,13 @@ def best_run(runs: Iterable[RunRecord]) -> RunRecord | None:
     nothing), full runs before quick tries made with ``--limit``, the latest on a tie; None
     when there is none."""
     done = [r for r in runs if r.status == "completed" and r.run_dir]
+
+    def validation(run: RunRecord) -> float:  # none, or not finite (an old store's NaN): 0
+        value = run.val_accuracy
+        return value if value is not None and math.isfinite(value) else 0.0
+
     ranked = sorted(enumerate(done), key=lambda ir: (not is_partial(ir[1]),
-                                                      ir[1].val_accuracy or 0.0, ir[0]))
+                                                      validation(ir[1]), ir[0]))
     return ranked[-1][1] if ranked else None
 
 
@@ -121,13 +126,13 @@ def _aggregate_group(group: list[RunRecord]) -> dict[str, Any]:
         "test_acc_std": std,
         "best_run": best.run_id,
         "best_test_acc": best.test_accuracy,
-        "params": next((run.params for run in group if run.params is not None), None),
+        "params": max((run.params for run in group if run.params is not None), default=None),
         "train_seconds": _mean(run.train_seconds for run in group),
         "examples_per_sec": _mean(run.examples_per_sec for run in group),
         "flagged": flagged,
         "partial": is_partial(best),
         "replaced": 0,
-        "imported": [run.run_id for run in group if imported(run)],
+        "imported": sorted(run.run_id for run in group if imported(run)),
     }
 
 

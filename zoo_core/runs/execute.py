@@ -216,11 +216,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     The run keeps its id, settings and seed; the data must be the same files
     (checksums are compared). Returns the completed run's record.
     """
-    record = store.get(run_id)
-    if liveness.owner_died(record):  # stored as running, its process gone: interrupted
-        store.finish_run(record.run_id, status="interrupted", finished_at=utc_now(),
-                         error="its process died", expect=liveness.expected(record))
-        record = store.get(record.run_id)
+    record = liveness.fail_stale(store, store.get(run_id))  # its process gone: interrupted
     if liveness.owner_unseen(record):
         raise UsageError(f"{liveness.unseen_owner_hint(record)}; only interrupted or failed runs "
                          "can be resumed")
@@ -235,7 +231,7 @@ def resume(zoo: Zoo, run_id: str, store: Store, *, data_dir=None,
     settings = evidence.recorded_settings(record, spec.hparams)
     loaded = data.load(zoo.dataset(record.dataset), data_dir, settings.limit, progress=download)
     _check_same_data(record, loaded)
-    if not store.mark_running(record.run_id, expect=liveness.expected(record), **liveness.owner()):
+    if liveness.take_over(store, record) is None:
         now = store.get(record.run_id)
         raise ZooError(f"run {record.run_id} was taken by another process meanwhile (now "
                        f"{liveness.shown_status(now)}, {liveness.owner_text(now)}): see `zoo runs`")

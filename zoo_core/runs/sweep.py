@@ -225,6 +225,5 @@ def cancel(store: Store, sweep_id: str) -> tuple[SweepRecord, list[str], list[st
     sweep = store.get_sweep(sweep_id)
     ended = store.cancel_sweep(sweep.sweep_id, f"{CANCELLED} with sweep {sweep.sweep_id} "
                                                "before it started")
-    running = [t.run_id for t in store.runs(status="running", sweep_id=sweep.sweep_id)
-               if not liveness.owner_died(t)]
+    running = [t.run_id for t in liveness.live_runs(store, sweep.sweep_id)]
     return store.get_sweep(sweep.sweep_id), ended, running

@@ -3,12 +3,13 @@
 :func:`work` takes trials from the store until there are none left: a queued trial
 (``Store.claim_run``, atomic across machines), else a trial of an active sweep whose worker
 died (its owner gone on this machine, or no heartbeat for the lease elsewhere:
-:func:`zoo_core.store.liveness.owner_died`) or that was interrupted, taken over with one
-conditional write (``Store.mark_running``) and continued from its last checkpoint. The lease
-is the run's owner and heartbeat (:mod:`zoo_core.store.liveness`), renewed as the run trains; it
-ends with the run's final record. A trial is an ordinary run: :func:`zoo_core.runs.execute.
-execute_claimed` trains and records it as ``zoo run`` would. A trial whose sweep is
-cancelled stops at its next epoch, recorded as interrupted ("cancelled ...").
+:func:`zoo_core.store.liveness.stale_runs`) or that was interrupted, taken over with one
+conditional write (:func:`zoo_core.store.liveness.take_over`) and continued from its last
+checkpoint. The lease is the run's owner and heartbeat (:mod:`zoo_core.store.liveness`),
+renewed as the run trains; it ends with the run's final record. A trial is an ordinary run:
+:func:`zoo_core.runs.execute.execute_claimed` trains and records it as ``zoo run`` would. A
+trial whose sweep is cancelled stops at its next epoch, recorded as interrupted ("cancelled
+...").
 
 A search's trials (:mod:`zoo_core.runs.search`) are proposed by the workers themselves: one
 that finds nothing queued asks the search for its next trial and takes it; after each epoch
@@ -27,7 +28,7 @@ from zoo_core.catalogue import Zoo
 from zoo_core.errors import DataError, RunInterrupted, StoreError, TrialPruned, ZooError
 from zoo_core.store import liveness
 from zoo_core.runs import execute, search
-from zoo_core.store.records import RunRecord, utc_now
+from zoo_core.store.records import RunRecord
 from zoo_core.store import Store
 from zoo_core.runs.sweep import CANCELLED, trial_plan
 from zoo_core.train import loop
@@ -108,20 +109,19 @@ def claim(store: Store, sweep_id: str | None) -> tuple[RunRecord | None, str | N
         return record, None
     for candidate in orphans(store, sweep_id):
         why = "its worker died" if candidate.status == "running" else "it was interrupted"
-        if store.mark_running(candidate.run_id, expect=liveness.expected(candidate),
-                              **liveness.owner()):
-            return store.get(candidate.run_id), why
+        taken = liveness.take_over(store, candidate)
+        if taken is not None:
+            return taken, why
     return None, None
 
 
 def orphans(store: Store, sweep_id: str | None) -> list[RunRecord]:
     """Trials of active sweeps that no live worker holds: dead owners and interruptions (not
     cancellations)."""
-    found = [r for status in ("running", "interrupted")
-             for r in store.runs(status=status, sweep_id=sweep_id)
-             if r.sweep_id is not None
-             and (liveness.owner_died(r) if status == "running"
-                  else not (r.error or "").startswith(CANCELLED))]
+    interrupted = [r for r in store.runs(status="interrupted", sweep_id=sweep_id)
+                   if not (r.error or "").startswith(CANCELLED)]
+    found = [r for r in liveness.stale_runs(store, sweep_id) + interrupted
+             if r.sweep_id is not None]
     active = {s.sweep_id for s in store.sweeps() if s.status == "active"}
     return [r for r in found if r.sweep_id in active]
 
@@ -136,8 +136,7 @@ def _propose(zoo: Zoo, store: Store, sweep_id: str | None) -> bool:
 
 def _running_elsewhere(store: Store, sweep_id: str | None) -> bool:
     """Whether a live worker still runs a trial (of the sweep) that may yet need taking over."""
-    return any(r.sweep_id is not None and not liveness.owner_died(r)
-               for r in store.runs(status="running", sweep_id=sweep_id))
+    return any(r.sweep_id is not None for r in liveness.live_runs(store, sweep_id))
 
 
 def run_trial(zoo: Zoo, store: Store, record: RunRecord, cache: _DataCache, threads: int,
@@ -182,11 +181,7 @@ def _end_if_still_ours(store: Store, record: RunRecord, status: str, error: str)
     """Record a trial as ``status`` when it stopped before its training recorded it (its
     settings, its data, its folder): a run must not stay "running" in a live worker that left
     it. An interrupted one is taken over by the next worker (:func:`claim`)."""
-    try:  # a fenced write: nothing is written when another worker took the trial over
-        store.finish_run(record.run_id, status=status, finished_at=utc_now(), error=error,
-                         expect={**liveness.expected(record), "status": "running"})
-    except ZooError:
-        pass
+    liveness.release(store, record, status, error)  # not when another worker took it over
 
 
 class _DataCache:

@@ -30,7 +30,6 @@ from zoo_core.data.downloads import DownloadProgress
 from zoo_core.data.splits import to_float_op
 from zoo_core.errors import ZooError
 from zoo_core.results.evidence import recorded_settings
-from zoo_core.results.leaderboard import best_run
 from zoo_core.store.records import RunRecord
 from zoo_core.store import Store
 from zoo_core.serving import weights
@@ -201,7 +200,7 @@ def resolve_model_run(zoo: Zoo, store: Store, model: str, dataset: str,
     """
     zoo.model(model)  # installed, or the reason it is not
     zoo.dataset(dataset)
-    best = best_run(store.runs(model=model, dataset=dataset, status="completed"))
+    best = store.best_run(model, dataset)
     if best is None:
         pulled = weights.ensure_weights(zoo, store, model, dataset, progress)
         if pulled is None:

@@ -13,7 +13,8 @@ for another. This module imports no backend: each is a sibling module, registere
   ``ZOO_STORE=postgresql://...``, psycopg 3) are its two dialects; ``schema.py`` the
   migrations both apply.
 - ``liveness.py``: who owns a running run, its heartbeat and lease, a dead owner shown as
-  interrupted.
+  interrupted; and the one place that acts on it (``fail_stale``, ``take_over``,
+  ``release``).
 - ``manage.py``: removing runs (record, then folder) and copying runs between stores.
 
 The store is also the work queue of a sweep: :meth:`Store.queue_run` adds runs with status
@@ -143,7 +144,7 @@ class Store(Protocol):
         ``epochs_run`` to the number of epochs recorded.
 
         A fenced write (docs/reliability.md): with ``expect``, only if the run still has those
-        fields (its status and owner: ``manage.mine()``), checked in the same transaction; and
+        fields (its status and owner: ``liveness.mine()``), checked in the same transaction; and
         ``publish``, when given, is called inside that transaction after the write, while the
         run's row is locked (SQLite's write lock; PostgreSQL's row lock, which a takeover's
         ``mark_running`` waits for), so that what it does (renaming a checkpoint into place)
@@ -288,6 +289,25 @@ class Store(Protocol):
             tag: only runs carrying this tag (exact).
             sweep_id: only the trials of this sweep (exact id).
         """
+        ...
+
+    def leaderboard(self, include_partial: bool = False, model: str | None = None,
+                    dataset: str | None = None, tag: str | None = None
+                    ) -> tuple[list[dict[str, Any]], int]:
+        """The leaderboard of the completed runs, ranked by the database in one query (a
+        page of a 10,000-run store must not decode every run): the rows
+        :func:`zoo_core.results.leaderboard.aggregate` makes of ``runs(model, dataset,
+        "completed", tag)`` (each seed's latest run per configuration; quick tries made with
+        ``--limit`` only with ``include_partial``), best first, and how many quick tries were
+        left out (0 with ``include_partial``). :mod:`zoo_core.store.ranking` writes the query."""
+        ...
+
+    def best_run(self, model: str, dataset: str) -> RunRecord | None:
+        """The run a model's name means on ``dataset`` (``zoo predict MODEL``, ``zoo serve``'s
+        ``/v1/models/MODEL``), read in one query: the completed run with a folder, full runs
+        before quick tries made with ``--limit``, then the highest validation accuracy (the
+        test split chooses nothing), the latest on a tie; None when there is none. The
+        same run :func:`zoo_core.results.leaderboard.best_run` picks from ``runs()``."""
         ...
 
     def epochs(self, run_id: str) -> list[dict[str, Any]]:

@@ -8,8 +8,16 @@ dead (:func:`owner_died`) when its owner on this machine is gone, or, for an own
 another machine, when its heartbeat is older than :data:`LEASE_SECONDS`. A dead run is shown
 as interrupted (:func:`shown_status`) and can be resumed. Only a running run with no
 heartbeat at all, owned by another host or by no recorded process (made by a zoo-core
-before 0.2), is one zoo cannot judge (:func:`owner_unseen`). Nothing here imports
-TensorFlow.
+before 0.2), is one zoo cannot judge (:func:`owner_unseen`).
+
+This module is the one place that acts on those judgements, as Optuna's ``_heartbeat.py``
+does for its trials: :func:`fail_stale` records a dead run as interrupted (``zoo run
+--resume``), :func:`stale_runs` and :func:`live_runs` find the dead and the live among the
+running (a worker's orphans; whether to wait for other workers), :func:`take_over` makes this
+process the owner of a dead or interrupted run in one conditional write, and :func:`release`
+ends a run this process owns, fenced on its owner. The writes of a run's owner (each epoch,
+the heartbeat, the result) are fenced with :func:`mine`, so a process that was taken over
+writes nothing more. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,9 +26,16 @@ import datetime
 import os
 import socket
 
+from typing import TYPE_CHECKING
+
+from zoo_core.errors import ZooError
 from zoo_core.store.records import RunRecord, precision_ran, utc_now
 
+if TYPE_CHECKING:  # the protocol only names the type; the functions take any Store
+    from zoo_core.store import Store
+
 DIED = "interrupted (process died)"
+PROCESS_DIED = "its process died"  # the error a dead run is recorded interrupted with
 HEARTBEAT_SECONDS = 15  # how often a running run renews its heartbeat, at least
 LEASE_SECONDS = 300  # a run on another host with no heartbeat for this long is dead
 LEASE_ENV = "ZOO_LEASE_SECONDS"  # another lease (a test's few seconds; a slow file system's more)
@@ -161,3 +176,52 @@ def unseen_owner_hint(record: RunRecord) -> str:
     return (f"run {record.run_id} is recorded as running ({owner_text(record)}) by a zoo-core "
             "that kept no heartbeat, so zoo cannot tell whether that process still runs: if "
             f"it does not, `zoo runs rm --force {record.run_id}` removes the run")
+
+
+# -- acting on it: the one place a dead run is recorded, taken over or released ---------------
+
+
+def fail_stale(store: Store, record: RunRecord) -> RunRecord:
+    """Record ``record`` as interrupted ("its process died") when its owner died
+    (:func:`owner_died`), in one write that holds only while that dead owner is still the
+    recorded one (a process that took the run over meanwhile keeps it); Optuna's
+    ``fail_stale_trials`` for one run. Returns the run as stored now (``record`` itself when
+    its owner lives or it is not running)."""
+    if not owner_died(record):
+        return record
+    store.finish_run(record.run_id, status="interrupted", finished_at=utc_now(),
+                     error=PROCESS_DIED, expect=expected(record))
+    return store.get(record.run_id)
+
+
+def stale_runs(store: Store, sweep_id: str | None = None) -> list[RunRecord]:
+    """The runs (of sweep ``sweep_id``, when given) stored as running whose owner died."""
+    return [r for r in store.runs(status="running", sweep_id=sweep_id) if owner_died(r)]
+
+
+def live_runs(store: Store, sweep_id: str | None = None) -> list[RunRecord]:
+    """The runs (of sweep ``sweep_id``, when given) stored as running whose owner is not
+    known dead: alive, or one zoo cannot judge (:func:`owner_unseen`)."""
+    return [r for r in store.runs(status="running", sweep_id=sweep_id) if not owner_died(r)]
+
+
+def take_over(store: Store, record: RunRecord) -> RunRecord | None:
+    """Make this process the owner of ``record`` (a dead or interrupted run, as read), running,
+    in one conditional write: only if the run still has the status and owner it was read with
+    (``Store.mark_running``), so that of two processes taking one run over, one wins. Returns
+    the run as stored now, or None when another process changed it first."""
+    if not store.mark_running(record.run_id, expect=expected(record), **owner()):
+        return None
+    return store.get(record.run_id)
+
+
+def release(store: Store, record: RunRecord, status: str, error: str) -> bool:
+    """End a run this process claimed or took over (``record``, as it was then) as ``status``
+    with ``error``, when it stopped before its training recorded it: a fenced write, so that
+    nothing is written when another process took it over meanwhile (or the store refuses).
+    Returns whether it was written."""
+    try:
+        return store.finish_run(record.run_id, status=status, finished_at=utc_now(), error=error,
+                                expect={**expected(record), "status": "running"})
+    except ZooError:
+        return False

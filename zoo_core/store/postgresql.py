@@ -21,7 +21,7 @@ import os
 from typing import Any, Iterator
 
 from zoo_core.errors import StoreError, first_line, without_password
-from zoo_core.store import schema
+from zoo_core.store import ranking, schema
 from zoo_core.store.sql import SQLStore
 
 try:
@@ -62,6 +62,7 @@ class PostgreSQLStore(SQLStore):
     _CLAIM_LOCK = "FOR UPDATE SKIP LOCKED"
     _ROW_LOCK = "FOR UPDATE"
     _IS = "IS NOT DISTINCT FROM"
+    _DIALECT = ranking.POSTGRESQL
     _DB_ERROR = psycopg.Error if psycopg is not None else Exception
 
     def __init__(self, url: str):

@@ -9,6 +9,7 @@ subclass it and supply only what differs between the two databases, each named h
 - ``_CLAIM_LOCK``: what the claim's select appends (PostgreSQL ``FOR UPDATE SKIP LOCKED``);
 - ``_ROW_LOCK``: what a write's select of its run appends (PostgreSQL ``FOR UPDATE``);
 - ``_IS``: the null-safe comparison (SQLite ``IS``, PostgreSQL ``IS NOT DISTINCT FROM``);
+- ``_DIALECT``: the leaderboard query's spellings (:class:`zoo_core.store.ranking.Dialect`);
 - ``_DB_ERROR`` and ``_store_error(exc)``: the driver's errors, and which of them are about
   the store itself (then a StoreError line naming the store and the fix);
 - ``_metric(value)``: an epoch's metric as stored (SQLite turns a NaN into NULL, so it
@@ -50,6 +51,7 @@ from zoo_core.store.records import (
     check_tags,
     utc_now,
 )
+from zoo_core.store import ranking
 from zoo_core.train.metrics import EPOCH_METRICS
 
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"
@@ -112,6 +114,7 @@ class SQLStore:
     _CLAIM_LOCK = ""
     _ROW_LOCK = ""
     _IS = "IS"
+    _DIALECT = ranking.SQLITE
     _DB_ERROR: type[BaseException] = Exception
     _conn: Any = None
     _pid: int | None = None
@@ -374,21 +377,32 @@ class SQLStore:
         query = f"{SELECT} WHERE {' AND '.join(where)}" if where else SELECT
         rows = self._run(self._connection(), f"{query} {QUEUE_ORDER}", args).fetchall()
         artifacts = self.artifacts()  # once, not per run: a leaderboard reads thousands
-        records = [
-            from_row(row, artifacts)
-            for row in rows
-            if _matches(row["model"], model) and _matches(row["dataset"], dataset)
-        ]
+        records = [from_row(row, artifacts) for row in rows
+                   if _matches(row["model"], model) and _matches(row["dataset"], dataset)]
         return records if tag is None else [r for r in records if tag in r.tags]
+
+    @translate_errors
+    def leaderboard(self, include_partial: bool = False, model: str | None = None,
+                    dataset: str | None = None, tag: str | None = None
+                    ) -> tuple[list[dict[str, Any]], int]:
+        """The leaderboard's rows, ranked by the database (see Store.leaderboard)."""
+        conn = self._connection()
+        return ranking.rows(lambda query, args: self._run(conn, query, args).fetchall(),
+                            self._DIALECT, include_partial, tag,
+                            lambda m, d: _matches(m, model) and _matches(d, dataset))
+
+    @translate_errors
+    def best_run(self, model: str, dataset: str) -> RunRecord | None:
+        """The run a model name means (see Store.best_run)."""
+        rows = self._run(self._connection(), f"{SELECT} {ranking.best_statement(self._DIALECT)}",
+                         (model, dataset)).fetchall()
+        return from_row(rows[0], self.artifacts()) if rows else None
 
     @translate_errors
     def epochs(self, run_id: str) -> list[dict[str, Any]]:
         """The run's per-epoch metrics in epoch order (see Store.epochs)."""
-        rows = self._run(
-            self._connection(),
-            f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM epochs WHERE run_id = ? ORDER BY epoch",
-            (run_id,),
-        ).fetchall()
+        rows = self._run(self._connection(), f"SELECT epoch, {', '.join(EPOCH_METRICS)} FROM "
+                         "epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         # a NaN kept as text where the database cannot store it (``_metric``)
         return [{k: float(v) if isinstance(v, str) else v for k, v in dict(row).items()}
                 for row in rows]

@@ -77,13 +77,20 @@ The package, from the bottom up:
   (``hparams_honoured``): the checks, by what they check.
 - ``suite.py``: :data:`CHECKS` in order, :class:`BoundCheck`, and :func:`checks`,
   :func:`run_checks`, :func:`check_model`, :func:`parametrize_checks`.
-- ``helpers.py``: :func:`real_images`, :func:`run_builder`, :func:`defaults`.
+- ``helpers.py``: :func:`real_images`, :func:`run_builder`, :func:`defaults`,
+  :func:`forward_graph` (the forward pass alone, for a plugin's tests of its graph),
+  :func:`short_run` (a short real training run, as ``zoo run`` trains, nothing recorded).
+- ``kernels.py``: :func:`assert_same_function`: two kernels of one model (its original
+  graph and a faster one) give the same logits and gradients for the same weights;
+  :func:`loss_graph`, the graph it compares.
 
 Everything a plugin uses is importable from ``zoo_core.testing`` (:data:`__all__`);
 the modules are the kit's own business.
 """
 
-from zoo_core.testing.helpers import defaults, real_images, run_builder
+from zoo_core.testing.helpers import (
+    defaults, forward_graph, real_images, run_builder, short_run,
+)
 from zoo_core.testing.kit import (
     BATCH_SIZES, CLASS_COUNTS, DEFAULT_SHAPES, OVERFIT_STEPS, OVERFIT_TARGET, SEED_STEPS,
     TRAIN_IMAGES, Check, CheckFailure, CheckResult,
@@ -91,6 +98,7 @@ from zoo_core.testing.kit import (
 from zoo_core.testing.suite import (
     CHECKS, BoundCheck, check_model, checks, parametrize_checks, run_checks,
 )
+from zoo_core.testing.kernels import LossGraph, assert_same_function, loss_graph
 
 __all__ = [
     # running the kit
@@ -100,5 +108,7 @@ __all__ = [
     "DEFAULT_SHAPES", "BATCH_SIZES", "CLASS_COUNTS", "TRAIN_IMAGES", "SEED_STEPS",
     "OVERFIT_STEPS", "OVERFIT_TARGET",
     # helpers for a plugin's own tests
-    "real_images", "run_builder", "defaults",
+    "real_images", "run_builder", "defaults", "forward_graph", "short_run",
+    # a faster kernel against the original graph
+    "assert_same_function", "loss_graph", "LossGraph",
 ]

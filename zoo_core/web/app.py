@@ -27,10 +27,10 @@ from starlette.staticfiles import StaticFiles
 from zoo_core.catalogue import open_zoo
 from zoo_core.errors import StoreError, UnknownNameError, UsageError, ZooError, first_line
 from zoo_core.store.records import run_files
-from zoo_core.store import open_store
+from zoo_core.store import Store
 from zoo_core.web import pages
 from zoo_core.web.models import (MAX_BODY_BYTES, MAX_UPLOAD_BYTES, BadRequest, Models, NoModel,
-                                 parse_predict, predictions, status, try_upload)
+                                 ThreadStores, parse_predict, predictions, status, try_upload)
 from zoo_core.web.render import Links, render
 
 LOG = logging.getLogger("zoo.serve")
@@ -61,7 +61,8 @@ def create_app(store: str | None = None, registry: str | None = None, host: str 
     names (a page of another site cannot reach it through DNS rebinding).
     """
     zoo = open_zoo(registry)
-    models = Models(zoo, store)
+    stores = ThreadStores(store)
+    models = Models(zoo, stores)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -72,7 +73,7 @@ def create_app(store: str | None = None, registry: str | None = None, host: str 
         if is_loopback(host) else []
     app = Starlette(routes=_routes(), middleware=middleware, lifespan=lifespan,
                     exception_handlers={Exception: _error, HTTPException: _error})
-    app.state.zoo, app.state.models, app.state.store = zoo, models, store
+    app.state.zoo, app.state.models, app.state.stores = zoo, models, stores
     return app
 
 
@@ -148,8 +149,9 @@ async def _body(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _store(request: Request):
-    return open_store(request.app.state.store)
+def _store(request: Request) -> Store:
+    """This server thread's store (:class:`ThreadStores`)."""
+    return request.app.state.stores.get()
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -157,23 +159,21 @@ def _store(request: Request):
 
 def leaderboard(request: Request) -> Response:
     q = request.query_params
-    with _store(request) as store:
-        data = pages.leaderboard(store, q.get("include_partial") in ("1", "true", "on"),
-                                 q.get("model"), q.get("dataset"), q.get("tag"))
+    data = pages.leaderboard(_store(request), q.get("include_partial") in ("1", "true", "on"),
+                             q.get("model"), q.get("dataset"), q.get("tag"))
     return _page(request, "leaderboard.html", data, site=False)
 
 
 def runs_page(request: Request) -> Response:
     q = request.query_params
-    with _store(request) as store:
-        data = pages.runs(store, q.get("model"), q.get("dataset"), q.get("status"), q.get("tag"))
+    data = pages.runs(_store(request), q.get("model"), q.get("dataset"), q.get("status"),
+                      q.get("tag"))
     return _page(request, "runs.html", data)
 
 
 def run_page(request: Request) -> Response:
     run_id, _ = _twin(request.path_params["run_id"])
-    with _store(request) as store:
-        data = pages.run(request.app.state.zoo, store, run_id)
+    data = pages.run(request.app.state.zoo, _store(request), run_id)
     return _page(request, "run.html", data, site=False)
 
 
@@ -183,8 +183,7 @@ def run_file(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in pages.SERVED_FILES:
         raise pages.NotFound(f"no file {name[:80]!r}: a run serves {', '.join(pages.SERVED_FILES)}")
-    with _store(request) as store:
-        record = store.get(request.path_params["run_id"])
+    record = _store(request).get(request.path_params["run_id"])
     found = run_files(record).get(name)
     if found is None or not Path(found).is_file():
         raise pages.NotFound(f"run {record.run_id} has no {name}")
@@ -194,8 +193,7 @@ def run_file(request: Request) -> Response:
 def model_page(request: Request) -> Response:
     name, _ = _twin(request.path_params["name"])
     zoo = request.app.state.zoo
-    with _store(request) as store:
-        data = pages.model(zoo, store, name, request.query_params.get("dataset"))
+    data = pages.model(zoo, _store(request), name, request.query_params.get("dataset"))
     shape = _shape(zoo, data["dataset"])
     return _page(request, "model.html", data, site=False, canvas=shape == (28, 28, 1))
 
@@ -220,21 +218,18 @@ def compare_page(request: Request) -> Response:
     a, b = request.query_params.get("a"), request.query_params.get("b")
     if not a or not b:
         raise BadRequest("name two runs: /compare?a=RUN_ID&b=RUN_ID")
-    with _store(request) as store:
-        data = pages.compare(store, a, b)
+    data = pages.compare(_store(request), a, b)
     return _page(request, "compare.html", data)
 
 
 def sweeps_page(request: Request) -> Response:
-    with _store(request) as store:
-        data = pages.sweeps(store)
+    data = pages.sweeps(_store(request))
     return _page(request, "sweeps.html", data)
 
 
 def sweep_page(request: Request) -> Response:
     sweep_id, _ = _twin(request.path_params["sweep_id"])
-    with _store(request) as store:
-        data = pages.sweep(store, sweep_id)
+    data = pages.sweep(_store(request), sweep_id)
     return _page(request, "sweep.html", data)
 
 

@@ -18,9 +18,8 @@ from typing import Any
 
 from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.results import leaderboard as lb
 from zoo_core.store.records import RunRecord
-from zoo_core.store import open_store
+from zoo_core.store import Store, open_store
 from zoo_core.serving.images import Limits
 
 MAX_BODY_BYTES = 8 << 20  # a predict request's JSON (32 images of 28 x 28 take ~100 kB)
@@ -39,12 +38,28 @@ class NoModel(ZooError):
     """A NAME that is neither a model with a trained run or shipped weights, nor a run."""
 
 
+class ThreadStores:
+    """The store, opened once per server thread and kept: a request reads through its
+    thread's connection (opening one per request was a fifth of a one-image prediction's
+    time). A thread's connection closes with the thread, or when the server stops."""
+
+    def __init__(self, location: str | None):
+        self.location = location
+        self._local = threading.local()
+
+    def get(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = open_store(self.location)
+        return store
+
+
 class Models:
     """The classifiers loaded so far, by run (and best epoch): each loaded once, even when
     requests for it arrive together, and kept until :meth:`close`."""
 
-    def __init__(self, zoo: Zoo, store_location: str | None):
-        self.zoo, self.store_location = zoo, store_location
+    def __init__(self, zoo: Zoo, stores: ThreadStores):
+        self.zoo, self.stores = zoo, stores
         self.loads = 0  # how many classifiers were loaded (each run once)
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
@@ -61,12 +76,12 @@ class Models:
         """
         from zoo_core.serving.inference import default_dataset, is_model_name
 
-        with open_store(self.store_location) as store:
-            if not is_model_name(self.zoo, name):
-                return store.get(name)
-            self.zoo.model(name)  # installed, or the reason it is not
-            dataset = dataset or default_dataset(self.zoo, name)
-            best = lb.best_run(store.runs(model=name, dataset=dataset, status="completed"))
+        store = self.stores.get()
+        if not is_model_name(self.zoo, name):
+            return store.get(name)
+        self.zoo.model(name)  # installed, or the reason it is not
+        dataset = dataset or default_dataset(self.zoo, name)
+        best = store.best_run(name, dataset)
         return best or self._shipped_run(name, dataset)
 
     def _shipped_run(self, name: str, dataset: str) -> RunRecord:

@@ -34,13 +34,11 @@ def leaderboard(store: Store, include_partial: bool = False, model: str | None =
     """``zoo leaderboard --format json`` (``rows``), grouped by dataset for the page
     (``datasets``: name -> its rows, in the same order), and how many quick tries made with
     ``--limit`` were left out (``partial_left_out``)."""
-    records = store.runs(model=model or None, dataset=dataset or None, status="completed",
-                         tag=tag or None)
-    rows = lb.aggregate(records, include_partial)
+    rows, partial = store.leaderboard(include_partial, model=model or None,
+                                      dataset=dataset or None, tag=tag or None)
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_dataset.setdefault(row["dataset"], []).append(row)
-    partial = 0 if include_partial else sum(lb.is_partial(r) for r in records)
     return {"rows": rows, "datasets": by_dataset, "partial_left_out": partial,
             "include_partial": include_partial,
             "filters": {"model": model or "", "dataset": dataset or "", "tag": tag or ""}}

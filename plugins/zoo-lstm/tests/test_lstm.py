@@ -1,4 +1,5 @@
-"""zoo-lstm: the builder honours the contract on real images, and the zoo finds it."""
+"""zoo-lstm beyond the builder contract (tests/test_lstm_conformance.py has that):
+lstm and lstm-stack registered, stacked and bidirectional builds, the pooled readouts."""
 
 import numpy as np
 import pytest
@@ -8,27 +9,13 @@ from zoo_core import testing
 from zoo_core.catalogue import open_zoo
 
 
-def test_logits_for_a_batch_of_real_images():
-    images, _ = testing.real_images(16)
-    logits = testing.run_builder(zoo_lstm.build, images, zoo_lstm.HPARAMS)
-    assert logits.shape == (16, 10)
-    assert logits.dtype == np.float32
-    assert np.isfinite(logits).all()
-
-
-@pytest.mark.parametrize("shape", [(20, 12, 1), (32, 32, 3)])
-def test_other_image_sizes_and_channels(shape):
-    images = np.random.default_rng(0).random((3, *shape), dtype=np.float32)
-    logits = testing.run_builder(zoo_lstm.build, images, zoo_lstm.HPARAMS, num_classes=7)
-    assert logits.shape == (3, 7)
-
-
-def test_registered_through_the_entry_point():
-    zoo = open_zoo()
-    spec = zoo.models["lstm"]
-    assert spec.plugin == "zoo-lstm"
-    assert spec.build is zoo_lstm.build
-    assert set(spec.hparams) == set(zoo_lstm.HPARAMS)
+def test_both_models_are_registered_through_the_entry_point():
+    models = open_zoo().models
+    assert models["lstm"].plugin == models["lstm-stack"].plugin == "zoo-lstm"
+    assert models["lstm"].build is models["lstm-stack"].build is zoo_lstm.build
+    assert set(models["lstm"].hparams) == set(zoo_lstm.HPARAMS) == set(zoo_lstm.STACKED)
+    stacked = models["lstm-stack"].defaults()
+    assert stacked["layers"] == 2 and stacked["dropout"] > 0
 
 
 def test_stacked_layers_build():
@@ -36,12 +23,6 @@ def test_stacked_layers_build():
     logits = testing.run_builder(zoo_lstm.build, images, zoo_lstm.HPARAMS,
                                  overrides={"layers": 2, "hidden": 16})
     assert logits.shape == (4, 10)
-
-
-def test_the_stacked_lstm_is_its_own_registration():
-    spec = open_zoo().models["lstm-stack"]
-    assert spec.plugin == "zoo-lstm"
-    assert spec.defaults()["layers"] == 2 and spec.defaults()["dropout"] > 0
 
 
 def test_bidirectional_builds():

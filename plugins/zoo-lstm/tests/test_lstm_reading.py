@@ -16,23 +16,14 @@ NEW = ("rows_per_step", "projection", "read")
 
 
 def _variables(overrides, kernel="basic", declared=zoo_lstm.HPARAMS):
-    """(graph, {variable name: shape}) of the model built with ``overrides``."""
-    import tensorflow as tf
-
-    v1 = tf.compat.v1
-    graph = tf.Graph()
-    with graph.as_default():
-        images = v1.placeholder(tf.float32, [None, 28, 28, 1])
-        hparams = {**testing.defaults(declared), **overrides, "kernel": kernel}
-        with v1.variable_scope("model"):
-            zoo_lstm.build(images, num_classes=10, hparams=hparams,
-                           training=v1.placeholder_with_default(False, []))
-        variables = {v.op.name: v.shape.as_list() for v in v1.trainable_variables()}
-    return graph, variables
+    """The model's forward pass with ``overrides`` (as the trainer builds it), and its
+    trainable variables' shapes by name."""
+    f = testing.forward_graph(zoo_lstm.build, declared, overrides={**overrides, "kernel": kernel})
+    return f, {v.op.name: v.shape.as_list() for v in f.trainable}
 
 
 def _params(overrides, kernel="basic", declared=zoo_lstm.HPARAMS):
-    return sum(int(np.prod(s)) for s in _variables(overrides, kernel, declared)[1].values())
+    return _variables(overrides, kernel, declared)[0].params
 
 
 # issue 13's choice for the registry's lstm (docs/results.md); lstm-stack keeps the defaults
@@ -63,8 +54,8 @@ def test_the_new_hyperparameters_are_left_out_of_default_configs(model):
 def test_two_rows_per_step_make_14_wider_steps():
     # BasicLSTMCell does one MatMul per step, over [x_t, h_{t-1}]
     for rows, steps in ((1, 28), (2, 14), (4, 7)):
-        graph, variables = _variables({"rows_per_step": rows})
-        calls = [op for op in graph.get_operations()
+        f, variables = _variables({"rows_per_step": rows})
+        calls = [op for op in f.graph.get_operations()
                  if op.type == "MatMul" and "/basic_lstm_cell/" in op.name]
         assert len(calls) == steps
         assert variables["model/rnn/basic_lstm_cell/kernel"] == [28 * rows + 128, 4 * 128]
@@ -111,13 +102,8 @@ def test_bad_values_are_one_line_errors(tmp_path, monkeypatch, args, message):
 def test_learns_on_real_data_with_the_new_reading(tmp_path):
     """A short real run (as tests/test_trainer.py's: 3,000 training images, the registry's
     settings otherwise) with two rows per step, a projection and both passes."""
-    from zoo_core import data
-    from zoo_core.train.loop import train
-
-    zoo = open_zoo()
-    r = zoo.resolve("lstm", "fashion", overrides={
+    result = testing.short_run("lstm", tmp_path, limit=3000, overrides={
         "epochs": 1, "rows_per_step": 2, "projection": 64, "read": "rows+columns"})
-    result = train(r.model, r.hparams, r.trainer, data.load(r.dataset, limit=3000), 0, tmp_path)
     assert result.test.examples == 10_000
     # 65.5 % when written (one epoch); the trainer's own test asks 45 % after two
     assert result.test.accuracy > 0.5, f"{result.test.accuracy:.3f} (chance is 0.10)"

@@ -57,12 +57,6 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
     units = kernel.shape.as_list()[1] // 4
     order = list(range(steps))[::-1] if reverse else list(range(steps))
 
-    def sigmoid_grad(y, dy):  # dy * y * (1 - y) in one op, as TensorFlow's own gradient
-        return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
-
-    def tanh_grad(y, dy):  # dy * (1 - y^2) in one op
-        return tf.raw_ops.TanhGrad(y=y, dy=dy)
-
     @tf.custom_gradient
     def run(x, kernel, bias):
         w_x, w_h = kernel[:depth], kernel[depth:]
@@ -76,55 +70,92 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
         saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f), sigmoid(o), tanh(c))
         outputs = [None] * steps
         for t in order:
-            gates = inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h)
-            i, j, f, o = tf.split(gates, 4, axis=1)
-            i, j, f, o = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f), tf.sigmoid(o)
-            c_prev = tf.zeros_like(i) if c is None else c
-            c = i * j if c is None else c * f + i * j
-            tanh_c = tf.tanh(c)
-            h = tanh_c * o
-            saved[t] = (c_prev, i, j, f, o, tanh_c)
+            h, c, saved[t] = _cell(inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h), c)
             outputs[t] = h
         y = tf.stack(outputs)  # [T, B, H]
 
         def grad(dy):
-            if final_only:  # the gradient reaches the final step only
-                dys = [None] * steps
-                dys[order[-1]] = dy
-            else:
-                dys = tf.unstack(dy)
+            dys = step_gradients(dy, steps, order[-1], final_only)
             w_h_t = tf.transpose(w_h)
             dgates = [None] * steps
             dh = dc = None
             for k, t in enumerate(reversed(order)):
-                c_prev, i, j, f, o, tanh_c = saved[t]
                 dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
-                do = sigmoid_grad(o, dh_t * tanh_c)
-                dc_t = tanh_grad(tanh_c, dh_t * o)
-                if dc is not None:
-                    dc_t = dc_t + dc
-                di = sigmoid_grad(i, dc_t * j)
-                dj = tanh_grad(j, dc_t * i)
-                df = sigmoid_grad(f, dc_t * c_prev)
-                dc = dc_t * f
-                dgates[t] = tf.concat([di, dj, df, do], axis=1)
+                dgates[t], dc = _cell_gradients(saved[t], dh_t, dc)
                 if k < steps - 1:  # the first step's h_prev is the zero state
                     dh = tf.matmul(dgates[t], w_h_t)
             dg = tf.reshape(tf.stack(dgates), [-1, 4 * units])  # [T*B, 4H]
-            # Every step's h_{t-1}: the outputs shifted by one step, the zero state first.
-            zero = tf.zeros([1, batch, units])
-            h_prev = (tf.concat([y[1:], zero], 0) if reverse else tf.concat([zero, y[:-1]], 0))
-            # The weight gradients of all steps in ONE matmul: [x_t, h_{t-1}, 1]^T dGates
-            # gives dW_x, dW_h (the kernel's rows, in its order) and d bias (the last row).
-            ones = tf.ones([steps, batch, 1])
-            z = tf.reshape(tf.concat([x, h_prev, ones], axis=2), [-1, depth + units + 1])
-            dwb = tf.matmul(z, dg, transpose_a=True)  # [D + H + 1, 4H]
-            dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
-            return dx, dwb[:-1], dwb[-1]
+            return weight_gradients(x, y, dg, w_x, batch=batch, units=units, reverse=reverse)
 
         return (outputs[order[-1]] if final_only else y), grad
 
     return run(x, kernel, bias)
+
+
+def _cell(gates, c):
+    """One step of BasicLSTMCell from its gates' pre-activations (i, j, f, o) and c_{t-1}
+    (None: the zero state): h_t, c_t, and what its gradient needs (c_{t-1}, sigmoid(i),
+    tanh(j), sigmoid(f), sigmoid(o), tanh(c_t))."""
+    import tensorflow as tf
+
+    i, j, f, o = tf.split(gates, 4, axis=1)
+    i, j, f, o = tf.sigmoid(i), tf.tanh(j), tf.sigmoid(f), tf.sigmoid(o)
+    c_prev = tf.zeros_like(i) if c is None else c
+    c = i * j if c is None else c * f + i * j
+    tanh_c = tf.tanh(c)
+    return tanh_c * o, c, (c_prev, i, j, f, o, tanh_c)
+
+
+def _cell_gradients(saved, dh_t, dc):
+    """One step back through BasicLSTMCell: the gradient of its gates' pre-activations, in
+    the kernel's order i, j, f, o, and of c_{t-1}, from the gradient of h_t (``dh_t``) and of
+    c_t from the step after (``dc``; None at the last step). TensorFlow's own gradients of
+    sigmoid and tanh, each one op: SigmoidGrad dy * y * (1 - y), TanhGrad dy * (1 - y^2)."""
+    import tensorflow as tf
+
+    sigmoid_grad, tanh_grad = tf.raw_ops.SigmoidGrad, tf.raw_ops.TanhGrad
+    c_prev, i, j, f, o, tanh_c = saved
+    do = sigmoid_grad(y=o, dy=dh_t * tanh_c)
+    dc_t = tanh_grad(y=tanh_c, dy=dh_t * o)
+    if dc is not None:
+        dc_t = dc_t + dc
+    di = sigmoid_grad(y=i, dy=dc_t * j)
+    dj = tanh_grad(y=j, dy=dc_t * i)
+    df = sigmoid_grad(y=f, dy=dc_t * c_prev)
+    dc = dc_t * f
+    return tf.concat([di, dj, df, do], axis=1), dc
+
+
+# step_gradients, weight_gradients and drop are zoo_rnn.sequence's too, copied for the reason
+# zoo_lstm._sequences is: two plugins share no code but the core's.
+def step_gradients(dy, steps: int, last: int, final_only: bool) -> list:
+    """The gradient reaching each step's output: ``dy`` [T, B, H] unstacked, or, with
+    ``final_only``, ``dy`` [B, H] at the final step (``last``) and None at the others."""
+    import tensorflow as tf
+
+    if final_only:  # the gradient reaches the final step only
+        dys = [None] * steps
+        dys[last] = dy
+        return dys
+    return tf.unstack(dy)
+
+
+def weight_gradients(x, y, dg, w_x, *, batch, units: int, reverse: bool):
+    """dx, d kernel and d bias of all the steps at once, from ``dg`` [T*B, 4H] (each step's
+    gradient of its gates) and the outputs ``y`` [T, B, H], as cuDNN and PyTorch do: every
+    step's h_{t-1} is ``y`` shifted by one step, the zero state first, and ONE matmul [x_t,
+    h_{t-1}, 1]^T x dg gives dW_x, dW_h (the kernel's rows, in its order) and d bias (the
+    last row): a single pass over dg, which measured faster than three."""
+    import tensorflow as tf
+
+    steps, _, depth = x.shape.as_list()
+    zero = tf.zeros([1, batch, units])
+    h_prev = (tf.concat([y[1:], zero], 0) if reverse else tf.concat([zero, y[:-1]], 0))
+    ones = tf.ones([steps, batch, 1])
+    z = tf.reshape(tf.concat([x, h_prev, ones], axis=2), [-1, depth + units + 1])
+    dwb = tf.matmul(z, dg, transpose_a=True)  # [D + H + 1, 4H]
+    dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
+    return dx, dwb[:-1], dwb[-1]
 
 
 def cell_variables(depth: int, units: int):

@@ -15,25 +15,12 @@ from zoo_core.cli import cli
 NEW = ("rows_per_step", "projection", "read", "init")
 
 
-def _built(overrides, kernel="basic", shape=(28, 28, 1)):
-    """(graph, {variable name: shape}) of the model built with ``overrides``."""
-    import tensorflow as tf
-
-    v1 = tf.compat.v1
-    graph = tf.Graph()
-    with graph.as_default():
-        v1.set_random_seed(0)
-        images = v1.placeholder(tf.float32, [None, *shape])
-        hparams = {**testing.defaults(zoo_rnn.HPARAMS), **overrides, "kernel": kernel}
-        with v1.variable_scope("model"):
-            zoo_rnn.build(images, num_classes=10, hparams=hparams,
-                          training=v1.placeholder_with_default(False, []))
-        variables = {v.op.name: v.shape.as_list() for v in v1.trainable_variables()}
-    return graph, variables
-
-
-def _params(variables):
-    return sum(int(np.prod(s)) for s in variables.values())
+def _built(overrides, kernel="basic"):
+    """The model's forward pass with ``overrides`` (as the trainer builds it), and its
+    trainable variables' shapes by name."""
+    f = testing.forward_graph(zoo_rnn.build, zoo_rnn.HPARAMS,
+                              overrides={**overrides, "kernel": kernel})
+    return f, {v.op.name: v.shape.as_list() for v in f.trainable}
 
 
 # registry.toml's rnn reads the columns too (issue 13); the others stay at the plugin's defaults
@@ -76,8 +63,8 @@ def test_zoo_list_details_shows_them_from_the_declarations(tmp_path, monkeypatch
 def test_two_rows_per_step_make_14_wider_steps():
     # BasicRNNCell does one MatMul per step, over [x_t, h_{t-1}]: 28 of them, then 14
     for rows, steps in ((1, 28), (2, 14), (7, 4)):
-        graph, variables = _built({"rows_per_step": rows})
-        calls = [op for op in graph.get_operations()
+        f, variables = _built({"rows_per_step": rows})
+        calls = [op for op in f.graph.get_operations()
                  if op.type == "MatMul" and "/basic_rnn_cell/" in op.name]
         assert len(calls) == steps
         assert variables["model/rnn/basic_rnn_cell/kernel"] == [28 * rows + 128, 128]
@@ -87,15 +74,15 @@ def test_parameter_counts_by_hand():
     # the plugin's defaults: one layer of 128, one way, 28 rows of 28 pixels, 10 classes
     cell = (28 + 128) * 128 + 128  # [x, h] kernel and bias: 20,096
     logits = 128 * 10 + 10  # 1,290
-    assert _params(_built({})[1]) == cell + logits == 21_386
+    assert _built({})[0].params == cell + logits == 21_386
     # two rows per step: the kernel's x rows double, 56 + 128
-    assert _params(_built({"rows_per_step": 2})[1]) == (56 + 128) * 128 + 128 + logits == 24_970
+    assert _built({"rows_per_step": 2})[0].params == (56 + 128) * 128 + 128 + logits == 24_970
     # a projection of 64: 28 x 64 + 64 more, and the cell reads 64 features instead of 28
     projected = (28 * 64 + 64) + (64 + 128) * 128 + 128 + logits
-    assert _params(_built({"projection": 64})[1]) == projected == 27_850
+    assert _built({"projection": 64})[0].params == projected == 27_850
     # rows and columns: the recurrent variables twice, and logits over 2 x 128 features
-    _, both = _built({"read": "rows+columns"})
-    assert _params(both) == 2 * cell + (256 * 10 + 10) == 42_762
+    f, both = _built({"read": "rows+columns"})
+    assert f.params == 2 * cell + (256 * 10 + 10) == 42_762
     recurrent = {k: v for k, v in both.items() if "/rnn/" in k}
     assert sorted(recurrent) == ["model/columns/rnn/basic_rnn_cell/bias",
                                  "model/columns/rnn/basic_rnn_cell/kernel",
@@ -105,7 +92,7 @@ def test_parameter_counts_by_hand():
     every = {"rows_per_step": 2, "projection": 64, "read": "rows+columns"}
     per_pass = (56 * 64 + 64) + (64 + 128) * 128 + 128  # 3,648 + 24,704
     for kernel in ("basic", "sequence"):
-        assert _params(_built(every, kernel)[1]) == 2 * per_pass + 2570 == 59_274
+        assert _built(every, kernel)[0].params == 2 * per_pass + 2570 == 59_274
 
 
 def test_columns_are_the_transposed_image():
@@ -116,25 +103,23 @@ def test_columns_are_the_transposed_image():
 
     v1 = tf.compat.v1
     x, _ = testing.real_images(4)
-    graph, shapes = _built({"read": "rows+columns", "rows_per_step": 2, "projection": 8,
-                            "hidden": 16})
+    f, shapes = _built({"read": "rows+columns", "rows_per_step": 2, "projection": 8,
+                        "hidden": 16})
     rng = np.random.default_rng(0)
     rows = {n: rng.normal(0, 0.3, s).astype(np.float32) for n, s in shapes.items()
             if not n.startswith(("model/columns/", "model/logits/"))}
     columns = {n.replace("model/", "model/columns/", 1): w[::-1].copy() for n, w in rows.items()}
     kernel = rng.normal(0, 0.3, shapes["model/logits/kernel"]).astype(np.float32)
     swapped = np.concatenate([kernel[16:], kernel[:16]])
-    with graph.as_default(), v1.Session(graph=graph) as sess:
-        variables = {v.op.name: v for v in v1.trainable_variables()}
-        images, logits = graph.get_tensor_by_name("Placeholder:0"), graph.get_tensor_by_name(
-            "model/logits/BiasAdd:0")
-        sess.run(v1.global_variables_initializer())
+    with f.graph.as_default(), v1.Session(graph=f.graph) as sess:
+        variables = {v.op.name: v for v in f.trainable}
+        sess.run(f.init)
 
         def run(weights, logits_kernel, images_in):
             for n, w in weights.items():
                 variables[n].load(w, sess)
             variables["model/logits/kernel"].load(logits_kernel, sess)
-            return sess.run(logits, {images: images_in})
+            return sess.run(f.logits, {f.images: images_in})
 
         straight = run({**rows, **columns}, kernel, x)
         # the rows pass gets the columns pass's weights and the other way round
@@ -149,10 +134,10 @@ def test_irnn_starts_from_the_identity_with_relu(kernel):
     import tensorflow as tf
 
     over = {"init": "irnn", "layers": 2, "hidden": 32, "rows_per_step": 2}
-    graph, _ = _built(over, kernel)
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        values = {v.op.name: sess.run(v) for v in tf.compat.v1.trainable_variables()}
+    f, _ = _built(over, kernel)
+    with f.graph.as_default(), tf.compat.v1.Session(graph=f.graph) as sess:
+        sess.run(f.init)
+        values = {v.op.name: sess.run(v) for v in f.trainable}
     for layer, depth in ((0, 56), (1, 32)):  # layer 0 reads 2 rows, layer 1 the first's h
         scope = f"model/rnn/multi_rnn_cell/cell_{layer}/basic_rnn_cell"
         k = values[f"{scope}/kernel"]
@@ -162,7 +147,7 @@ def test_irnn_starts_from_the_identity_with_relu(kernel):
         assert 0 < np.abs(k[:depth]).max() < 0.01 and abs(k[:depth].std() - 0.001) < 3e-4
         np.testing.assert_array_equal(values[f"{scope}/bias"], 0)
     # the cells' activation is ReLU, at every step of both layers; tanh nowhere
-    ops = [op for op in graph.get_operations() if "/rnn/" in op.name]
+    ops = [op for op in f.graph.get_operations() if "/rnn/" in op.name]
     assert sum(op.type == "Relu" for op in ops) == 2 * 14
     assert not any(op.type == "Tanh" for op in ops)
     # the logits' initializer is not the IRNN's: it is a Glorot kernel, not an identity
@@ -170,8 +155,8 @@ def test_irnn_starts_from_the_identity_with_relu(kernel):
 
 
 def test_glorot_is_basic_rnn_cells_own_start():
-    graph, _ = _built({})
-    ops = [op for op in graph.get_operations() if "/rnn/" in op.name]
+    f, _ = _built({})
+    ops = [op for op in f.graph.get_operations() if "/rnn/" in op.name]
     assert sum(op.type == "Tanh" for op in ops) == 28 and not any(op.type == "Relu" for op in ops)
 
 
@@ -204,13 +189,8 @@ def test_a_height_rows_per_step_does_not_divide_is_named():
 def test_learns_on_real_data_with_the_new_reading(tmp_path):
     """A short real run (as tests/test_trainer.py's: 3,000 training images, the registry's
     settings otherwise) with two rows per step, a projection and both passes."""
-    from zoo_core import data
-    from zoo_core.train.loop import train
-
-    zoo = open_zoo()
-    r = zoo.resolve("rnn", "fashion", overrides={
+    result = testing.short_run("rnn", tmp_path, limit=3000, overrides={
         "epochs": 1, "rows_per_step": 2, "projection": 64, "read": "rows+columns"})
-    result = train(r.model, r.hparams, r.trainer, data.load(r.dataset, limit=3000), 0, tmp_path)
     assert result.test.examples == 10_000
     # 78 % when written (one epoch); the trainer's own test asks 40 % of the rnn after two
     assert result.test.accuracy > 0.6, f"{result.test.accuracy:.3f} (chance is 0.10)"

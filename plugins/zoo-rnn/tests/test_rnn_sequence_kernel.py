@@ -1,9 +1,8 @@
-"""kernel=sequence computes what kernel=basic (BasicRNNCell + static_rnn) computes.
-
-For the same weights and real Fashion-MNIST rows: the same logits, and the same gradients of
-the loss with respect to every variable and to the images, up to float32 rounding. This test
-is what lets the plugin offer the sequence kernel at all (DESIGN.md, "Precision and speed").
-"""
+"""zoo-rnn's sequence kernel (zoo_rnn.sequence) against its original graph, BasicRNNCell +
+static_rnn: for every configuration below zoo_core.testing.assert_same_function shows the
+same variables, and for the same weights on real Fashion-MNIST rows the same logits and
+gradients (every variable, the images) up to float32 rounding. The plugin offers
+kernel=sequence only because of this test (DESIGN.md, "Precision and speed")."""
 
 import numpy as np
 import pytest
@@ -36,75 +35,15 @@ CASES = {
 }
 
 
-def _graph(kernel, overrides, images_shape, labels):
-    """The model's logits, loss and gradients (w.r.t. every variable and the images)."""
-    import tensorflow as tf
-
-    v1 = tf.compat.v1
-    graph = tf.Graph()
-    with graph.as_default():
-        v1.set_random_seed(0)
-        images = v1.placeholder(tf.float32, images_shape)
-        training = v1.placeholder_with_default(False, [])
-        hparams = {**{k: p.default for k, p in zoo_rnn.HPARAMS.items()}, **overrides,
-                   "kernel": kernel}
-        with v1.variable_scope("model"):
-            logits = zoo_rnn.build(images, num_classes=10, hparams=hparams, training=training)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=labels, logits=logits))
-        variables = v1.trainable_variables()
-        grads = tf.gradients(loss, variables + [images])
-    return graph, images, logits, variables, grads
-
-
-def _evaluate(kernel, overrides, x, y, weights=None):
-    """(logits, {name: gradient}, {name: weight}) with ``weights`` loaded by name."""
-    import tensorflow as tf
-
-    graph, images, logits, variables, grads = _graph(kernel, overrides, x.shape, y)
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
-        sess.run(tf.compat.v1.global_variables_initializer())
-        if weights is not None:
-            assert set(weights) == {v.name for v in variables}, "the same variables"
-            for v in variables:
-                v.load(weights[v.name], sess)
-        values = {v.name: w for v, w in zip(variables, sess.run(variables))}
-        out, g = sess.run([logits, grads], {images: x})
-    names = [v.name for v in variables] + ["images"]
-    return out, dict(zip(names, g)), values
-
-
 @pytest.mark.parametrize("overrides", list(CASES.values()), ids=list(CASES))
 def test_sequence_kernel_matches_basic_rnn_cell_and_static_rnn(overrides):
-    x, y = testing.real_images(32)
-    x = x.astype(np.float32)
-    # random weights, biases far from their zero init, so that every path matters; the
-    # kernels small enough (eigenvalues of the recurrent part within ~0.6) that the RNN is
-    # not chaotic: in a chaotic one float32 rounding grows over the 28 steps whatever the
-    # kernel (measured with std 0.15, one layer: basic's logits are 1.1e-5 from a float64
-    # numpy reference, the sequence kernel's 0.7e-5, and 1.6e-5 from each other)
-    _, _, init = _evaluate("basic", overrides, x, y)
-    rng = np.random.default_rng(0)
-    weights = {name: rng.normal(0, 0.5 if "bias" in name else 0.05, w.shape).astype(np.float32)
-               for name, w in init.items()}
-    basic_logits, basic_grads, _ = _evaluate("basic", overrides, x, y, weights)
-    seq_logits, seq_grads, _ = _evaluate("sequence", overrides, x, y, weights)
-
-    np.testing.assert_allclose(seq_logits, basic_logits, rtol=RTOL, atol=ATOL)
-    assert set(seq_grads) == set(basic_grads)
-    for name, g in basic_grads.items():
-        assert np.abs(g).max() > 0, f"{name}: a gradient that is zero tests nothing"
-        np.testing.assert_allclose(seq_grads[name], g, rtol=RTOL, atol=ATOL, err_msg=name)
-
-
-def test_the_sequence_kernel_keeps_the_basic_variables_and_parameter_count():
-    x, y = testing.real_images(2)
-    for overrides in CASES.values():
-        shapes = {}
-        for kernel in ("basic", "sequence"):
-            variables = _graph(kernel, overrides, x.shape, y)[3]
-            shapes[kernel] = [(v.name, v.shape.as_list()) for v in variables]
-        assert shapes["sequence"] == shapes["basic"], overrides
+    # the same variables, then random weights, biases far from their zero init, so that every
+    # path matters; the kernels small enough (eigenvalues of the recurrent part within ~0.6)
+    # that the RNN is not chaotic: in a chaotic one float32 rounding grows over the 28 steps
+    # whatever the kernel (measured with std 0.15, one layer: basic's logits are 1.1e-5 from a
+    # float64 numpy reference, the sequence kernel's 0.7e-5, and 1.6e-5 from each other)
+    testing.assert_same_function(zoo_rnn.build, zoo_rnn.HPARAMS, overrides=overrides,
+                                 weight_std=0.05, rtol=RTOL, atol=ATOL)
 
 
 def test_dropout_is_on_while_training_only():

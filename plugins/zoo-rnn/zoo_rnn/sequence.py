@@ -50,14 +50,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
     steps, _, depth = x.shape.as_list()
     units = kernel.shape.as_list()[1]
     order = list(range(steps))[::-1] if reverse else list(range(steps))
-    if activation not in ("tanh", "relu"):
-        raise ValueError(f"activation must be tanh or relu, not {activation!r}")
-    act = tf.tanh if activation == "tanh" else tf.nn.relu
-
-    def act_grad(h, dh):  # dh * (1 - h^2), or dh where h > 0 (that is, where a > 0)
-        if activation == "tanh":
-            return tf.raw_ops.TanhGrad(y=h, dy=dh)
-        return tf.raw_ops.ReluGrad(gradients=dh, features=h)
+    act, act_grad = _activation(activation)
 
     @tf.custom_gradient
     def run(x, kernel, bias):
@@ -74,11 +67,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
         y = tf.stack(outputs)  # [T, B, H]
 
         def grad(dy):
-            if final_only:  # the gradient reaches the final step only
-                dys = [None] * steps
-                dys[order[-1]] = dy
-            else:
-                dys = tf.unstack(dy)
+            dys = step_gradients(dy, steps, order[-1], final_only)
             w_h_t = tf.transpose(w_h)
             da = [None] * steps
             dh = None
@@ -88,17 +77,56 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
                 if k < steps - 1:  # the first step's h_prev is the zero state
                     dh = tf.matmul(da[t], w_h_t)
             dg = tf.reshape(tf.stack(da), [-1, units])  # [T*B, H]
-            zero = tf.zeros([1, batch, units])
-            h_prev = (tf.concat([y[1:], zero], 0) if reverse else tf.concat([zero, y[:-1]], 0))
-            ones = tf.ones([steps, batch, 1])
-            z = tf.reshape(tf.concat([x, h_prev, ones], axis=2), [-1, depth + units + 1])
-            dwb = tf.matmul(z, dg, transpose_a=True)  # [D + H + 1, H]: dW_x, dW_h, d bias
-            dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
-            return dx, dwb[:-1], dwb[-1]
+            return weight_gradients(x, y, dg, w_x, batch=batch, units=units, reverse=reverse)
 
         return (outputs[order[-1]] if final_only else y), grad
 
     return run(x, kernel, bias)
+
+
+def _activation(activation: str):
+    """The activation and its gradient from its output, TensorFlow's own gradients of the
+    two: tanh (dh * (1 - h^2)) or ReLU (dh where h > 0, that is, where a > 0)."""
+    import tensorflow as tf
+
+    if activation not in ("tanh", "relu"):
+        raise ValueError(f"activation must be tanh or relu, not {activation!r}")
+
+    def act_grad(h, dh):
+        if activation == "tanh":
+            return tf.raw_ops.TanhGrad(y=h, dy=dh)
+        return tf.raw_ops.ReluGrad(gradients=dh, features=h)
+
+    return (tf.tanh if activation == "tanh" else tf.nn.relu), act_grad
+
+
+def step_gradients(dy, steps: int, last: int, final_only: bool) -> list:
+    """The gradient reaching each step's output: ``dy`` [T, B, H] unstacked, or, with
+    ``final_only``, ``dy`` [B, H] at the final step (``last``) and None at the others."""
+    import tensorflow as tf
+
+    if final_only:  # the gradient reaches the final step only
+        dys = [None] * steps
+        dys[last] = dy
+        return dys
+    return tf.unstack(dy)
+
+
+def weight_gradients(x, y, dg, w_x, *, batch, units: int, reverse: bool):
+    """dx, d kernel and d bias of all the steps at once, from ``dg`` [T*B, G] (each step's
+    gradient of its pre-activations) and the outputs ``y`` [T, B, H]: every step's h_{t-1}
+    is ``y`` shifted by one step, the zero state first, and ONE matmul [x_t, h_{t-1}, 1]^T x
+    dg gives the kernel's rows (its x rows, then its h rows) and then the bias's."""
+    import tensorflow as tf
+
+    steps, _, depth = x.shape.as_list()
+    zero = tf.zeros([1, batch, units])
+    h_prev = (tf.concat([y[1:], zero], 0) if reverse else tf.concat([zero, y[:-1]], 0))
+    ones = tf.ones([steps, batch, 1])
+    z = tf.reshape(tf.concat([x, h_prev, ones], axis=2), [-1, depth + units + 1])
+    dwb = tf.matmul(z, dg, transpose_a=True)  # [D + H + 1, G]: dW_x, dW_h, d bias
+    dx = tf.reshape(tf.matmul(dg, w_x, transpose_b=True), tf.shape(x))
+    return dx, dwb[:-1], dwb[-1]
 
 
 def cell_variables(depth: int, units: int):

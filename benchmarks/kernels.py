@@ -1,9 +1,9 @@
 """kernel=sequence against kernel=basic: the zoo's training step, in ONE process, interleaved.
 
-    python plugins/zoo-lstm/bench_kernel.py                       # registry's lstm, 9 rounds
-    python plugins/zoo-lstm/bench_kernel.py --model lstm-stack --rounds 7
-    python plugins/zoo-lstm/bench_kernel.py --set bidirectional=false --set dropout=0
-    python plugins/zoo-lstm/bench_kernel.py --model rnn           # zoo-rnn's kernel likewise
+    python benchmarks/kernels.py                          # registry's lstm, 9 rounds
+    python benchmarks/kernels.py --model lstm-stack --rounds 7
+    python benchmarks/kernels.py --set bidirectional=false --set dropout=0
+    python benchmarks/kernels.py --model rnn              # zoo-rnn's kernel likewise
 
 Both graphs are the trainer's own (zoo_core.train.graph.build_graph: the training data held
 in the graph, Adam, batch 128), with the model's settings as `zoo run MODEL --dataset fashion`
