@@ -384,13 +384,19 @@ def test_the_benchmark_compares_the_arms_per_repetition():
     spec = importlib.util.spec_from_file_location("search_benchmark", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    rows = [dict(arm="random", seed=0, best_val_accuracy=0.80, train_seconds=100.0),
-            dict(arm="tpe+median", seed=0, best_val_accuracy=0.82, train_seconds=50.0),
-            dict(arm="tpe+median", seed=1, best_val_accuracy=0.79, train_seconds=70.0),
-            dict(arm="random", seed=1, best_val_accuracy=0.80, train_seconds=100.0)]
+    rows = [dict(arm="random", seed=0, best_val_accuracy=0.80, train_seconds=100.0,
+                 epochs_trained=40),
+            dict(arm="tpe+median", seed=0, best_val_accuracy=0.82, train_seconds=50.0,
+                 epochs_trained=30),
+            dict(arm="tpe+median", seed=1, best_val_accuracy=0.79, train_seconds=70.0,
+                 epochs_trained=20),
+            dict(arm="random", seed=1, best_val_accuracy=0.80, train_seconds=100.0,
+                 epochs_trained=40)]
     c = bench.compare(rows)
     assert c["gains"] == pytest.approx([0.02, -0.01])
-    assert c["compute_fractions"] == pytest.approx([0.5, 0.7])
+    assert c["compute_fractions"] == {"train_seconds": pytest.approx([0.5, 0.7]),
+                                      "epochs_trained": pytest.approx([0.75, 0.5])}
     assert c["median_gain"] == pytest.approx(0.005)
-    assert c["median_compute_fraction"] == pytest.approx(0.6)
-    assert c["goal_met"]
+    assert c["median_compute_fraction"] == pytest.approx({"train_seconds": 0.6,
+                                                          "epochs_trained": 0.625})
+    assert c["goal_met"] == {"train_seconds": True, "epochs_trained": False}
