@@ -24,6 +24,9 @@ What is measured, and how:
 - overhead per trial: from the moment a worker holds a trial (claimed) to the trial's first
   training step, in a `zoo worker` process (local) and in Ray tasks (from submission).
   Targets: < 1 s on local, < 3 s on Ray.
+- threads (only when asked, ``--only threads``): at most 3 interleaved rounds of the
+  sequential sweep with 2 threads per op (the default on 2 cores) and with 1, and of local:2
+  with 1 thread per worker (the default) and with 2 each: what a worker's one thread costs.
 - stores: claim latency (one `Store.claim_run`) and epochs per second from 4 writers at once,
   SQLite and PostgreSQL (a throw-away server: zoo_core/testing/postgresql.py).
 
@@ -267,10 +270,9 @@ def order(round_index: int, names: list[str]) -> list[str]:
     return names[k:] + names[:k]
 
 
-def ratios(rounds: list[dict], engine: str) -> dict | None:
-    """Median and interquartile range of the per-round ratios sequential / ``engine``."""
-    values = [r["sequential"] / r[engine] for r in rounds
-              if "sequential" in r and engine in r and r[engine] > 0]
+def ratios(rounds: list[dict], engine: str, base: str = "sequential") -> dict | None:
+    """Median and interquartile range of the per-round ratios ``base`` / ``engine``."""
+    values = [r[base] / r[engine] for r in rounds if base in r and engine in r and r[engine] > 0]
     if not values:
         return None
     q1, _, q3 = (statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1
@@ -303,6 +305,33 @@ def run_rounds(size: dict, with_ray: bool, results: Results) -> None:
     finally:
         if ray is not None:
             ray.shutdown()
+
+
+# threads: what one thread per local:2 worker costs, and whether two each would do better.
+# Each name: the engine, and the threads per op every one of its workers is given.
+THREADS = {"sequential": ("local:1", 2), "sequential, 1 thread": ("local:1", 1),
+           "local:2": ("local:2", 1), "local:2, 2 threads each": ("local:2", 2)}
+
+
+def run_threads(size: dict, results: Results) -> None:
+    """Interleaved rounds (at most 3) of the THREADS variants: each one's ratio to the
+    sequential sweep's time (2 threads per op, the default on 2 cores)."""
+    from zoo_core.runs import engines
+
+    share, rounds = engines.thread_share, []
+    try:
+        for index in range(min(3, size["rounds"])):
+            wall: dict[str, float] = {}
+            rounds.append(wall)
+            for name in order(index, list(THREADS)):
+                engine, threads = THREADS[name]
+                engines.thread_share = lambda workers, cpus=None, threads=threads: threads
+                wall[name] = sweep_wall(engine, size)
+                print(f"threads round {index + 1}: {name:<24} {wall[name]:6.1f} s", flush=True)
+                results.put("threads", {"rounds": rounds, "ratios": {
+                    n: ratios(rounds, n) for n in THREADS if n != "sequential"}})
+    finally:
+        engines.thread_share = share
 
 
 # Where a trial's time goes: (label, function name) of zoo_core, cumulative under cProfile.
@@ -397,6 +426,10 @@ def report(figures: dict) -> None:
     for name, store in figures.get("stores", {}).items():
         print(f"  store {name:<12} claim {store['claim_ms']:6.1f} ms   "
               f"{store['epochs_per_s']:8.0f} epochs/s ({WRITERS} writers)")
+    for name, found in (figures.get("threads") or {}).get("ratios", {}).items():
+        if found:
+            print(f"  threads: {name:<24} {found['median']:4.2f}x sequential (IQR "
+                  f"{found['q1']:.2f}-{found['q3']:.2f}, {found['n']} rounds)")
 
 
 def main() -> None:
@@ -406,7 +439,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds (default 5; --tiny 2)")
     parser.add_argument("--no-ray", action="store_true", help="leave Ray out")
     parser.add_argument("--only", default="rounds,breakdown,overhead,stores",
-                        help="comma-separated parts to measure (default all)")
+                        help="comma-separated parts to measure (default all but threads): "
+                             "rounds, breakdown, overhead, stores, threads")
     parser.add_argument("--json", metavar="FILE", type=Path,
                         default=ROOT / "benchmarks" / f"sweep-{datetime.date.today()}.json",
                         help="where the figures go, rewritten after each measurement")
@@ -427,6 +461,8 @@ def main() -> None:
         results.put("overhead_local", local_overhead(size))
     if "stores" in parts:
         results.put("stores", stores(size))
+    if "threads" in parts:
+        run_threads(size, results)
     report(results.data)
 
 
