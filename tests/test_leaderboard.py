@@ -290,3 +290,20 @@ def test_reproduce_command_names_the_precision_the_run_computed_in():
     assert reproduce_command("cnn-bn", "fashion", {**config, "bf16": False}, [0],
                              {"bf16": True, "epochs": 20}) \
         == "zoo run cnn-bn --dataset fashion --precision float32"
+
+
+def test_reproduce_command_names_a_setting_the_config_left_out_at_its_own_default(the_zoo):
+    """read=rows is the rnn plugin's own default (omit_default: left out of the config) but
+    not the registry's (rows+columns): the command must say so, or it trains another model."""
+    from zoo_core.results.reproduce import current_defaults
+
+    defaults = current_defaults(the_zoo, "rnn", "fashion")
+    rows_only = the_zoo.resolve("rnn", "fashion", {"read": "rows"}).settings
+    assert "read" not in rows_only.config and defaults["read"] == "rows+columns"
+    command = reproduce_command("rnn", "fashion", rows_only.config, [0], defaults)
+    assert command == "zoo run rnn --dataset fashion --set read=rows"
+    again = the_zoo.resolve("rnn", "fashion", {"read": "rows"}).settings.config_id
+    assert again == rows_only.config_id
+    default = the_zoo.resolve("rnn", "fashion").settings
+    assert reproduce_command("rnn", "fashion", default.config, [0, 1, 2], defaults) == \
+        "zoo run rnn --dataset fashion --seeds 3"

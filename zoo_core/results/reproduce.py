@@ -9,18 +9,30 @@ from typing import Any
 from zoo_core.catalogue.zoo import Zoo
 from zoo_core.errors import ZooError
 from zoo_core.results.leaderboard import format_setting
-from zoo_core.settings import RETIRED, recorded_precision
+from zoo_core.settings import RETIRED, TRAINER_HPARAMS, recorded_precision
 
 # The run settings with options of their own on `zoo run`; every other one goes via --set.
 RUN_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "limit": "--limit"}
 
 
-def current_defaults(zoo: Zoo, model: str, dataset: str) -> dict | None:
+class Defaults(dict):
+    """The config `zoo run MODEL` would record today, and in ``omitted`` what a config
+    means by not naming a setting declared ``omit_default`` (its own default, which today's
+    defaults may not be: a registry can set another)."""
+
+    def __init__(self, config: dict[str, Any], omitted: dict[str, Any]):
+        super().__init__(config)
+        self.omitted = omitted
+
+
+def current_defaults(zoo: Zoo, model: str, dataset: str) -> Defaults | None:
     """What `zoo run MODEL --dataset DATASET` would use today; None when it cannot run."""
     try:
-        return zoo.resolve(model, dataset).settings.config
+        settings = zoo.resolve(model, dataset).settings
     except ZooError:
         return None
+    trainer = {k: p.default for k, p in TRAINER_HPARAMS.items() if p.omit_default}
+    return Defaults(settings.config, {**trainer, **settings.omit_default})
 
 
 def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: list[int],
@@ -38,6 +50,9 @@ def reproduce_command(model: str, dataset: str, config: dict[str, Any], seeds: l
         one command per run of consecutive seeds, joined by `` && ``.
     """
     words = ["zoo", "run", model, "--dataset", dataset]
+    omitted = getattr(defaults, "omitted", {})
+    # a setting the run's config leaves out was at its own default, which today's may not be
+    config = {**{k: v for k, v in omitted.items() if k in (defaults or {})}, **config}
     for key in sorted(config):
         value = config[key]
         if key == "limit":
