@@ -113,3 +113,13 @@ def sweep_record(sweep_id: str, run_ids):
         "dataset": "fashion", "limit": 256,
         "trials": [{"run_id": i, "model": "cnn", "seed": 0, "overrides": {}, "set": {}}
                    for i in run_ids]})
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: a process started in the
+    background by a shell without job control (``cmd &`` in a script, as a CI job may run
+    the suite) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt; the
+    child gets the default back, as one started from a terminal has it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

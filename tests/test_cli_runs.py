@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import interruptible
 from zoo_core.store import open_store
 
 QUICK = ["--epochs", "1", "--limit", "1000"]
@@ -129,7 +130,8 @@ def _wait_for(predicate, timeout=120):
 def _zoo_process(home, *args):
     env = {**os.environ, "ZOO_HOME": str(home)}
     return subprocess.Popen([sys.executable, "-m", "zoo_core", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

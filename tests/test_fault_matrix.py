@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import interruptible
 from zoo_core.store import liveness
 from zoo_core.store import open_store
 
@@ -55,7 +56,7 @@ def environ(home: Path, **extra: str) -> dict[str, str]:
 
 def zoo_process(home: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([ZOO, *args], env=environ(home), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
@@ -91,7 +92,7 @@ def interrupt(home: Path, phase: str, signum: int) -> subprocess.Popen:
     mark = home / "reached"
     home.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, CHILD, *RUN], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
                             env=environ(home, ZOO_FAULT_AT=phase, ZOO_FAULT_MARK=str(mark)))
     deadline = time.monotonic() + 120
     while not mark.exists():
