@@ -334,3 +334,36 @@ def test_a_gzip_idx_file_is_read_as_a_stream_up_to_its_declared_size(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20, f"{peak:,} bytes at the most while reading"  # not decompressed whole
+
+
+# -- the end of a command ------------------------------------------------------------------------
+
+EXIT_CHILD = """
+import atexit, sys, threading, time, types
+sys.modules.setdefault("tensorflow", types.ModuleType("tensorflow"))  # as after a training
+atexit.register(lambda: open(sys.argv[1], "w").write("atexit ran"))
+if sys.argv[2] == "thread":  # a non-daemon thread still writing: the normal exit waits for it
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread done"))).start()
+print("the result line", end="")
+from zoo_core.cli import exit_now
+exit_now(int(sys.argv[3]))
+print(" (normal exit)", end="")
+sys.exit(int(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("threads, code", [("none", 0), ("none", 3), ("thread", 1)])
+def test_a_command_that_loaded_tensorflow_ends_without_losing_anything(tmp_path, threads, code):
+    """`zoo` skips the interpreter's teardown once TensorFlow is loaded (a second saved on
+    every such command, issue 31), but its output, its exit code and its atexit handlers
+    (TensorFlow's temporary files) are kept, and a non-daemon thread still working is waited
+    for (the normal exit then)."""
+    marker = tmp_path / "atexit.txt"
+    result = subprocess.run([sys.executable, "-c", EXIT_CHILD, str(marker), threads, str(code)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert marker.read_text() == "atexit ran"
+    if threads == "thread":
+        assert result.stdout == "the result line (normal exit)thread done\n"
+    else:
+        assert result.stdout == "the result line"

@@ -208,7 +208,8 @@ def _run_engine(state, chosen, store, sweep_id: str, data_dir, out):
 
             return ray_engine.run_on_ray(chosen, store, store_location(), sweep_id, shown)
         procs = engines.start_local(chosen, sweep_id, store_location(), env)
-        status = engines.watch(store, sweep_id, lambda: engines.any_alive(procs), shown)
+        status = engines.watch(store, sweep_id, lambda: engines.any_alive(procs), shown,
+                               pause=lambda seconds: engines.wait_any(procs, seconds))
     except KeyboardInterrupt:
         engines.stop_local(procs)
         click.echo(f"\ninterrupted: the running trials are recorded as interrupted (or, on "

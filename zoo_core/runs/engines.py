@@ -110,6 +110,17 @@ def any_alive(procs: list[subprocess.Popen]) -> bool:
     return [p.poll() for p in procs].count(None) > 0
 
 
+def wait_any(procs: list[subprocess.Popen], seconds: float, step: float = 0.02) -> None:
+    """Wait ``seconds``, or less: until one of the workers still running ends (so the end of
+    a sweep is seen at once, not up to a poll later)."""
+    alive = [p for p in procs if p.poll() is None]
+    deadline = time.monotonic() + seconds
+    while alive and time.monotonic() < deadline:
+        time.sleep(min(step, max(0.0, deadline - time.monotonic())))
+        if any(p.poll() is not None for p in alive):
+            return
+
+
 def stop_local(procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
     """Stop the workers as Ctrl-C would (SIGTERM: each records its trial as interrupted),
     then wait for them; one that does not stop in ``timeout`` seconds is killed."""
@@ -127,9 +138,11 @@ def stop_local(procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
 
 def watch(store: Store, sweep_id: str, running: Callable[[], bool],
           on_finished: Callable[[RunRecord, SweepStatus], None],
-          poll: float = POLL_SECONDS) -> SweepStatus:
+          poll: float = POLL_SECONDS,
+          pause: Callable[[float], None] = time.sleep) -> SweepStatus:
     """Follow a sweep until ``running()`` says its workers are done: ``on_finished`` for each
-    trial as it reaches a final status (also those final before). The sweep as it ends."""
+    trial as it reaches a final status (also those final before). The sweep as it ends.
+    Between looks it calls ``pause(poll)``, which may return early (:func:`wait_any`)."""
     seen: set[str] = set()
     while True:
         alive = running()
@@ -140,4 +153,4 @@ def watch(store: Store, sweep_id: str, running: Callable[[], bool],
                 on_finished(trial, status)
         if not alive:
             return status
-        time.sleep(poll)
+        pause(poll)
