@@ -28,6 +28,8 @@ CASES = {
     "rows and columns, bidirectional, 4 rows per step, mean readout": {
         "read": "rows+columns", "bidirectional": True, "rows_per_step": 4, "hidden": 32,
         "readout": "mean"},
+    # issue 26: the masks are drawn while training only (test_recurrent_dropout_... below)
+    "recurrent dropout 0.3, bidirectional": {"recurrent_dropout": 0.3, "bidirectional": True},
     "lstm-stack, rows and columns, 7 rows per step, projection": dict(
         layers=2, dropout=0.2, read="rows+columns", rows_per_step=7, projection=16,
         hidden=32),
@@ -63,3 +65,42 @@ def test_a_checkpoint_of_either_kernel_loads_into_the_other(tmp_path):
             tf.compat.v1.train.Saver().restore(sess, str(tmp_path / kernel))
             np.testing.assert_allclose(sess.run(g.logits, {g.images: x}), logits[kernel],
                                        rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("reverse, final_only", [(False, False), (True, False), (True, True)])
+def test_recurrent_dropout_masks_the_state_fed_back_forward_and_backward(reverse, final_only):
+    """With a given mask on h_{t-1} (variational recurrent dropout), the sequence kernel's
+    outputs and its hand-written gradients equal TensorFlow's own gradients of the LSTM
+    written out step by step with the same mask."""
+    import tensorflow as tf
+    from zoo_lstm.sequence import lstm_layer
+
+    rng = np.random.default_rng(0)
+    steps, batch, depth, units = 6, 5, 7, 8
+    x = rng.normal(size=(steps, batch, depth)).astype(np.float32)
+    kernel = rng.normal(scale=0.3, size=(depth + units, 4 * units)).astype(np.float32)
+    bias = rng.normal(scale=0.5, size=4 * units).astype(np.float32)
+    mask = (rng.random((batch, units)) > 0.3).astype(np.float32) / 0.7
+    weights = rng.normal(size=(batch, units) if final_only else (steps, batch, units))
+
+    def by_hand(x, kernel, bias):
+        h = c = tf.zeros([batch, units])
+        outputs = [None] * steps
+        for t in (reversed(range(steps)) if reverse else range(steps)):
+            z = tf.matmul(tf.concat([x[t], h * mask], 1), kernel) + bias
+            i, j, f, o = tf.split(z, 4, axis=1)
+            c = c * tf.sigmoid(f + 1.0) + tf.sigmoid(i) * tf.tanh(j)
+            h = outputs[t] = tf.tanh(c) * tf.sigmoid(o)
+        return h if final_only else tf.stack(outputs)
+
+    results = {}
+    for name in ("kernel", "by hand"):
+        with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+            inputs = [tf.constant(x), tf.constant(kernel), tf.constant(bias)]
+            y = (lstm_layer(*inputs, forget_bias=1.0, reverse=reverse, final_only=final_only,
+                            state_mask=tf.constant(mask)) if name == "kernel" else by_hand(*inputs))
+            loss = tf.reduce_sum(y * tf.constant(weights, tf.float32))
+            results[name] = sess.run([y, *tf.gradients(loss, inputs)])
+    for what, ours, theirs in zip(("outputs", "dx", "dkernel", "dbias"), results["kernel"],
+                                  results["by hand"]):
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=what)

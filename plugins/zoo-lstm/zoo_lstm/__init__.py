@@ -42,6 +42,12 @@ HPARAMS = {
                                 "over the columns (the transposed image; ReNet), its readout "
                                 "concatenated with the rows' before the logits",
                    choices=("rows", "rows+columns"), omit_default=True),
+    # Issue 26: variational recurrent dropout (Gal and Ghahramani, 2016), omit_default too.
+    "recurrent_dropout": HParam(0.0, help="variational recurrent dropout, training only: one "
+                                          "mask a sequence on the state h fed back at every "
+                                          "step (DropoutWrapper's state_keep_prob with "
+                                          "variational_recurrent; the cell's c is kept)",
+                                min=0.0, max=0.95, omit_default=True, search="float(0,0.5)"),
     # The same function either way (tests/test_lstm_sequence_kernel.py), so not part of a
     # run's config id; sequence builds its graph 3-6x faster and trains ~5-10 % faster.
     "kernel": HParam("sequence", help="how the graph computes it: BasicLSTMCell + static_rnn "
@@ -133,6 +139,10 @@ def _read_basic(tf, x, *, hparams, training):
 
     def cell():
         c = rnn.BasicLSTMCell(hparams["hidden"], forget_bias=hparams["forget_bias"])
+        if hparams["recurrent_dropout"]:  # h's mask only: the wrapper's default keeps c
+            rate = hparams["recurrent_dropout"] * tf.cast(training, tf.float32)
+            c = rnn.DropoutWrapper(c, state_keep_prob=1.0 - rate, variational_recurrent=True,
+                                   dtype=tf.float32)
         if not hparams["dropout"]:
             return c
         rate = hparams["dropout"] * tf.cast(training, tf.float32)
@@ -168,8 +178,11 @@ def _read_sequence(tf, x, *, hparams, training):
     keep = None
     if hparams["dropout"]:  # DropoutWrapper(output_keep_prob=1 - rate), as the basic graph
         keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
+    state_keep = None
+    if hparams["recurrent_dropout"]:
+        state_keep = 1.0 - hparams["recurrent_dropout"] * tf.cast(training, tf.float32)
     layer = dict(units=hparams["hidden"], layers=hparams["layers"],
-                 forget_bias=hparams["forget_bias"], keep_prob=keep)
+                 forget_bias=hparams["forget_bias"], keep_prob=keep, state_keep_prob=state_keep)
     # "last" reads only the final states (the forward pass ends at the last row, the backward
     # pass at the first); dropout is drawn only for what the readout reads, as in basic
     final = hparams["readout"] == "last"

@@ -33,7 +33,7 @@ from contextlib import nullcontext
 
 
 def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
-               final_only: bool = False):
+               final_only: bool = False, state_mask=None):
     """One LSTM layer over a whole sequence, time-major.
 
     Args:
@@ -46,6 +46,10 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
         final_only: return only the final state (h at the last step run; the first row's
             when ``reverse``), when nothing reads the others: the backward pass then skips
             the zero gradients of the other steps.
+        state_mask: float32 [B, H] or None: variational recurrent dropout (Gal and
+            Ghahramani; ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``),
+            the same mask (zeros and 1 / keep) multiplying h_{t-1} at every step before the
+            recurrent matmul; the outputs are not masked.
 
     Returns:
         float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
@@ -56,6 +60,11 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
     steps, _, depth = x.shape.as_list()
     units = kernel.shape.as_list()[1] // 4
     order = list(range(steps))[::-1] if reverse else list(range(steps))
+
+    mask = state_mask
+
+    def recur(h):
+        return h if mask is None else h * mask
 
     @tf.custom_gradient
     def run(x, kernel, bias):
@@ -70,7 +79,8 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
         saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f), sigmoid(o), tanh(c))
         outputs = [None] * steps
         for t in order:
-            h, c, saved[t] = _cell(inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h), c)
+            h, c, saved[t] = _cell(inputs[t] if h is None else
+                                   inputs[t] + tf.matmul(recur(h), w_h), c)
             outputs[t] = h
         y = tf.stack(outputs)  # [T, B, H]
 
@@ -83,9 +93,10 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
                 dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
                 dgates[t], dc = _cell_gradients(saved[t], dh_t, dc)
                 if k < steps - 1:  # the first step's h_prev is the zero state
-                    dh = tf.matmul(dgates[t], w_h_t)
+                    dh = recur(tf.matmul(dgates[t], w_h_t))
             dg = tf.reshape(tf.stack(dgates), [-1, 4 * units])  # [T*B, 4H]
-            return weight_gradients(x, y, dg, w_x, batch=batch, units=units, reverse=reverse)
+            return weight_gradients(x, recur(y), dg, w_x, batch=batch, units=units,
+                                    reverse=reverse)
 
         return (outputs[order[-1]] if final_only else y), grad
 
@@ -172,7 +183,7 @@ def cell_variables(depth: int, units: int):
 
 
 def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
-          reverse: bool = False, final_only: bool = False):
+          reverse: bool = False, final_only: bool = False, state_keep_prob=None):
     """``static_rnn`` over ``MultiRNNCell([DropoutWrapper(BasicLSTMCell)] * layers)``, as
     whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
 
@@ -185,6 +196,8 @@ def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
             as the basic graph computes the wrapper's dropout only for the steps read.
 
         final_only: the last layer returns its final state only (see ``lstm_layer``).
+        state_keep_prob: variational recurrent dropout's keep probability (a tensor), or
+            None: each layer draws one mask [B, H] per batch (``state_mask``).
 
     Returns:
         float32 [T, B, H], the last layer's outputs in time order, before dropout (or [B, H],
@@ -199,9 +212,12 @@ def stack(x, *, units: int, layers: int, forget_bias: float, keep_prob=None,
             kernel, bias = cell_variables(x.shape.as_list()[-1], units)
         if n:
             x = drop(x, keep_prob)
+        mask = None
+        if state_keep_prob is not None:  # one mask a sequence, as variational_recurrent draws
+            mask = drop(tf.ones([tf.shape(x)[1], units]), state_keep_prob)
         x = lstm_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
                        forget_bias=forget_bias, reverse=reverse,
-                       final_only=final_only and n == layers - 1)
+                       final_only=final_only and n == layers - 1, state_mask=mask)
     return x
 
 
