@@ -44,6 +44,12 @@ HPARAMS = {
                                   "irnn: the recurrent kernel the identity, the input kernel "
                                   "N(0, 0.001), ReLU activation (Le et al. 2015)",
                    choices=("glorot", "irnn"), omit_default=True),
+    # Issue 26: variational recurrent dropout (Gal and Ghahramani, 2016), omit_default too.
+    "recurrent_dropout": HParam(0.0, help="variational recurrent dropout, training only: one "
+                                          "mask a sequence on the state h fed back at every "
+                                          "step (DropoutWrapper's state_keep_prob with "
+                                          "variational_recurrent)",
+                                min=0.0, max=0.95, omit_default=True, search="float(0,0.5)"),
     # The same function either way (tests/test_rnn_sequence_kernel.py), so not part of a
     # run's config id; basic stays the default: the rnn is BasicRNNCell + static_rnn.
     "kernel": HParam("basic", help="how the graph computes it: BasicRNNCell + static_rnn "
@@ -164,6 +170,10 @@ def _read_basic(tf, x, *, hparams, training):
         cells = []
         for _ in range(hparams["layers"]):
             cell = rnn.BasicRNNCell(hparams["hidden"], activation=activation)
+            if hparams["recurrent_dropout"]:
+                rate = hparams["recurrent_dropout"] * tf.cast(training, tf.float32)
+                cell = rnn.DropoutWrapper(cell, state_keep_prob=1.0 - rate,
+                                          variational_recurrent=True, dtype=tf.float32)
             if hparams["dropout"]:
                 cell = rnn.DropoutWrapper(cell, output_keep_prob=keep)
             cells.append(cell)
@@ -198,8 +208,12 @@ def _read_sequence(tf, x, *, hparams, training):
     keep = None
     if hparams["dropout"]:  # DropoutWrapper(output_keep_prob=1 - rate), as the basic graph
         keep = 1.0 - hparams["dropout"] * tf.cast(training, tf.float32)
+    state_keep = None
+    if hparams["recurrent_dropout"]:
+        state_keep = 1.0 - hparams["recurrent_dropout"] * tf.cast(training, tf.float32)
     layer = dict(units=hparams["hidden"], layers=hparams["layers"], keep_prob=keep,
-                 activation="relu" if hparams["init"] == "irnn" else "tanh")
+                 activation="relu" if hparams["init"] == "irnn" else "tanh",
+                 state_keep_prob=state_keep)
     # "last" reads only the final states (the forward pass ends at the last row, the backward
     # pass at the first); dropout is drawn only for what the readout reads, as in basic
     final = hparams["readout"] == "last"

@@ -27,7 +27,7 @@ from contextlib import nullcontext
 
 
 def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = False,
-              activation: str = "tanh"):
+              activation: str = "tanh", state_mask=None):
     """One tanh (or ReLU) RNN layer over a whole sequence, time-major.
 
     Args:
@@ -40,6 +40,10 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
             when ``reverse``), when nothing reads the others: the backward pass then skips
             the zero gradients of the other steps.
         activation: "tanh" (BasicRNNCell's default) or "relu" (init=irnn's).
+        state_mask: float32 [B, H] or None: variational recurrent dropout (Gal and
+            Ghahramani; ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``),
+            the same mask (zeros and 1 / keep) multiplying h_{t-1} at every step before the
+            recurrent matmul; the outputs are not masked.
 
     Returns:
         float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
@@ -52,6 +56,9 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
     order = list(range(steps))[::-1] if reverse else list(range(steps))
     act, act_grad = _activation(activation)
 
+    def recur(h):
+        return h if state_mask is None else h * state_mask
+
     @tf.custom_gradient
     def run(x, kernel, bias):
         w_x, w_h = kernel[:depth], kernel[depth:]
@@ -62,7 +69,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
         h = None
         outputs = [None] * steps
         for t in order:
-            h = act(inputs[t] if h is None else inputs[t] + tf.matmul(h, w_h))
+            h = act(inputs[t] if h is None else inputs[t] + tf.matmul(recur(h), w_h))
             outputs[t] = h
         y = tf.stack(outputs)  # [T, B, H]
 
@@ -75,9 +82,10 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
                 dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
                 da[t] = act_grad(outputs[t], dh_t)
                 if k < steps - 1:  # the first step's h_prev is the zero state
-                    dh = tf.matmul(da[t], w_h_t)
+                    dh = recur(tf.matmul(da[t], w_h_t))
             dg = tf.reshape(tf.stack(da), [-1, units])  # [T*B, H]
-            return weight_gradients(x, y, dg, w_x, batch=batch, units=units, reverse=reverse)
+            return weight_gradients(x, recur(y), dg, w_x, batch=batch, units=units,
+                                    reverse=reverse)
 
         return (outputs[order[-1]] if final_only else y), grad
 
@@ -143,7 +151,7 @@ def cell_variables(depth: int, units: int):
 
 
 def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
-          final_only: bool = False, activation: str = "tanh"):
+          final_only: bool = False, activation: str = "tanh", state_keep_prob=None):
     """``static_rnn`` over ``MultiRNNCell([DropoutWrapper(BasicRNNCell)] * layers)``, as
     whole sequences, in the current variable scope (``rnn``, or ``bidirectional_rnn/fw``).
 
@@ -156,6 +164,8 @@ def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
 
         final_only: the last layer returns its final state only (see ``rnn_layer``).
         activation: every layer's, "tanh" or "relu" (see ``rnn_layer``).
+        state_keep_prob: variational recurrent dropout's keep probability (a tensor), or
+            None: each layer draws one mask [B, H] per batch (``state_mask``).
 
     Returns:
         float32 [T, B, H], the last layer's outputs in time order, before dropout (or [B, H],
@@ -170,9 +180,12 @@ def stack(x, *, units: int, layers: int, keep_prob=None, reverse: bool = False,
             kernel, bias = cell_variables(x.shape.as_list()[-1], units)
         if n:
             x = drop(x, keep_prob)
+        mask = None
+        if state_keep_prob is not None:  # one mask a sequence, as variational_recurrent draws
+            mask = drop(tf.ones([tf.shape(x)[1], units]), state_keep_prob)
         x = rnn_layer(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias),
                       reverse=reverse, final_only=final_only and n == layers - 1,
-                      activation=activation)
+                      activation=activation, state_mask=mask)
     return x
 
 
