@@ -98,12 +98,16 @@ def test_a_short_seed_0_run_gives_the_pinned_digits(model, precision):
 
 
 def test_the_pinned_digits_cover_every_built_in_model():
+    """Every built-in model is pinned on some machine kind; a kind may lack a model whose
+    numerics changed after its digits were pinned there, until a machine of that kind pins
+    them again (its test then skips, saying how)."""
     from zoo_core.catalogue import open_zoo
 
     models = set(open_zoo().catalogue.models)
     assert set(MODELS) == models
-    for key, runs in _pinned().items():
-        assert {r.split()[0] for r in runs} == models, key
+    pinned = [{r.split()[0] for r in runs} for runs in _pinned().values()]
+    assert all(kind <= models for kind in pinned)
+    assert set().union(*pinned) == models
 
 
 if __name__ == "__main__":
