@@ -46,10 +46,8 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
         final_only: return only the final state (h at the last step run; the first row's
             when ``reverse``), when nothing reads the others: the backward pass then skips
             the zero gradients of the other steps.
-        state_mask: float32 [B, H] or None: variational recurrent dropout (Gal and
-            Ghahramani; ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``),
-            the same mask (zeros and 1 / keep) multiplying h_{t-1} at every step before the
-            recurrent matmul; the outputs are not masked.
+        state_mask: float32 [B, H] or None: variational recurrent dropout's mask on h_{t-1}
+            before every step's recurrent matmul (:func:`masked`); outputs are not masked.
 
     Returns:
         float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
@@ -61,11 +59,6 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
     units = kernel.shape.as_list()[1] // 4
     order = list(range(steps))[::-1] if reverse else list(range(steps))
 
-    mask = state_mask
-
-    def recur(h):
-        return h if mask is None else h * mask
-
     @tf.custom_gradient
     def run(x, kernel, bias):
         w_x, w_h = kernel[:depth], kernel[depth:]
@@ -75,13 +68,7 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
         shift = tf.constant([0.0] * 2 * units + [forget_bias] * units + [0.0] * units)
         projected = tf.nn.bias_add(tf.matmul(x2, w_x), bias + shift)
         inputs = tf.unstack(tf.reshape(projected, [steps, -1, 4 * units]))  # contiguous slices
-        h = c = None
-        saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f), sigmoid(o), tanh(c))
-        outputs = [None] * steps
-        for t in order:
-            h, c, saved[t] = _cell(inputs[t] if h is None else
-                                   inputs[t] + tf.matmul(recur(h), w_h), c)
-            outputs[t] = h
+        outputs, saved = _unroll(inputs, w_h, order, state_mask)
         y = tf.stack(outputs)  # [T, B, H]
 
         def grad(dy):
@@ -93,14 +80,36 @@ def lstm_layer(x, kernel, bias, *, forget_bias: float, reverse: bool = False,
                 dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
                 dgates[t], dc = _cell_gradients(saved[t], dh_t, dc)
                 if k < steps - 1:  # the first step's h_prev is the zero state
-                    dh = recur(tf.matmul(dgates[t], w_h_t))
+                    dh = masked(tf.matmul(dgates[t], w_h_t), state_mask)
             dg = tf.reshape(tf.stack(dgates), [-1, 4 * units])  # [T*B, 4H]
-            return weight_gradients(x, recur(y), dg, w_x, batch=batch, units=units,
-                                    reverse=reverse)
+            return weight_gradients(x, masked(y, state_mask), dg, w_x, batch=batch,
+                                    units=units, reverse=reverse)
 
         return (outputs[order[-1]] if final_only else y), grad
 
     return run(x, kernel, bias)
+
+
+def _unroll(inputs, w_h, order, state_mask):
+    """The recurrent part, step by step in ``order``: each step's h_t (a list in time order)
+    and what its gradient needs (:func:`_cell`), by step."""
+    import tensorflow as tf
+
+    h = c = None
+    saved = {}  # t -> (c_prev, sigmoid(i), tanh(j), sigmoid(f), sigmoid(o), tanh(c))
+    outputs = [None] * len(order)
+    for t in order:
+        h, c, saved[t] = _cell(inputs[t] if h is None else
+                               inputs[t] + tf.matmul(masked(h, state_mask), w_h), c)
+        outputs[t] = h
+    return outputs, saved
+
+
+def masked(h, mask):
+    """``h`` times variational recurrent dropout's mask (Gal and Ghahramani;
+    ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``): the same mask, zeros
+    and 1 / keep, at every step; or ``h`` when ``mask`` is None."""
+    return h if mask is None else h * mask
 
 
 def _cell(gates, c):

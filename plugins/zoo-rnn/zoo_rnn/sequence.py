@@ -40,10 +40,8 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
             when ``reverse``), when nothing reads the others: the backward pass then skips
             the zero gradients of the other steps.
         activation: "tanh" (BasicRNNCell's default) or "relu" (init=irnn's).
-        state_mask: float32 [B, H] or None: variational recurrent dropout (Gal and
-            Ghahramani; ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``),
-            the same mask (zeros and 1 / keep) multiplying h_{t-1} at every step before the
-            recurrent matmul; the outputs are not masked.
+        state_mask: float32 [B, H] or None: variational recurrent dropout's mask on h_{t-1}
+            before every step's recurrent matmul (:func:`masked`); outputs are not masked.
 
     Returns:
         float32 [T, B, H]: h_t of every step, in time order (or [B, H], the final h_t, with
@@ -56,9 +54,6 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
     order = list(range(steps))[::-1] if reverse else list(range(steps))
     act, act_grad = _activation(activation)
 
-    def recur(h):
-        return h if state_mask is None else h * state_mask
-
     @tf.custom_gradient
     def run(x, kernel, bias):
         w_x, w_h = kernel[:depth], kernel[depth:]
@@ -69,7 +64,7 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
         h = None
         outputs = [None] * steps
         for t in order:
-            h = act(inputs[t] if h is None else inputs[t] + tf.matmul(recur(h), w_h))
+            h = act(inputs[t] if h is None else inputs[t] + tf.matmul(masked(h, state_mask), w_h))
             outputs[t] = h
         y = tf.stack(outputs)  # [T, B, H]
 
@@ -82,14 +77,21 @@ def rnn_layer(x, kernel, bias, *, reverse: bool = False, final_only: bool = Fals
                 dh_t = dys[t] if dh is None else dh if dys[t] is None else dys[t] + dh
                 da[t] = act_grad(outputs[t], dh_t)
                 if k < steps - 1:  # the first step's h_prev is the zero state
-                    dh = recur(tf.matmul(da[t], w_h_t))
+                    dh = masked(tf.matmul(da[t], w_h_t), state_mask)
             dg = tf.reshape(tf.stack(da), [-1, units])  # [T*B, H]
-            return weight_gradients(x, recur(y), dg, w_x, batch=batch, units=units,
-                                    reverse=reverse)
+            return weight_gradients(x, masked(y, state_mask), dg, w_x, batch=batch,
+                                    units=units, reverse=reverse)
 
         return (outputs[order[-1]] if final_only else y), grad
 
     return run(x, kernel, bias)
+
+
+def masked(h, mask):
+    """``h`` times variational recurrent dropout's mask (Gal and Ghahramani;
+    ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``): the same mask, zeros
+    and 1 / keep, at every step; or ``h`` when ``mask`` is None."""
+    return h if mask is None else h * mask
 
 
 def _activation(activation: str):
