@@ -105,13 +105,6 @@ def _unroll(inputs, w_h, order, state_mask):
     return outputs, saved
 
 
-def masked(h, mask):
-    """``h`` times variational recurrent dropout's mask (Gal and Ghahramani;
-    ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``): the same mask, zeros
-    and 1 / keep, at every step; or ``h`` when ``mask`` is None."""
-    return h if mask is None else h * mask
-
-
 def _cell(gates, c):
     """One step of BasicLSTMCell from its gates' pre-activations (i, j, f, o) and c_{t-1}
     (None: the zero state): h_t, c_t, and what its gradient needs (c_{t-1}, sigmoid(i),
@@ -146,8 +139,8 @@ def _cell_gradients(saved, dh_t, dc):
     return tf.concat([di, dj, df, do], axis=1), dc
 
 
-# step_gradients, weight_gradients and drop are zoo_rnn.sequence's too, copied for the reason
-# zoo_lstm._sequences is: two plugins share no code but the core's.
+# step_gradients, weight_gradients, drop and masked are zoo_rnn.sequence's too, copied for the
+# reason zoo_lstm._sequences is: two plugins share no code but the core's.
 def step_gradients(dy, steps: int, last: int, final_only: bool) -> list:
     """The gradient reaching each step's output: ``dy`` [T, B, H] unstacked, or, with
     ``final_only``, ``dy`` [B, H] at the final step (``last``) and None at the others."""
@@ -236,3 +229,9 @@ def drop(x, keep_prob):
 
     return x if keep_prob is None else tf.nn.dropout(x, rate=1.0 - keep_prob)
 
+
+def masked(h, mask):
+    """``h`` times variational recurrent dropout's mask (Gal and Ghahramani;
+    ``DropoutWrapper(state_keep_prob=..., variational_recurrent=True)``): the same mask, zeros
+    and 1 / keep, at every step; or ``h`` when ``mask`` is None."""
+    return h if mask is None else h * mask
