@@ -86,6 +86,9 @@ def main() -> None:
                    help="training examples the timed runs cycle through")
     p.add_argument("--rss-examples", type=int, default=None,
                    help="training examples of the memory runs (default: the whole split)")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only the peak-memory runs, no timed rounds (memory does not depend "
+                        "on speed: it may run on a busy machine)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke test: rnn only, 2 rounds of 1 s chunks, small memory runs")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

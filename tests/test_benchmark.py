@@ -90,6 +90,22 @@ def test_the_benchmark_runs_and_writes_json(tmp_path):
     assert again.returncode == 0 and again.stdout.strip() == out.stdout.strip()
 
 
+def test_memory_only_skips_the_timed_rounds(tmp_path):
+    """docs/performance.md's memory figures come from ``--memory-only`` (any machine, busy
+    or not): the peak-memory run alone, no rounds."""
+    out_file = tmp_path / "memory.json"
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick", "--memory-only",
+         "--impls", "zoo", "--json", str(out_file), "--rss-examples", "256"],
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "no timed rounds" in out.stdout and "ex/s" not in out.stdout
+    result = json.loads(out_file.read_text())
+    assert result["method"]["rounds"] == 0
+    assert result["models"]["rnn"]["zoo"]["rates"] == []
+    assert result["models"]["rnn"]["zoo"]["peak_rss_mb"] > 100
+
+
 @pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without"])
 def test_speed_settings_reach_the_session(monkeypatch, has_bf16):
     from zoo_core import settings

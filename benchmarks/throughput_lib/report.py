@@ -25,6 +25,9 @@ def _mb(value) -> str:
 
 def report(result: dict) -> str:
     """The tables, as text: what the script prints, and docs/performance.md quotes."""
+    if not result["method"]["rounds"]:  # --memory-only
+        return "\n".join([*_method(result)[:4], "method: --memory-only: no timed rounds",
+                          *_memory(result), *_goals(result)])
     return "\n".join([*_method(result), *_rates(result), *_details(result), *_memory(result),
                       *_goals(result)])
 
@@ -37,8 +40,8 @@ def _method(result: dict) -> list[str]:
         f"date: {result['date']}",
         f"machine: {m['model']}, {m['cores']} cores, {m['memory_gb']} GiB, native bfloat16: "
         f"{', '.join(m['native_bf16']) or 'no'}",
-        "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(result["versions"].items()))
-        + f", python {result['python']}",
+        "versions: " + ", ".join([*(f"{k} {v}" for k, v in sorted(result["versions"].items())),
+                                  f"python {result['python']}"]),
         f"method: {meth['rounds']} rounds after a warm-up round; each round gives every "
         f"implementation one {meth['chunk_seconds']:g} s chunk, one at a time (pipe handshake), "
         "in an order that rotates every round, as two halves (the order forwards, then "

@@ -139,7 +139,11 @@ def measure(args, command: str) -> dict:
         np.savez(path, x_train=data.x_train, y_train=data.y_train, x_val=data.x_val,
                  y_val=data.y_val, x_test=data.x_test, y_test=data.y_test)
         del data
-        rates = timed_rounds(args, impls, path, tmp, result)
+        if args.memory_only:
+            result["method"]["rounds"] = 0
+            rates = {(m, i): [] for m in args.models for i in impls}
+        else:
+            rates = timed_rounds(args, impls, path, tmp, result)
         memory_runs(args, impls, path, result)
     summarize(args, impls, rates, result)
     return result
