@@ -69,6 +69,8 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=2.0, help="per kernel per round")
     p.add_argument("--n-train", type=int, default=10_000, help="training images held in-graph")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds: at least 1")
     overrides = dict(s.split("=", 1) for s in args.set)
 
     x, y = real_images(args.n_train)  # the first Fashion-MNIST training images, float32
@@ -95,7 +97,8 @@ def main(argv=None) -> None:
               f"{sw / bw:.3f}; per CPU second ratio {sc / bc:.3f}")
     for what, i in (("wall time", 0), ("CPU time", 1)):
         ratios = [s[i] / b[i] for s, b in zip(rates["sequence"], rates["basic"])]
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        # quantiles() needs two points: one round's IQR is the ratio itself
+        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
         print(f"sequence/basic by {what}: median {statistics.median(ratios):.3f} "
               f"(IQR {q1:.3f}-{q3:.3f}) over {args.rounds} rounds; median ex/s basic "
               f"{statistics.median(r[i] for r in rates['basic']):.0f}, sequence "

@@ -201,3 +201,18 @@ def test_the_sweep_rounds_rotate_and_ratios_are_per_round(tmp_path):
     results = sweep.Results(tmp_path / "s.json", sweep.TINY)
     results.put("ratios", {"local:2": found})  # written at once, as each figure comes
     assert json.loads((tmp_path / "s.json").read_text())["ratios"]["local:2"]["median"] == 2.0
+
+
+# -- benchmarks/kernels.py: kernel=sequence against kernel=basic, in one process -------------
+
+@pytest.mark.slow
+def test_the_kernel_benchmark_reports_a_single_round(capsys):
+    spec = importlib.util.spec_from_file_location("kernels", ROOT / "benchmarks" / "kernels.py")
+    kernels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kernels)
+    kernels.main(["--rounds", "1", "--seconds", "0.05", "--n-train", "512"])
+    out = capsys.readouterr().out
+    assert "round 1: basic" in out
+    assert "over 1 rounds" in out and out.count("sequence/basic by") == 2
+    with pytest.raises(SystemExit):
+        kernels.main(["--rounds", "0"])
