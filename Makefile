@@ -66,8 +66,10 @@ run: setup
 	@echo "$(BIN)/zoo run cnn --dataset fashion"
 	@$(BIN)/zoo run cnn --dataset fashion
 
+# -n: one pytest worker a core (at most 4: each holds TensorFlow and its own trained
+# runs); --dist loadfile keeps each file's module-scoped fixtures in one worker
 test: setup postgresql browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info plugins/*/*.egg-info
