@@ -1,6 +1,7 @@
 """Trainer settings from fast-training records (issue 13): Nesterov momentum, warmup and a
-linear schedule, an exponential moving average of the weights, and cutout. At their
-defaults every config (and config id) is what it was before they existed."""
+linear schedule, an exponential moving average of the weights, and cutout; and stochastic
+weight averaging (issue 26). At their defaults every config (and config id) is what it was
+before they existed."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from zoo_core.train.graph import build_graph
 from zoo_core.train.step import learning_rate
 from zoo_core.train.loop import train
 
-NEW = ("optimizer", "momentum", "warmup", "ema", "augment_erase")
+NEW = ("optimizer", "momentum", "warmup", "ema", "augment_erase", "swa")
 BATCH, K = 32, 4
 # a small cnn without dropout (the steps' loop needs none), quick to train
 SMALL_CNN = {"filters": 4, "dense": 16, "dropout": 0.0, "batch_size": BATCH}
@@ -51,10 +52,11 @@ def test_at_their_defaults_the_new_settings_leave_every_config_as_it_was(the_zoo
             settings = the_zoo.resolve(name, dataset).settings
             assert not set(NEW) & set(settings.config), (name, dataset)
             off = the_zoo.resolve(name, dataset, raw_overrides={
-                "ema": "0", "warmup": "0.0", "augment_erase": "0", "optimizer": "adam"}).settings
+                "ema": "0", "warmup": "0.0", "augment_erase": "0", "optimizer": "adam",
+                "swa": "0"}).settings
             assert off.config == settings.config and off.config_id == settings.config_id
     default = the_zoo.resolve("cnn", "fashion").settings
-    for key, text in (("ema", "0.999"), ("warmup", "0.25"), ("augment_erase", "8"),
+    for key, text in (("ema", "0.999"), ("swa", "5"), ("warmup", "0.25"), ("augment_erase", "8"),
                       ("optimizer", "nesterov"), ("lr_schedule", "linear")):
         on = the_zoo.resolve("cnn", "fashion", raw_overrides={key: text}).settings
         assert on.config_id != default.config_id and key in on.config, key
@@ -78,6 +80,14 @@ def test_a_bad_value_is_a_one_line_error(zoo, key, text, message):
     assert "Traceback" not in r.output
 
 
+def test_swa_and_ema_are_one_or_the_other(zoo, the_zoo):
+    r = zoo("run", "cnn", "--set", "swa=5", "--set", "ema=0.99")
+    assert r.exit_code == 2, r.output
+    assert ("Error: swa 5 (command line) and ema 0.99 (command line) both average the "
+            "weights: keep one, --set swa=0 or --set ema=0") in r.output
+    assert the_zoo.resolve("cnn", "fashion", raw_overrides={"swa": "5"}).settings.trainer.swa == 5
+
+
 def test_momentum_goes_with_nesterov(the_zoo):
     r = the_zoo.resolve("cnn", "fashion",
                         raw_overrides={"optimizer": "nesterov", "momentum": "0.5"})
@@ -98,7 +108,7 @@ def test_zoo_list_details_shows_the_new_settings(zoo):
     rows = {line.split()[0]: line.split()[1] for line in table}
     assert {k: rows.get(k) for k in NEW} == {"optimizer": "adam", "momentum": "0.9",
                                              "warmup": "0.0", "ema": "0.0",
-                                             "augment_erase": "0"}
+                                             "augment_erase": "0", "swa": "0"}
 
 
 # -- the learning rate ------------------------------------------------------------------------
@@ -269,6 +279,46 @@ def test_validation_the_best_checkpoint_and_the_test_use_the_averages(the_zoo, s
     assert sorted(packed.get_variable_to_shape_map()) == names
     assert all(n.startswith("model/") and "Adam" not in n for n in names)
     assert all(np.array_equal(packed.get_tensor(n), best.get_tensor(n)) for n in names)
+
+
+def test_swa_is_the_mean_of_the_last_epochs_weights_and_a_resumed_run_keeps_it(
+        the_zoo, subset, stop_at, tmp_path):
+    """``swa=2`` of 3 epochs: the averages are the raw weights until the window, then the
+    mean of epochs 2 and 3's (numpy); training itself is untouched (the raw weights are a
+    run's without swa); the best checkpoint holds the averages; a run stopped before epoch 3
+    and resumed ends exactly where the straight one ends."""
+    tf = _tf()
+    overrides = {**SMALL_CNN, "blocks": 1, "epochs": 3, "lr": 0.01}
+    r = the_zoo.resolve("cnn-bn", "fashion", overrides={**overrides, "swa": 2})
+    plain = the_zoo.resolve("cnn-bn", "fashion", overrides=overrides)
+    straight = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path / "straight")
+    train(plain.model, plain.hparams, plain.trainer, subset, 0, tmp_path / "plain")
+    with pytest.raises(KeyboardInterrupt):
+        train(r.model, r.hparams, r.trainer, subset, 0, tmp_path / "stopped", stop_at(3))
+    at2 = tf.train.load_checkpoint(str(tmp_path / "stopped/ckpt/last-2"))
+    at3 = tf.train.load_checkpoint(str(tmp_path / "straight/ckpt/last-3"))
+    raw3 = tf.train.load_checkpoint(str(tmp_path / "plain/ckpt/last-3"))
+    trainable = [n for n in at3.get_variable_to_shape_map() if n.startswith("model/")
+                 and n.endswith(("kernel", "gamma", "beta", "bias"))]
+    assert trainable
+    for name in trainable:
+        w2, w3 = at2.get_tensor(name), at3.get_tensor(name)
+        assert np.array_equal(at2.get_tensor("ema/" + name), w2), name  # the window's first
+        np.testing.assert_allclose(at3.get_tensor("ema/" + name), (w2 + w3) / 2, rtol=1e-6,
+                                   atol=1e-7, err_msg=name)
+        assert np.array_equal(w3, raw3.get_tensor(name)), name  # training is swa's without
+    best = tf.train.load_checkpoint(str(tmp_path / f"straight/ckpt/best-{straight.best_epoch}"))
+    source = {2: at2, 3: at3}.get(straight.best_epoch)
+    if source is not None:
+        for name in trainable:
+            assert np.array_equal(best.get_tensor(name), source.get_tensor("ema/" + name)), name
+    assert not any(n.startswith("ema/") for n in best.get_variable_to_shape_map())
+    resumed = train(r.model, r.hparams, r.trainer, subset, 0, tmp_path / "stopped", resume=True)
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr")
+    assert [[e[k] for k in keys] for e in resumed.epochs] == [[e[k] for k in keys]
+                                                             for e in straight.epochs]
+    assert (resumed.val_accuracy, resumed.test.accuracy, resumed.test.loss) == (
+        straight.val_accuracy, straight.test.accuracy, straight.test.loss)
 
 
 def test_a_resumed_run_with_every_new_setting_ends_where_an_uninterrupted_one_ends(

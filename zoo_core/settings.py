@@ -110,6 +110,12 @@ class TrainerSettings:
              "best checkpoint and the test use; training goes on from the raw weights (0: off; "
              "typical 0.999; batch norm's moving statistics are not averaged)",
         min=0.0, max=0.9999, omit_default=True)
+    swa: int = _setting(
+        0, "stochastic weight averaging: the mean of the trainable weights at the ends of the "
+           "last N epochs (all of them when the run has fewer), which validation, the best "
+           "checkpoint and the test use; training goes on from the raw weights (0: off; not "
+           "with ema; batch norm's statistics are estimated again for the mean, bn_batches)",
+        min=0, max=10_000, omit_default=True)
     bn_batches: int = _setting(
         16, "training batches over which batch normalization's statistics are estimated "
             "again, with the current weights, before each evaluation and checkpoint (0: the "
@@ -310,11 +316,17 @@ def merge(model: str, declared: Mapping[str, HParam], layers: Sequence[Layer] = 
 
 def _check_together(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     """Trainer settings that mean something only together: ``momentum`` is Nesterov's, and
-    set with Adam it would do nothing (yet make another config id).
+    set with Adam it would do nothing (yet make another config id); ``swa`` and ``ema``
+    are two averages of the same weights, of which a run uses one.
 
     Raises:
         HParamError: one line naming both settings and where each was set.
     """
+    if values["swa"] and values["ema"]:
+        raise HParamError(
+            f"swa {values['swa']} ({sources['swa']}) and ema {values['ema']:g} "
+            f"({sources['ema']}) both average the weights: keep one, "
+            f"{setting('swa', '0')} or {setting('ema', '0')}")
     momentum = TRAINER_HPARAMS["momentum"].default
     if values["optimizer"] == "adam" and values["momentum"] != momentum:
         raise HParamError(

@@ -1,5 +1,7 @@
-"""An exponential moving average of a model's trainable weights (the ``ema`` setting):
-:class:`Ema`, which :func:`zoo_core.train.graph.build_graph` adds to a training graph.
+"""Averages of a model's trainable weights, which :func:`zoo_core.train.graph.build_graph`
+adds to a training graph: an exponential moving average updated after every step
+(:class:`Ema`, the ``ema`` setting) or the mean of the weights at the ends of the last
+epochs (:class:`Swa`, stochastic weight averaging, the ``swa`` setting).
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ class Ema:
     """
 
     def __init__(self, tf, trainable, decay: float, global_step):
-        v1 = tf.compat.v1
         self.decay, self.global_step = decay, global_step
+        self._shadow(tf, trainable)
+
+    def _shadow(self, tf, trainable) -> None:
+        v1 = tf.compat.v1
         with v1.name_scope("ema/"):  # at the top, whatever the scope: ema/model/...
             self.pairs = [(v, v1.Variable(v.initial_value, trainable=False,
                                           name=v.op.name)) for v in trainable]
@@ -61,3 +66,33 @@ class Ema:
         return v1.train.Saver(var_list={v.op.name: shadow_of.get(id(v), v)
                                         for v in v1.global_variables() if id(v) not in shadows},
                               max_to_keep=None)
+
+
+class Swa(Ema):
+    """Stochastic weight averaging (Izmailov et al., 2018; ``swa``, a number of epochs N):
+    the mean of the trainable weights at the ends of the run's last N epochs.
+
+    The shadows, the swap and the best checkpoint are :class:`Ema`'s (so everything that
+    uses the averages does so unknowingly, as with ``ema``); only the update differs. It
+    runs once an epoch, after its last step and before its validation, as
+    ``shadow = shadow * (1 - rate) + weight * rate`` with ``rate`` fed: :meth:`rate_after` gives 1 (the
+    shadow becomes the weights, so the epochs before the window validate the raw weights)
+    until the window, then 1/2, 1/3, ... (the running mean). The rate depends on the epoch
+    alone, and the last checkpoint holds the shadows, so a resumed run continues exactly.
+    """
+
+    def __init__(self, tf, trainable):
+        self._shadow(tf, trainable)
+        v1 = tf.compat.v1
+        with v1.name_scope("swa/"):
+            self.rate = v1.placeholder(tf.float32, [], name="rate")
+            keep = 1.0 - self.rate  # so that rate 1 copies the weights exactly
+            self.fold = tf.group(*[s.assign(s.read_value() * keep + v.read_value() * self.rate,
+                                            read_value=False) for v, s in self.pairs],
+                                 name="fold")
+
+    @staticmethod
+    def rate_after(epoch: int, epochs: int, window: int) -> float:
+        """The update's rate after ``epoch`` (1-based) of ``epochs``, averaging the last
+        ``window``: 1 before the window (and at its first epoch), then 1/k at its k-th."""
+        return 1.0 / max(1, epoch - max(0, epochs - window))

@@ -25,7 +25,7 @@ from zoo_core.catalogue.specs import ModelSpec
 from zoo_core.data.splits import to_float_op
 from zoo_core.settings import TrainerSettings
 from zoo_core.train.batchnorm import MovingStats, moving_stats
-from zoo_core.train.ema import Ema
+from zoo_core.train.ema import Ema, Swa
 from zoo_core.train.forward import MODEL_SCOPE, forward
 from zoo_core.train.step import Loss, Rate, augment, learning_rate, new_optimizer, train_step
 from zoo_core.train.steploop import LoopParts, NoLoop, StepLoop, loop_problem
@@ -61,15 +61,17 @@ class ModelGraph:
     # writes the best checkpoint: ``saver``, or with ``ema`` the averages under the model
     # variables' own names (:class:`~zoo_core.train.ema.Ema`)
     best_saver: Any = None
-    ema_swap: Any = None  # with ``ema``: exchanges the weights and their averages
+    ema_swap: Any = None  # with ``ema`` or ``swa``: exchanges the weights and their averages
     # batch normalization's moving statistics, estimated again before each evaluation
     # (``bn_batches``); None for a model that keeps none
     moving_stats: MovingStats | None = None
+    swa: Swa | None = None  # with ``swa``: its update, run once an epoch (fold, rate_after)
 
     @contextmanager
     def averaged(self, session):
         """While the block runs, the model's variables in ``session`` hold the averaged
-        weights (``ema``), and the raw ones again after it; without ``ema``, nothing."""
+        weights (``ema`` or ``swa``), and the raw ones again after it; without either,
+        nothing."""
         if self.ema_swap is None:
             yield
             return
@@ -152,6 +154,7 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
             # every other variable starts where it would without it
             ema = Ema(tf, net.trainable, settings.ema, inputs.global_step) \
                 if settings.ema else None
+            swa = Swa(tf, net.trainable) if settings.swa else None  # once an epoch, not a step
             train_op = train_step(tf, optimizer, loss.total, net.trainable, settings,
                                  inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS),
                                  ema)
@@ -164,14 +167,16 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
                 steps = StepLoop(tf, LoopParts(model, hparams, num_classes, settings, seed,
                                                total_steps, inputs, net, optimizer, rate, ema))
         saver = v1.train.Saver(var_list=v1.global_variables(), max_to_keep=None)
-        best_saver = ema.averaged_saver(tf) if ema else saver
+        averages = ema or swa
+        best_saver = averages.averaged_saver(tf) if averages else saver
         init = v1.global_variables_initializer()
     graph.finalize()
     return ModelGraph(graph, inputs.images, inputs.labels, inputs.index, inputs.training,
                       net.logits, loss.predictions, loss.example_losses, loss.total,
                       loss.accuracy, train_op, lr, inputs.global_step, saver, init,
                       inputs.data_init, inputs.data_feed, net.params, steps, problem,
-                      model_saver, best_saver, ema.swap if ema else None, stats)
+                      model_saver, best_saver, averages.swap if averages else None, stats,
+                      swa)
 
 
 class _Inputs:

@@ -5,11 +5,12 @@ split after each one and checkpoint it, then restore the best epoch and evaluate
 test split once. Batch order depends only on (seed, epoch) and augmentation on
 (seed, step), so a resumed run ends where an uninterrupted one would.
 
-With ``ema``, validation (so the choice of the best epoch), the best checkpoint and the
-test use the weights' moving average, while training continues from the raw weights
-(:class:`~zoo_core.train.ema.Ema`). The test restores only the model's own variables of
-the best checkpoint (``model_saver``): all evaluation needs, and with ``ema`` the best
-checkpoint has no ``ema/`` variables to restore.
+With ``ema`` (or ``swa``), validation (so the choice of the best epoch), the best
+checkpoint and the test use the weights' moving average (or their mean over the last
+epochs, folded in at each epoch's end), while training continues from the raw weights
+(:class:`~zoo_core.train.ema.Ema`, :class:`~zoo_core.train.ema.Swa`). The test restores
+only the model's own variables of the best checkpoint (``model_saver``): all evaluation
+needs, and with either the best checkpoint has no ``ema/`` variables to restore.
 
 Steps run one per ``Session.run``, or K per call through the graph's
 :class:`~zoo_core.train.graph.StepLoop` (``steps_per_call``: the same math, less Python
@@ -215,7 +216,10 @@ def _epoch(stepper: Stepper, data: Data, seed: int, epoch: int, progress: Progre
         report_steps(progress, count, (sums.loss - loss) / examples, (sums.acc - acc) / examples)
         s += count
     seconds = time.perf_counter() - start
-    with g.averaged(stepper.sess):  # with ema: the averaged weights, then the raw ones again
+    if g.swa is not None:  # the epoch's weights into the mean (before its window: they are it)
+        stepper.sess.run(g.swa.fold, {g.swa.rate: g.swa.rate_after(
+            epoch, settings.epochs, settings.swa)})
+    with g.averaged(stepper.sess):  # with ema or swa: the averages, then the raw ones again
         refresh = _refresh_statistics(stepper, seed, epoch, n)
         val = evaluate(stepper.sess, g, data.x_val, data.y_val, data.num_classes)
     record = {"epoch": epoch, "train_loss": sums.loss / n, "train_accuracy": sums.acc / n,
