@@ -165,7 +165,8 @@ def test_two_runs_at_once_both_land(tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    runs = open_store(tmp_path / "zoo.db").runs()
+    with open_store(tmp_path / "zoo.db") as store:
+        runs = store.runs()
     assert sorted(r.seed for r in runs) == [0, 1]
     assert all(r.status == "completed" for r in runs)
 

@@ -94,7 +94,8 @@ def test_store_copy_refuses_a_target_with_other_runs_of_the_same_id(
     r = zoo("store", "copy", str(sqlite_file), postgresql_url)
     assert r.exit_code == 1
     assert "already holds run 'cnn-b' with other contents: nothing was copied" in r.output
-    assert [run.run_id for run in open_store(postgresql_url).runs()] == ["cnn-b"]
+    with open_store(postgresql_url) as target:
+        assert [run.run_id for run in target.runs()] == ["cnn-b"]
 
 
 def test_store_copy_needs_an_existing_sqlite_file(zoo, tmp_path, postgresql_url):
