@@ -7,7 +7,35 @@ epochs (:class:`Swa`, stochastic weight averaging, the ``swa`` setting).
 from __future__ import annotations
 
 
-class Ema:
+class _Averages:
+    """Shadows of the trainable weights, their swap and the best checkpoint's saver: what
+    :class:`Ema` and :class:`Swa` share (they differ in how the shadows are updated)."""
+
+    def __init__(self, tf, trainable):
+        v1 = tf.compat.v1
+        with v1.name_scope("ema/"):  # at the top, whatever the scope: ema/model/...
+            self.pairs = [(v, v1.Variable(v.initial_value, trainable=False,
+                                          name=v.op.name)) for v in trainable]
+            weights = [v.read_value() for v, _ in self.pairs]
+            shadows = [s.read_value() for _, s in self.pairs]
+            with tf.control_dependencies(weights + shadows):
+                self.swap = tf.group(
+                    *[v.assign(a, read_value=False) for (v, _), a in zip(self.pairs, shadows)],
+                    *[s.assign(w, read_value=False) for (_, s), w in zip(self.pairs, weights)],
+                    name="swap")
+
+    def averaged_saver(self, tf):
+        """A Saver of every variable but the shadows, each trainable one's name holding its
+        shadow's value: the best checkpoint, as predicting and packing read it."""
+        v1 = tf.compat.v1
+        shadow_of = {id(v): s for v, s in self.pairs}
+        shadows = {id(s) for _, s in self.pairs}
+        return v1.train.Saver(var_list={v.op.name: shadow_of.get(id(v), v)
+                                        for v in v1.global_variables() if id(v) not in shadows},
+                              max_to_keep=None)
+
+
+class Ema(_Averages):
     """An exponential moving average of the trainable weights (``ema``, the decay).
 
     Each trainable variable ``model/...`` has a shadow ``ema/model/...`` (not trainable,
@@ -32,20 +60,7 @@ class Ema:
 
     def __init__(self, tf, trainable, decay: float, global_step):
         self.decay, self.global_step = decay, global_step
-        self._shadow(tf, trainable)
-
-    def _shadow(self, tf, trainable) -> None:
-        v1 = tf.compat.v1
-        with v1.name_scope("ema/"):  # at the top, whatever the scope: ema/model/...
-            self.pairs = [(v, v1.Variable(v.initial_value, trainable=False,
-                                          name=v.op.name)) for v in trainable]
-            weights = [v.read_value() for v, _ in self.pairs]
-            shadows = [s.read_value() for _, s in self.pairs]
-            with tf.control_dependencies(weights + shadows):
-                self.swap = tf.group(
-                    *[v.assign(a, read_value=False) for (v, _), a in zip(self.pairs, shadows)],
-                    *[s.assign(w, read_value=False) for (_, s), w in zip(self.pairs, weights)],
-                    name="swap")
+        super().__init__(tf, trainable)
 
     def update(self, tf, after):
         """The averages' update, run after the op ``after`` (the optimizer's step, which
@@ -57,32 +72,23 @@ class Ema:
             return tf.group(*[s.assign_sub((s.read_value() - v.read_value()) * rate,
                                            read_value=False) for v, s in self.pairs])
 
-    def averaged_saver(self, tf):
-        """A Saver of every variable but the shadows, each trainable one's name holding its
-        shadow's value: the best checkpoint, as predicting and packing read it."""
-        v1 = tf.compat.v1
-        shadow_of = {id(v): s for v, s in self.pairs}
-        shadows = {id(s) for _, s in self.pairs}
-        return v1.train.Saver(var_list={v.op.name: shadow_of.get(id(v), v)
-                                        for v in v1.global_variables() if id(v) not in shadows},
-                              max_to_keep=None)
 
-
-class Swa(Ema):
+class Swa(_Averages):
     """Stochastic weight averaging (Izmailov et al., 2018; ``swa``, a number of epochs N):
     the mean of the trainable weights at the ends of the run's last N epochs.
 
-    The shadows, the swap and the best checkpoint are :class:`Ema`'s (so everything that
+    The shadows, the swap and the best checkpoint's saver are :class:`Ema`'s (so whatever
     uses the averages does so unknowingly, as with ``ema``); only the update differs. It
     runs once an epoch, after its last step and before its validation, as
-    ``shadow = shadow * (1 - rate) + weight * rate`` with ``rate`` fed: :meth:`rate_after` gives 1 (the
-    shadow becomes the weights, so the epochs before the window validate the raw weights)
-    until the window, then 1/2, 1/3, ... (the running mean). The rate depends on the epoch
-    alone, and the last checkpoint holds the shadows, so a resumed run continues exactly.
+    ``shadow = shadow * (1 - rate) + weight * rate`` with ``rate`` fed:
+    :meth:`rate_after` gives 1 (the shadow becomes the weights, so the epochs before the
+    window validate the raw weights) until the window, then 1/2, 1/3, ... (the running
+    mean). The rate depends on the epoch alone, and the last checkpoint holds the shadows,
+    so a resumed run continues exactly.
     """
 
     def __init__(self, tf, trainable):
-        self._shadow(tf, trainable)
+        super().__init__(tf, trainable)
         v1 = tf.compat.v1
         with v1.name_scope("swa/"):
             self.rate = v1.placeholder(tf.float32, [], name="rate")
