@@ -29,7 +29,9 @@ LIMIT = 1000  # training images (of which 900 train and 100 validate); 1,000 tes
 
 def machine() -> str:
     """The key the digits are pinned under: TensorFlow's version and the CPU's kind."""
-    import tensorflow as tf
+    from zoo_core._tf import tf as import_tf  # not a bare import: TF_USE_LEGACY_KERAS first
+
+    tf = import_tf()
 
     flags = set()
     try:
