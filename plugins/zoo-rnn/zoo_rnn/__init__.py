@@ -247,8 +247,8 @@ def zoo_register_models(register):
         # `zoo pack RUN -o .../weights/rnn-fashion.zoopack`.
         weights={"fashion": {
             "file": "weights/rnn-fashion.zoopack",
-            "sha256": "68fda9e7f1f602fa2a1b4f1c3b38afae72218f5dca2f88358308ed7c006071f6",
-            "config_id": "12f6bf4dc6",
-            "test_accuracy": 0.9059,
+            "sha256": "2af4570df2eadb4544060c0cc48a7afad1ddaf59d5a2d1f728e53e8ba4bd7f00",
+            "config_id": "dbe058c9d3",
+            "test_accuracy": 0.9081,
         }},
     )
