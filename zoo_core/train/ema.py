@@ -77,18 +77,19 @@ class Swa(_Averages):
     """Stochastic weight averaging (Izmailov et al., 2018; ``swa``, a number of epochs N):
     the mean of the trainable weights at the ends of the run's last N epochs.
 
-    The shadows, the swap and the best checkpoint's saver are :class:`Ema`'s (so whatever
-    uses the averages does so unknowingly, as with ``ema``); only the update differs. It
-    runs once an epoch, after its last step and before its validation, as
-    ``shadow = shadow * (1 - rate) + weight * rate`` with ``rate`` fed:
-    :meth:`rate_after` gives 1 (the shadow becomes the weights, so the epochs before the
-    window validate the raw weights) until the window, then 1/2, 1/3, ... (the running
-    mean). The rate depends on the epoch alone, and the last checkpoint holds the shadows,
-    so a resumed run continues exactly.
+    The shadows, the swap and the best checkpoint's saver are those :class:`Ema` uses too
+    (so whatever uses the averages does so unknowingly, as with ``ema``); only the update
+    differs. It runs once an epoch, after its last step and before its validation, as
+    ``shadow = shadow * (1 - rate) + weight * rate`` with the rate :meth:`feed` gives: 1
+    (the shadow becomes the weights, so the epochs before the window validate the raw
+    weights) until the window, then 1/2, 1/3, ... (the running mean). The rate depends on
+    the epoch alone, and the last checkpoint holds the shadows, so a resumed run continues
+    exactly.
     """
 
-    def __init__(self, tf, trainable):
+    def __init__(self, tf, trainable, epochs: int, window: int):
         super().__init__(tf, trainable)
+        self.before = max(0, epochs - window)  # the epochs before the window
         v1 = tf.compat.v1
         with v1.name_scope("swa/"):
             self.rate = v1.placeholder(tf.float32, [], name="rate")
@@ -97,8 +98,7 @@ class Swa(_Averages):
                                             read_value=False) for v, s in self.pairs],
                                  name="fold")
 
-    @staticmethod
-    def rate_after(epoch: int, epochs: int, window: int) -> float:
-        """The update's rate after ``epoch`` (1-based) of ``epochs``, averaging the last
-        ``window``: 1 before the window (and at its first epoch), then 1/k at its k-th."""
-        return 1.0 / max(1, epoch - max(0, epochs - window))
+    def feed(self, epoch: int) -> dict:
+        """The feed of :attr:`fold` after ``epoch`` (1-based): rate 1 before the window (and
+        at its first epoch), then 1/k at its k-th."""
+        return {self.rate: 1.0 / max(1, epoch - self.before)}

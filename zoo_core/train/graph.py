@@ -58,14 +58,14 @@ class ModelGraph:
     # restores the model's own variables only (no optimizer state, no step): what evaluating
     # and predicting need, from a full checkpoint or a pack's weights-only one
     model_saver: Any = None
-    # writes the best checkpoint: ``saver``, or with ``ema`` the averages under the model
-    # variables' own names (:class:`~zoo_core.train.ema.Ema`)
+    # writes the best checkpoint: ``saver``, or with ``ema`` or ``swa`` the averages under
+    # the model variables' own names (:class:`~zoo_core.train.ema.Ema`, ``Swa``)
     best_saver: Any = None
     ema_swap: Any = None  # with ``ema`` or ``swa``: exchanges the weights and their averages
     # batch normalization's moving statistics, estimated again before each evaluation
     # (``bn_batches``); None for a model that keeps none
     moving_stats: MovingStats | None = None
-    swa: Swa | None = None  # with ``swa``: its update, run once an epoch (fold, rate_after)
+    swa: Swa | None = None  # with ``swa``: its update, run once an epoch (fold, feed)
 
     @contextmanager
     def averaged(self, session):
@@ -154,7 +154,8 @@ def _build(model, hparams, settings, image_shape, num_classes, seed, n_train, st
             # every other variable starts where it would without it
             ema = Ema(tf, net.trainable, settings.ema, inputs.global_step) \
                 if settings.ema else None
-            swa = Swa(tf, net.trainable) if settings.swa else None  # once an epoch, not a step
+            swa = Swa(tf, net.trainable, settings.epochs, settings.swa) if settings.swa \
+                else None  # once an epoch, not a step
             train_op = train_step(tf, optimizer, loss.total, net.trainable, settings,
                                  inputs.global_step, v1.get_collection(v1.GraphKeys.UPDATE_OPS),
                                  ema)

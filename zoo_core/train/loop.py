@@ -217,8 +217,7 @@ def _epoch(stepper: Stepper, data: Data, seed: int, epoch: int, progress: Progre
         s += count
     seconds = time.perf_counter() - start
     if g.swa is not None:  # the epoch's weights into the mean (before its window: they are it)
-        stepper.sess.run(g.swa.fold, {g.swa.rate: g.swa.rate_after(
-            epoch, settings.epochs, settings.swa)})
+        stepper.sess.run(g.swa.fold, g.swa.feed(epoch))
     with g.averaged(stepper.sess):  # with ema or swa: the averages, then the raw ones again
         refresh = _refresh_statistics(stepper, seed, epoch, n)
         val = evaluate(stepper.sess, g, data.x_val, data.y_val, data.num_classes)
