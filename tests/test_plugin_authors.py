@@ -182,7 +182,7 @@ def test_unknown_model_says_which_plugins_failed_to_load(zoo, site):
     result = zoo("run", "gru")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
-        "Error: unknown model 'gru'; known models: cnn, cnn-bn, lstm, lstm-stack, rnn (see "
+        "Error: unknown model 'gru'; known models: cnn, cnn-bn, lstm, lstm-stack, resnet, rnn (see "
         "`zoo list`; gru (zoo_gru in zoo-gru) failed to load, see `zoo plugins`; `zoo plugins "
         "--diagnose` finds plugins installed but not listed)")
 

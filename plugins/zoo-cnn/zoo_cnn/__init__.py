@@ -1,4 +1,5 @@
-"""zoo-cnn: a convolutional network built from ``tf.compat.v1.layers.conv2d``.
+"""zoo-cnn: convolutional networks built from ``tf.compat.v1.layers.conv2d``: a plain
+CNN (``cnn``, ``cnn-bn``) and a small residual network (``resnet``).
 
 The zoo finds this module through the ``zoo`` entry point in pyproject.toml and
 calls :func:`zoo_register_models`. TensorFlow is imported inside :func:`build`, so
@@ -26,6 +27,21 @@ HPARAMS = {
 BATCH_NORM = {**HPARAMS, "convs": HParam(2, help=HPARAMS["convs"].help, min=1, max=4),
               "batch_norm": HParam(True, help=HPARAMS["batch_norm"].help),
               "dropout": HParam(0.3, help=HPARAMS["dropout"].help, min=0.0, max=0.95)}
+
+# A small ResNet (He et al. 2016, the CIFAR shape): a 3x3 stem, then stages of basic blocks
+# (two 3x3 convs and a shortcut); each stage after the first halves the size and doubles
+# the filters. 3 stages of 2 blocks from 32 filters: 696,042 parameters and 80.5M
+# multiply-accumulates per 28x28x1 image (plugins/zoo-cnn/tests/test_cnn.py counts them).
+RESNET = {
+    "stages": HParam(3, help="stages of residual blocks; each after the first halves the size "
+                     "and doubles the filters", min=1, max=5),
+    "blocks": HParam(2, help="basic residual blocks (two 3x3 conv2d) per stage", min=1, max=8,
+                     search="choice(1,2,3)"),
+    "filters": HParam(32, help="filters of the stem and the first stage", min=1, max=512,
+                      search="choice(16,32,48)"),
+    "dropout": HParam(0.0, help="dropout rate before the logits, training only", min=0.0,
+                      max=0.95, search="float(0,0.5)"),
+}
 
 
 def build(images, *, num_classes, hparams, training):
@@ -66,6 +82,42 @@ def build(images, *, num_classes, hparams, training):
     return layers.dense(x, num_classes, name="logits")
 
 
+def build_resnet(images, *, num_classes, hparams, training):
+    """A residual network: stem, stages of basic blocks, global average pooling, logits.
+
+    Every conv2d is followed by batch normalization (the trainer runs UPDATE_OPS and
+    re-estimates the moving statistics before it evaluates: ``bn_batches``). Each block's
+    last normalization starts with a zero scale, so a block starts as the identity and a
+    deep network trains like a shallow one at first (Goyal et al. 2017).
+    """
+    import tensorflow as tf
+
+    layers = tf.compat.v1.layers
+
+    def conv_bn(x, filters, name, strides=1, kernel=3, zero=False):
+        x = layers.conv2d(x, filters, kernel, strides, padding="same", use_bias=False,
+                          name=name)
+        return layers.batch_normalization(
+            x, training=training, name=f"{name}_bn",
+            gamma_initializer=(tf.compat.v1.zeros_initializer() if zero
+                               else tf.compat.v1.ones_initializer()))
+
+    x = tf.nn.relu(conv_bn(images, hparams["filters"], "stem"))
+    for s in range(hparams["stages"]):
+        filters = hparams["filters"] * 2**s
+        for b in range(hparams["blocks"]):
+            name, strides = f"stage{s + 1}_block{b + 1}", 2 if s and not b else 1
+            y = tf.nn.relu(conv_bn(x, filters, f"{name}_conv1", strides))
+            y = conv_bn(y, filters, f"{name}_conv2", zero=True)
+            if strides != 1 or x.shape[-1] != filters:  # a 1x1 projection where shapes change
+                x = conv_bn(x, filters, f"{name}_shortcut", strides, kernel=1)
+            x = tf.nn.relu(x + y)
+    x = tf.reduce_mean(x, axis=[1, 2], name="global_pool")
+    if hparams["dropout"]:
+        x = layers.dropout(x, rate=hparams["dropout"], training=training)
+    return layers.dense(x, num_classes, name="logits")
+
+
 @hookimpl
 def zoo_register_models(register):
     register(
@@ -96,4 +148,16 @@ def zoo_register_models(register):
             "config_id": "adb78b474a",
             "test_accuracy": 0.9445,
         }},
+    )
+    register(
+        "resnet",
+        build_resnet,
+        summary="a small ResNet: conv2d basic residual blocks with batch normalization, "
+                "global average pooling",
+        hparams=RESNET,
+        # Its trainer settings: cnn-bn's recipe (a cosine schedule from 2e-3, shifts and
+        # flips, bfloat16 where the CPU has it) in 30 epochs. Not yet in registry.toml's
+        # curated catalogue: a row there needs 3 measured seeds (docs/results.md).
+        defaults={"epochs": 30, "lr": 0.002, "lr_schedule": "cosine", "augment_shift": 2,
+                  "augment_flip": True, "precision": "auto"},
     )
