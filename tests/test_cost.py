@@ -93,6 +93,23 @@ def test_the_cnn_by_hand(the_zoo):
     assert plain.params == (9 * 32 + 32) + (9 * 32 * 64 + 64) + (3136 * 128 + 128) + (1280 + 10)
 
 
+def test_the_resnet_by_hand(the_zoo):
+    """zoo-cnn's resnet (issue 26's stretch: under a million parameters)."""
+    def conv(k, cin, cout):  # batch normalization's scale and offset replace the bias
+        return k * k * cin * cout + 2 * cout
+
+    stage1 = 4 * conv(3, 32, 32)
+    stage2 = conv(3, 32, 64) + conv(3, 64, 64) + conv(1, 32, 64) + 2 * conv(3, 64, 64)
+    stage3 = conv(3, 64, 128) + conv(3, 128, 128) + conv(1, 64, 128) + 2 * conv(3, 128, 128)
+    found = cost(the_zoo, "resnet")
+    assert found.params == conv(3, 1, 32) + stage1 + stage2 + stage3 + 128 * 10 + 10 == 696_042
+    # each output element of a convolution costs its taps times the input channels: 3 stages
+    # of about 25.7M each, at 28x28, 14x14 and 7x7; global average pooling is not one
+    assert found.macs == 28 * 28 * (9 * 32 + 4 * 9 * 32 * 32) + 14 * 14 * (
+        9 * 32 * 64 + 3 * 9 * 64 * 64 + 32 * 64) + 7 * 7 * (
+        9 * 64 * 128 + 3 * 9 * 128 * 128 + 64 * 128) + 128 * 10 == 80_508_672
+
+
 def test_the_rnn_by_hand(the_zoo):
     # the registry's rnn: 2 layers of 128 each way over 28 rows of 28 pixels, then the same
     # over the 28 columns (read=rows+columns). BasicRNNCell multiplies [x_t, h_{t-1}] by its

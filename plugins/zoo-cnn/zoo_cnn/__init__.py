@@ -31,7 +31,7 @@ BATCH_NORM = {**HPARAMS, "convs": HParam(2, help=HPARAMS["convs"].help, min=1, m
 # A small ResNet (He et al. 2016, the CIFAR shape): a 3x3 stem, then stages of basic blocks
 # (two 3x3 convs and a shortcut); each stage after the first halves the size and doubles
 # the filters. 3 stages of 2 blocks from 32 filters: 696,042 parameters and 80.5M
-# multiply-accumulates per 28x28x1 image (plugins/zoo-cnn/tests/test_cnn.py counts them).
+# multiply-accumulates per 28x28x1 image (the zoo's tests/test_cost.py counts them by hand).
 RESNET = {
     "stages": HParam(3, help="stages of residual blocks; each after the first halves the size "
                      "and doubles the filters", min=1, max=5),
